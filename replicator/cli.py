@@ -1,0 +1,252 @@
+"""The command line: `run` (one cycle with --once/--full, else a loop), `demo`, `status`; exit codes.
+
+Exit codes:
+  0  the cycle completed and every resource is replicated
+  1  the cycle completed, but some resources failed or a read was incomplete (see the log / `status`)
+  2  bad usage or configuration (nothing was contacted)
+  3  the cycle could not run: authentication refused, server unreachable, state unusable
+  130 interrupted
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any
+
+from replicator import __version__
+from replicator.config import Config, flag_name, iter_leaves, load_config, validate
+from replicator.errors import ConfigError, ReplicatorError
+from replicator.logs import setup_logging
+from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
+from replicator.pipeline.plan import Step
+from replicator.scim.client import client_for
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+log = logging.getLogger("replicator")
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per configuration leaf: `source.url` is --source-url."""
+    group = parser.add_argument_group("settings (also from --config TOML and SCIMREP_* variables)")
+    for path, annotation in iter_leaves():
+        kwargs: dict[str, Any] = {"dest": "setting:" + path, "default": None, "metavar": path.rsplit(".", 1)[-1].upper()}
+        base = _base_type(annotation)
+        if base is bool:
+            kwargs["type"] = _bool
+            kwargs["metavar"] = "BOOL"
+        elif base in (int, float):
+            kwargs["type"] = base
+        elif typing.get_origin(base) is typing.Literal:
+            kwargs["choices"] = typing.get_args(base)
+            kwargs.pop("metavar")
+        group.add_argument(flag_name(path), **kwargs)
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
+
+
+def _base_type(annotation: Any) -> Any:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else str
+    return annotation
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scim-replicator",
+        description="Replicate users, groups and memberships from a source SCIM 2.0 server to a destination.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="replicate: one cycle (--once, --full) or continuously")
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="run one incremental cycle and exit")
+    mode.add_argument("--full", action="store_true",
+                      help="one full cycle: also read the destination and repair drift there, then exit")
+    run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    run.add_argument("--output", choices=("text", "json"), default="text", help="format of the report on stdout")
+    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    _add_setting_flags(run)
+
+    demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
+    demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
+    demo.add_argument("--groups", type=int, default=5, help="sample groups to seed (default 5)")
+
+    status = commands.add_parser("status", help="show the last runs and failed resources from the state file")
+    status.add_argument("--config", metavar="FILE")
+    status.add_argument("--state", help="state file (default from config)")
+    status.add_argument("--output", choices=("text", "json"), default="text")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("setting:")}
+    if getattr(args, "insecure", False):
+        out["source.verify_tls"] = out["destination.verify_tls"] = False
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from replicator.demo import run_demo
+
+            setup_logging("warning", "text")
+            return _run_async(run_demo(users=args.users, groups=args.groups))
+        if args.command == "status":
+            config = load_config(config_file=args.config, overrides={"state": args.state})
+            return _run_async(show_status(config, args.output))
+        config = load_config(config_file=args.config, overrides=_overrides(args))
+    except ConfigError as exc:
+        print(f"scim-replicator: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    setup_logging(config.log_level, config.log_format)
+    if args.once or args.full or args.dry_run:
+        mode = FULL if args.full else INCREMENTAL
+        return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output))
+    return _run_async(run_forever(config))
+
+
+def _run_async(coro: Any) -> int:
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
+        runner = asyncio.run
+    try:
+        return int(runner(coro))
+    except KeyboardInterrupt:
+        print("scim-replicator: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except ReplicatorError as exc:
+        print(f"scim-replicator: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+async def replicate(config: Config, *, mode: str, dry_run: bool) -> CycleResult:
+    """Open both clients and the state, and run one cycle."""
+    from state import open_state
+    from state.errors import StateFileError
+
+    connections = config.concurrency + 4
+    async with AsyncExitStack() as stack:
+        try:
+            store = await stack.enter_async_context(open_state(config.state))
+        except (StateFileError, OSError) as exc:
+            from replicator.errors import StateError
+
+            raise StateError(f"state file {config.state}: {exc}") from exc
+        source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
+        destination = await stack.enter_async_context(
+            client_for(config.destination, "destination", max_connections=connections)
+        )
+        return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run)
+
+
+async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:
+    result = await replicate(config, mode=mode, dry_run=dry_run)
+    log.info("cycle finished", extra={"fields": result.summary()})
+    if output == "json":
+        print(json.dumps(report_json(result), indent=2, ensure_ascii=False))
+    else:
+        print(report_text(result))
+    return EXIT_OK if result.outcome == "ok" else EXIT_PARTIAL
+
+
+async def run_forever(config: Config) -> int:
+    """Incremental cycles every `interval` seconds (the container daemon builds on this loop)."""
+    first = True
+    while True:
+        try:
+            result = await replicate(config, mode=FULL if first else INCREMENTAL, dry_run=False)
+            log.info("cycle %s: %s", result.outcome, _counts_text(result), extra={"fields": result.summary()})
+            first = False
+        except ReplicatorError as exc:
+            log.error("cycle failed: %s", exc)
+        await asyncio.sleep(config.interval)
+
+
+def _counts_text(result: CycleResult) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count) or "nothing to do"
+
+
+def describe_step(step: Step) -> str:
+    """One readable line per planned change, with its operations."""
+    head = f"{step.action:<7} {step.kind:<5} {step.label or step.source_id}"
+    if step.reason:
+        head += f"  ({step.reason})"
+    lines = [head]
+    for op in step.operations:
+        value = op.get("value")
+        shown = "" if "value" not in op else " = " + json.dumps(value, ensure_ascii=False)[:200]
+        lines.append(f"          {op['op']} {op['path']}{shown}")
+    return "\n".join(lines)
+
+
+def report_text(result: CycleResult) -> str:
+    title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
+    lines = [f"{title} in {result.seconds:.2f}s: {_counts_text(result)}"]
+    lines += [describe_step(step) for step in result.changes]
+    for kind, label, reason in result.failures:
+        lines.append(f"failed  {kind:<5} {label}: {reason}")
+    lines += [f"note: {note}" for note in result.notes]
+    lines.append(
+        "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
+    )
+    return "\n".join(lines)
+
+
+def report_json(result: CycleResult) -> dict[str, Any]:
+    return {
+        **result.summary(),
+        "changes": [
+            {"action": s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
+             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations}
+            for s in result.changes
+        ],
+        "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
+    }
+
+
+async def show_status(config: Config, output: str) -> int:
+    from state import open_state
+
+    validate(config, need_endpoints=False)
+    async with open_state(config.state) as store:
+        runs = await store.last_runs(10)
+        failures = await store.failures()
+        tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
+    if output == "json":
+        print(json.dumps({
+            "tracked": tracked,
+            "runs": [r.__dict__ | {"counts": r.counts} for r in runs],
+            "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in failures],
+        }, indent=2, default=str))
+        return EXIT_OK
+    print(f"state {config.state}: {tracked['User']} users, {tracked['Group']} groups tracked")
+    for run in runs:
+        counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
+        print(f"run {run.id} {run.mode} {run.outcome or 'unfinished'}: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    for kind, source_id, error, attempts in failures:
+        print(f"failed {kind} {source_id} (attempts {attempts}): {error}")
+    return EXIT_OK

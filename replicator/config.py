@@ -1,0 +1,224 @@
+"""Configuration: typed, frozen, validated before any I/O.
+
+Precedence: built-in defaults < TOML file (`--config`) < environment (`SCIMREP_*`) < command-line flags.
+Every leaf setting has one name in each layer, derived from its dotted path:
+`source.url` is `[source] url = ...` in TOML, `SCIMREP_SOURCE_URL` in the environment and
+`--source-url` on the command line. A secret may also come from a file: `SCIMREP_SOURCE_TOKEN_FILE`.
+Unknown keys and bad values fail with the field's dotted name. Secrets never appear in `repr`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from replicator.errors import ConfigError
+
+SECRET_FIELDS = {"token", "password", "client_secret"}
+ENV_PREFIX = "SCIMREP_"
+
+
+class SideConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How to reach one SCIM server."""
+
+    url: str = ""
+    auth: Literal["auto", "none", "bearer", "basic", "oauth"] = "auto"
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    token_url: str | None = None
+    token_auth_method: Literal["client_secret_basic", "client_secret_post"] = "client_secret_basic"
+    scope: str | None = None
+    timeout: float = 30.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    page_size: int = 500
+    paging: Literal["auto", "index", "cursor"] = "auto"
+
+    def __repr__(self) -> str:
+        shown = {f: getattr(self, f) for f in self.__struct_fields__}
+        for name in SECRET_FIELDS:
+            if shown[name] is not None:
+                shown[name] = "***"
+        return "SideConfig(" + ", ".join(f"{k}={v!r}" for k, v in shown.items()) + ")"
+
+    __str__ = __repr__
+
+    @property
+    def auth_mode(self) -> str:
+        if self.auth != "auto":
+            return self.auth
+        if self.client_id or self.client_secret:
+            return "oauth"
+        if self.token:
+            return "bearer"
+        if self.username:
+            return "basic"
+        return "none"
+
+
+class SyncConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """What replication may do, and how it matches and handles objects."""
+
+    create: bool = True
+    update: bool = True
+    delete: bool = True
+    disable: bool = True
+    remove_action: Literal["delete", "disable"] = "delete"
+    groups: bool = True
+    membership: Literal["merge", "overwrite"] = "merge"
+    member_chunk: int = 100
+    user_match_attribute: str = "userName"
+    user_match_filter: str = 'userName eq "%s"'
+    group_match_attribute: str = "displayName"
+    group_match_filter: str = 'displayName eq "%s"'
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The whole configuration."""
+
+    source: SideConfig = SideConfig()
+    destination: SideConfig = SideConfig()
+    sync: SyncConfig = SyncConfig()
+    state: str = "scim-replicator.db"
+    concurrency: int = 16
+    interval: float = 60.0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "text"] = "auto"
+
+
+def iter_leaves(struct: type[msgspec.Struct] = Config, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted path, type annotation) of every leaf setting."""
+    for info in msgspec.structs.fields(struct):
+        path = f"{prefix}{info.name}"
+        if isinstance(info.type, type) and issubclass(info.type, msgspec.Struct):
+            yield from iter_leaves(info.type, path + ".")
+        else:
+            yield path, info.type
+
+
+def env_name(path: str) -> str:
+    return ENV_PREFIX + path.replace(".", "_").upper()
+
+
+def flag_name(path: str) -> str:
+    return "--" + path.replace(".", "-").replace("_", "-")
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings from SCIMREP_* variables (and SCIMREP_*_FILE for secrets read from a file)."""
+    tree: dict[str, Any] = {}
+    for path, _ in iter_leaves():
+        name = env_name(path)
+        if name in environ:
+            _set(tree, path, environ[name])
+        elif path.rsplit(".", 1)[-1] in SECRET_FIELDS and f"{name}_FILE" in environ:
+            file_path = environ[f"{name}_FILE"]
+            try:
+                with open(file_path, encoding="utf-8") as handle:
+                    _set(tree, path, handle.read().strip())
+            except OSError as exc:
+                raise ConfigError(f"{name}_FILE: cannot read {file_path}: {exc.strerror}") from None
+    return tree
+
+
+def load_config(
+    *,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Merge defaults < TOML < environment < overrides (dotted paths from flags) and validate."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        tree = _merge(tree, read_toml(config_file))
+    tree = _merge(tree, read_environment(environ))
+    for path, value in (overrides or {}).items():
+        if value is not None:
+            _set(tree, path, value)
+    try:
+        config = msgspec.convert(tree, Config, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_readable(str(exc))}") from None
+    validate(config)
+    return config
+
+
+def _readable(message: str) -> str:
+    # msgspec says "... - at `$.source.url`"; we say the dotted field name
+    return message.replace("`$.", "`").replace("$.", "")
+
+
+def validate(config: Config, *, need_endpoints: bool = True) -> None:
+    """Checks msgspec types cannot express; raises ConfigError naming the field."""
+    if need_endpoints:
+        for side in ("source", "destination"):
+            validate_side(side, getattr(config, side))
+        if config.source.url.rstrip("/") == config.destination.url.rstrip("/"):
+            raise ConfigError("source.url and destination.url are the same server")
+    if not 1 <= config.concurrency <= 1024:
+        raise ConfigError("concurrency must be between 1 and 1024")
+    if config.interval <= 0:
+        raise ConfigError("interval must be positive")
+    if config.sync.member_chunk < 1:
+        raise ConfigError("sync.member_chunk must be at least 1")
+    for name in ("user_match_filter", "group_match_filter"):
+        if "%s" not in getattr(config.sync, name):
+            raise ConfigError(f"sync.{name} must contain %s where the value goes")
+    if not config.state:
+        raise ConfigError("state must name a file")
+
+
+def validate_side(side: str, cfg: SideConfig) -> None:
+    if not cfg.url:
+        raise ConfigError(f"{side}.url is required (flag {flag_name(side + '.url')}, env {env_name(side + '.url')})")
+    if not cfg.url.startswith(("http://", "https://")):
+        raise ConfigError(f"{side}.url must start with http:// or https://")
+    if not 1 <= cfg.page_size <= 10000:
+        raise ConfigError(f"{side}.page_size must be between 1 and 10000")
+    if cfg.timeout <= 0:
+        raise ConfigError(f"{side}.timeout must be positive")
+    mode = cfg.auth_mode
+    required = {
+        "bearer": ("token",),
+        "basic": ("username", "password"),
+        "oauth": ("client_id", "client_secret", "token_url"),
+    }.get(mode, ())
+    for name in required:
+        if not getattr(cfg, name):
+            raise ConfigError(f"{side}.{name} is required for {mode} authentication")

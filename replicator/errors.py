@@ -1,0 +1,136 @@
+"""The whole exception tree of scim-replicator, and whether each error is worth retrying.
+
+    ReplicatorError                     base of everything we raise on purpose
+    ├── ConfigError                     bad configuration; names the field; before any I/O   (terminal)
+    ├── StateError                      the state file cannot be opened or is from a newer version (terminal)
+    └── ScimError                       anything that went wrong talking to a SCIM server
+        ├── TransportError              connect error, reset, TLS failure, timeout          (retryable)
+        │   └── ScimTimeoutError        no answer within the configured timeout             (retryable)
+        ├── AuthError                   token endpoint refused us, or 401/403 after a refresh (terminal)
+        ├── ProtocolError               the answer is not the SCIM we expect (bad JSON, wrong shape) (terminal)
+        └── ScimStatusError             a non-2xx answer; keeps status, scimType, detail, Retry-After
+            ├── BadRequestError         400: the server refuses this resource               (terminal, per resource)
+            ├── NotFoundError           404                                                  (terminal; success on DELETE)
+            ├── ConflictError           409: uniqueness → adopt the existing object         (terminal)
+            ├── PreconditionError       412: ETag mismatch                                   (terminal)
+            ├── PayloadTooLargeError    413                                                  (terminal)
+            ├── RateLimitedError        429                                                  (retryable, honours Retry-After)
+            ├── ServerError             5xx                                                  (retryable; 501 is not)
+            └── UnexpectedStatusError   any other status                                     (terminal)
+
+Messages never contain secrets: the SCIM client builds them from method, URL path and the server's words.
+"""
+
+from __future__ import annotations
+
+
+class ReplicatorError(Exception):
+    """Base class of every error scim-replicator raises on purpose."""
+
+    retryable = False
+
+
+class ConfigError(ReplicatorError):
+    """The configuration is invalid; the message names the field."""
+
+
+class StateError(ReplicatorError):
+    """The state database cannot be used."""
+
+
+class ScimError(ReplicatorError):
+    """A call to a SCIM server failed."""
+
+
+class TransportError(ScimError):
+    """The request did not get an HTTP answer (connect error, reset, TLS)."""
+
+    retryable = True
+
+
+class ScimTimeoutError(TransportError):
+    """The request got no answer in time."""
+
+
+class AuthError(ScimError):
+    """Authentication failed: the token endpoint refused us, or the server did after a refresh."""
+
+
+class ProtocolError(ScimError):
+    """The server answered with something that is not the SCIM we expect."""
+
+
+class ScimStatusError(ScimError):
+    """A non-2xx answer, with the server's own words kept."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        scim_type: str | None = None,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.scim_type = scim_type
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class BadRequestError(ScimStatusError):
+    """400: the server refuses this request."""
+
+
+class NotFoundError(ScimStatusError):
+    """404: no such resource."""
+
+
+class ConflictError(ScimStatusError):
+    """409: a uniqueness conflict (the object already exists) or a version mismatch."""
+
+
+class PreconditionError(ScimStatusError):
+    """412: the ETag precondition failed."""
+
+
+class PayloadTooLargeError(ScimStatusError):
+    """413: the request is larger than the server accepts."""
+
+
+class RateLimitedError(ScimStatusError):
+    """429: too many requests; `retry_after` says how long to pause, when the server said."""
+
+    retryable = True
+
+
+class ServerError(ScimStatusError):
+    """5xx: the server failed; retryable except 501 Not Implemented."""
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status != 501
+
+
+class UnexpectedStatusError(ScimStatusError):
+    """A status we have no specific meaning for."""
+
+
+_STATUS_CLASSES: dict[int, type[ScimStatusError]] = {
+    400: BadRequestError,
+    404: NotFoundError,
+    409: ConflictError,
+    412: PreconditionError,
+    413: PayloadTooLargeError,
+    429: RateLimitedError,
+}
+
+
+def status_error_class(status: int) -> type[ScimStatusError]:
+    """Return the most specific error class for an HTTP status (401/403 are handled as AuthError)."""
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    if 500 <= status <= 599:
+        return ServerError
+    return UnexpectedStatusError

@@ -1,0 +1,149 @@
+"""Canonical form and digest of a SCIM resource. Pure; no I/O.
+
+The canonical form is what we replicate: the client-owned attributes of a resource with server-owned
+ones (`id`, `meta`, `schemas`, `User.groups`, every `$ref`, `members[].display`) dropped, empty values
+dropped, and multi-valued attributes sorted, so that two servers holding the same data give the same
+form. The digest is a 128-bit BLAKE2b of the deterministic JSON encoding, salted with CANON_VERSION so
+that a change of recipe re-baselines instead of looking like a change of every object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import msgspec
+
+CANON_VERSION = 1
+
+USER = "User"
+GROUP = "Group"
+KINDS = (USER, GROUP)
+
+ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+CORE_SCHEMAS = {
+    USER: "urn:ietf:params:scim:schemas:core:2.0:User",
+    GROUP: "urn:ietf:params:scim:schemas:core:2.0:Group",
+}
+
+_SERVER_OWNED_TOP = {"id", "meta", "schemas"}
+_SERVER_OWNED_BY_KIND = {USER: {"groups", "password"}, GROUP: set()}
+_DROPPED_EVERYWHERE = {"$ref"}
+_encoder = msgspec.json.Encoder(order="deterministic")
+
+
+def encode(value: Any) -> bytes:
+    """Deterministic JSON bytes (sorted keys) of a canonical value."""
+    return _encoder.encode(value)
+
+
+def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Return the canonical form of a resource as read from a SCIM server."""
+    dropped = _SERVER_OWNED_TOP | _SERVER_OWNED_BY_KIND[kind]
+    out: dict[str, Any] = {}
+    for key, value in resource.items():
+        if key in dropped:
+            continue
+        if kind == GROUP and key == "members":
+            members = _canonical_members(value)
+            if members:
+                out[key] = members
+            continue
+        clean = _clean(value)
+        if clean is not None:
+            out[key] = clean
+    return out
+
+
+def _canonical_members(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        return []
+    by_value: dict[str, dict[str, Any]] = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str) or not item["value"]:
+            continue
+        member = {"value": item["value"]}
+        if isinstance(item.get("type"), str) and item["type"]:
+            member["type"] = item["type"]
+        by_value.setdefault(member["value"], member)
+    return sort_values(list(by_value.values()))
+
+
+def _clean(value: Any) -> Any:
+    """Drop empty values and server-owned sub-attributes; sort lists. None means 'absent'."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dict):
+        out = {}
+        for key, sub in value.items():
+            if key in _DROPPED_EVERYWHERE:
+                continue
+            clean = _clean(sub)
+            if clean is not None:
+                out[key] = clean
+        if isinstance(out.get("manager"), dict) and "displayName" in out["manager"]:
+            # manager.displayName is read-only (RFC 7643 4.3): the value is what we replicate
+            out["manager"] = {k: v for k, v in out["manager"].items() if k != "displayName"} or None
+            if out["manager"] is None:
+                del out["manager"]
+        return out or None
+    if isinstance(value, list):
+        items = [c for c in (_clean(v) for v in value) if c is not None]
+        return sort_values(items) or None
+    return value
+
+
+def sort_values(items: list[Any]) -> list[Any]:
+    """Sort a multi-valued attribute deterministically and drop exact duplicates."""
+    unique = {encode(item): item for item in items}
+    return [unique[key] for key in sorted(unique)]
+
+
+def digest(canonical: dict[str, Any]) -> str:
+    """128-bit hex digest of a canonical form (salted with CANON_VERSION)."""
+    h = hashlib.blake2b(encode(canonical), digest_size=16, person=b"scimrep-v%d" % CANON_VERSION)
+    return h.hexdigest()
+
+
+def schemas_for(canonical: dict[str, Any], kind: str) -> list[str]:
+    """The `schemas` list a resource needs on the wire: its core schema plus each extension it carries."""
+    return [CORE_SCHEMAS[kind], *sorted(k for k in canonical if k.startswith("urn:"))]
+
+
+def match_value(canonical: dict[str, Any], attribute: str) -> str | None:
+    """The value of a (dotted) attribute used to find an existing object on the destination."""
+    value: Any = canonical
+    for part in attribute.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+    return value if isinstance(value, str) and value else None
+
+
+def project(live: dict[str, Any], *templates: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the parts of a live destination form that some template (desired or previous) has.
+
+    Attributes the destination adds on its own (defaults, computed values) are then not seen as drift,
+    and nothing we never managed is ever removed.
+    """
+    out: dict[str, Any] = {}
+    for key, value in live.items():
+        subs = [t[key] for t in templates if key in t]
+        if not subs:
+            continue
+        if isinstance(value, dict) and all(isinstance(s, dict) for s in subs):
+            projected = project(value, *subs)
+            if projected:
+                out[key] = projected
+        elif isinstance(value, list) and all(isinstance(s, list) for s in subs):
+            item_keys = {k for s in subs for item in s if isinstance(item, dict) for k in item}
+            items = [
+                {k: v for k, v in item.items() if k in item_keys} if isinstance(item, dict) else item
+                for item in value
+            ]
+            items = [i for i in items if i != {}]
+            if items:
+                out[key] = sort_values(items)
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,551 @@
+"""One replication cycle: read the source, plan against state (and the live destination), write, record.
+
+Order of work: Users, then Groups (members need user ids), then removals (groups before users).
+Each kind is read page by page into a bounded stream feeding `concurrency` workers, so a slow
+destination pushes back on the reader instead of filling memory. Results are recorded in the state as
+they succeed. A reference (member, manager) to an object not created yet is written without it and the
+object is planned again once its kind is done. Removals happen only after complete, trustworthy reads.
+
+`mode="incremental"` compares with what we last wrote; `mode="full"` also lists the destination and
+repairs drift there. `dry_run` plans everything and writes nothing (neither destination nor state).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from replicator.config import Config
+from replicator.errors import (
+    AuthError,
+    ConflictError,
+    NotFoundError,
+    ReplicatorError,
+    ScimError,
+    StateError,
+)
+from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise, match_value, schemas_for
+from replicator.pipeline.patch import chunk_requests
+from replicator.pipeline.plan import (
+    CREATE,
+    DELETE,
+    DISABLE,
+    NOTHING,
+    PATCH,
+    RECORD,
+    SKIP,
+    Step,
+    Stored,
+    label_of,
+    plan_adoption,
+    plan_removal,
+    plan_upsert,
+)
+from replicator.pipeline.references import translate
+from replicator.scim.client import ReadReport, ScimClient
+from replicator.scim.filters import render
+from state import ResourceRow, StateStore
+from state.store import DISABLED, FAILED, SYNCED
+
+log = logging.getLogger("replicator.cycle")
+
+FULL = "full"
+INCREMENTAL = "incremental"
+_PAGE_CANON_BATCH = 500
+
+
+@dataclass
+class CycleResult:
+    """What a cycle did: counts, planned changes (dry-run), read reports, requests, outcome."""
+
+    mode: str
+    dry_run: bool
+    counts: Counter[str] = field(default_factory=Counter)
+    changes: list[Step] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    reads: dict[str, ReadReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    source_requests: dict[str, int] = field(default_factory=dict)
+    destination_requests: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    outcome: str = "ok"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome,
+            "seconds": round(self.seconds, 3),
+            "counts": dict(sorted(self.counts.items())),
+            "source_requests": self.source_requests,
+            "destination_requests": self.destination_requests,
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class _Destination:
+    """What a listing of the destination told us (full mode, or a first run that must adopt)."""
+
+    complete: bool
+    live: dict[str, dict[str, Any]]  # dest id -> canonical form (full mode only)
+    by_key: dict[str, str | None]  # match key (casefolded) -> dest id; None when ambiguous
+
+
+class Cycle:
+    """Runs one cycle. Construct, then `await run()`."""
+
+    def __init__(
+        self,
+        config: Config,
+        source: ScimClient,
+        destination: ScimClient,
+        store: StateStore,
+        *,
+        mode: str = INCREMENTAL,
+        dry_run: bool = False,
+    ) -> None:
+        self.config = config
+        self.policy = config.sync
+        self.source = source
+        self.destination = destination
+        self.store = store
+        self.mode = mode
+        self.dry_run = dry_run
+        self.result = CycleResult(mode=mode, dry_run=dry_run)
+        self.rows: dict[str, dict[str, ResourceRow]] = {USER: {}, GROUP: {}}
+        self.ids: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
+        self.seen: dict[str, set[str]] = {USER: set(), GROUP: set()}
+        self.dest: dict[str, _Destination | None] = {USER: None, GROUP: None}
+        self._overlay: dict[tuple[str, str], Stored] = {}  # dry-run: what the planned writes would leave
+        self._written: set[tuple[str, str]] = set()  # objects written (or, dry-run, planned) this cycle
+        self._planned: dict[tuple[str, str], Step] = {}  # dry-run: the plan, one step per object
+        self._fatal: BaseException | None = None
+
+    # -- the cycle ------------------------------------------------------------------------------
+
+    async def run(self) -> CycleResult:
+        started = time.monotonic()
+        run_id = None if self.dry_run else await self.store.start_run(self.mode, self.dry_run)
+        try:
+            await self._run()
+        except ReplicatorError as exc:
+            self.result.outcome = "failed"
+            self.result.notes.append(str(exc))
+            raise
+        finally:
+            self.result.seconds = time.monotonic() - started
+            self.result.source_requests = dict(self.source.requests)
+            self.result.destination_requests = dict(self.destination.requests)
+            if run_id is not None:
+                await self.store.finish_run(run_id, self.result.outcome, self.result.summary())
+        return self.result
+
+    async def _run(self) -> None:
+        await self.source.discover()
+        await self.destination.discover()
+        kinds = KINDS if self.policy.groups else (USER,)
+        for kind in kinds:
+            await self._load_state(kind)
+        for kind in kinds:
+            if self.mode == FULL or not self.rows[kind]:
+                self.dest[kind] = await self._list_destination(kind)
+            await self._replicate_kind(kind)
+        await self._remove_vanished(kinds)
+        if self.dry_run:
+            self.result.changes = list(self._planned.values())
+            self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
+        if self.result.counts["failed"]:
+            self.result.outcome = "partial"
+
+    async def _load_state(self, kind: str) -> None:
+        async for row in self.store.iter_rows(kind):
+            self.rows[kind][row.source_id] = row
+            if row.dest_id:
+                self.ids[kind][row.source_id] = row.dest_id
+
+    async def _list_destination(self, kind: str) -> _Destination:
+        report = ReadReport(kind=f"destination {kind}")
+        self.result.reads[report.kind] = report
+        keep_live = self.mode == FULL
+        attribute = self._match_attribute(kind)
+        live: dict[str, dict[str, Any]] = {}
+        by_key: dict[str, str | None] = {}
+        try:
+            async for page in self.destination.iter_pages(kind, report, page_size=self.config.destination.page_size):
+                for resource in page:
+                    canonical = canonicalise(resource, kind)
+                    if keep_live:
+                        live[resource["id"]] = canonical
+                    key = match_value(canonical, attribute)
+                    if key is not None:
+                        folded = key.casefold()
+                        by_key[folded] = None if folded in by_key else resource["id"]
+        except AuthError:
+            raise
+        except ScimError as exc:
+            log.warning("destination %s listing failed, falling back to lookups: %s", kind, exc)
+        if not report.complete:
+            self.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
+        return _Destination(complete=report.complete, live=live, by_key=by_key)
+
+    # -- one kind -------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _workers(self) -> AsyncIterator[MemoryObjectSendStream[Step]]:
+        """A bounded stream of steps consumed by `concurrency` workers; waits for them on exit."""
+        send, receive = anyio.create_memory_object_stream[Step](max_buffer_size=self.config.concurrency * 2)
+        async with anyio.create_task_group() as tg:
+            for _ in range(self.config.concurrency):
+                tg.start_soon(self._worker, receive.clone())
+            receive.close()
+            async with send:
+                yield send
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _replicate_kind(self, kind: str) -> None:
+        report = ReadReport(kind=f"source {kind}")
+        self.result.reads[report.kind] = report
+        held: list[tuple[str, dict[str, Any]]] = []
+        async with self._workers() as send:
+            try:
+                async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size):
+                    for step in await self._plan_page(kind, page, held):
+                        await self._dispatch(step, send)
+            except AuthError:
+                raise
+            except ScimError as exc:
+                log.error("reading source %s failed: %s", kind, exc)
+                self.result.notes.append(f"source {kind} read failed: {exc}")
+        while held:
+            held = await self._write_held(kind, held)
+        if report.complete:
+            # objects gone from the source are no reference targets any more (some servers keep
+            # deleted users among group members); they are removed at the end of the cycle
+            for source_id in [sid for sid in self.ids[kind] if sid not in self.seen[kind]]:
+                del self.ids[kind][source_id]
+        if not report.complete:
+            self.result.outcome = "partial"
+
+    async def _write_held(
+        self, kind: str, held: list[tuple[str, dict[str, Any]]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Write the held objects whose references now resolve; return those still waiting.
+
+        When nothing more resolves (a reference to an object that is not in the source, or that
+        failed), everything left is written with the references that do resolve.
+        """
+        ready, waiting = [], []
+        for source_id, canonical in held:
+            _, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
+            (waiting if unresolved else ready).append((source_id, canonical))
+        forced = not ready
+        if forced:
+            ready, waiting = waiting, []
+        async with self._workers() as send:
+            for index in range(0, len(ready), _PAGE_CANON_BATCH):
+                for step in await self._plan_batch(kind, ready[index : index + _PAGE_CANON_BATCH], None):
+                    await self._dispatch(step, send)
+        if forced:
+            # a cycle of references (A in B, B in A) resolves now that all exist: one more pass;
+            # references to objects that are not in the source stay out for good
+            return [(sid, c) for sid, c in ready if not translate(c, kind, self.ids[USER], self.ids[GROUP])[1]]
+        return waiting
+
+    async def _plan_page(
+        self, kind: str, page: list[dict[str, Any]], held: list[tuple[str, dict[str, Any]]]
+    ) -> list[Step]:
+        batch: list[tuple[str, dict[str, Any]]] = []
+        match_attribute = self._match_attribute(kind)
+        for resource in page:
+            source_id = resource["id"]
+            self.seen[kind].add(source_id)
+            canonical = canonicalise(resource, kind)
+            if match_value(canonical, match_attribute) is None:
+                await self._fail(kind, source_id, label_of(canonical, kind), f"has no {match_attribute}")
+                continue
+            batch.append((source_id, canonical))
+        return await self._plan_batch(kind, batch, held)
+
+    async def _plan_batch(
+        self,
+        kind: str,
+        batch: list[tuple[str, dict[str, Any]]],
+        held: list[tuple[str, dict[str, Any]]] | None,
+    ) -> list[Step]:
+        """Plan a batch; objects referring to objects without a destination id yet go to `held`."""
+        steps = []
+        stored = await self._stored_many(kind, [sid for sid, _ in batch])
+        dest = self.dest[kind]
+        live_known = dest is not None and dest.complete and self.mode == FULL
+        for source_id, canonical in batch:
+            desired, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
+            if unresolved and held is not None:
+                held.append((source_id, canonical))
+                continue
+            known = stored.get(source_id)
+            # an object written earlier in this cycle is newer than the destination listing
+            live_here = live_known and (kind, source_id) not in self._written
+            live = dest.live.get(known.dest_id) if (live_here and dest and known) else None
+            row = self.rows[kind].get(source_id)
+            if (
+                row is not None
+                and row.status == FAILED
+                and self.mode != FULL
+                and (row.next_attempt_at or 0) > time.time()
+            ):
+                self.result.counts["backing_off"] += 1
+                continue
+            steps.append(
+                plan_upsert(
+                    kind=kind,
+                    source_id=source_id,
+                    label=label_of(canonical, kind),
+                    desired=desired,
+                    stored=known,
+                    live=live,
+                    live_known=live_here,
+                    policy=self.policy,
+                )
+            )
+        return steps
+
+    async def _stored_many(self, kind: str, source_ids: list[str]) -> dict[str, Stored]:
+        out: dict[str, Stored] = {}
+        for source_id in source_ids:
+            overlay = self._overlay.get((kind, source_id))
+            if overlay is not None:
+                out[source_id] = overlay
+                continue
+            row = self.rows[kind].get(source_id)
+            if row is None or not row.dest_id:
+                continue
+            out[source_id] = Stored(
+                dest_id=row.dest_id,
+                digest=row.digest,
+                canonical=await self.store.canonical(kind, source_id),
+                disabled=row.status == DISABLED,
+            )
+        return out
+
+    async def _dispatch(self, step: Step, send: Any) -> None:
+        if step.action == NOTHING:
+            self.result.counts["unchanged"] += 1
+            return
+        if step.action == SKIP:
+            self.result.counts["skipped"] += 1
+            log.info("skipped %s %s: %s", step.kind, step.label, step.reason)
+            return
+        if self.dry_run:
+            self._plan_only(step)
+            return
+        await send.send(step)
+
+    def _plan_only(self, step: Step) -> None:
+        """Dry-run: remember the change for the report, and pretend it happened for later planning."""
+        key = (step.kind, step.source_id)
+        earlier = self._planned.get(key)
+        if earlier is not None and earlier.action == CREATE:
+            # the re-plan of a new object's references folds into its create
+            step = Step(CREATE, step.kind, step.source_id, step.label, step.desired, step.digest)
+        if step.action != RECORD:
+            self._planned[key] = step
+        if step.desired is not None:
+            dest_id = step.dest_id or f"<new {step.kind} {step.label}>"
+            self.ids[step.kind][step.source_id] = dest_id
+            self._written.add(key)
+            self._overlay[key] = Stored(dest_id, step.digest, step.desired, disabled=step.action == DISABLE)
+
+    # -- workers --------------------------------------------------------------------------------
+
+    async def _worker(self, receive: MemoryObjectReceiveStream[Step]) -> None:
+        async with receive:
+            async for step in receive:
+                if self._fatal is not None:
+                    continue
+                try:
+                    await self._execute(step)
+                except (AuthError, StateError) as exc:
+                    self._fatal = exc
+                except ScimError as exc:
+                    await self._fail(step.kind, step.source_id, step.label, str(exc))
+
+    async def _execute(self, step: Step) -> None:
+        if step.action == CREATE:
+            await self._create(step)
+        elif step.action in (PATCH, RECORD):
+            await self._apply(step)
+        elif step.action == DISABLE:
+            await self._apply(step, status=DISABLED)
+        elif step.action == DELETE:
+            await self._delete(step)
+
+    async def _create(self, step: Step) -> None:
+        assert step.desired is not None
+        existing = await self._find_existing(step)
+        if existing is not None:
+            await self._adopt(step, existing)
+            return
+        body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
+        try:
+            created = await self.destination.create(step.kind, body)
+        except ConflictError:
+            existing = await self._lookup(step, required=True)
+            if existing is None:
+                raise
+            await self._adopt(step, existing)
+            return
+        await self._record(step, created["id"], origin="created")
+        self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
+        log.debug("created %s %s", step.kind, step.label)
+
+    async def _adopt(self, step: Step, existing: dict[str, Any]) -> None:
+        adoption = plan_adoption(
+            step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy
+        )
+        await self._write_operations(adoption)
+        await self._record(adoption, existing["id"], origin="adopted")
+        self.result.counts["adopted"] += 1
+        log.info("adopted existing %s %s (%s)", step.kind, step.label, existing["id"])
+
+    async def _find_existing(self, step: Step) -> dict[str, Any] | None:
+        """The destination object this new one should adopt, or None when it does not exist."""
+        dest = self.dest[step.kind]
+        if dest is not None and dest.complete:
+            key = match_value(step.desired or {}, self._match_attribute(step.kind))
+            found = dest.by_key.get(key.casefold()) if key else None
+            if key and key.casefold() not in dest.by_key:
+                return None  # the complete listing proves absence
+            if found is not None and found in dest.live:
+                return {"id": found, **dest.live[found]}
+            if found is not None:
+                return await self.destination.get(step.kind, found)
+        return await self._lookup(step, required=False)
+
+    async def _lookup(self, step: Step, *, required: bool) -> dict[str, Any] | None:
+        if not self.destination.features.filter and not required:
+            return None
+        attribute = self._match_attribute(step.kind)
+        key = match_value(step.desired or {}, attribute)
+        if key is None:
+            return None
+        template = self.policy.user_match_filter if step.kind == USER else self.policy.group_match_filter
+        found = await self.destination.find(step.kind, render(template, key))
+        exact = [r for r in found if (match_value(canonicalise(r, step.kind), attribute) or "").casefold() == key.casefold()]
+        if len(exact) > 1:
+            raise ConflictError(
+                f"{len(exact)} destination {step.kind}s match {attribute}; refusing to guess", status=409
+            )
+        return exact[0] if exact else None
+
+    async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
+        assert step.dest_id is not None
+        try:
+            await self._write_operations(step)
+        except NotFoundError:
+            if step.action == DISABLE:
+                await self.store.forget(step.kind, step.source_id)
+                return
+            log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
+            await self._create(Step(CREATE, step.kind, step.source_id, step.label, step.desired, step.digest,
+                                    reason="missing on the destination: re-creating"))
+            return
+        await self._record(step, step.dest_id, status=status)
+        if step.action != RECORD:
+            self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+
+    async def _write_operations(self, step: Step) -> None:
+        if not step.operations:
+            return
+        assert step.dest_id is not None and step.desired is not None
+        if not self.destination.features.patch:
+            body = {"schemas": schemas_for(step.desired, step.kind), "id": step.dest_id, **step.desired}
+            await self.destination.replace(step.kind, step.dest_id, body)
+            return
+        for body in chunk_requests(step.operations, self.policy.member_chunk):
+            await self.destination.patch(step.kind, step.dest_id, body)
+
+    async def _delete(self, step: Step) -> None:
+        assert step.dest_id is not None
+        try:
+            await self.destination.delete(step.kind, step.dest_id)
+        except NotFoundError:
+            pass  # already gone: that is what we wanted
+        await self.store.forget(step.kind, step.source_id)
+        self.result.counts["deleted"] += 1
+
+    async def _record(self, step: Step, dest_id: str, *, origin: str | None = None, status: str = SYNCED) -> None:
+        assert step.desired is not None and step.digest is not None
+        self.ids[step.kind][step.source_id] = dest_id
+        self._written.add((step.kind, step.source_id))
+        previous = self.rows[step.kind].get(step.source_id)
+        self.rows[step.kind][step.source_id] = ResourceRow(
+            step.kind, step.source_id, dest_id, step.digest, status, origin or (previous.origin if previous else None)
+        )
+        key = match_value(step.desired, self._match_attribute(step.kind))
+        await self.store.record_success(
+            step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
+            status=status, origin=origin, match_key=key,
+        )
+
+    async def _fail(self, kind: str, source_id: str, label: str, reason: str) -> None:
+        self.result.counts["failed"] += 1
+        self.result.failures.append((kind, label or source_id, reason))
+        log.warning("failed %s %s (source id %s): %s", kind, label, source_id, reason)
+        if not self.dry_run:
+            row = self.rows[kind].get(source_id)
+            attempts = (row.attempts if row else 0) + 1
+            await self.store.record_failure(kind, source_id, reason, retry_delay=min(3600.0, 30.0 * 2 ** (attempts - 1)))
+
+    # -- removals -------------------------------------------------------------------------------
+
+    async def _remove_vanished(self, kinds: tuple[str, ...]) -> None:
+        reads = {kind: self.result.reads.get(f"source {kind}") for kind in kinds}
+        if not all(r is not None and r.complete for r in reads.values()):
+            held = sum(
+                1 for kind in kinds for sid, row in self.rows[kind].items() if row.dest_id and sid not in self.seen[kind]
+            )
+            if held:
+                self.result.counts["removals_held"] += held
+                self.result.notes.append(f"{held} removals held: the source read was not complete")
+            return
+        steps = []
+        for kind in reversed(kinds):  # groups before users
+            for source_id, row in self.rows[kind].items():
+                if source_id in self.seen[kind] or not row.dest_id or row.origin not in ("created", "adopted"):
+                    continue
+                stored = (await self._stored_many(kind, [source_id])).get(source_id)
+                if stored is None:
+                    continue
+                label = label_of(stored.canonical or {}, kind)
+                steps.append(plan_removal(kind=kind, source_id=source_id, stored=stored, label=label, policy=self.policy))
+        for kind in reversed(kinds):
+            async with self._workers() as send:
+                for step in steps:
+                    if step.kind == kind:
+                        await self._dispatch(step, send)
+
+    def _match_attribute(self, kind: str) -> str:
+        return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute
+
+
+async def run_cycle(
+    config: Config,
+    source: ScimClient,
+    destination: ScimClient,
+    store: StateStore,
+    *,
+    mode: str = INCREMENTAL,
+    dry_run: bool = False,
+) -> CycleResult:
+    """Run one cycle and return what it did."""
+    return await Cycle(config, source, destination, store, mode=mode, dry_run=dry_run).run()

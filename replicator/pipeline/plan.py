@@ -1,0 +1,164 @@
+"""Decisions: what to do with one source object, or one object gone from the source. Pure; no I/O.
+
+`plan_upsert` compares the desired destination form with what we last wrote (incremental) or with what
+the destination really holds (full reconcile), and returns a Step. `plan_removal` decides between
+DELETE and disable for an object that left the source. Nothing here touches the network or the disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from replicator.config import SyncConfig
+from replicator.pipeline.canonical import GROUP, USER, digest, project
+from replicator.pipeline.patch import Operation, compute_operations
+
+CREATE = "create"
+PATCH = "patch"
+RECORD = "record"  # the destination already holds the desired form: only the state changes
+NOTHING = "nothing"
+SKIP = "skip"
+DELETE = "delete"
+DISABLE = "disable"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the state says about an object: its destination id and the form we last wrote there."""
+
+    dest_id: str
+    digest: str | None
+    canonical: dict[str, Any] | None
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One planned change to the destination."""
+
+    action: str
+    kind: str
+    source_id: str
+    label: str
+    desired: dict[str, Any] | None = None
+    digest: str | None = None
+    dest_id: str | None = None
+    operations: list[Operation] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def writes(self) -> bool:
+        return self.action in (CREATE, PATCH, DELETE, DISABLE)
+
+
+def plan_upsert(
+    *,
+    kind: str,
+    source_id: str,
+    label: str,
+    desired: dict[str, Any],
+    stored: Stored | None,
+    live: dict[str, Any] | None,
+    live_known: bool,
+    policy: SyncConfig,
+) -> Step:
+    """Plan one object present in the source.
+
+    `live_known`: the destination was listed completely this cycle, so `live` (its canonical form, or
+    None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
+    """
+    want = digest(desired)
+    base = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want}
+    if stored is None:
+        if not policy.create:
+            return Step(SKIP, **base, reason="create is switched off")
+        return Step(CREATE, **base)
+    if live_known and live is None:
+        if not policy.create:
+            return Step(SKIP, **base, dest_id=stored.dest_id, reason="missing on destination; create is off")
+        return Step(CREATE, **base, reason="missing on the destination: re-creating")
+    if live_known and live is not None:
+        previous = stored.canonical or {}
+        current = project(live, desired, previous)
+        removable = None if policy.membership == "overwrite" else _member_values(previous)
+        operations = compute_operations(current, desired, removable_members=removable)
+        reason = "drift on the destination" if stored.digest == want else "changed in the source"
+    else:
+        if stored.digest == want and not stored.disabled:
+            return Step(NOTHING, **base, dest_id=stored.dest_id)
+        operations = compute_operations(stored.canonical or {}, desired)
+        reason = "changed in the source"
+    if stored.disabled and "active" not in desired:
+        # we disabled it when it left the source; it is back, so it is active again
+        operations = [op for op in operations if op["path"] != "active"]
+        operations.append({"op": "replace", "path": "active", "value": True})
+    if not operations:
+        action = NOTHING if stored.digest == want and not stored.disabled else RECORD
+        return Step(action, **base, dest_id=stored.dest_id)
+    if not policy.update:
+        return Step(SKIP, **base, dest_id=stored.dest_id, reason="update is switched off")
+    return Step(PATCH, **base, dest_id=stored.dest_id, operations=operations, reason=reason)
+
+
+def plan_adoption(
+    *, step: Step, live: dict[str, Any], dest_id: str, policy: SyncConfig
+) -> Step:
+    """Turn a create into a patch of an existing destination object that we adopt."""
+    assert step.desired is not None
+    current = project(live, step.desired)
+    removable: set[str] | None = None if policy.membership == "overwrite" else set()
+    operations = compute_operations(current, step.desired, removable_members=removable)
+    return Step(
+        PATCH if operations else RECORD,
+        kind=step.kind,
+        source_id=step.source_id,
+        label=step.label,
+        desired=step.desired,
+        digest=step.digest,
+        dest_id=dest_id,
+        operations=operations,
+        reason="adopting an existing destination object",
+    )
+
+
+def plan_removal(
+    *, kind: str, source_id: str, stored: Stored, label: str, policy: SyncConfig
+) -> Step:
+    """Plan an object we manage that is no longer in the source."""
+    base = {"kind": kind, "source_id": source_id, "label": label, "dest_id": stored.dest_id}
+    action = policy.remove_action if kind == USER else DELETE
+    if action == DISABLE:
+        if stored.disabled:
+            return Step(NOTHING, **base)
+        if not policy.disable:
+            return Step(SKIP, **base, reason="disable is switched off")
+        desired = {**(stored.canonical or {}), "active": False}
+        return Step(
+            DISABLE,
+            **base,
+            desired=desired,
+            digest=digest(desired),
+            operations=[{"op": "replace", "path": "active", "value": False}],
+            reason="gone from the source",
+        )
+    if not policy.delete:
+        return Step(SKIP, **base, reason="delete is switched off")
+    return Step(DELETE, **base, reason="gone from the source")
+
+
+def _member_values(canonical: dict[str, Any]) -> set[str]:
+    return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
+
+
+def label_of(canonical: dict[str, Any], kind: str) -> str:
+    """A human name for logs and plans: userName or displayName."""
+    key = "userName" if kind == USER else "displayName"
+    value = canonical.get(key)
+    return value if isinstance(value, str) else ""
+
+
+__all__ = [
+    "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
+    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "label_of",
+]

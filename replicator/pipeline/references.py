@@ -1,0 +1,59 @@
+"""Translation of references (group members, enterprise manager) from source ids to destination ids.
+
+Pure; no I/O. A reference whose target has no destination id yet is dropped from the translated form
+and reported as unresolved, so that the caller can try again once the target exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, sort_values
+
+
+def translate(
+    canonical: dict[str, Any],
+    kind: str,
+    user_ids: Mapping[str, str],
+    group_ids: Mapping[str, str],
+) -> tuple[dict[str, Any], list[str]]:
+    """Return (destination form, unresolved source ids)."""
+    unresolved: list[str] = []
+    out = dict(canonical)
+    if kind == GROUP and "members" in canonical:
+        members = []
+        for member in canonical["members"]:
+            dest = _lookup(member, user_ids, group_ids)
+            if dest is None:
+                unresolved.append(member["value"])
+            else:
+                members.append({**member, "value": dest})
+        if members:
+            out["members"] = sort_values(members)
+        else:
+            del out["members"]
+    elif kind == USER and isinstance(canonical.get(ENTERPRISE_USER), dict):
+        extension = dict(canonical[ENTERPRISE_USER])
+        manager = extension.get("manager")
+        if isinstance(manager, dict) and isinstance(manager.get("value"), str):
+            dest = user_ids.get(manager["value"])
+            if dest is None:
+                unresolved.append(manager["value"])
+                del extension["manager"]
+            else:
+                extension["manager"] = {**manager, "value": dest}
+        if extension:
+            out[ENTERPRISE_USER] = extension
+        else:
+            del out[ENTERPRISE_USER]
+    return out, unresolved
+
+
+def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> str | None:
+    kind = member.get("type")
+    if kind == USER:
+        return user_ids.get(member["value"])
+    if kind == GROUP:
+        return group_ids.get(member["value"])
+    return user_ids.get(member["value"]) or group_ids.get(member["value"])

@@ -1,0 +1,1 @@
+"""The SCIM seam: the only package that imports aiohttp (client, auth, paging, errors, in-memory server)."""

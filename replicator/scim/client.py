@@ -1,0 +1,360 @@
+"""The SCIM client: one aiohttp session per side, typed errors, paging, discovery.
+
+Every foreign error is translated here, once, into the error tree of `replicator.errors`, keeping the
+server's words (status, scimType, detail, Retry-After). Listing advances by the number of items actually
+returned, stops at totalResults or an empty page, removes duplicate ids, and reports in `ReadReport`
+whether the read can be trusted as complete (only a complete read may lead to deletions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import ssl
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from replicator import __version__
+from replicator.errors import (
+    AuthError,
+    ProtocolError,
+    ScimStatusError,
+    ScimTimeoutError,
+    TransportError,
+    status_error_class,
+)
+from replicator.scim.auth import Auth, NoAuth, auth_for
+
+if TYPE_CHECKING:
+    from replicator.config import SideConfig
+
+SCIM_JSON = "application/scim+json"
+ENDPOINTS = {"User": "Users", "Group": "Groups"}
+
+
+@dataclass(frozen=True)
+class ServerFeatures:
+    """What a server says it supports (GET /ServiceProviderConfig), with safe defaults."""
+
+    patch: bool = True
+    filter: bool = True
+    cursor_paging: bool = False
+    max_results: int | None = None
+    bulk: bool = False
+
+
+@dataclass
+class ReadReport:
+    """How a listing went; `complete` is the only licence to treat an absent object as deleted."""
+
+    kind: str
+    total_results: int | None = None
+    seen: int = 0
+    duplicates: int = 0
+    pages: int = 0
+    problems: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    @property
+    def complete(self) -> bool:
+        if not self.finished or self.problems:
+            return False
+        return self.total_results is None or self.seen >= self.total_results
+
+
+class _ListResponse(msgspec.Struct):
+    Resources: list[dict[str, Any]] = []
+    totalResults: int | None = None
+    nextCursor: str | None = None
+
+
+_list_decoder = msgspec.json.Decoder(_ListResponse)
+_any_decoder = msgspec.json.Decoder()
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None) -> ScimStatusError:
+    scim_type = detail = None
+    try:
+        decoded = _any_decoder.decode(body) if body else None
+    except msgspec.DecodeError:
+        decoded = None
+    if isinstance(decoded, dict):
+        scim_type = decoded.get("scimType") if isinstance(decoded.get("scimType"), str) else None
+        raw_detail = decoded.get("detail")
+        detail = str(raw_detail)[:500] if raw_detail is not None else None
+    words = " ".join(w for w in (scim_type, detail) if w)
+    message = f"{method} {url.path} answered {status}" + (f": {words}" if words else "")
+    cls = status_error_class(status)
+    return cls(message, status=status, scim_type=scim_type, detail=detail, retry_after=parse_retry_after(retry_after))
+
+
+class ScimClient:
+    """Talks to one SCIM server. Use as an async context manager."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth | None = None,
+        timeout: float = 30.0,
+        verify_tls: bool = True,
+        ca_bundle: str | None = None,
+        max_connections: int = 64,
+        name: str = "scim",
+        paging: str = "auto",
+    ) -> None:
+        self.base_url = URL(base_url.rstrip("/"))
+        self.name = name
+        self._auth = auth or NoAuth()
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._ssl: ssl.SSLContext | bool = True
+        if not verify_tls:
+            self._ssl = False
+        elif ca_bundle:
+            self._ssl = ssl.create_default_context(cafile=ca_bundle)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self.requests: Counter[str] = Counter()
+        self.features = ServerFeatures()
+        self._paging = paging
+
+    async def __aenter__(self) -> ScimClient:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=self._timeout,
+            headers={"User-Agent": f"scim-replicator/{__version__}", "Accept": f"{SCIM_JSON}, application/json"},
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def writes(self) -> int:
+        return sum(n for m, n in self.requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
+
+    # -- the one place requests are made ----------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[int, bytes]:
+        """Send one request; return (status, body) of a 2xx answer or raise a typed error."""
+        assert self._session is not None, "use ScimClient as an async context manager"
+        data = msgspec.json.encode(body) if body is not None else None
+        for attempt in (1, 2):
+            header = await self._auth.header(self._session)
+            headers = {"Content-Type": SCIM_JSON} if data is not None else {}
+            if header:
+                headers["Authorization"] = header
+            self.requests[method] += 1
+            try:
+                async with self._session.request(method, url, params=params, data=data, headers=headers) as response:
+                    payload = await response.read()
+                    status = response.status
+                    retry_after = response.headers.get("Retry-After")
+            except asyncio.TimeoutError as exc:
+                raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time") from exc
+            except aiohttp.InvalidURL as exc:
+                raise TransportError(f"{method}: invalid URL for {self.name}") from exc
+            except aiohttp.ClientError as exc:
+                raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}") from exc
+            if status == 401 and attempt == 1 and self._auth.refreshable:
+                self._auth.invalidate(header)
+                continue
+            if status in (401, 403):
+                raise AuthError(f"{method} {url.path} answered {status}: {self.name} refused our credentials")
+            if status >= 300:
+                raise _error_from_response(method, url, status, payload, retry_after)
+            return status, payload
+        raise AssertionError("unreachable")
+
+    def _decode(self, method: str, url: URL, payload: bytes) -> Any:
+        try:
+            return _any_decoder.decode(payload)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"{method} {url.path}: {self.name} answered with invalid JSON") from exc
+
+    def resource_url(self, kind: str, resource_id: str | None = None) -> URL:
+        url = self.base_url / ENDPOINTS[kind]
+        return url / resource_id if resource_id is not None else url
+
+    # -- discovery ----------------------------------------------------------------------------------
+
+    async def discover(self) -> ServerFeatures:
+        """Read ServiceProviderConfig; a server without one keeps the defaults."""
+        url = self.base_url / "ServiceProviderConfig"
+        try:
+            _, payload = await self.request("GET", url)
+        except ScimStatusError:
+            return self.features
+        config = self._decode("GET", url, payload)
+        if not isinstance(config, dict):
+            return self.features
+
+        def supported(name: str, default: bool) -> bool:
+            section = config.get(name)
+            return bool(section.get("supported", default)) if isinstance(section, dict) else default
+
+        pagination = config.get("pagination") if isinstance(config.get("pagination"), dict) else {}
+        filter_section = config.get("filter") if isinstance(config.get("filter"), dict) else {}
+        max_results = filter_section.get("maxResults")
+        self.features = ServerFeatures(
+            patch=supported("patch", True),
+            filter=supported("filter", True),
+            bulk=supported("bulk", False),
+            # cursors stay stable while the directory changes; prefer them whenever advertised
+            cursor_paging=bool(pagination.get("cursor")),
+            max_results=max_results if isinstance(max_results, int) and max_results > 0 else None,
+        )
+        return self.features
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    async def iter_pages(
+        self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield pages of resources (duplicates removed), filling `report` as it goes.
+
+        A failing page raises after recording the problem in `report`, so the caller knows the read
+        is incomplete.
+        """
+        if cursor is None:
+            cursor = {"cursor": True, "index": False}.get(self._paging, self.features.cursor_paging)
+        use_cursor = cursor
+        url = self.resource_url(kind)
+        seen: set[str] = set()
+        start, next_cursor = 1, ""
+        while True:
+            params = {"count": str(page_size)}
+            if use_cursor:
+                params["cursor"] = next_cursor
+            else:
+                params["startIndex"] = str(start)
+            try:
+                _, payload = await self.request("GET", url, params=params)
+                page = _list_decoder.decode(payload)
+            except msgspec.ValidationError as exc:
+                report.problems.append(f"page {report.pages + 1}: not a SCIM ListResponse")
+                raise ProtocolError(f"GET {url.path}: {self.name} sent a page that is not a ListResponse") from exc
+            except msgspec.DecodeError as exc:
+                report.problems.append(f"page {report.pages + 1}: invalid JSON")
+                raise ProtocolError(f"GET {url.path}: {self.name} sent invalid JSON") from exc
+            except Exception as exc:
+                report.problems.append(f"page {report.pages + 1}: {exc}")
+                raise
+            report.pages += 1
+            if page.totalResults is not None:
+                if report.total_results is not None and page.totalResults != report.total_results:
+                    report.problems.append(
+                        f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
+                    )
+                report.total_results = page.totalResults if report.total_results is None else report.total_results
+            fresh = []
+            for resource in page.Resources:
+                rid = resource.get("id") if isinstance(resource, dict) else None
+                if not isinstance(rid, str) or not rid:
+                    report.problems.append(f"page {report.pages}: a resource without id")
+                    continue
+                if rid in seen:
+                    report.duplicates += 1
+                    continue
+                seen.add(rid)
+                fresh.append(resource)
+            report.seen += len(fresh)
+            if fresh:
+                yield fresh
+            if use_cursor:
+                if not page.nextCursor or not page.Resources:
+                    break
+                next_cursor = page.nextCursor
+                continue
+            if not page.Resources:
+                break
+            if not fresh:
+                report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
+                break
+            start += len(page.Resources)
+            if page.totalResults is not None and start > page.totalResults:
+                break
+        report.finished = True
+
+    async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
+        url = self.resource_url(kind, resource_id)
+        _, payload = await self.request("GET", url)
+        return self._expect_resource("GET", url, payload)
+
+    async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
+        """Resources matching a filter (at most a few: this is for finding one object)."""
+        url = self.resource_url(kind)
+        _, payload = await self.request("GET", url, params={"filter": filter_expression, "count": "10"})
+        try:
+            return [r for r in _list_decoder.decode(payload).Resources if isinstance(r, dict)]
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"GET {url.path}: {self.name} sent a search answer that is not a ListResponse") from exc
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = self.resource_url(kind)
+        _, payload = await self.request("POST", url, body=body)
+        return self._expect_resource("POST", url, payload)
+
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
+        await self.request("PATCH", self.resource_url(kind, resource_id), body=body)
+
+    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
+        await self.request("PUT", self.resource_url(kind, resource_id), body=body)
+
+    async def delete(self, kind: str, resource_id: str) -> None:
+        await self.request("DELETE", self.resource_url(kind, resource_id))
+
+    def _expect_resource(self, method: str, url: URL, payload: bytes) -> dict[str, Any]:
+        resource = self._decode(method, url, payload)
+        if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
+            raise ProtocolError(f"{method} {url.path}: {self.name} answered without a resource id")
+        return resource
+
+
+def client_for(cfg: SideConfig, name: str, *, max_connections: int) -> ScimClient:
+    """A client for one side of the configuration (not yet opened)."""
+    return ScimClient(
+        cfg.url,
+        auth=auth_for(cfg),
+        timeout=cfg.timeout,
+        verify_tls=cfg.verify_tls,
+        ca_bundle=cfg.ca_bundle,
+        max_connections=max_connections,
+        name=name,
+        paging=cfg.paging,
+    )

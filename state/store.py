@@ -1,0 +1,287 @@
+"""The SQLite state store (aiosqlite, WAL). It is the only writer of the state database.
+
+Tables:
+- `resources`: one row per (kind, source id): destination id, digest and canonical form last written to
+  the destination, status (`synced`, `disabled`, `failed`), how the destination object came to be ours
+  (`created` or `adopted`), the last error and retry bookkeeping.
+- `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
+
+Writes are buffered and committed in small batches (`batch_size` rows or `flush()`), so results are
+durable as operations succeed without a commit per row. The schema is versioned with
+`PRAGMA user_version` and migrated step by step; a database from a newer version is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE resources (
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            dest_id TEXT,
+            digest TEXT,
+            canon BLOB,
+            status TEXT NOT NULL,
+            origin TEXT,
+            match_key TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, source_id)
+        )""",
+        "CREATE INDEX resources_dest ON resources (kind, dest_id)",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mode TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT,
+            counts TEXT
+        )""",
+    ],
+}
+
+SYNCED = "synced"
+DISABLED = "disabled"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRow:
+    """What we know of one source object (without its canonical form, which is fetched on demand)."""
+
+    kind: str
+    source_id: str
+    dest_id: str | None
+    digest: str | None
+    status: str
+    origin: str | None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One cycle as stored in `runs`."""
+
+    id: int
+    mode: str
+    dry_run: bool
+    started_at: float
+    ended_at: float | None
+    outcome: str | None
+    counts: dict[str, Any]
+
+
+class StateStore:
+    """Async access to the state database. Create with `open_state`."""
+
+    def __init__(self, db: aiosqlite.Connection, batch_size: int) -> None:
+        self._db = db
+        self._batch_size = batch_size
+        self._pending: list[tuple[Any, ...]] = []
+        self._pending_deletes: list[tuple[str, str]] = []
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def iter_rows(self, kind: str) -> AsyncIterator[ResourceRow]:
+        """Every row of a kind, streamed."""
+        await self.flush()
+        sql = (
+            "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at "
+            "FROM resources WHERE kind = ?"
+        )
+        async with self._db.execute(sql, (kind,)) as cursor:
+            async for row in cursor:
+                yield ResourceRow(*row)
+
+    async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
+        """The canonical form last written to the destination for this object."""
+        await self.flush()
+        async with self._db.execute(
+            "SELECT canon FROM resources WHERE kind = ? AND source_id = ?", (kind, source_id)
+        ) as cursor:
+            row = await cursor.fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    async def count(self, kind: str | None = None) -> int:
+        await self.flush()
+        sql, args = "SELECT COUNT(*) FROM resources", ()
+        if kind:
+            sql, args = sql + " WHERE kind = ?", (kind,)
+        async with self._db.execute(sql, args) as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def failures(self) -> list[tuple[str, str, str | None, int]]:
+        """(kind, source id, error, attempts) of every failed resource."""
+        await self.flush()
+        async with self._db.execute(
+            "SELECT kind, source_id, error, attempts FROM resources WHERE status = ? "
+            "ORDER BY kind, source_id",
+            (FAILED,),
+        ) as cursor:
+            return [tuple(r) for r in await cursor.fetchall()]  # type: ignore[misc]
+
+    # -- writes (buffered) ---------------------------------------------------------------------
+
+    async def record_success(
+        self,
+        kind: str,
+        source_id: str,
+        *,
+        dest_id: str,
+        digest: str,
+        canonical: dict[str, Any],
+        status: str = SYNCED,
+        origin: str | None = None,
+        match_key: str | None = None,
+    ) -> None:
+        """Remember that the destination object `dest_id` now holds `canonical`."""
+        now = time.time()
+        canon = json.dumps(canonical, separators=(",", ":"), sort_keys=True)
+        self._pending.append(
+            (kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now)
+        )
+        await self._maybe_flush()
+
+    async def record_failure(
+        self, kind: str, source_id: str, error: str, *, retry_delay: float = 0.0
+    ) -> None:
+        """Remember that replicating this object failed, keeping whatever destination id we had."""
+        await self.flush()
+        now = time.time()
+        await self._db.execute(
+            """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
+                                      created_at, updated_at)
+               VALUES (?, ?, ?, ?, 1, ?, ?, ?)
+               ON CONFLICT (kind, source_id) DO UPDATE SET
+                   status = CASE WHEN resources.dest_id IS NULL THEN excluded.status
+                                 ELSE resources.status END,
+                   error = excluded.error,
+                   attempts = resources.attempts + 1,
+                   next_attempt_at = excluded.next_attempt_at,
+                   updated_at = excluded.updated_at""",
+            (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
+        )
+        await self._db.commit()
+
+    async def forget(self, kind: str, source_id: str) -> None:
+        """Drop an object we deleted from the destination."""
+        self._pending_deletes.append((kind, source_id))
+        await self._maybe_flush()
+
+    async def _maybe_flush(self) -> None:
+        if len(self._pending) + len(self._pending_deletes) >= self._batch_size:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Commit buffered writes."""
+        if not self._pending and not self._pending_deletes:
+            return
+        rows, self._pending = self._pending, []
+        deletes, self._pending_deletes = self._pending_deletes, []
+        await self._db.executemany(
+            """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin,
+                                      match_key, error, attempts, next_attempt_at, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (kind, source_id) DO UPDATE SET
+                   dest_id = excluded.dest_id, digest = excluded.digest, canon = excluded.canon,
+                   status = excluded.status,
+                   origin = COALESCE(excluded.origin, resources.origin),
+                   match_key = COALESCE(excluded.match_key, resources.match_key),
+                   error = NULL, attempts = 0, next_attempt_at = NULL,
+                   updated_at = excluded.updated_at""",
+            rows,
+        )
+        await self._db.executemany(
+            "DELETE FROM resources WHERE kind = ? AND source_id = ?", deletes
+        )
+        await self._db.commit()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    async def start_run(self, mode: str, dry_run: bool) -> int:
+        cursor = await self._db.execute(
+            "INSERT INTO runs (mode, dry_run, started_at) VALUES (?, ?, ?)",
+            (mode, int(dry_run), time.time()),
+        )
+        await self._db.commit()
+        return int(cursor.lastrowid or 0)
+
+    async def finish_run(self, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
+        await self.flush()
+        await self._db.execute(
+            "UPDATE runs SET ended_at = ?, outcome = ?, counts = ? WHERE id = ?",
+            (time.time(), outcome, json.dumps(counts, sort_keys=True), run_id),
+        )
+        await self._db.commit()
+
+    async def last_runs(self, limit: int = 10) -> list[RunRecord]:
+        async with self._db.execute(
+            "SELECT id, mode, dry_run, started_at, ended_at, outcome, counts FROM runs "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        return [
+            RunRecord(r[0], r[1], bool(r[2]), r[3], r[4], r[5], json.loads(r[6]) if r[6] else {})
+            for r in rows
+        ]
+
+
+async def _migrate(db: aiosqlite.Connection, path: str) -> None:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version > SCHEMA_VERSION:
+        from state.errors import NewerSchemaError
+
+        raise NewerSchemaError(
+            f"state file {path} has schema version {version}; this build knows up to {SCHEMA_VERSION}"
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[step]:
+            await db.execute(statement)
+        await db.execute(f"PRAGMA user_version = {step}")
+        await db.commit()
+
+
+@asynccontextmanager
+async def open_state(path: str | os.PathLike[str], *, batch_size: int = 100) -> AsyncIterator[StateStore]:
+    """Open (creating with mode 0600 if needed) and migrate the state database; flush on exit."""
+    target = Path(path)
+    if str(path) != ":memory:":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+    db = await aiosqlite.connect(str(path))
+    try:
+        await db.execute("PRAGMA journal_mode = WAL")
+        await db.execute("PRAGMA synchronous = NORMAL")
+        await db.execute("PRAGMA busy_timeout = 5000")
+        await _migrate(db, str(path))
+        store = StateStore(db, batch_size)
+        try:
+            yield store
+        finally:
+            await store.flush()
+    finally:
+        await db.close()

@@ -1,0 +1,124 @@
+"""Test helpers: start scim2-server processes, seed directories over HTTP, compare source and destination."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from replicator.config import Config, SideConfig, SyncConfig
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
+from replicator.scim.client import ReadReport, ScimClient
+from replicator.snapshot import differences, snapshot
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def scim2_server(token: str | None = None) -> Iterator[str]:
+    """A scim2-server process on a free loopback port; yields its base URL."""
+    port = free_port()
+    exe = Path(sys.executable).with_name("scim2-server")
+    command = [str(exe), "--hostname", "127.0.0.1", "--port", str(port)]
+    if token:
+        command += ["--bearer-token", token]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    url = f"http://127.0.0.1:{port}/v2"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                request = urllib.request.Request(url + "/ServiceProviderConfig")
+                if token:
+                    request.add_header("Authorization", f"Bearer {token}")
+                with urllib.request.urlopen(request, timeout=1):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("scim2-server did not start") from None
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def make_config(source: str, destination: str, state: Path, *, source_token: str | None = None,
+                destination_token: str | None = None, concurrency: int = 8, **sync: Any) -> Config:
+    return Config(
+        source=SideConfig(url=source, token=source_token),
+        destination=SideConfig(url=destination, token=destination_token),
+        sync=SyncConfig(**sync),
+        state=str(state),
+        concurrency=concurrency,
+    )
+
+
+async def read_all(client: ScimClient, kind: str) -> list[dict[str, Any]]:
+    report = ReadReport(kind=kind)
+    out: list[dict[str, Any]] = []
+    async for page in client.iter_pages(kind, report, page_size=200):
+        out.extend(page)
+    assert report.complete, report.problems
+    return out
+
+
+async def directory(client: ScimClient) -> dict[str, dict[str, Any]]:
+    return snapshot(await read_all(client, USER), await read_all(client, GROUP))
+
+
+async def assert_replicated(source: ScimClient, destination: ScimClient) -> None:
+    """The destination holds exactly the source's users and groups (ids translated)."""
+    diff = differences(await directory(source), await directory(destination))
+    assert not diff, "\n".join(diff[:20])
+
+
+async def count_duplicates(client: ScimClient) -> int:
+    users = await read_all(client, USER)
+    groups = await read_all(client, GROUP)
+    names = [u["userName"].casefold() for u in users] + ["g:" + g["displayName"] for g in groups]
+    return len(names) - len(set(names))
+
+
+async def seed(client: ScimClient, users: int, groups: int, *, seed: int = 7) -> dict[str, list[str]]:
+    """Create sample users (with managers) and groups (one with everyone, one empty, one nested) over HTTP."""
+    user_ids = []
+    for user in sample_users(users, seed):
+        user_ids.append((await client.create(USER, user))["id"])
+    for index, user_id in enumerate(user_ids):
+        boss = manager_index(index)
+        if boss is not None:
+            await client.patch(USER, user_id, patch_body(
+                [{"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": {"value": user_ids[boss]}}]))
+    group_ids = []
+    for name, members in group_plan(users, groups, seed):
+        group_ids.append((await client.create(GROUP, sample_group(name, [user_ids[i] for i in members])))["id"])
+    if len(group_ids) > 1:
+        group_ids.append((await client.create(
+            GROUP, sample_group("Leadership", user_ids[:2], group_ids=[group_ids[1]])))["id"])
+    return {USER: user_ids, GROUP: group_ids}
+
+
+def patch_body(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": operations}
+
+
+def writes(counts: dict[str, int]) -> int:
+    return sum(n for method, n in counts.items() if method in ("POST", "PUT", "PATCH", "DELETE"))
