@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from replicator import __version__
-from replicator.config import Config, flag_name, iter_leaves, load_config, validate
+from replicator.config import Config, flag_name, iter_leaves, load_config
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.logs import setup_logging
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging("warning", "text")
             return _run_async(run_demo(users=args.users, groups=args.groups))
         if args.command == "status":
-            config = load_config(config_file=args.config, overrides={"state": args.state})
+            config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
             return _run_async(show_status(config, args.output))
         config = load_config(config_file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
@@ -230,7 +230,6 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 async def show_status(config: Config, output: str) -> int:
     from state import open_state
 
-    validate(config, need_endpoints=False)
     async with open_state(config.state) as store:
         runs = await store.last_runs(10)
         failures = await store.failures()
@@ -242,7 +241,8 @@ async def show_status(config: Config, output: str) -> int:
             "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in failures],
         }, indent=2, default=str))
         return EXIT_OK
-    print(f"state {config.state}: {tracked['User']} users, {tracked['Group']} groups tracked")
+    print(f"state {config.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
+          f"{len(failures)} failed")
     for run in runs:
         counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
         print(f"run {run.id} {run.mode} {run.outcome or 'unfinished'}: "

@@ -10,6 +10,7 @@ Unknown keys and bad values fail with the field's dotted name. Secrets never app
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -160,6 +161,7 @@ def load_config(
     config_file: str | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    need_endpoints: bool = True,
 ) -> Config:
     """Merge defaults < TOML < environment < overrides (dotted paths from flags) and validate."""
     environ = os.environ if environ is None else environ
@@ -175,13 +177,20 @@ def load_config(
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_readable(str(exc))}") from None
-    validate(config)
+    validate(config, need_endpoints=need_endpoints)
     return config
 
 
 def _readable(message: str) -> str:
-    # msgspec says "... - at `$.source.url`"; we say the dotted field name
-    return message.replace("`$.", "`").replace("$.", "")
+    """msgspec's "... - at `$.source.url`" as "source.url: ...", unknown keys as their dotted name."""
+    unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", message)
+    if unknown:
+        parent = unknown.group(2) or ""
+        return f"unknown setting `{parent + '.' if parent else ''}{unknown.group(1)}`"
+    located = re.match(r"(.*) - at `\$\.([^`]+)`$", message)
+    if located:
+        return f"{located.group(2)}: {located.group(1)}"
+    return message
 
 
 def validate(config: Config, *, need_endpoints: bool = True) -> None:

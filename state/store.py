@@ -121,10 +121,11 @@ class StateStore:
         return json.loads(row[0]) if row and row[0] else None
 
     async def count(self, kind: str | None = None) -> int:
+        """Objects that have a destination counterpart (of one kind, or all)."""
         await self.flush()
-        sql, args = "SELECT COUNT(*) FROM resources", ()
+        sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
         if kind:
-            sql, args = sql + " WHERE kind = ?", (kind,)
+            sql, args = sql + " AND kind = ?", (kind,)
         async with self._db.execute(sql, args) as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0

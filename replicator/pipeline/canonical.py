@@ -26,7 +26,7 @@ CORE_SCHEMAS = {
     GROUP: "urn:ietf:params:scim:schemas:core:2.0:Group",
 }
 
-_SERVER_OWNED_TOP = {"id", "meta", "schemas"}
+_SERVER_OWNED_TOP = {"id", "meta", "schemas", "$ref"}
 _SERVER_OWNED_BY_KIND = {USER: {"groups", "password"}, GROUP: set()}
 _DROPPED_EVERYWHERE = {"$ref"}
 _encoder = msgspec.json.Encoder(order="deterministic")

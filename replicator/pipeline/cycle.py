@@ -157,7 +157,12 @@ class Cycle:
             await self._load_state(kind)
         for kind in kinds:
             if self.mode == FULL or not self.rows[kind]:
-                self.dest[kind] = await self._list_destination(kind)
+                listing = self.dest[kind] = await self._list_destination(kind)
+                if listing.complete and self.mode == FULL:
+                    # objects deleted on the destination are no reference targets until re-created
+                    for source_id, dest_id in list(self.ids[kind].items()):
+                        if dest_id not in listing.live:
+                            del self.ids[kind][source_id]
             await self._replicate_kind(kind)
         await self._remove_vanished(kinds)
         if self.dry_run:
@@ -395,7 +400,12 @@ class Cycle:
         if existing is not None:
             await self._adopt(step, existing)
             return
+        # a large group is created with its first chunk of members, the rest follow as PATCH adds
+        members = step.desired.get("members", [])
+        first, rest = members[: self.policy.member_chunk], members[self.policy.member_chunk :]
         body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
+        if rest:
+            body["members"] = first
         try:
             created = await self.destination.create(step.kind, body)
         except ConflictError:
@@ -404,6 +414,9 @@ class Cycle:
                 raise
             await self._adopt(step, existing)
             return
+        if rest:
+            for patch in chunk_requests([{"op": "add", "path": "members", "value": rest}], self.policy.member_chunk):
+                await self.destination.patch(step.kind, created["id"], patch)
         await self._record(step, created["id"], origin="created")
         self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
         log.debug("created %s %s", step.kind, step.label)

@@ -40,8 +40,11 @@ async def test_full_copy_then_second_run_writes_nothing(pair: Pair) -> None:
     assert first.counts["created"] == 60 + 7
     assert first.destination_requests.get("DELETE", 0) == 0
     await assert_replicated(pair.source, pair.destination)
-    # one POST per object, plus the chunks of the 60-member group beyond the first 25 members
+    # one POST per object; a group's members beyond the first 25 follow in PATCHes of at most 25
     assert first.destination_requests["POST"] == 67
+    sizes = [len(g.get("members", [])) for g in await read_all(pair.source, GROUP)]
+    assert first.destination_requests.get("PATCH", 0) == sum(max(0, -(-n // 25) - 1) for n in sizes)
+    assert max(sizes) == 60
     again = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert writes(again.destination_requests) == 0, again.summary()
     assert again.counts["unchanged"] == 67

@@ -1,0 +1,129 @@
+"""Tests for translating source references to destination ids (replicator.pipeline.references)."""
+
+from __future__ import annotations
+
+import copy
+
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.references import translate
+
+USER_IDS = {"su1": "du1", "su2": "du2", "shared": "du-shared"}
+GROUP_IDS = {"sg1": "dg1", "shared": "dg-shared"}
+
+
+def _values(members: list[dict[str, str]]) -> list[str]:
+    return sorted(m["value"] for m in members)
+
+
+def test_members_with_user_type_use_user_ids() -> None:
+    """A member typed User is looked up among users only."""
+    group = {"displayName": "G", "members": [{"value": "shared", "type": "User"}, {"value": "su1", "type": "User"}]}
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert unresolved == []
+    assert sorted(out["members"], key=lambda m: m["value"]) == [
+        {"value": "du-shared", "type": "User"},
+        {"value": "du1", "type": "User"},
+    ]
+
+
+def test_members_with_group_type_use_group_ids() -> None:
+    """A member typed Group is looked up among groups only, even if a user has the same source id."""
+    group = {"displayName": "G", "members": [{"value": "shared", "type": "Group"}, {"value": "sg1", "type": "Group"}]}
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert unresolved == []
+    assert _values(out["members"]) == ["dg-shared", "dg1"]
+    assert all(m["type"] == "Group" for m in out["members"])
+
+
+def test_group_typed_member_known_only_as_user_is_unresolved() -> None:
+    """A Group-typed member is not found through the user map."""
+    group = {"displayName": "G", "members": [{"value": "su1", "type": "Group"}]}
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert unresolved == ["su1"]
+    assert "members" not in out
+
+
+def test_members_without_type_try_users_then_groups() -> None:
+    """An untyped member is found among users first, then among groups."""
+    group = {"displayName": "G", "members": [{"value": "su2"}, {"value": "sg1"}, {"value": "shared"}]}
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert unresolved == []
+    assert _values(out["members"]) == ["dg1", "du-shared", "du2"]
+    assert all("type" not in m for m in out["members"])
+
+
+def test_unresolved_members_are_reported_and_dropped() -> None:
+    """Members without a destination id are reported and left out of the translated form."""
+    group = {
+        "displayName": "G",
+        "members": [{"value": "su1"}, {"value": "ghost-user", "type": "User"}, {"value": "ghost"}],
+    }
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert sorted(unresolved) == ["ghost", "ghost-user"]
+    assert out["members"] == [{"value": "du1"}]
+    assert out["displayName"] == "G"
+
+
+def test_group_with_only_unresolved_members_has_no_members() -> None:
+    """If no member resolves, the translated form has no `members` attribute at all."""
+    group = {"displayName": "G", "members": [{"value": "nobody"}]}
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert unresolved == ["nobody"]
+    assert out == {"displayName": "G"}
+
+
+def test_translated_members_are_in_canonical_order() -> None:
+    """The translated member list is sorted, so the same input always gives the same digest."""
+    a = {"displayName": "G", "members": [{"value": "su1"}, {"value": "su2"}]}
+    b = {"displayName": "G", "members": [{"value": "su2"}, {"value": "su1"}]}
+    assert translate(a, GROUP, USER_IDS, GROUP_IDS) == translate(b, GROUP, USER_IDS, GROUP_IDS)
+
+
+def test_manager_value_is_translated() -> None:
+    """The enterprise manager.value is mapped to the manager's destination id; the rest is kept."""
+    user = {"userName": "a", ENTERPRISE_USER: {"department": "R&D", "manager": {"value": "su2"}}}
+    out, unresolved = translate(user, USER, USER_IDS, GROUP_IDS)
+    assert unresolved == []
+    assert out == {"userName": "a", ENTERPRISE_USER: {"department": "R&D", "manager": {"value": "du2"}}}
+
+
+def test_unresolved_manager_is_reported_and_dropped() -> None:
+    """A manager with no destination id yet is reported and removed; other extension attributes stay."""
+    user = {"userName": "a", ENTERPRISE_USER: {"department": "R&D", "manager": {"value": "nobody"}}}
+    out, unresolved = translate(user, USER, USER_IDS, GROUP_IDS)
+    assert unresolved == ["nobody"]
+    assert out == {"userName": "a", ENTERPRISE_USER: {"department": "R&D"}}
+
+
+def test_unresolved_manager_alone_drops_the_extension() -> None:
+    """An extension left empty after dropping the manager is removed."""
+    user = {"userName": "a", ENTERPRISE_USER: {"manager": {"value": "nobody"}}}
+    out, unresolved = translate(user, USER, USER_IDS, GROUP_IDS)
+    assert unresolved == ["nobody"]
+    assert out == {"userName": "a"}
+
+
+def test_manager_is_not_looked_up_among_groups() -> None:
+    """A manager is a user: a group with that source id does not resolve it."""
+    user = {"userName": "a", ENTERPRISE_USER: {"manager": {"value": "sg1"}}}
+    out, unresolved = translate(user, USER, USER_IDS, GROUP_IDS)
+    assert unresolved == ["sg1"]
+    assert ENTERPRISE_USER not in out
+
+
+def test_resource_without_references_is_unchanged() -> None:
+    """A user without manager and a group without members come back as they were."""
+    user = {"userName": "a", "emails": [{"value": "a@x"}]}
+    group = {"displayName": "G"}
+    assert translate(user, USER, USER_IDS, GROUP_IDS) == (user, [])
+    assert translate(group, GROUP, USER_IDS, GROUP_IDS) == (group, [])
+
+
+def test_translate_does_not_mutate_its_input() -> None:
+    """The canonical form given to translate is left untouched."""
+    user = {"userName": "a", ENTERPRISE_USER: {"manager": {"value": "nobody"}, "department": "x"}}
+    group = {"displayName": "G", "members": [{"value": "su1"}, {"value": "nobody"}]}
+    before = copy.deepcopy((user, group))
+    translate(user, USER, USER_IDS, GROUP_IDS)
+    translate(group, GROUP, USER_IDS, GROUP_IDS)
+    assert (user, group) == before
