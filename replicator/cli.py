@@ -157,7 +157,8 @@ async def replicate(config: Config, *, mode: str, dry_run: bool) -> CycleResult:
             raise StateError(f"state file {config.state}: {exc}") from exc
         source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
         destination = await stack.enter_async_context(
-            client_for(config.destination, "destination", max_connections=connections)
+            client_for(config.destination, "destination", max_connections=config.concurrency,
+                       min_concurrency=config.min_concurrency)
         )
         return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run)
 

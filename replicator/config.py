@@ -41,6 +41,9 @@ class SideConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     ca_bundle: str | None = None
     page_size: int = 500
     paging: Literal["auto", "index", "cursor"] = "auto"
+    rate_limit: float | None = None
+    retry_attempts: int = 8
+    retry_timeout: float = 300.0
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -89,6 +92,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     sync: SyncConfig = SyncConfig()
     state: str = "scim-replicator.db"
     concurrency: int = 16
+    min_concurrency: int = 2
     interval: float = 60.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
@@ -202,6 +206,8 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
             raise ConfigError("source.url and destination.url are the same server")
     if not 1 <= config.concurrency <= 1024:
         raise ConfigError("concurrency must be between 1 and 1024")
+    if not 1 <= config.min_concurrency <= config.concurrency:
+        raise ConfigError("min_concurrency must be between 1 and concurrency")
     if config.interval <= 0:
         raise ConfigError("interval must be positive")
     if config.sync.member_chunk < 1:
@@ -222,6 +228,10 @@ def validate_side(side: str, cfg: SideConfig) -> None:
         raise ConfigError(f"{side}.page_size must be between 1 and 10000")
     if cfg.timeout <= 0:
         raise ConfigError(f"{side}.timeout must be positive")
+    if cfg.rate_limit is not None and cfg.rate_limit <= 0:
+        raise ConfigError(f"{side}.rate_limit must be positive (requests per second)")
+    if cfg.retry_attempts < 1:
+        raise ConfigError(f"{side}.retry_attempts must be at least 1")
     mode = cfg.auth_mode
     required = {
         "bearer": ("token",),

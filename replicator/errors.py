@@ -43,9 +43,16 @@ class ScimError(ReplicatorError):
 
 
 class TransportError(ScimError):
-    """The request did not get an HTTP answer (connect error, reset, TLS)."""
+    """The request did not get an HTTP answer (connect error, reset, TLS).
+
+    `sent` is False when the connection was never made, so the server cannot have acted on it.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, sent: bool = True) -> None:
+        super().__init__(message)
+        self.sent = sent
 
 
 class ScimTimeoutError(TransportError):

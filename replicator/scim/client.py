@@ -13,12 +13,13 @@ import email.utils
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import msgspec
+import stamina
 from yarl import URL
 
 from replicator import __version__
@@ -31,12 +32,33 @@ from replicator.errors import (
     status_error_class,
 )
 from replicator.scim.auth import Auth, NoAuth, auth_for
+from replicator.scim.limits import AdaptiveLimit, Pause, TokenBucket
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
 
 SCIM_JSON = "application/scim+json"
+
+# retries are counted in ScimClient.stats and reported per cycle; stamina's own log line per retry
+# would flood the log under a 429 storm
+stamina.instrumentation.set_on_retry_hooks([])
 ENDPOINTS = {"User": "Users", "Group": "Groups"}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounds of the retry layer: attempts and total seconds per call, backoff, longest pause."""
+
+    attempts: int = 8
+    timeout: float = 300.0
+    wait_initial: float = 0.2
+    wait_max: float = 30.0
+    max_pause: float = 300.0
+
+
+def status_overloads(status: int | None) -> bool:
+    """Statuses that mean 'send less': the concurrency limit is cut on them."""
+    return status in (429, 503)
 
 
 @dataclass(frozen=True)
@@ -125,6 +147,9 @@ class ScimClient:
         max_connections: int = 64,
         name: str = "scim",
         paging: str = "auto",
+        retry: RetryPolicy | None = None,
+        rate_limit: float | None = None,
+        min_concurrency: int | None = None,
     ) -> None:
         self.base_url = URL(base_url.rstrip("/"))
         self.name = name
@@ -140,6 +165,12 @@ class ScimClient:
         self.requests: Counter[str] = Counter()
         self.features = ServerFeatures()
         self._paging = paging
+        self._retry = retry or RetryPolicy()
+        self.stats: Counter[str] = Counter()  # retries, 429, 503, timeouts
+        self.latency: list[float] = []
+        self.pause = Pause(max_pause=self._retry.max_pause)
+        self._bucket = TokenBucket(rate_limit) if rate_limit else None
+        self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
 
     async def __aenter__(self) -> ScimClient:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
@@ -169,33 +200,88 @@ class ScimClient:
         params: dict[str, str] | None = None,
         body: Any = None,
     ) -> tuple[int, bytes]:
-        """Send one request; return (status, body) of a 2xx answer or raise a typed error."""
-        assert self._session is not None, "use ScimClient as an async context manager"
+        """Send one request, retrying what is worth retrying; return (status, body) of a 2xx answer.
+
+        GET, PUT, PATCH and DELETE are retried on transport errors, timeouts, 5xx (not 501) and 429.
+        POST is retried only when the server surely did not act on it (429, 503, connection refused):
+        after a lost answer it may have created the object, which the caller checks by lookup.
+        """
         data = msgspec.json.encode(body) if body is not None else None
-        for attempt in (1, 2):
+        retry_on = self._retry_hook(idempotent=method != "POST")
+        async for attempt in stamina.retry_context(
+            on=retry_on,
+            attempts=self._retry.attempts,
+            timeout=self._retry.timeout,
+            wait_initial=self._retry.wait_initial,
+            wait_max=self._retry.wait_max,
+            wait_jitter=self._retry.wait_initial,
+        ):
+            with attempt:
+                return await self._send(method, url, params, data)
+        raise AssertionError("unreachable")
+
+    def _retry_hook(self, *, idempotent: bool) -> Callable[[Exception], bool | float]:
+        def retry_on(exc: Exception) -> bool | float:
+            if isinstance(exc, ScimStatusError) and exc.retryable:
+                if not idempotent and exc.status not in (429, 503):
+                    return False
+                self.stats["retries"] += 1
+                return exc.retry_after if exc.retry_after is not None else True
+            if isinstance(exc, TransportError) and (idempotent or not exc.sent):
+                self.stats["retries"] += 1
+                return True
+            return False
+
+        return retry_on
+
+    async def _send(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None) -> tuple[int, bytes]:
+        """One HTTP exchange under the server's pause, rate limit and concurrency limit."""
+        assert self._session is not None, "use ScimClient as an async context manager"
+        for refresh in (False, True):
+            await self.pause.wait()
+            if self._bucket is not None:
+                await self._bucket.take()
             header = await self._auth.header(self._session)
             headers = {"Content-Type": SCIM_JSON} if data is not None else {}
             if header:
                 headers["Authorization"] = header
+            await self.limit.acquire()
+            status: int | None = None
+            overloaded = False
             self.requests[method] += 1
+            started = time.monotonic()
             try:
                 async with self._session.request(method, url, params=params, data=data, headers=headers) as response:
                     payload = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
             except asyncio.TimeoutError as exc:
-                raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time") from exc
+                overloaded = True
+                self.stats["timeouts"] += 1
+                raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time", sent=True) from exc
             except aiohttp.InvalidURL as exc:
                 raise TransportError(f"{method}: invalid URL for {self.name}") from exc
+            except aiohttp.ClientConnectorError as exc:
+                raise TransportError(f"{method} {url.path}: cannot connect to {self.name}: {type(exc).__name__}",
+                                     sent=False) from exc
             except aiohttp.ClientError as exc:
-                raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}") from exc
-            if status == 401 and attempt == 1 and self._auth.refreshable:
+                raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}",
+                                     sent=True) from exc
+            finally:
+                self.latency.append(time.monotonic() - started)
+                overloaded = overloaded or status_overloads(status)
+                await self.limit.release(overloaded=overloaded)
+            if status == 401 and not refresh and self._auth.refreshable:
                 self._auth.invalidate(header)
                 continue
             if status in (401, 403):
                 raise AuthError(f"{method} {url.path} answered {status}: {self.name} refused our credentials")
             if status >= 300:
-                raise _error_from_response(method, url, status, payload, retry_after)
+                error = _error_from_response(method, url, status, payload, retry_after)
+                if status in (429, 503):
+                    self.stats[str(status)] += 1
+                    self.pause.extend(error.retry_after if error.retry_after is not None else 1.0)
+                raise error
             return status, payload
         raise AssertionError("unreachable")
 
@@ -346,7 +432,7 @@ class ScimClient:
         return resource
 
 
-def client_for(cfg: SideConfig, name: str, *, max_connections: int) -> ScimClient:
+def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurrency: int | None = None) -> ScimClient:
     """A client for one side of the configuration (not yet opened)."""
     return ScimClient(
         cfg.url,
@@ -357,4 +443,7 @@ def client_for(cfg: SideConfig, name: str, *, max_connections: int) -> ScimClien
         max_connections=max_connections,
         name=name,
         paging=cfg.paging,
+        retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout),
+        rate_limit=cfg.rate_limit,
+        min_concurrency=min_concurrency,
     )

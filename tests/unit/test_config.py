@@ -1,0 +1,220 @@
+"""Tests for configuration loading, precedence and validation (replicator.config)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from replicator.config import Config, SideConfig, env_name, flag_name, iter_leaves, load_config
+from replicator.errors import ConfigError
+
+ENDPOINTS = {"SCIMREP_SOURCE_URL": "https://source.example/scim/v2", "SCIMREP_DESTINATION_URL": "https://dest.example/scim/v2"}
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "replicator.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def config_error(**kwargs: object) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(**kwargs)  # type: ignore[arg-type]
+    return str(info.value)
+
+
+# -- precedence --------------------------------------------------------------------------------
+
+
+def test_defaults_apply_when_nothing_is_set() -> None:
+    """Only the endpoints given: every other setting has its built-in default."""
+    config = load_config(environ=ENDPOINTS)
+    assert config.concurrency == Config().concurrency == 16
+    assert config.interval == 60.0
+    assert config.sync.membership == "merge"
+    assert config.source.page_size == 500
+    assert config.source.url == "https://source.example/scim/v2"
+
+
+def test_precedence_defaults_toml_environment_overrides(tmp_path: Path) -> None:
+    """Each layer wins over the one below: defaults < TOML < environment < overrides."""
+    path = write(
+        tmp_path,
+        """
+concurrency = 4
+interval = 10.0
+log_level = "debug"
+
+[source]
+url = "https://toml-source.example"
+page_size = 50
+
+[destination]
+url = "https://toml-dest.example"
+
+[sync]
+member_chunk = 7
+delete = false
+""",
+    )
+    environ = {
+        "SCIMREP_CONCURRENCY": "8",
+        "SCIMREP_INTERVAL": "20",
+        "SCIMREP_SOURCE_URL": "https://env-source.example",
+        "SCIMREP_SYNC_DELETE": "true",
+    }
+    overrides = {"concurrency": 32, "sync.member_chunk": None}
+    config = load_config(config_file=path, environ=environ, overrides=overrides)
+    assert config.concurrency == 32  # override beats environment and TOML
+    assert config.interval == 20.0  # environment beats TOML
+    assert config.log_level == "debug"  # TOML beats default
+    assert config.source.url == "https://env-source.example"
+    assert config.destination.url == "https://toml-dest.example"  # TOML kept where env is silent
+    assert config.source.page_size == 50
+    assert config.sync.member_chunk == 7  # a None override leaves the lower layer alone
+    assert config.sync.delete is True  # environment beats TOML for nested booleans
+    assert config.sync.update is True  # default
+    assert config.log_format == "auto"  # default
+
+
+def test_override_of_nested_path_beats_environment(tmp_path: Path) -> None:
+    """A dotted override such as sync.remove_action wins over environment and TOML."""
+    path = write(tmp_path, '[sync]\nremove_action = "delete"\n')
+    environ = {**ENDPOINTS, "SCIMREP_SYNC_REMOVE_ACTION": "delete"}
+    config = load_config(config_file=path, environ=environ, overrides={"sync.remove_action": "disable"})
+    assert config.sync.remove_action == "disable"
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    """SCIMREP_CONFIG names the TOML file when no config_file is given."""
+    path = write(tmp_path, "concurrency = 3\n")
+    config = load_config(environ={**ENDPOINTS, "SCIMREP_CONFIG": path})
+    assert config.concurrency == 3
+
+
+# -- validation messages name the field ---------------------------------------------------------
+
+
+def test_unknown_nested_toml_key_names_the_dotted_field(tmp_path: Path) -> None:
+    """An unknown key inside a table fails with a message naming it by its dotted path."""
+    path = write(tmp_path, '[source]\nurl = "https://a.example"\nurll = "typo"\n')
+    message = config_error(config_file=path, environ={"SCIMREP_DESTINATION_URL": "https://b.example"})
+    assert "source.urll" in message
+
+
+def test_unknown_top_level_toml_key_names_the_field(tmp_path: Path) -> None:
+    """An unknown top-level key fails with a message naming it."""
+    path = write(tmp_path, "concurency = 4\n")
+    message = config_error(config_file=path, environ=ENDPOINTS)
+    assert "concurency" in message
+
+
+def test_wrong_type_names_the_field(tmp_path: Path) -> None:
+    """concurrency = 'x' fails with a message naming concurrency."""
+    path = write(tmp_path, "concurrency = 'x'\n")
+    message = config_error(config_file=path, environ=ENDPOINTS)
+    assert "concurrency" in message
+    assert "$." not in message
+
+
+def test_wrong_nested_type_names_the_dotted_field(tmp_path: Path) -> None:
+    """A bad value inside a table is reported by its dotted path."""
+    path = write(tmp_path, "[sync]\nmember_chunk = 'lots'\n")
+    message = config_error(config_file=path, environ=ENDPOINTS)
+    assert "sync.member_chunk" in message
+
+
+def test_missing_source_url_names_source_url() -> None:
+    """Without a source URL the error names source.url."""
+    message = config_error(environ={"SCIMREP_DESTINATION_URL": "https://b.example"})
+    assert "source.url" in message
+
+
+def test_oauth_without_token_url_names_token_url() -> None:
+    """OAuth credentials without token_url fail naming token_url."""
+    environ = {
+        **ENDPOINTS,
+        "SCIMREP_SOURCE_CLIENT_ID": "client",
+        "SCIMREP_SOURCE_CLIENT_SECRET": "very-secret-value",
+    }
+    message = config_error(environ=environ)
+    assert "token_url" in message
+    assert "source" in message
+    assert "very-secret-value" not in message
+
+
+def test_same_source_and_destination_is_refused() -> None:
+    """Replicating a server onto itself is refused."""
+    message = config_error(
+        environ={"SCIMREP_SOURCE_URL": "https://a.example/", "SCIMREP_DESTINATION_URL": "https://a.example"}
+    )
+    assert "same" in message
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    """A config file that does not exist is a ConfigError, not an OSError."""
+    message = config_error(config_file=str(tmp_path / "absent.toml"), environ=ENDPOINTS)
+    assert "absent.toml" in message
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+
+def test_token_file_supplies_the_secret(tmp_path: Path) -> None:
+    """SCIMREP_SOURCE_TOKEN_FILE reads the token from a file (surrounding whitespace stripped)."""
+    secret = tmp_path / "token"
+    secret.write_text("file-token-123\n", encoding="utf-8")
+    config = load_config(environ={**ENDPOINTS, "SCIMREP_SOURCE_TOKEN_FILE": str(secret)})
+    assert config.source.token == "file-token-123"
+    assert config.source.auth_mode == "bearer"
+
+
+def test_unreadable_token_file_is_a_config_error(tmp_path: Path) -> None:
+    """A secret file that cannot be read fails with a ConfigError naming the variable."""
+    message = config_error(environ={**ENDPOINTS, "SCIMREP_SOURCE_TOKEN_FILE": str(tmp_path / "missing")})
+    assert "SCIMREP_SOURCE_TOKEN_FILE" in message
+
+
+def test_repr_and_str_never_show_secrets() -> None:
+    """Neither repr nor str of the configuration (or a side) contains a token, password or client secret."""
+    environ = {
+        **ENDPOINTS,
+        "SCIMREP_SOURCE_TOKEN": "tok-AAAA-1111",
+        "SCIMREP_DESTINATION_CLIENT_ID": "client-id",
+        "SCIMREP_DESTINATION_CLIENT_SECRET": "sec-BBBB-2222",
+        "SCIMREP_DESTINATION_TOKEN_URL": "https://idp.example/token",
+    }
+    config = load_config(environ=environ)
+    assert config.source.token == "tok-AAAA-1111"
+    assert config.destination.client_secret == "sec-BBBB-2222"
+    for text in (repr(config), str(config), repr(config.source), str(config.destination)):
+        assert "tok-AAAA-1111" not in text
+        assert "sec-BBBB-2222" not in text
+    assert "client-id" in repr(config)  # non-secret fields are still shown
+    side = SideConfig(url="https://x", username="u", password="pw-CCCC-3333")
+    assert "pw-CCCC-3333" not in repr(side)
+    assert "pw-CCCC-3333" not in str(side)
+
+
+# -- names of the layers ------------------------------------------------------------------------
+
+
+def test_leaf_names_for_source_url() -> None:
+    """source.url is a leaf; its environment name is SCIMREP_SOURCE_URL and its flag --source-url."""
+    leaves = dict(iter_leaves())
+    assert "source.url" in leaves
+    assert "sync.member_chunk" in leaves
+    assert "concurrency" in leaves
+    assert "source" not in leaves  # tables are not leaves
+    assert env_name("source.url") == "SCIMREP_SOURCE_URL"
+    assert flag_name("source.url") == "--source-url"
+    assert env_name("sync.member_chunk") == "SCIMREP_SYNC_MEMBER_CHUNK"
+    assert flag_name("sync.member_chunk") == "--sync-member-chunk"
+
+
+def test_every_leaf_has_distinct_names() -> None:
+    """No two settings share an environment variable or a flag."""
+    paths = [path for path, _ in iter_leaves()]
+    assert len({env_name(p) for p in paths}) == len(paths)
+    assert len({flag_name(p) for p in paths}) == len(paths)
