@@ -5,6 +5,7 @@ Exit codes:
   1  the cycle completed, but some resources failed or a read was incomplete (see the log / `status`)
   2  bad usage or configuration (nothing was contacted)
   3  the cycle could not run: authentication refused, server unreachable, state unusable
+  4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
   130 interrupted
 """
 
@@ -29,7 +30,7 @@ from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
 from replicator.pipeline.plan import Step
 from replicator.scim.client import client_for
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 log = logging.getLogger("replicator")
 
 
@@ -58,6 +59,8 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs.pop("metavar")
         group.add_argument(flag_name(path), **kwargs)
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
+    group.add_argument("--allow-mass-delete", action="store_true",
+                       help="let this run remove more than the mass-delete guard allows")
 
 
 def _base_type(annotation: Any) -> Any:
@@ -100,6 +103,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out = {key.split(":", 1)[1]: value for key, value in vars(args).items() if key.startswith("setting:")}
     if getattr(args, "insecure", False):
         out["source.verify_tls"] = out["destination.verify_tls"] = False
+    if getattr(args, "allow_mass_delete", False):
+        out["sync.allow_mass_delete"] = True
     return out
 
 
@@ -170,7 +175,7 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
         print(json.dumps(report_json(result), indent=2, ensure_ascii=False))
     else:
         print(report_text(result))
-    return EXIT_OK if result.outcome == "ok" else EXIT_PARTIAL
+    return {"ok": EXIT_OK, "held": EXIT_HELD}.get(result.outcome, EXIT_PARTIAL)
 
 
 async def run_forever(config: Config) -> int:

@@ -78,6 +78,10 @@ class SyncConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     groups: bool = True
     membership: Literal["merge", "overwrite"] = "merge"
     member_chunk: int = 100
+    max_delete_count: int = 100
+    max_delete_percent: float = 25.0
+    allow_mass_delete: bool = False
+    max_resource_bytes: int = 1_048_576
     user_match_attribute: str = "userName"
     user_match_filter: str = 'userName eq "%s"'
     group_match_attribute: str = "displayName"
@@ -212,6 +216,8 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError("interval must be positive")
     if config.sync.member_chunk < 1:
         raise ConfigError("sync.member_chunk must be at least 1")
+    if config.sync.max_delete_count < 0 or not 0 <= config.sync.max_delete_percent <= 100:
+        raise ConfigError("sync.max_delete_count must be >= 0 and sync.max_delete_percent within 0..100")
     for name in ("user_match_filter", "group_match_filter"):
         if "%s" not in getattr(config.sync, name):
             raise ConfigError(f"sync.{name} must contain %s where the value goes")

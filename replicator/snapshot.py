@@ -2,7 +2,7 @@
 
 Ids differ between servers, so references (group members, manager) are replaced by the referenced
 object's userName or displayName; the rest is the canonical form. Some servers keep a deleted user
-among a group's members: such dangling members are left out.
+among a group's members or as a manager: such dangling references are left out.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def snapshot(users: Iterable[dict[str, Any]], groups: Iterable[dict[str, Any]]) 
             extension = form.get(ENTERPRISE_USER)
             if isinstance(extension, dict) and isinstance(extension.get("manager"), dict):
                 manager = extension["manager"].get("value")
-                form[ENTERPRISE_USER] = {**extension, "manager": names.get(manager, "?" + str(manager))}
+                rest = {k: v for k, v in extension.items() if k != "manager"}
+                form[ENTERPRISE_USER] = {**rest, "manager": names[manager]} if manager in names else rest
             out[names[resource["id"]]] = form
     return out
 

@@ -120,6 +120,14 @@ class StateStore:
             row = await cursor.fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
+    async def owners(self, kind: str, dest_id: str) -> list[str]:
+        """Source ids whose row points at this destination object."""
+        await self.flush()
+        async with self._db.execute(
+            "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?", (kind, dest_id)
+        ) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
         await self.flush()
@@ -225,6 +233,14 @@ class StateStore:
         )
         await self._db.commit()
         return int(cursor.lastrowid or 0)
+
+    async def last_run_unfinished(self) -> bool:
+        """True when the latest non-dry run never finished (the process died mid-cycle)."""
+        async with self._db.execute(
+            "SELECT ended_at FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return row is not None and row[0] is None
 
     async def finish_run(self, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
         await self.flush()

@@ -26,13 +26,16 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from replicator.config import Config
 from replicator.errors import (
     AuthError,
+    BadRequestError,
     ConflictError,
     NotFoundError,
     ReplicatorError,
     ScimError,
+    ServerError,
     StateError,
+    TransportError,
 )
-from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise, match_value, schemas_for
+from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise, encode, match_value, schemas_for
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -48,6 +51,7 @@ from replicator.pipeline.plan import (
     plan_adoption,
     plan_removal,
     plan_upsert,
+    removal_guard,
 )
 from replicator.pipeline.references import translate
 from replicator.scim.client import ReadReport, ScimClient
@@ -60,6 +64,7 @@ log = logging.getLogger("replicator.cycle")
 FULL = "full"
 INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
+_CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
 
 
 @dataclass
@@ -75,8 +80,9 @@ class CycleResult:
     notes: list[str] = field(default_factory=list)
     source_requests: dict[str, int] = field(default_factory=dict)
     destination_requests: dict[str, int] = field(default_factory=dict)
+    destination_flow: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-    outcome: str = "ok"
+    outcome: str = "ok"  # ok | partial (failures or incomplete read) | held (removals held) | failed
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -87,6 +93,7 @@ class CycleResult:
             "counts": dict(sorted(self.counts.items())),
             "source_requests": self.source_requests,
             "destination_requests": self.destination_requests,
+            "destination_flow": self.destination_flow,
             "notes": self.notes,
         }
 
@@ -129,11 +136,15 @@ class Cycle:
         self._written: set[tuple[str, str]] = set()  # objects written (or, dry-run, planned) this cycle
         self._planned: dict[tuple[str, str], Step] = {}  # dry-run: the plan, one step per object
         self._fatal: BaseException | None = None
+        self._keys: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # match key -> source id, this read
+        self._transport_failures = 0  # consecutive operations lost to transport errors
+        self._recovering = False  # the previous run did not finish: list the destination to adopt
 
     # -- the cycle ------------------------------------------------------------------------------
 
     async def run(self) -> CycleResult:
         started = time.monotonic()
+        self._recovering = await self.store.last_run_unfinished()
         run_id = None if self.dry_run else await self.store.start_run(self.mode, self.dry_run)
         try:
             await self._run()
@@ -145,6 +156,12 @@ class Cycle:
             self.result.seconds = time.monotonic() - started
             self.result.source_requests = dict(self.source.requests)
             self.result.destination_requests = dict(self.destination.requests)
+            self.result.destination_flow = {
+                **{k: float(v) for k, v in self.destination.stats.items()},
+                "concurrency": float(self.destination.limit.current),
+                "concurrency_cuts": float(self.destination.limit.cuts),
+                "paused_seconds": round(self.destination.pause.total, 3),
+            }
             if run_id is not None:
                 await self.store.finish_run(run_id, self.result.outcome, self.result.summary())
         return self.result
@@ -156,7 +173,7 @@ class Cycle:
         for kind in kinds:
             await self._load_state(kind)
         for kind in kinds:
-            if self.mode == FULL or not self.rows[kind]:
+            if self.mode == FULL or not self.rows[kind] or self._recovering:
                 listing = self.dest[kind] = await self._list_destination(kind)
                 if listing.complete and self.mode == FULL:
                     # objects deleted on the destination are no reference targets until re-created
@@ -168,7 +185,9 @@ class Cycle:
         if self.dry_run:
             self.result.changes = list(self._planned.values())
             self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
-        if self.result.counts["failed"]:
+        if self.result.counts["removals_held"] and self.result.outcome == "ok":
+            self.result.outcome = "held"
+        if self.result.counts["failed"] and self.result.outcome == "ok":
             self.result.outcome = "partial"
 
     async def _load_state(self, kind: str) -> None:
@@ -275,11 +294,25 @@ class Cycle:
             source_id = resource["id"]
             self.seen[kind].add(source_id)
             canonical = canonicalise(resource, kind)
-            if match_value(canonical, match_attribute) is None:
-                await self._fail(kind, source_id, label_of(canonical, kind), f"has no {match_attribute}")
+            problem = self._refuse(kind, source_id, canonical, match_attribute)
+            if problem:
+                await self._fail(kind, source_id, label_of(canonical, kind), problem)
                 continue
             batch.append((source_id, canonical))
         return await self._plan_batch(kind, batch, held)
+
+    def _refuse(self, kind: str, source_id: str, canonical: dict[str, Any], match_attribute: str) -> str | None:
+        """Why a source object cannot be replicated as it is, or None."""
+        key = match_value(canonical, match_attribute)
+        if key is None:
+            return f"has no usable {match_attribute}"
+        first = self._keys[kind].setdefault(key.casefold(), source_id)
+        if first != source_id:
+            return f"duplicate {match_attribute} in the source (also source id {first})"
+        size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
+        if size > self.policy.max_resource_bytes:
+            return f"oversized: {size} bytes > sync.max_resource_bytes={self.policy.max_resource_bytes}"
+        return None
 
     async def _plan_batch(
         self,
@@ -379,10 +412,18 @@ class Cycle:
                     continue
                 try:
                     await self._execute(step)
+                    self._transport_failures = 0
                 except (AuthError, StateError) as exc:
                     self._fatal = exc
                 except ScimError as exc:
                     await self._fail(step.kind, step.source_id, step.label, str(exc))
+                    if isinstance(exc, TransportError):
+                        self._transport_failures += 1
+                        if self._transport_failures >= max(10, 2 * self.config.concurrency):
+                            self._fatal = TransportError(
+                                f"destination unreachable: {self._transport_failures} operations in a row "
+                                f"failed after retries (last: {exc})"
+                            )
 
     async def _execute(self, step: Step) -> None:
         if step.action == CREATE:
@@ -396,32 +437,51 @@ class Cycle:
 
     async def _create(self, step: Step) -> None:
         assert step.desired is not None
-        existing = await self._find_existing(step)
-        if existing is not None:
-            await self._adopt(step, existing)
-            return
-        # a large group is created with its first chunk of members, the rest follow as PATCH adds
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            existing = await self._find_existing(step, fresh=attempt > 1)
+            if existing is not None:
+                await self._adopt(step, existing)
+                return
+            try:
+                created = await self._post(step)
+                break
+            except ConflictError:
+                existing = await self._lookup(step, required=True)
+                if existing is None:
+                    raise
+                await self._adopt(step, existing)
+                return
+            except (TransportError, ServerError) as exc:
+                # the server may have created it before the answer was lost: look before posting again
+                if attempt == _CREATE_ATTEMPTS or not exc.retryable:
+                    raise
+                log.warning("create of %s %s uncertain (%s): looking it up", step.kind, step.label, exc)
+        await self._record(step, created["id"], origin="created")
+        self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
+        log.debug("created %s %s", step.kind, step.label)
+
+    async def _post(self, step: Step) -> dict[str, Any]:
+        """POST the object; a large group gets its first chunk of members, the rest as PATCH adds."""
+        assert step.desired is not None
         members = step.desired.get("members", [])
         first, rest = members[: self.policy.member_chunk], members[self.policy.member_chunk :]
         body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
         if rest:
             body["members"] = first
-        try:
-            created = await self.destination.create(step.kind, body)
-        except ConflictError:
-            existing = await self._lookup(step, required=True)
-            if existing is None:
-                raise
-            await self._adopt(step, existing)
-            return
+        created = await self.destination.create(step.kind, body)
         if rest:
             for patch in chunk_requests([{"op": "add", "path": "members", "value": rest}], self.policy.member_chunk):
                 await self.destination.patch(step.kind, created["id"], patch)
-        await self._record(step, created["id"], origin="created")
-        self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
-        log.debug("created %s %s", step.kind, step.label)
+        return created
 
     async def _adopt(self, step: Step, existing: dict[str, Any]) -> None:
+        # a source object that came back under a new id takes over the destination object
+        for previous_owner in await self.store.owners(step.kind, existing["id"]):
+            if previous_owner != step.source_id:
+                log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
+                await self.store.forget(step.kind, previous_owner)
+                self.rows[step.kind].pop(previous_owner, None)
+                self.ids[step.kind].pop(previous_owner, None)
         adoption = plan_adoption(
             step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy
         )
@@ -430,10 +490,13 @@ class Cycle:
         self.result.counts["adopted"] += 1
         log.info("adopted existing %s %s (%s)", step.kind, step.label, existing["id"])
 
-    async def _find_existing(self, step: Step) -> dict[str, Any] | None:
-        """The destination object this new one should adopt, or None when it does not exist."""
+    async def _find_existing(self, step: Step, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The destination object this new one should adopt, or None when it does not exist.
+
+        `fresh`: do not trust the listing made at the start of the cycle (a POST may have landed since).
+        """
         dest = self.dest[step.kind]
-        if dest is not None and dest.complete:
+        if dest is not None and dest.complete and not fresh:
             key = match_value(step.desired or {}, self._match_attribute(step.kind))
             found = dest.by_key.get(key.casefold()) if key else None
             if key and key.casefold() not in dest.by_key:
@@ -463,7 +526,13 @@ class Cycle:
     async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
         assert step.dest_id is not None
         try:
-            await self._write_operations(step)
+            try:
+                await self._write_operations(step)
+            except BadRequestError as exc:
+                if exc.scim_type != "noTarget" or step.action == RECORD:
+                    raise
+                step = await self._replan_from_live(step)
+                await self._write_operations(step)
         except NotFoundError:
             if step.action == DISABLE:
                 await self.store.forget(step.kind, step.source_id)
@@ -475,6 +544,15 @@ class Cycle:
         await self._record(step, step.dest_id, status=status)
         if step.action != RECORD:
             self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+
+    async def _replan_from_live(self, step: Step) -> Step:
+        """The destination is not what we last wrote (a replayed or raced PATCH): diff against it."""
+        assert step.dest_id is not None
+        log.info("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
+        live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
+        previous = await self.store.canonical(step.kind, step.source_id)
+        return plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=self.policy,
+                             previous=previous, reason="re-read from the destination")
 
     async def _write_operations(self, step: Step) -> None:
         if not step.operations:
@@ -531,8 +609,9 @@ class Cycle:
                 self.result.counts["removals_held"] += held
                 self.result.notes.append(f"{held} removals held: the source read was not complete")
             return
-        steps = []
+        steps: list[Step] = []
         for kind in reversed(kinds):  # groups before users
+            planned = []
             for source_id, row in self.rows[kind].items():
                 if source_id in self.seen[kind] or not row.dest_id or row.origin not in ("created", "adopted"):
                     continue
@@ -540,7 +619,18 @@ class Cycle:
                 if stored is None:
                     continue
                 label = label_of(stored.canonical or {}, kind)
-                steps.append(plan_removal(kind=kind, source_id=source_id, stored=stored, label=label, policy=self.policy))
+                planned.append(plan_removal(kind=kind, source_id=source_id, stored=stored, label=label, policy=self.policy))
+            removals = sum(1 for step in planned if step.action in (DELETE, DISABLE))
+            tracked = sum(1 for row in self.rows[kind].values() if row.dest_id)
+            held = removal_guard(removals=removals, tracked=tracked, seen=len(self.seen[kind]), policy=self.policy)
+            if held:
+                self.result.counts["removals_held"] += removals
+                self.result.notes.append(
+                    f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
+                )
+                log.error("mass removal of %ss held: %s", kind, held)
+                continue
+            steps.extend(planned)
         for kind in reversed(kinds):
             async with self._workers() as send:
                 for step in steps:

@@ -102,12 +102,22 @@ def plan_upsert(
 
 
 def plan_adoption(
-    *, step: Step, live: dict[str, Any], dest_id: str, policy: SyncConfig
+    *,
+    step: Step,
+    live: dict[str, Any],
+    dest_id: str,
+    policy: SyncConfig,
+    previous: dict[str, Any] | None = None,
+    reason: str = "adopting an existing destination object",
 ) -> Step:
-    """Turn a create into a patch of an existing destination object that we adopt."""
+    """Plan a step against a live destination object: one we adopt, or one we must re-read.
+
+    `previous` is the form we last wrote there (None for an adopted object: we manage nothing of
+    it yet, so in `merge` mode none of its members is removed).
+    """
     assert step.desired is not None
-    current = project(live, step.desired)
-    removable: set[str] | None = None if policy.membership == "overwrite" else set()
+    current = project(live, step.desired, previous or {})
+    removable: set[str] | None = None if policy.membership == "overwrite" else _member_values(previous or {})
     operations = compute_operations(current, step.desired, removable_members=removable)
     return Step(
         PATCH if operations else RECORD,
@@ -118,7 +128,7 @@ def plan_adoption(
         digest=step.digest,
         dest_id=dest_id,
         operations=operations,
-        reason="adopting an existing destination object",
+        reason=reason,
     )
 
 
@@ -151,6 +161,25 @@ def _member_values(canonical: dict[str, Any]) -> set[str]:
     return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
 
 
+def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig) -> str | None:
+    """Why this cycle's removals of one kind must be held, or None when they may proceed.
+
+    Held: an empty source while we track objects; more than `max_delete_count` removals; more than
+    `max_delete_percent` of the tracked objects (ignored for 5 removals or fewer). The guard is
+    lifted by `allow_mass_delete`.
+    """
+    if removals == 0 or policy.allow_mass_delete:
+        return None
+    if seen == 0 and tracked > 0:
+        return f"the source returned no objects while {tracked} are tracked"
+    if removals > policy.max_delete_count:
+        return f"{removals} removals exceed sync.max_delete_count={policy.max_delete_count}"
+    percent = 100.0 * removals / max(tracked, 1)
+    if removals > 5 and percent > policy.max_delete_percent:
+        return f"{removals} removals are {percent:.0f}% of {tracked} tracked, over sync.max_delete_percent={policy.max_delete_percent:g}"
+    return None
+
+
 def label_of(canonical: dict[str, Any], kind: str) -> str:
     """A human name for logs and plans: userName or displayName."""
     key = "userName" if kind == USER else "displayName"
@@ -160,5 +189,5 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 
 __all__ = [
     "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
-    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "label_of",
+    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "removal_guard", "label_of",
 ]

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from replicator.config import SideConfig
 
 SCIM_JSON = "application/scim+json"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+_LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST /.search instead
 
 # retries are counted in ScimClient.stats and reported per cycle; stamina's own log line per retry
 # would flood the log under a 429 storm
@@ -199,6 +201,7 @@ class ScimClient:
         *,
         params: dict[str, str] | None = None,
         body: Any = None,
+        idempotent: bool | None = None,
     ) -> tuple[int, bytes]:
         """Send one request, retrying what is worth retrying; return (status, body) of a 2xx answer.
 
@@ -207,7 +210,7 @@ class ScimClient:
         after a lost answer it may have created the object, which the caller checks by lookup.
         """
         data = msgspec.json.encode(body) if body is not None else None
-        retry_on = self._retry_hook(idempotent=method != "POST")
+        retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent)
         async for attempt in stamina.retry_context(
             on=retry_on,
             attempts=self._retry.attempts,
@@ -403,7 +406,13 @@ class ScimClient:
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """Resources matching a filter (at most a few: this is for finding one object)."""
         url = self.resource_url(kind)
-        _, payload = await self.request("GET", url, params={"filter": filter_expression, "count": "10"})
+        if len(filter_expression.encode()) <= _LONGEST_FILTER_IN_URL:
+            _, payload = await self.request("GET", url, params={"filter": filter_expression, "count": "10"})
+        else:
+            # too long for a URL (servers cap request lines and headers): RFC 7644 3.4.3 search by POST
+            url = url / ".search"
+            body = {"schemas": [SEARCH_REQUEST], "filter": filter_expression, "count": 10}
+            _, payload = await self.request("POST", url, body=body, idempotent=True)
         try:
             return [r for r in _list_decoder.decode(payload).Resources if isinstance(r, dict)]
         except msgspec.DecodeError as exc:

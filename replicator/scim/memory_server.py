@@ -29,9 +29,10 @@ import contextlib
 import copy
 import random
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +74,12 @@ class Faults:
     fail_list_page: int | None = None
     truncate_total: bool = False
     seed: int | None = None
+    # probability that a write (POST/PUT/PATCH/DELETE) is carried out and then its answer is lost
+    rate_reset_after_write: float = 0.0
+    # answer these statuses (with Retry-After for 429/503) to the next requests, in order; 0 = no fault
+    script: list[int] = field(default_factory=list)
+    # a write whose JSON body contains one of these strings is refused with 400 invalidValue
+    refuse_values: set[str] = field(default_factory=set)
 
 
 class ScimError(Exception):
@@ -614,6 +621,7 @@ class MemoryScimServer:
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
+        self.request_times: list[float] = []  # time.monotonic() of each request, in order
         self.base_url: str | None = None
         self._random = random.Random(self.faults.seed)
         self._list_requests: collections.Counter[str] = collections.Counter()
@@ -670,7 +678,13 @@ class MemoryScimServer:
         one = f"{collection}/{{id}}"
 
         async def list_(request: web.Request) -> web.Response:
-            return self._list(request, kind)
+            return self._list(request.query, kind)
+
+        async def search(request: web.Request) -> web.Response:
+            # RFC 7644 3.4.3: the query of a GET, as a SearchRequest body
+            body = await _read_json_object(request)
+            query = {key: str(body[key]) for key in ("filter", "startIndex", "count", "cursor") if key in body}
+            return self._list(query, kind)
 
         async def create(request: web.Request) -> web.Response:
             return self._create(request, kind, await _read_json_object(request))
@@ -691,6 +705,7 @@ class MemoryScimServer:
             return web.Response(status=204)
 
         app.router.add_get(collection, list_)
+        app.router.add_post(f"{collection}/.search", search)
         app.router.add_post(collection, create)
         app.router.add_get(one, get)
         app.router.add_put(one, replace)
@@ -700,14 +715,25 @@ class MemoryScimServer:
     async def _around_handler(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Log, inject faults, check authentication, then run the handler."""
         self.request_log.append((request.method, request.path))
+        self.request_times.append(time.monotonic())
         try:
             if self.faults.latency > 0:
                 await asyncio.sleep(self.faults.latency)
             if self._roll(self.faults.rate_reset):
                 return self._drop_connection(request)
+            if self.faults.script and (status := self.faults.script.pop(0)):
+                headers = {"Retry-After": self.faults.retry_after} if status in (429, 503) else None
+                raise ScimError(status, "scripted fault", headers=headers)
             self._raise_injected_error()
             self._check_authorization(request)
-            return await handler(request)
+            if request.method in ("POST", "PUT", "PATCH") and self.faults.refuse_values:
+                text = (await request.read()).decode("utf-8", "replace")
+                if any(value in text for value in self.faults.refuse_values):
+                    raise ScimError(400, "value refused by this server", scim_type="invalidValue")
+            response = await handler(request)
+            if request.method in ("POST", "PUT", "PATCH", "DELETE") and self._roll(self.faults.rate_reset_after_write):
+                return self._drop_connection(request)
+            return response
         except ScimError as error:
             return _error_response(error)
         except web.HTTPException as exc:  # unknown route (404), wrong method (405)
@@ -869,11 +895,10 @@ class MemoryScimServer:
 
     # ---------------------------------------------------------------- queries
 
-    def _list(self, request: web.Request, kind: ResourceKind) -> web.Response:
+    def _list(self, query: Mapping[str, str], kind: ResourceKind) -> web.Response:
         self._list_requests[kind.name] += 1
         if self._list_requests[kind.name] == self.faults.fail_list_page:
             raise ScimError(500, f"injected fault: list request {self.faults.fail_list_page}")
-        query = request.query
         matched = self._select(kind, query.get("filter"))
         count = self._page_size(query)
         if self.cursor_paging and "cursor" in query:

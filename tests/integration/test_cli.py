@@ -132,4 +132,4 @@ async def test_status_lists_runs_and_failures(servers, tmp_path: Path) -> None: 
     assert code == 0, err
     assert "5 users, 1 groups replicated; 1 failed" in out
     assert "run 1 incremental partial" in out
-    assert "failed User broken (attempts 1): has no userName" in out
+    assert "failed User broken (attempts 1): has no usable userName" in out

@@ -1,0 +1,288 @@
+"""Failures we must survive: 429/5xx/resets, lost answers, crashes, bad reads, mass deletions, bad input.
+
+Every test ends by checking the destination against the source and counting duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replicator.cli import replicate
+from replicator.config import Config, SideConfig, SyncConfig
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.cycle import FULL, INCREMENTAL
+from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
+from replicator.scim.auth import StaticAuth
+from replicator.scim.client import ScimClient
+from replicator.scim.memory_server import Faults, MemoryScimServer
+from state import open_state
+from tests.harness import assert_replicated, count_duplicates, writes
+
+TOKEN = "reliability-token"
+
+
+class Servers:
+    """A source and a destination in-memory server, their URLs and checking clients."""
+
+    def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> None:
+        self.source, self.destination, self.tmp = source, destination, tmp
+        self.state = tmp / "state.db"
+
+    def config(self, *, concurrency: int = 8, retry_attempts: int = 8, **sync: Any) -> Config:
+        return Config(
+            source=SideConfig(url=self.source.base_url or "", token=TOKEN, retry_attempts=retry_attempts, page_size=50),
+            destination=SideConfig(url=self.destination.base_url or "", token=TOKEN, retry_attempts=retry_attempts),
+            sync=SyncConfig(**sync),
+            state=str(self.state),
+            concurrency=concurrency,
+            min_concurrency=1,
+        )
+
+    async def check(self) -> None:
+        """The destination equals the source and holds no duplicate."""
+        self.source.faults, self.destination.faults = Faults(), Faults()
+        async with ScimClient(self.source.base_url or "", auth=StaticAuth.bearer(TOKEN)) as s, \
+                ScimClient(self.destination.base_url or "", auth=StaticAuth.bearer(TOKEN)) as d:
+            await assert_replicated(s, d)
+            assert await count_duplicates(d) == 0
+
+
+@pytest.fixture
+async def servers(tmp_path: Path) -> AsyncIterator[Servers]:
+    source, destination = MemoryScimServer(bearer_token=TOKEN), MemoryScimServer(bearer_token=TOKEN)
+    await source.start()
+    await destination.start()
+    yield Servers(source, destination, tmp_path)
+    await source.stop()
+    await destination.stop()
+
+
+def seed(server: MemoryScimServer, users: int, groups: int, *, names: list[str] | None = None) -> list[str]:
+    stored = [server.add_user(u) for u in sample_users(users)]
+    if names:
+        for user, name in zip(stored, names, strict=False):
+            user["userName"] = name
+    for index, user in enumerate(stored):
+        boss = manager_index(index)
+        if boss is not None:
+            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
+    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in group_plan(users, groups)]
+    server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+    return [u["id"] for u in stored]
+
+
+def delete_user(server: MemoryScimServer, user_id: str) -> None:
+    del server.users[user_id]
+    for group in server.groups.values():
+        group["members"] = [m for m in group.get("members", []) if m["value"] != user_id]
+
+
+async def test_fault_soak_converges_without_duplicates(servers: Servers) -> None:
+    """20% 429 with Retry-After, 5% 503, 1% resets and slow answers on both sides: exact copy, no duplicates."""
+    seed(servers.source, 150, 8)
+    servers.destination.faults = Faults(rate_429=0.2, retry_after="0.05", rate_503=0.05, rate_reset=0.01,
+                                        latency=0.003, seed=11)
+    servers.source.faults = Faults(rate_503=0.05, retry_after="0.05", rate_reset=0.01, seed=12)
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    flow = result.destination_flow
+    assert flow["429"] > 0 and flow["retries"] >= flow["429"], flow
+    await servers.check()
+    again = await replicate(servers.config(), mode=FULL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+
+
+async def test_lost_answers_to_writes_do_not_duplicate(servers: Servers) -> None:
+    """Writes carried out whose answer is lost (30%) are looked up, not posted twice."""
+    seed(servers.source, 60, 4)
+    servers.destination.faults = Faults(rate_reset_after_write=0.3, seed=5)
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    assert result.counts["adopted"] > 0  # some creates landed although their answers were lost
+    await servers.check()
+
+
+async def test_retry_after_pauses_every_worker(servers: Servers) -> None:
+    """One 429 with Retry-After: 1 stops all workers for a second, not only the request that got it."""
+    seed(servers.source, 30, 2)
+    # discovery and the listing pass, then the third POST gets the 429 while others are in flight
+    servers.destination.faults = Faults(script=[0, 0, 0, 0, 429], retry_after="1")
+    result = await replicate(servers.config(concurrency=8), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    times = servers.destination.request_times
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert max(gaps) >= 0.9  # nobody sent anything during the pause
+    assert result.destination_flow["paused_seconds"] >= 0.9
+    await servers.check()
+
+
+async def test_crash_at_random_moments_then_clean_run(servers: Servers) -> None:
+    """kill -9 at several random moments (with source changes in between), then a clean run: equal, no duplicates."""
+    ids = seed(servers.source, 300, 6)
+    servers.destination.faults = Faults(latency=0.004)
+    rng = random.Random(2024)
+    flags = ["--source-url", servers.source.base_url or "", "--source-token", TOKEN,
+             "--destination-url", servers.destination.base_url or "", "--destination-token", TOKEN,
+             "--state", str(servers.state), "--concurrency", "4", "--log-level", "error"]
+    for round_ in range(4):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "replicator", "run", "--once", *flags,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=dict(os.environ))
+        await asyncio.sleep(rng.uniform(0.6, 1.6))
+        if process.returncode is None:
+            process.send_signal(signal.SIGKILL)
+        await process.wait()
+        # the source keeps changing between crashes
+        servers.source.users[ids[round_ + 10]]["title"] = f"changed in round {round_}"
+        delete_user(servers.source, ids[round_ + 50])
+    servers.destination.faults = Faults()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "replicator", "run", "--once", *flags,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
+    _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()[-2000:]
+    await servers.check()
+
+
+async def test_failed_or_truncated_source_read_holds_removals(servers: Servers) -> None:
+    """A failing page or a lying totalResults makes the read incomplete: nothing is deleted until a good read."""
+    ids = seed(servers.source, 120, 3)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    for user_id in ids[:3]:
+        delete_user(servers.source, user_id)
+    servers.source.faults = Faults(rate_500=1.0)  # every page fails, retries included
+    failed = await replicate(servers.config(retry_attempts=2), mode=INCREMENTAL, dry_run=False)
+    assert failed.outcome == "partial" and failed.destination_requests.get("DELETE", 0) == 0
+    servers.source.faults = Faults(truncate_total=True)
+    truncated = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert truncated.outcome == "partial", truncated.summary()
+    assert truncated.destination_requests.get("DELETE", 0) == 0
+    assert truncated.counts["removals_held"] >= 3
+    assert len(servers.destination.users) == 120
+    servers.source.faults = Faults()
+    good = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert good.counts["deleted"] == 3, good.summary()
+    await servers.check()
+
+
+async def test_mass_deletion_is_held_until_allowed(servers: Servers) -> None:
+    """Removing most users is held (exit outcome 'held'); an empty source is held; --allow-mass-delete proceeds."""
+    ids = seed(servers.source, 40, 3)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    for user_id in ids[:25]:
+        delete_user(servers.source, user_id)
+    held = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert held.outcome == "held" and held.destination_requests.get("DELETE", 0) == 0
+    assert held.counts["removals_held"] == 25 and len(servers.destination.users) == 40
+    allowed = await replicate(servers.config(allow_mass_delete=True), mode=INCREMENTAL, dry_run=False)
+    assert allowed.counts["deleted"] == 25 and allowed.outcome == "ok"
+    await servers.check()
+    servers.source.users.clear()
+    servers.source.groups.clear()
+    empty = await replicate(servers.config(max_delete_count=1000, max_delete_percent=100), mode=INCREMENTAL,
+                            dry_run=False)
+    assert empty.outcome == "held" and len(servers.destination.users) == 15
+    assert any("no objects" in note for note in empty.notes)
+
+
+async def test_disable_remove_action_deactivates_instead_of_deleting(servers: Servers) -> None:
+    """With remove_action=disable a vanished user is PATCHed active=false once, and re-enabled if it returns."""
+    ids = seed(servers.source, 10, 2)
+    await replicate(servers.config(remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    gone = servers.source.users[ids[3]]
+    delete_user(servers.source, ids[3])
+    result = await replicate(servers.config(remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["disabled"] == 1 and result.destination_requests.get("DELETE", 0) == 0
+    twin = next(u for u in servers.destination.users.values() if u["userName"] == gone["userName"])
+    assert twin["active"] is False
+    again = await replicate(servers.config(remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0
+    servers.source.add_user({k: v for k, v in gone.items() if k not in ("id", "meta")})
+    back = await replicate(servers.config(remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    assert back.outcome == "ok" and back.counts["adopted"] == 1  # it came back under a new source id
+    twin = next(u for u in servers.destination.users.values() if u["userName"] == gone["userName"])
+    assert twin["active"] is True
+    await servers.check()
+    async with open_state(servers.state) as store:
+        assert len(await store.owners(USER, twin["id"])) == 1
+
+
+async def test_bad_input_is_recorded_and_skipped(servers: Servers) -> None:
+    """No userName, a duplicate userName, an oversized user and a 400 from the destination fail alone; the rest replicates."""
+    seed(servers.source, 20, 2)
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    servers.source.users["no-name"] = {"schemas": schema, "id": "no-name", "displayName": "nameless"}
+    servers.source.users["dup"] = {"schemas": schema, "id": "dup",
+                                   "userName": next(iter(servers.source.users.values()))["userName"].upper()}
+    servers.source.add_user({"schemas": schema, "userName": "huge@example.com", "title": "x" * 20_000})
+    servers.source.add_user({"schemas": schema, "userName": "refused@example.com", "title": "REFUSE-ME"})
+    servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+    config = servers.config(max_resource_bytes=10_000)
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "partial"
+    reasons = {label: reason for _, label, reason in result.failures}
+    assert "has no usable userName" in reasons["no-name"]  # no userName: labelled by its source id
+    assert any("duplicate userName" in r for r in reasons.values())
+    assert "oversized" in reasons["huge@example.com"]
+    assert "400" in reasons["refused@example.com"] and "invalidValue" in reasons["refused@example.com"]
+    assert len(servers.destination.users) == 20
+    async with open_state(servers.state) as store:
+        failures = {source_id: (error, attempts) for _, source_id, error, attempts in await store.failures()}
+    assert set(failures) >= {"no-name", "dup"} and len(failures) == 4
+    # a later cycle retries them only after a growing delay
+    later = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert later.counts["backing_off"] >= 1
+    assert writes(later.destination_requests) == 0
+
+
+HOSTILE = [
+    'quote"inside@example.com',
+    "back\\slash@example.com",
+    'or") or (userName pr@example.com',
+    "emoji-😀-user@example.com",
+    "עברית-rtl@example.com",
+    "long-" + "ü" * 2000 + "@example.com",
+]
+
+
+async def test_hostile_strings_replicate_and_adopt(pair) -> None:  # type: ignore[no-untyped-def]
+    """Quotes, backslashes, filter syntax, emoji, RTL and 4 KB values in userName/displayName replicate and adopt."""
+    from tests.harness import make_config, patch_body, read_all
+    from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
+
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    config = make_config(pair.source_url, pair.destination_url, pair.state,
+                         source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
+    # state that is not empty, so existing destination objects are found by filter lookups
+    await pair.source.create(USER, {"schemas": schema, "userName": "first@example.com"})
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    ids = []
+    for index, name in enumerate(HOSTILE):
+        ids.append((await pair.source.create(USER, {"schemas": schema, "userName": name,
+                                                    "displayName": name[::-1]}))["id"])
+        if index % 2 == 0:  # half of them already exist on the destination: adopt, do not duplicate
+            await pair.destination.create(USER, {"schemas": schema, "userName": name})
+    await pair.source.create(GROUP, {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                                     "displayName": 'grp "x" \\ ) or ( 😀 ' + "ש" * 1000,
+                                     "members": [{"value": i} for i in ids]})
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    assert result.counts["adopted"] == 3 and result.counts["created"] == 4
+    await assert_replicated(pair.source, pair.destination)
+    assert await count_duplicates(pair.destination) == 0
+    # membership removal of a hostile id goes through members[value eq "..."]
+    group = (await read_all(pair.source, GROUP))[0]
+    await pair.source.patch(GROUP, group["id"], patch_body([{"op": "remove", "path": f'members[value eq "{ids[0]}"]'}]))
+    again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert again.outcome == "ok" and again.counts["updated"] == 1
+    await assert_replicated(pair.source, pair.destination)
