@@ -5,7 +5,8 @@
     ├── StateError                      the state file cannot be opened or is from a newer version (terminal)
     └── ScimError                       anything that went wrong talking to a SCIM server
         ├── TransportError              connect error, reset, TLS failure, timeout          (retryable)
-        │   └── ScimTimeoutError        no answer within the configured timeout             (retryable)
+        │   ├── ScimTimeoutError        no answer within the configured timeout             (retryable)
+        │   └── TLSError                certificate refused, TLS failure                     (terminal)
         ├── AuthError                   token endpoint refused us, or 401/403 after a refresh (terminal)
         ├── ProtocolError               the answer is not the SCIM we expect (bad JSON, wrong shape) (terminal)
         └── ScimStatusError             a non-2xx answer; keeps status, scimType, detail, Retry-After
@@ -57,6 +58,12 @@ class TransportError(ScimError):
 
 class ScimTimeoutError(TransportError):
     """The request got no answer in time."""
+
+
+class TLSError(TransportError):
+    """The server's certificate was refused (or TLS failed): retrying will not help."""
+
+    retryable = False
 
 
 class AuthError(ScimError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
+from urllib.parse import quote
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -55,8 +56,7 @@ class StaticAuth:
 
     @classmethod
     def basic(cls, username: str, password: str) -> StaticAuth:
-        raw = f"{username}:{password}".encode()
-        return cls("Basic " + base64.b64encode(raw).decode("ascii"))
+        return cls(_basic(username, password))
 
     async def header(self, session: aiohttp.ClientSession) -> str | None:
         return self._value
@@ -66,6 +66,10 @@ class StaticAuth:
 
     def __repr__(self) -> str:
         return "StaticAuth(***)"
+
+
+def _basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 class _TokenResponse(msgspec.Struct):
@@ -120,18 +124,18 @@ class ClientCredentials:
         data: dict[str, Any] = {"grant_type": "client_credentials"}
         if self._scope:
             data["scope"] = self._scope
-        auth = None
+        headers = {"Accept": "application/json"}
         if self._method == "client_secret_post":
             data["client_id"] = self._client_id
             data["client_secret"] = self._client_secret
         else:
-            auth = aiohttp.BasicAuth(self._client_id, self._client_secret)
+            # RFC 6749 2.3.1: both parts are form-urlencoded before HTTP basic
+            headers["Authorization"] = _basic(quote(self._client_id, safe=""), quote(self._client_secret, safe=""))
         try:
             async with session.post(
                 self._token_url,
                 data=data,
-                auth=auth,
-                headers={"Accept": "application/json"},
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self._timeout),
             ) as response:
                 body = await response.read()

@@ -28,6 +28,7 @@ from replicator.errors import (
     ProtocolError,
     ScimStatusError,
     ScimTimeoutError,
+    TLSError,
     TransportError,
     status_error_class,
 )
@@ -101,6 +102,12 @@ class _ListResponse(msgspec.Struct):
 
 _list_decoder = msgspec.json.Decoder(_ListResponse)
 _any_decoder = msgspec.json.Decoder()
+
+
+def _tls_reason(exc: Exception) -> str:
+    """The certificate problem in a few words (no URL, no headers)."""
+    reason = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return f"{type(exc).__name__}: {str(reason)[:200]}"
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -230,7 +237,7 @@ class ScimClient:
                     return False
                 self.stats["retries"] += 1
                 return exc.retry_after if exc.retry_after is not None else True
-            if isinstance(exc, TransportError) and (idempotent or not exc.sent):
+            if isinstance(exc, TransportError) and exc.retryable and (idempotent or not exc.sent):
                 self.stats["retries"] += 1
                 return True
             return False
@@ -264,6 +271,9 @@ class ScimClient:
                 raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time", sent=True) from exc
             except aiohttp.InvalidURL as exc:
                 raise TransportError(f"{method}: invalid URL for {self.name}") from exc
+            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+                raise TLSError(f"{method} {url.path}: TLS with {self.name} failed: {_tls_reason(exc)}",
+                               sent=False) from exc
             except aiohttp.ClientConnectorError as exc:
                 raise TransportError(f"{method} {url.path}: cannot connect to {self.name}: {type(exc).__name__}",
                                      sent=False) from exc
