@@ -22,10 +22,10 @@ class Pause:
         self.total = 0.0
 
     def extend(self, seconds: float) -> None:
-        seconds = min(max(seconds, 0.0), self._max_pause)
-        until = time.monotonic() + seconds
+        now = time.monotonic()
+        until = now + min(max(seconds, 0.0), self._max_pause)
         if until > self._until:
-            self.total += until - max(self._until, time.monotonic())
+            self.total += until - max(self._until, now)
             self._until = until
 
     @property

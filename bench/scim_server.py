@@ -1,0 +1,98 @@
+"""A benchmark SCIM server in its own process: the in-memory server on uvloop, with control routes.
+
+    python bench/scim_server.py --port 0 [--users N --groups M] [--latency S] [--rate-429 P] ...
+
+Prints `READY <base url>` on stdout when it serves. Control routes (not under /v2, no faults):
+`POST /_admin/faults` (JSON fields of Faults), `GET /_admin/stats` (requests by method, resources held),
+`POST /_admin/clear-stats`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import sys
+from collections import Counter
+from pathlib import Path
+
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from replicator.pipeline.canonical import ENTERPRISE_USER  # noqa: E402
+from replicator.sample_data import group_plan, manager_index, sample_group, sample_users  # noqa: E402
+from replicator.scim.memory_server import Faults, MemoryScimServer  # noqa: E402
+
+
+def seed(server: MemoryScimServer, users: int, groups: int) -> None:
+    stored = [server.add_user(u) for u in sample_users(users)]
+    for index, user in enumerate(stored):
+        boss = manager_index(index)
+        if boss is not None:
+            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
+    if groups:
+        made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in group_plan(users, groups)]
+        if len(made) > 1:
+            server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+
+
+def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
+    async def set_faults(request: web.Request) -> web.Response:
+        fields = await request.json()
+        server.faults = Faults(**fields)
+        server._random.seed(fields.get("seed"))  # noqa: SLF001 - the bench owns this server
+        return web.json_response({"faults": dataclasses.asdict(server.faults)}, dumps=_dumps)
+
+    async def stats(request: web.Request) -> web.Response:
+        counts = Counter(method for method, _ in server.request_log)
+        return web.json_response({"requests": counts, "users": len(server.users), "groups": len(server.groups)})
+
+    async def clear(request: web.Request) -> web.Response:
+        server.request_log.clear()
+        server.request_times.clear()
+        return web.json_response({})
+
+    app.router.add_post("/_admin/faults", set_faults)
+    app.router.add_get("/_admin/stats", stats)
+    app.router.add_post("/_admin/clear-stats", clear)
+
+
+def _dumps(value: object) -> str:
+    import json
+
+    return json.dumps(value, default=list)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--users", type=int, default=0)
+    parser.add_argument("--groups", type=int, default=0)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate-429", type=float, default=0.0)
+    parser.add_argument("--rate-503", type=float, default=0.0)
+    parser.add_argument("--rate-reset", type=float, default=0.0)
+    parser.add_argument("--retry-after", default="1")
+    parser.add_argument("--page-cap", type=int)
+    parser.add_argument("--token")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    faults = Faults(latency=args.latency, rate_429=args.rate_429, rate_503=args.rate_503, rate_reset=args.rate_reset,
+                    retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed)
+    server = MemoryScimServer(bearer_token=args.token, faults=faults)
+    seed(server, args.users, args.groups)
+    app = server.make_app()
+    add_control_routes(app, server)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", args.port, backlog=1024)
+    await site.start()
+    print(f"READY http://127.0.0.1:{runner.addresses[0][1]}/v2", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(main())
