@@ -47,6 +47,31 @@ async def check(source: str, destination: str) -> None:
         await assert_replicated(s, d)
 
 
+async def raw_copy(source: str, destination: str, concurrency: int) -> float:
+    """Baseline: a minimal aiohttp client POSTing the same users and groups (ids untranslated) at the
+    same concurrency, timed from its first to its last request; the source read is not included."""
+    import aiohttp
+
+    from replicator.pipeline.canonical import GROUP, USER, canonicalise, schemas_for
+    from tests.harness import read_all
+
+    async with ScimClient(source) as client:
+        bodies = [(k, canonicalise(r, k)) for k in (USER, GROUP) for r in await read_all(client, k)]
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+    started = time.perf_counter()
+    async with aiohttp.ClientSession() as session:
+        async def worker() -> None:
+            while not queue.empty():
+                kind, body = queue.get_nowait()
+                body = {"schemas": schemas_for(body, kind), **body}
+                async with session.post(f"{destination}/{kind}s", json=body) as response:
+                    await response.read()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", type=int, default=1000)
@@ -62,6 +87,9 @@ def main() -> None:
             first_s, first = run_cli(source, destination, state, "--concurrency", str(args.concurrency))
             second_s, second = run_cli(source, destination, state, "--concurrency", str(args.concurrency))
             asyncio.run(check(source, destination))
+        with scim2_server() as source, scim2_server() as destination:
+            asyncio.run(seed_and_check(source, args.users, args.groups))
+            baseline_s = asyncio.run(raw_copy(source, destination, args.concurrency))
             objects = sum(first["counts"].get(k, 0) for k in ("created", "adopted"))
             requests = sum(first["destination_requests"].values())
             rows.append({
@@ -71,6 +99,8 @@ def main() -> None:
                 "first_copy_cycle_s": first["seconds"],
                 "requests_per_object": round(requests / objects, 3),
                 "destination_requests": first["destination_requests"],
+                "raw_client_posts_s": round(baseline_s, 2),
+                "cycle_over_raw": round(first["seconds"] / baseline_s, 2),
                 "second_run_s": round(second_s, 2),
                 "second_run_requests": {"source": second["source_requests"], "destination": second["destination_requests"]},
             })
@@ -80,6 +110,8 @@ def main() -> None:
         "median_first_copy_cycle_s": statistics.median(r["first_copy_cycle_s"] for r in rows),
         "median_requests_per_object": statistics.median(r["requests_per_object"] for r in rows),
         "median_second_run_s": statistics.median(r["second_run_s"] for r in rows),
+        "median_raw_client_posts_s": statistics.median(r["raw_client_posts_s"] for r in rows),
+        "median_cycle_over_raw": statistics.median(r["cycle_over_raw"] for r in rows),
     }))
 
 

@@ -128,6 +128,22 @@ class StateStore:
         ) as cursor:
             return [row[0] for row in await cursor.fetchall()]
 
+    async def canonicals(self, kind: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The last written canonical forms of many objects, in a few queries."""
+        await self.flush()
+        out: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(source_ids), 500):
+            chunk = source_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({marks})",
+                (kind, *chunk),
+            ) as cursor:
+                async for source_id, canon in cursor:
+                    if canon:
+                        out[source_id] = json.loads(canon)
+        return out
+
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
         await self.flush()

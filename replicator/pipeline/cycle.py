@@ -12,6 +12,7 @@ repairs drift there. `dry_run` plans everything and writes nothing (neither dest
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -35,7 +36,16 @@ from replicator.errors import (
     StateError,
     TransportError,
 )
-from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise, encode, match_value, schemas_for
+from replicator.pipeline.canonical import (
+    GROUP,
+    KINDS,
+    USER,
+    canonicalise,
+    digest,
+    encode,
+    match_value,
+    schemas_for,
+)
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -243,6 +253,8 @@ class Cycle:
         async with self._workers() as send:
             try:
                 async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size):
+                    if self._fatal is not None:
+                        break  # the workers stopped: reading on would be wasted
                     for step in await self._plan_page(kind, page, held):
                         await self._dispatch(step, send)
             except AuthError:
@@ -321,15 +333,18 @@ class Cycle:
         held: list[tuple[str, dict[str, Any]]] | None,
     ) -> list[Step]:
         """Plan a batch; objects referring to objects without a destination id yet go to `held`."""
-        steps = []
-        stored = await self._stored_many(kind, [sid for sid, _ in batch])
-        dest = self.dest[kind]
-        live_known = dest is not None and dest.complete and self.mode == FULL
+        ready: list[tuple[str, str, dict[str, Any], str]] = []
         for source_id, canonical in batch:
             desired, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
             if unresolved and held is not None:
                 held.append((source_id, canonical))
                 continue
+            ready.append((source_id, label_of(canonical, kind), desired, digest(desired)))
+        dest = self.dest[kind]
+        live_known = dest is not None and dest.complete and self.mode == FULL
+        stored = await self._stored_many(kind, {sid: want for sid, _, _, want in ready}, everything=live_known)
+        steps = []
+        for source_id, label, desired, want in ready:
             known = stored.get(source_id)
             # an object written earlier in this cycle is newer than the destination listing
             live_here = live_known and (kind, source_id) not in self._written
@@ -347,8 +362,9 @@ class Cycle:
                 plan_upsert(
                     kind=kind,
                     source_id=source_id,
-                    label=label_of(canonical, kind),
+                    label=label,
                     desired=desired,
+                    desired_digest=want,
                     stored=known,
                     live=live,
                     live_known=live_here,
@@ -357,9 +373,14 @@ class Cycle:
             )
         return steps
 
-    async def _stored_many(self, kind: str, source_ids: list[str]) -> dict[str, Stored]:
+    async def _stored_many(
+        self, kind: str, wanted: dict[str, str], *, everything: bool = False
+    ) -> dict[str, Stored]:
+        """What the state says of these objects. The last written form is read only where it is
+        needed: when the digest differs, the object is disabled, or `everything` (full reconcile)."""
         out: dict[str, Stored] = {}
-        for source_id in source_ids:
+        needed = []
+        for source_id, want in wanted.items():
             overlay = self._overlay.get((kind, source_id))
             if overlay is not None:
                 out[source_id] = overlay
@@ -367,12 +388,11 @@ class Cycle:
             row = self.rows[kind].get(source_id)
             if row is None or not row.dest_id:
                 continue
-            out[source_id] = Stored(
-                dest_id=row.dest_id,
-                digest=row.digest,
-                canonical=await self.store.canonical(kind, source_id),
-                disabled=row.status == DISABLED,
-            )
+            out[source_id] = Stored(row.dest_id, row.digest, None, disabled=row.status == DISABLED)
+            if everything or row.digest != want or row.status == DISABLED:
+                needed.append(source_id)
+        for source_id, canonical in (await self.store.canonicals(kind, needed)).items():
+            out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
     async def _dispatch(self, step: Step, send: Any) -> None:
@@ -611,15 +631,16 @@ class Cycle:
             return
         steps: list[Step] = []
         for kind in reversed(kinds):  # groups before users
-            planned = []
-            for source_id, row in self.rows[kind].items():
-                if source_id in self.seen[kind] or not row.dest_id or row.origin not in ("created", "adopted"):
-                    continue
-                stored = (await self._stored_many(kind, [source_id])).get(source_id)
-                if stored is None:
-                    continue
-                label = label_of(stored.canonical or {}, kind)
-                planned.append(plan_removal(kind=kind, source_id=source_id, stored=stored, label=label, policy=self.policy))
+            gone = {
+                source_id: ""
+                for source_id, row in self.rows[kind].items()
+                if source_id not in self.seen[kind] and row.dest_id and row.origin in ("created", "adopted")
+            }
+            planned = [
+                plan_removal(kind=kind, source_id=sid, stored=stored, label=label_of(stored.canonical or {}, kind),
+                             policy=self.policy)
+                for sid, stored in (await self._stored_many(kind, gone, everything=True)).items()
+            ]
             removals = sum(1 for step in planned if step.action in (DELETE, DISABLE))
             tracked = sum(1 for row in self.rows[kind].values() if row.dest_id)
             held = removal_guard(removals=removals, tracked=tracked, seen=len(self.seen[kind]), policy=self.policy)

@@ -62,13 +62,14 @@ def plan_upsert(
     live: dict[str, Any] | None,
     live_known: bool,
     policy: SyncConfig,
+    desired_digest: str | None = None,
 ) -> Step:
     """Plan one object present in the source.
 
     `live_known`: the destination was listed completely this cycle, so `live` (its canonical form, or
     None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
     """
-    want = digest(desired)
+    want = desired_digest or digest(desired)
     base = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want}
     if stored is None:
         if not policy.create:
