@@ -28,7 +28,7 @@ from replicator.errors import ConfigError, ReplicatorError
 from replicator.logs import setup_logging
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
 from replicator.pipeline.plan import Step
-from replicator.scim.client import client_for
+from replicator.scim.client import ScimClient, client_for
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 log = logging.getLogger("replicator")
@@ -147,8 +147,12 @@ def _run_async(coro: Any) -> int:
         return EXIT_FATAL
 
 
-async def replicate(config: Config, *, mode: str, dry_run: bool) -> CycleResult:
-    """Open both clients and the state, and run one cycle."""
+async def replicate(
+    config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
+    clients: list[ScimClient] | None = None,
+) -> CycleResult:
+    """Open both clients and the state, and run one cycle. `clients` receives the open clients
+    (source, destination) for whoever watches the cycle (the daemon's metrics)."""
     from state import open_state
     from state.errors import StateFileError
 
@@ -165,7 +169,9 @@ async def replicate(config: Config, *, mode: str, dry_run: bool) -> CycleResult:
             client_for(config.destination, "destination", max_connections=config.concurrency,
                        min_concurrency=config.min_concurrency)
         )
-        return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run)
+        if clients is not None:
+            clients[:] = [source, destination]
+        return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
 
 
 async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:
@@ -179,16 +185,10 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
 
 
 async def run_forever(config: Config) -> int:
-    """Incremental cycles every `interval` seconds (the container daemon builds on this loop)."""
-    first = True
-    while True:
-        try:
-            result = await replicate(config, mode=FULL if first else INCREMENTAL, dry_run=False)
-            log.info("cycle %s: %s", result.outcome, _counts_text(result), extra={"fields": result.summary()})
-            first = False
-        except ReplicatorError as exc:
-            log.error("cycle failed: %s", exc)
-        await asyncio.sleep(config.interval)
+    """The daemon: cycles on an interval, health and metrics endpoint, graceful shutdown."""
+    from replicator.daemon import Daemon
+
+    return await Daemon(config).run()
 
 
 def _counts_text(result: CycleResult) -> str:

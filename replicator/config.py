@@ -44,6 +44,9 @@ class SideConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     rate_limit: float | None = None
     retry_attempts: int = 8
     retry_timeout: float = 300.0
+    # PingOne preset: region + environment id derive `url` and `token_url` when those are not given
+    pingone_region: Literal["com", "ca", "eu", "asia", "com.au"] | None = None
+    pingone_environment: str | None = None
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -98,6 +101,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     concurrency: int = 16
     min_concurrency: int = 2
     interval: float = 60.0
+    interval_jitter: float = 0.1
+    full_interval: float = 86400.0
+    listen: str = "127.0.0.1:8080"
+    grace: float = 30.0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -148,20 +155,45 @@ def read_toml(path: str) -> dict[str, Any]:
 
 
 def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
-    """Settings from SCIMREP_* variables (and SCIMREP_*_FILE for secrets read from a file)."""
+    """Settings from SCIMREP_* variables. A secret may instead come from the file SCIMREP_*_FILE names,
+    or from a container secret `/run/secrets/scimrep_<side>_<field>` (folder: SCIMREP_SECRETS_DIR)."""
     tree: dict[str, Any] = {}
+    secrets_dir = environ.get(ENV_PREFIX + "SECRETS_DIR", "/run/secrets")
     for path, _ in iter_leaves():
         name = env_name(path)
         if name in environ:
             _set(tree, path, environ[name])
-        elif path.rsplit(".", 1)[-1] in SECRET_FIELDS and f"{name}_FILE" in environ:
-            file_path = environ[f"{name}_FILE"]
+            continue
+        if path.rsplit(".", 1)[-1] not in SECRET_FIELDS:
+            continue
+        candidates = [(f"{name}_FILE", environ[f"{name}_FILE"])] if f"{name}_FILE" in environ else []
+        container_secret = os.path.join(secrets_dir, name.lower())
+        if not candidates and os.path.isfile(container_secret):
+            candidates = [(container_secret, container_secret)]
+        for origin, file_path in candidates:
             try:
                 with open(file_path, encoding="utf-8") as handle:
                     _set(tree, path, handle.read().strip())
             except OSError as exc:
-                raise ConfigError(f"{name}_FILE: cannot read {file_path}: {exc.strerror}") from None
+                raise ConfigError(f"{origin}: cannot read {file_path}: {exc.strerror}") from None
     return tree
+
+
+def apply_presets(config: Config) -> Config:
+    """Derive PingOne URLs from region + environment id where the URLs were not given."""
+    sides = {}
+    for side in ("source", "destination"):
+        cfg: SideConfig = getattr(config, side)
+        if cfg.pingone_region and cfg.pingone_environment:
+            env, region = cfg.pingone_environment, cfg.pingone_region
+            sides[side] = msgspec.structs.replace(
+                cfg,
+                url=cfg.url or f"https://scim-api.pingone.{region}/environments/{env}/v2",
+                token_url=cfg.token_url or f"https://auth.pingone.{region}/{env}/as/token",
+            )
+        elif cfg.pingone_region or cfg.pingone_environment:
+            raise ConfigError(f"{side}.pingone_region and {side}.pingone_environment go together")
+    return msgspec.structs.replace(config, **sides) if sides else config
 
 
 def load_config(
@@ -185,6 +217,7 @@ def load_config(
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_readable(str(exc))}") from None
+    config = apply_presets(config)
     validate(config, need_endpoints=need_endpoints)
     return config
 
@@ -212,8 +245,15 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError("concurrency must be between 1 and 1024")
     if not 1 <= config.min_concurrency <= config.concurrency:
         raise ConfigError("min_concurrency must be between 1 and concurrency")
-    if config.interval <= 0:
-        raise ConfigError("interval must be positive")
+    if config.interval <= 0 or config.full_interval <= 0:
+        raise ConfigError("interval and full_interval must be positive")
+    if not 0 <= config.interval_jitter <= 1:
+        raise ConfigError("interval_jitter must be between 0 and 1 (a fraction of interval)")
+    if config.grace < 0:
+        raise ConfigError("grace must be >= 0 seconds")
+    host, _, port = config.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"listen must be HOST:PORT, got {config.listen!r}")
     if config.sync.member_chunk < 1:
         raise ConfigError("sync.member_chunk must be at least 1")
     if config.sync.max_delete_count < 0 or not 0 <= config.sync.max_delete_percent <= 100:

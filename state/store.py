@@ -7,12 +7,15 @@ Tables:
 - `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
 
 Writes are buffered and committed in small batches (`batch_size` rows or `flush()`), so results are
-durable as operations succeed without a commit per row. The schema is versioned with
+durable as operations succeed without a commit per row. One lock serialises every use of the
+connection: many workers record results concurrently, and SQLite must never see a cursor of one task
+interleaved with a write of another. The schema is versioned with
 `PRAGMA user_version` and migrated step by step; a database from a newer version is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -97,72 +100,85 @@ class StateStore:
         self._batch_size = batch_size
         self._pending: list[tuple[Any, ...]] = []
         self._pending_deletes: list[tuple[str, str]] = []
+        self._lock = asyncio.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
 
-    async def iter_rows(self, kind: str) -> AsyncIterator[ResourceRow]:
-        """Every row of a kind, streamed."""
-        await self.flush()
-        sql = (
-            "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at "
-            "FROM resources WHERE kind = ?"
-        )
-        async with self._db.execute(sql, (kind,)) as cursor:
-            async for row in cursor:
-                yield ResourceRow(*row)
+    async def iter_rows(self, kind: str, chunk: int = 5000) -> AsyncIterator[ResourceRow]:
+        """Every row of a kind, streamed in chunks (no cursor stays open between chunks)."""
+        after = ""
+        while True:
+            async with self._lock:
+                await self._flush()
+                async with self._db.execute(
+                    "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at "
+                    "FROM resources WHERE kind = ? AND source_id > ? ORDER BY source_id LIMIT ?",
+                    (kind, after, chunk),
+                ) as cursor:
+                    rows = [ResourceRow(*row) for row in await cursor.fetchall()]
+            for row in rows:
+                yield row
+            if len(rows) < chunk:
+                return
+            after = rows[-1].source_id
 
     async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
         """The canonical form last written to the destination for this object."""
-        await self.flush()
-        async with self._db.execute(
-            "SELECT canon FROM resources WHERE kind = ? AND source_id = ?", (kind, source_id)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return json.loads(row[0]) if row and row[0] else None
+        async with self._lock:
+            await self._flush()
+            async with self._db.execute(
+                "SELECT canon FROM resources WHERE kind = ? AND source_id = ?", (kind, source_id)
+            ) as cursor:
+                row = await cursor.fetchone()
+            return json.loads(row[0]) if row and row[0] else None
 
     async def owners(self, kind: str, dest_id: str) -> list[str]:
         """Source ids whose row points at this destination object."""
-        await self.flush()
-        async with self._db.execute(
-            "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?", (kind, dest_id)
-        ) as cursor:
-            return [row[0] for row in await cursor.fetchall()]
+        async with self._lock:
+            await self._flush()
+            async with self._db.execute(
+                "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?", (kind, dest_id)
+            ) as cursor:
+                return [row[0] for row in await cursor.fetchall()]
 
     async def canonicals(self, kind: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The last written canonical forms of many objects, in a few queries."""
-        await self.flush()
-        out: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(source_ids), 500):
-            chunk = source_ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            async with self._db.execute(
-                f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({marks})",
-                (kind, *chunk),
-            ) as cursor:
-                async for source_id, canon in cursor:
-                    if canon:
-                        out[source_id] = json.loads(canon)
-        return out
+        async with self._lock:
+            await self._flush()
+            out: dict[str, dict[str, Any]] = {}
+            for start in range(0, len(source_ids), 500):
+                chunk = source_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                async with self._db.execute(
+                    f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({marks})",
+                    (kind, *chunk),
+                ) as cursor:
+                    async for source_id, canon in cursor:
+                        if canon:
+                            out[source_id] = json.loads(canon)
+            return out
 
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
-        await self.flush()
-        sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
-        if kind:
-            sql, args = sql + " AND kind = ?", (kind,)
-        async with self._db.execute(sql, args) as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+        async with self._lock:
+            await self._flush()
+            sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
+            if kind:
+                sql, args = sql + " AND kind = ?", (kind,)
+            async with self._db.execute(sql, args) as cursor:
+                row = await cursor.fetchone()
+            return int(row[0]) if row else 0
 
     async def failures(self) -> list[tuple[str, str, str | None, int]]:
         """(kind, source id, error, attempts) of every failed resource."""
-        await self.flush()
-        async with self._db.execute(
-            "SELECT kind, source_id, error, attempts FROM resources WHERE status = ? "
-            "ORDER BY kind, source_id",
-            (FAILED,),
-        ) as cursor:
-            return [tuple(r) for r in await cursor.fetchall()]  # type: ignore[misc]
+        async with self._lock:
+            await self._flush()
+            async with self._db.execute(
+                "SELECT kind, source_id, error, attempts FROM resources WHERE status = ? "
+                "ORDER BY kind, source_id",
+                (FAILED,),
+            ) as cursor:
+                return [tuple(r) for r in await cursor.fetchall()]  # type: ignore[misc]
 
     # -- writes (buffered) ---------------------------------------------------------------------
 
@@ -190,22 +206,23 @@ class StateStore:
         self, kind: str, source_id: str, error: str, *, retry_delay: float = 0.0
     ) -> None:
         """Remember that replicating this object failed, keeping whatever destination id we had."""
-        await self.flush()
-        now = time.time()
-        await self._db.execute(
-            """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
-                                      created_at, updated_at)
-               VALUES (?, ?, ?, ?, 1, ?, ?, ?)
-               ON CONFLICT (kind, source_id) DO UPDATE SET
-                   status = CASE WHEN resources.dest_id IS NULL THEN excluded.status
-                                 ELSE resources.status END,
-                   error = excluded.error,
-                   attempts = resources.attempts + 1,
-                   next_attempt_at = excluded.next_attempt_at,
-                   updated_at = excluded.updated_at""",
-            (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
-        )
-        await self._db.commit()
+        async with self._lock:
+            await self._flush()
+            now = time.time()
+            await self._db.execute(
+                """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
+                                          created_at, updated_at)
+                   VALUES (?, ?, ?, ?, 1, ?, ?, ?)
+                   ON CONFLICT (kind, source_id) DO UPDATE SET
+                       status = CASE WHEN resources.dest_id IS NULL THEN excluded.status
+                                     ELSE resources.status END,
+                       error = excluded.error,
+                       attempts = resources.attempts + 1,
+                       next_attempt_at = excluded.next_attempt_at,
+                       updated_at = excluded.updated_at""",
+                (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
+            )
+            await self._db.commit()
 
     async def forget(self, kind: str, source_id: str) -> None:
         """Drop an object we deleted from the destination."""
@@ -218,6 +235,10 @@ class StateStore:
 
     async def flush(self) -> None:
         """Commit buffered writes."""
+        async with self._lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self._pending and not self._pending_deletes:
             return
         rows, self._pending = self._pending, []
@@ -243,40 +264,44 @@ class StateStore:
     # -- runs ----------------------------------------------------------------------------------
 
     async def start_run(self, mode: str, dry_run: bool) -> int:
-        cursor = await self._db.execute(
-            "INSERT INTO runs (mode, dry_run, started_at) VALUES (?, ?, ?)",
-            (mode, int(dry_run), time.time()),
-        )
-        await self._db.commit()
-        return int(cursor.lastrowid or 0)
+        async with self._lock:
+            cursor = await self._db.execute(
+                "INSERT INTO runs (mode, dry_run, started_at) VALUES (?, ?, ?)",
+                (mode, int(dry_run), time.time()),
+            )
+            await self._db.commit()
+            return int(cursor.lastrowid or 0)
 
     async def last_run_unfinished(self) -> bool:
         """True when the latest non-dry run never finished (the process died mid-cycle)."""
-        async with self._db.execute(
-            "SELECT ended_at FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
-        ) as cursor:
-            row = await cursor.fetchone()
-        return row is not None and row[0] is None
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT ended_at FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
+            ) as cursor:
+                row = await cursor.fetchone()
+            return row is not None and row[0] is None
 
     async def finish_run(self, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
-        await self.flush()
-        await self._db.execute(
-            "UPDATE runs SET ended_at = ?, outcome = ?, counts = ? WHERE id = ?",
-            (time.time(), outcome, json.dumps(counts, sort_keys=True), run_id),
-        )
-        await self._db.commit()
+        async with self._lock:
+            await self._flush()
+            await self._db.execute(
+                "UPDATE runs SET ended_at = ?, outcome = ?, counts = ? WHERE id = ?",
+                (time.time(), outcome, json.dumps(counts, sort_keys=True), run_id),
+            )
+            await self._db.commit()
 
     async def last_runs(self, limit: int = 10) -> list[RunRecord]:
-        async with self._db.execute(
-            "SELECT id, mode, dry_run, started_at, ended_at, outcome, counts FROM runs "
-            "ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ) as cursor:
-            rows = await cursor.fetchall()
-        return [
-            RunRecord(r[0], r[1], bool(r[2]), r[3], r[4], r[5], json.loads(r[6]) if r[6] else {})
-            for r in rows
-        ]
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT id, mode, dry_run, started_at, ended_at, outcome, counts FROM runs "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            ) as cursor:
+                rows = await cursor.fetchall()
+            return [
+                RunRecord(r[0], r[1], bool(r[2]), r[3], r[4], r[5], json.loads(r[6]) if r[6] else {})
+                for r in rows
+            ]
 
 
 async def _migrate(db: aiosqlite.Connection, path: str) -> None:

@@ -12,6 +12,7 @@ repairs drift there. `dry_run` plans everything and writes nothing (neither dest
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -92,7 +93,8 @@ class CycleResult:
     destination_requests: dict[str, int] = field(default_factory=dict)
     destination_flow: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-    outcome: str = "ok"  # ok | partial (failures or incomplete read) | held (removals held) | failed
+    # ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
+    outcome: str = "ok"
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -129,8 +131,10 @@ class Cycle:
         *,
         mode: str = INCREMENTAL,
         dry_run: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> None:
         self.config = config
+        self.stop = stop or asyncio.Event()  # set: stop reading, finish in-flight calls, record, return
         self.policy = config.sync
         self.source = source
         self.destination = destination
@@ -195,6 +199,8 @@ class Cycle:
         if self.dry_run:
             self.result.changes = list(self._planned.values())
             self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
+        if self.stop.is_set():
+            self.result.outcome = "interrupted"
         if self.result.counts["removals_held"] and self.result.outcome == "ok":
             self.result.outcome = "held"
         if self.result.counts["failed"] and self.result.outcome == "ok":
@@ -253,8 +259,8 @@ class Cycle:
         async with self._workers() as send:
             try:
                 async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size):
-                    if self._fatal is not None:
-                        break  # the workers stopped: reading on would be wasted
+                    if self._fatal is not None or self.stop.is_set():
+                        break  # the workers stopped, or we are asked to: reading on would be wasted
                     for step in await self._plan_page(kind, page, held):
                         await self._dispatch(step, send)
             except AuthError:
@@ -262,7 +268,7 @@ class Cycle:
             except ScimError as exc:
                 log.error("reading source %s failed: %s", kind, exc)
                 self.result.notes.append(f"source {kind} read failed: {exc}")
-        while held:
+        while held and not self.stop.is_set():
             held = await self._write_held(kind, held)
         if report.complete:
             # objects gone from the source are no reference targets any more (some servers keep
@@ -428,8 +434,8 @@ class Cycle:
     async def _worker(self, receive: MemoryObjectReceiveStream[Step]) -> None:
         async with receive:
             async for step in receive:
-                if self._fatal is not None:
-                    continue
+                if self._fatal is not None or self.stop.is_set():
+                    continue  # queued work is dropped; calls already in flight finish
                 try:
                     await self._execute(step)
                     self._transport_failures = 0
@@ -620,6 +626,8 @@ class Cycle:
     # -- removals -------------------------------------------------------------------------------
 
     async def _remove_vanished(self, kinds: tuple[str, ...]) -> None:
+        if self.stop.is_set():
+            return
         reads = {kind: self.result.reads.get(f"source {kind}") for kind in kinds}
         if not all(r is not None and r.complete for r in reads.values()):
             held = sum(
@@ -670,6 +678,7 @@ async def run_cycle(
     *,
     mode: str = INCREMENTAL,
     dry_run: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> CycleResult:
     """Run one cycle and return what it did."""
-    return await Cycle(config, source, destination, store, mode=mode, dry_run=dry_run).run()
+    return await Cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop).run()

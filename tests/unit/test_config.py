@@ -218,3 +218,47 @@ def test_every_leaf_has_distinct_names() -> None:
     paths = [path for path, _ in iter_leaves()]
     assert len({env_name(p) for p in paths}) == len(paths)
     assert len({flag_name(p) for p in paths}) == len(paths)
+
+
+def test_pingone_preset_derives_scim_and_token_urls() -> None:
+    """Region + environment id give PingOne's SCIM base URL and token endpoint; explicit URLs win."""
+    from replicator.config import load_config
+
+    config = load_config(environ={
+        "SCIMREP_SOURCE_PINGONE_REGION": "eu", "SCIMREP_SOURCE_PINGONE_ENVIRONMENT": "env-src",
+        "SCIMREP_SOURCE_CLIENT_ID": "id", "SCIMREP_SOURCE_CLIENT_SECRET": "secret",
+        "SCIMREP_DESTINATION_PINGONE_REGION": "com.au", "SCIMREP_DESTINATION_PINGONE_ENVIRONMENT": "env-dst",
+        "SCIMREP_DESTINATION_URL": "https://proxy.example/v2", "SCIMREP_DESTINATION_TOKEN": "t",
+    })
+    assert config.source.url == "https://scim-api.pingone.eu/environments/env-src/v2"
+    assert config.source.token_url == "https://auth.pingone.eu/env-src/as/token"
+    assert config.source.auth_mode == "oauth"
+    assert config.destination.url == "https://proxy.example/v2"
+    assert config.destination.token_url == "https://auth.pingone.com.au/env-dst/as/token"
+
+
+def test_pingone_preset_needs_both_parts() -> None:
+    """A region without an environment id fails, naming both fields."""
+    import pytest
+
+    from replicator.config import load_config
+    from replicator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="source.pingone_region and source.pingone_environment"):
+        load_config(environ={"SCIMREP_SOURCE_PINGONE_REGION": "eu", "SCIMREP_SOURCE_URL": "https://a/v2",
+                             "SCIMREP_DESTINATION_URL": "https://b/v2"})
+
+
+def test_container_secrets_are_read_from_the_secrets_dir(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """/run/secrets/scimrep_destination_client_secret (folder configurable) supplies a secret; env wins."""
+    from replicator.config import load_config
+
+    (tmp_path / "scimrep_destination_client_secret").write_text("from-secret-file\n")
+    (tmp_path / "scimrep_source_token").write_text("ignored\n")
+    config = load_config(environ={
+        "SCIMREP_SECRETS_DIR": str(tmp_path), "SCIMREP_SOURCE_URL": "https://a/v2", "SCIMREP_SOURCE_TOKEN": "env",
+        "SCIMREP_DESTINATION_URL": "https://b/v2", "SCIMREP_DESTINATION_CLIENT_ID": "id",
+        "SCIMREP_DESTINATION_TOKEN_URL": "https://b/token",
+    })
+    assert config.destination.client_secret == "from-secret-file"
+    assert config.source.token == "env"
