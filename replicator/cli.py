@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
     demo.add_argument("--groups", type=int, default=5, help="sample groups to seed (default 5)")
 
+    health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
+    health.add_argument("--config", metavar="FILE")
+
     status = commands.add_parser("status", help="show the last runs and failed resources from the state file")
     status.add_argument("--config", metavar="FILE")
     status.add_argument("--state", help="state file (default from config)")
@@ -116,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             setup_logging("warning", "text")
             return _run_async(run_demo(users=args.users, groups=args.groups))
+        if args.command == "healthcheck":
+            return probe_health(load_config(config_file=args.config, need_endpoints=False))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
             return _run_async(show_status(config, args.output))
@@ -231,6 +236,20 @@ def report_json(result: CycleResult) -> dict[str, Any]:
         ],
         "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
     }
+
+
+def probe_health(config: Config) -> int:
+    """0 when the daemon on `listen` answers /healthz, else 1 (stdlib only: runs in HEALTHCHECK)."""
+    import urllib.request
+
+    host, _, port = config.listen.rpartition(":")
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "*") else host.strip("[]")
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=4) as response:
+            return EXIT_OK if response.status == 200 else 1
+    except OSError as exc:
+        print(f"scim-replicator: health probe failed: {exc}", file=sys.stderr)
+        return 1
 
 
 async def show_status(config: Config, output: str) -> int:

@@ -165,3 +165,23 @@ async def test_second_signal_stops_at_once(pair, tmp_path: Path) -> None:  # typ
     process.send_signal(signal.SIGTERM)
     await asyncio.wait_for(process.communicate(), timeout=5)
     assert process.returncode == 130
+
+
+async def test_healthcheck_command_probes_the_daemon(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`scim-replicator healthcheck` (the image's HEALTHCHECK) exits 0 against a live daemon, 1 without one."""
+    source, destination = pair
+    daemon = Daemon(config_for(source, destination, tmp_path))
+    task = asyncio.create_task(daemon.run())
+    await wait_for(lambda: asyncio.sleep(0, daemon.bound is not None))
+
+    async def probe(port: int) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "replicator", "healthcheck",
+            env={**os.environ, "SCIMREP_LISTEN": f"0.0.0.0:{port}"},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        return await process.wait()
+
+    assert await probe(daemon.bound[1]) == 0  # type: ignore[index]
+    assert await probe(free_port()) == 1
+    daemon.request_stop()
+    assert await asyncio.wait_for(task, 10) == 0
