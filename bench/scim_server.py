@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import random
 import sys
 from collections import Counter
 from pathlib import Path
@@ -24,17 +25,21 @@ from replicator.pipeline.canonical import ENTERPRISE_USER  # noqa: E402
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users  # noqa: E402
 from replicator.scim.memory_server import Faults, MemoryScimServer  # noqa: E402
 
+from data import bench_group_plan  # noqa: E402
 
-def seed(server: MemoryScimServer, users: int, groups: int) -> None:
+
+def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:
     stored = [server.add_user(u) for u in sample_users(users)]
     for index, user in enumerate(stored):
         boss = manager_index(index)
         if boss is not None:
             user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    if groups:
-        made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in group_plan(users, groups)]
-        if len(made) > 1:
-            server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+    if not groups:
+        return
+    shape = bench_group_plan(users, groups) if plan == "bench" else group_plan(users, groups)
+    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in shape]
+    if len(made) > 1 and plan != "bench":
+        server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
 
 
 def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
@@ -53,6 +58,17 @@ def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
         server.request_times.clear()
         return web.json_response({})
 
+    async def mutate(request: web.Request) -> web.Response:
+        """Change the title of a fraction of the users (a change set for incremental benchmarks)."""
+        body = await request.json()
+        rng = random.Random(body.get("seed", 1))
+        ids = list(server.users)
+        chosen = rng.sample(ids, int(len(ids) * float(body.get("fraction", 0.01))))
+        for user_id in chosen:
+            server.users[user_id]["title"] = f"Changed {rng.random():.6f}"
+        return web.json_response({"changed": len(chosen)})
+
+    app.router.add_post("/_admin/mutate", mutate)
     app.router.add_post("/_admin/faults", set_faults)
     app.router.add_get("/_admin/stats", stats)
     app.router.add_post("/_admin/clear-stats", clear)
@@ -77,11 +93,15 @@ async def main() -> None:
     parser.add_argument("--page-cap", type=int)
     parser.add_argument("--token")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--plan", choices=("sample", "bench"), default="sample", help="group sizes")
+    parser.add_argument("--rate-cap", type=float, help="requests per second before 429")
+    parser.add_argument("--rate-500", type=float, default=0.0)
     args = parser.parse_args()
     faults = Faults(latency=args.latency, rate_429=args.rate_429, rate_503=args.rate_503, rate_reset=args.rate_reset,
-                    retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed)
+                    retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed,
+                    rate_cap=args.rate_cap, rate_500=args.rate_500)
     server = MemoryScimServer(bearer_token=args.token, faults=faults)
-    seed(server, args.users, args.groups)
+    seed(server, args.users, args.groups, args.plan)
     app = server.make_app()
     add_control_routes(app, server)
     runner = web.AppRunner(app, access_log=None)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -91,12 +92,39 @@ class SyncConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     group_match_filter: str = 'displayName eq "%s"'
 
 
+class ScopeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Which source objects replicate (see replicator.pipeline.scope)."""
+
+    user_filter: str | None = None
+    user_groups: list[str] = []
+    nested: bool = True
+    group_names: list[str] = []
+    group_filter: str | None = None
+
+
+class MappingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """How one resource type's attributes are reshaped (see replicator.pipeline.mapping)."""
+
+    include: list[str] = []
+    exclude: list[str] = []
+    rename: dict[str, str] = {}
+    constants: dict[str, Any] = {}
+    schema_urns: dict[str, str] = {}
+
+
+class MappingSection(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    users: MappingConfig = MappingConfig()
+    groups: MappingConfig = MappingConfig()
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The whole configuration."""
 
     source: SideConfig = SideConfig()
     destination: SideConfig = SideConfig()
     sync: SyncConfig = SyncConfig()
+    scope: ScopeConfig = ScopeConfig()
+    mapping: MappingSection = MappingSection()
     state: str = "scim-replicator.db"
     concurrency: int = 16
     min_concurrency: int = 2
@@ -110,13 +138,31 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
 
 
 def iter_leaves(struct: type[msgspec.Struct] = Config, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """(dotted path, type annotation) of every leaf setting."""
+    """(dotted path, type annotation) of every leaf setting that environment and flags can carry:
+    scalars, and lists of strings (comma-separated). Tables (mapping renames, constants) are TOML-only."""
     for info in msgspec.structs.fields(struct):
         path = f"{prefix}{info.name}"
         if isinstance(info.type, type) and issubclass(info.type, msgspec.Struct):
             yield from iter_leaves(info.type, path + ".")
-        else:
+        elif typing.get_origin(info.type) is not dict:
             yield path, info.type
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(annotation) is list
+
+
+def _split_lists(tree: dict[str, Any]) -> None:
+    """Comma-separated strings from the environment or flags become lists where a list is expected."""
+    for path, annotation in iter_leaves():
+        if not _is_list(annotation):
+            continue
+        parent: Any = tree
+        *parents, leaf = path.split(".")
+        for part in parents:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(leaf), str):
+            parent[leaf] = [item.strip() for item in parent[leaf].split(",") if item.strip()]
 
 
 def env_name(path: str) -> str:
@@ -213,6 +259,7 @@ def load_config(
     for path, value in (overrides or {}).items():
         if value is not None:
             _set(tree, path, value)
+    _split_lists(tree)
     try:
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
@@ -263,6 +310,24 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
             raise ConfigError(f"sync.{name} must contain %s where the value goes")
     if not config.state:
         raise ConfigError("state must name a file")
+    compile_rules(config)  # filters parse, mapping paths are well formed
+
+
+def compile_rules(config: Config) -> tuple[Any, dict[str, Any]]:
+    """The scope and the per-kind mapping rules of a configuration (ConfigError names a bad field)."""
+    from replicator.pipeline.mapping import make_rules
+    from replicator.pipeline.scope import make_scope
+
+    scope = make_scope(
+        user_filter=config.scope.user_filter, user_groups=config.scope.user_groups, nested=config.scope.nested,
+        group_names=config.scope.group_names, group_filter=config.scope.group_filter,
+    )
+    rules = {
+        kind: make_rules(include=m.include, exclude=m.exclude, rename=m.rename, constants=m.constants,
+                         schema_urns=m.schema_urns, where=f"mapping.{name}")
+        for kind, name, m in (("User", "users", config.mapping.users), ("Group", "groups", config.mapping.groups))
+    }
+    return scope, rules
 
 
 def validate_side(side: str, cfg: SideConfig) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from replicator.config import Config
+from replicator.config import Config, compile_rules
 from replicator.errors import (
     AuthError,
     BadRequestError,
@@ -47,6 +47,7 @@ from replicator.pipeline.canonical import (
     match_value,
     schemas_for,
 )
+from replicator.pipeline import mapping
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -65,6 +66,7 @@ from replicator.pipeline.plan import (
     removal_guard,
 )
 from replicator.pipeline.references import translate
+from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
@@ -153,6 +155,9 @@ class Cycle:
         self._keys: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # match key -> source id, this read
         self._transport_failures = 0  # consecutive operations lost to transport errors
         self._recovering = False  # the previous run did not finish: list the destination to adopt
+        self.scope, self.rules = compile_rules(config)
+        self.out_of_scope: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # source id -> why
+        self._scope_problem: str | None = None
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -186,6 +191,8 @@ class Cycle:
         kinds = KINDS if self.policy.groups else (USER,)
         for kind in kinds:
             await self._load_state(kind)
+        if self.scope.needs_groups_first:
+            await self._read_scoping_groups()
         for kind in kinds:
             if self.mode == FULL or not self.rows[kind] or self._recovering:
                 listing = self.dest[kind] = await self._list_destination(kind)
@@ -205,6 +212,26 @@ class Cycle:
             self.result.outcome = "held"
         if self.result.counts["failed"] and self.result.outcome == "ok":
             self.result.outcome = "partial"
+
+    async def _read_scoping_groups(self) -> None:
+        """Read the source groups once to learn which users the scoping groups hold."""
+        report = ReadReport(kind="source Group (scope)")
+        groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        try:
+            async for page in self.source.iter_pages(GROUP, report, page_size=self.config.source.page_size):
+                for group in page:
+                    members = group.get("members") if isinstance(group.get("members"), list) else []
+                    groups[group["id"]] = (str(group.get("displayName")), [m for m in members if isinstance(m, dict)])
+        except AuthError:
+            raise
+        except ScimError as exc:
+            report.problems.append(str(exc))
+        if not report.complete:
+            self._scope_problem = "the source groups that define the scope could not be read completely"
+        members, missing = group_member_users(groups, self.scope.user_groups, nested=self.scope.nested)
+        self.scope.group_members = members
+        if missing:
+            self.result.notes.append(f"scope.user_groups not found in the source: {', '.join(missing)}")
 
     async def _load_state(self, kind: str) -> None:
         async for row in self.store.iter_rows(kind):
@@ -268,6 +295,8 @@ class Cycle:
             except ScimError as exc:
                 log.error("reading source %s failed: %s", kind, exc)
                 self.result.notes.append(f"source {kind} read failed: {exc}")
+        if kind == USER and self._scope_problem:
+            report.problems.append(self._scope_problem)  # scope unknown: nothing may be removed
         while held and not self.stop.is_set():
             held = await self._write_held(kind, held)
         if report.complete:
@@ -310,8 +339,13 @@ class Cycle:
         match_attribute = self._match_attribute(kind)
         for resource in page:
             source_id = resource["id"]
+            excluded = self.scope.exclusion(kind, resource)
+            if excluded:
+                self.out_of_scope[kind][source_id] = excluded
+                self.result.counts["out_of_scope"] += 1
+                continue  # not seen: if we replicated it, it is deprovisioned like a removed object
             self.seen[kind].add(source_id)
-            canonical = canonicalise(resource, kind)
+            canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
             problem = self._refuse(kind, source_id, canonical, match_attribute)
             if problem:
                 await self._fail(kind, source_id, label_of(canonical, kind), problem)
@@ -364,19 +398,20 @@ class Cycle:
             ):
                 self.result.counts["backing_off"] += 1
                 continue
-            steps.append(
-                plan_upsert(
-                    kind=kind,
-                    source_id=source_id,
-                    label=label,
-                    desired=desired,
-                    desired_digest=want,
-                    stored=known,
-                    live=live,
-                    live_known=live_here,
-                    policy=self.policy,
-                )
+            step = plan_upsert(
+                kind=kind,
+                source_id=source_id,
+                label=label,
+                desired=desired,
+                desired_digest=want,
+                stored=known,
+                live=live,
+                live_known=live_here,
+                policy=self.policy,
             )
+            if step.action == CREATE and not step.reason and self.scope.configured:
+                step = dataclasses.replace(step, reason=self.scope.inclusion(kind))
+            steps.append(step)
         return steps
 
     async def _stored_many(
@@ -645,8 +680,8 @@ class Cycle:
                 if source_id not in self.seen[kind] and row.dest_id and row.origin in ("created", "adopted")
             }
             planned = [
-                plan_removal(kind=kind, source_id=sid, stored=stored, label=label_of(stored.canonical or {}, kind),
-                             policy=self.policy)
+                self._why_removed(plan_removal(kind=kind, source_id=sid, stored=stored,
+                                               label=label_of(stored.canonical or {}, kind), policy=self.policy))
                 for sid, stored in (await self._stored_many(kind, gone, everything=True)).items()
             ]
             removals = sum(1 for step in planned if step.action in (DELETE, DISABLE))
@@ -665,6 +700,10 @@ class Cycle:
                 for step in steps:
                     if step.kind == kind:
                         await self._dispatch(step, send)
+
+    def _why_removed(self, step: Step) -> Step:
+        excluded = self.out_of_scope[step.kind].get(step.source_id)
+        return dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute

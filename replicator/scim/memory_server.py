@@ -80,6 +80,8 @@ class Faults:
     script: list[int] = field(default_factory=list)
     # a write whose JSON body contains one of these strings is refused with 400 invalidValue
     refuse_values: set[str] = field(default_factory=set)
+    # at most this many requests per second (one second of burst); beyond: 429 with Retry-After
+    rate_cap: float | None = None
 
 
 class ScimError(Exception):
@@ -622,6 +624,7 @@ class MemoryScimServer:
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
         self.request_times: list[float] = []  # time.monotonic() of each request, in order
+        self._cap_bucket: tuple[float, float] = (0.0, 0.0)  # (tokens, last refill) of Faults.rate_cap
         self.base_url: str | None = None
         self._random = random.Random(self.faults.seed)
         self._list_requests: collections.Counter[str] = collections.Counter()
@@ -723,6 +726,8 @@ class MemoryScimServer:
                 await asyncio.sleep(self.faults.latency)
             if self._roll(self.faults.rate_reset):
                 return self._drop_connection(request)
+            if self.faults.rate_cap and not self._within_rate_cap(self.faults.rate_cap):
+                raise ScimError(429, "rate cap exceeded", headers={"Retry-After": self.faults.retry_after})
             if self.faults.script and (status := self.faults.script.pop(0)):
                 headers = {"Retry-After": self.faults.retry_after} if status in (429, 503) else None
                 raise ScimError(status, "scripted fault", headers=headers)
@@ -741,6 +746,15 @@ class MemoryScimServer:
         except web.HTTPException as exc:  # unknown route (404), wrong method (405)
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             return _error_response(ScimError(exc.status, exc.reason, headers=headers))
+
+    def _within_rate_cap(self, rate: float) -> bool:
+        """Token bucket of `rate` per second with a burst of one second's worth."""
+        now = time.monotonic()
+        tokens, stamp = self._cap_bucket
+        tokens = min(rate, tokens + (now - stamp) * rate) if stamp else rate
+        allowed = tokens >= 1
+        self._cap_bucket = (tokens - 1 if allowed else tokens, now)
+        return allowed
 
     def _roll(self, rate: float) -> bool:
         return rate > 0 and self._random.random() < rate

@@ -1,0 +1,188 @@
+"""Provisioning rules end to end: the "Provisioning Users" scope, filters, scope changes, attribute mapping."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replicator.cli import replicate
+from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
+from replicator.pipeline.canonical import ENTERPRISE_USER
+from replicator.pipeline.cycle import INCREMENTAL
+from replicator.scim.memory_server import MemoryScimServer
+from tests.harness import writes
+
+TOKEN = "scope-token"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+CUSTOM_SOURCE = "urn:example:source:custom:1.0"
+CUSTOM_DESTINATION = "urn:example:destination:custom:1.0"
+
+
+class Directory:
+    def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> None:
+        self.source, self.destination, self.state = source, destination, tmp / "state.db"
+        self.users: dict[str, str] = {}  # userName -> source id
+        self.groups: dict[str, str] = {}
+
+    def user(self, name: str, **attributes: Any) -> str:
+        resource = {"schemas": [USER_SCHEMA], "userName": name, "active": True,
+                    "emails": [{"type": "work", "value": f"{name}@example.com"}], **attributes}
+        self.users[name] = self.source.add_user(resource)["id"]
+        return self.users[name]
+
+    def group(self, name: str, users: list[str], groups: list[str] = ()) -> str:  # type: ignore[assignment]
+        members = [{"value": self.users[u], "type": "User"} for u in users]
+        members += [{"value": self.groups[g], "type": "Group"} for g in groups]
+        self.groups[name] = self.source.add_group({"schemas": [GROUP_SCHEMA], "displayName": name, "members": members})["id"]
+        return self.groups[name]
+
+    def set_members(self, group: str, users: list[str], groups: list[str] = ()) -> None:  # type: ignore[assignment]
+        members = [{"value": self.users[u], "type": "User"} for u in users]
+        members += [{"value": self.groups[g], "type": "Group"} for g in groups]
+        self.source.groups[self.groups[group]]["members"] = members
+
+    def config(self, *, scope: ScopeConfig | None = None, users: MappingConfig | None = None, **sync: Any) -> Config:
+        return Config(
+            source=SideConfig(url=self.source.base_url or "", token=TOKEN),
+            destination=SideConfig(url=self.destination.base_url or "", token=TOKEN),
+            sync=SyncConfig(**sync), scope=scope or ScopeConfig(),
+            mapping=MappingSection(users=users or MappingConfig()), state=str(self.state),
+        )
+
+    def destination_users(self) -> dict[str, dict[str, Any]]:
+        return {u["userName"]: u for u in self.destination.users.values()}
+
+    def destination_members(self, group: str) -> set[str]:
+        names = {u["id"]: u["userName"] for u in self.destination.users.values()}
+        names.update({g["id"]: g["displayName"] for g in self.destination.groups.values()})
+        found = next(g for g in self.destination.groups.values() if g["displayName"] == group)
+        return {names.get(m["value"], "?") for m in found.get("members", [])}
+
+
+@pytest.fixture
+async def directory(tmp_path: Path) -> AsyncIterator[Directory]:
+    source, destination = MemoryScimServer(bearer_token=TOKEN), MemoryScimServer(bearer_token=TOKEN)
+    await source.start()
+    await destination.start()
+    yield Directory(source, destination, tmp_path)
+    await source.stop()
+    await destination.stop()
+
+
+PROVISIONING = ScopeConfig(user_groups=["Provisioning Users"], group_names=["Provisioning Users", "Contractors"])
+
+
+async def test_provisioning_users_group_scope(directory: Directory) -> None:
+    """Only (nested) members of "Provisioning Users" replicate; joining creates, leaving deprovisions; dry-run says why."""
+    d = directory
+    for name in ("ann", "bob", "cat", "dan", "eve", "fay", "gus"):
+        d.user(name)
+    d.group("Contractors", ["gus"])
+    d.group("Provisioning Users", ["ann", "bob", "cat"], groups=["Contractors"])
+    d.group("Sales", ["dan", "ann"])
+    config = d.config(scope=PROVISIONING)
+    first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert first.outcome == "ok", first.summary()
+    assert set(d.destination_users()) == {"ann", "bob", "cat", "gus"}
+    assert {g["displayName"] for g in d.destination.groups.values()} == {"Provisioning Users", "Contractors"}
+    assert d.destination_members("Provisioning Users") == {"ann", "bob", "cat", "Contractors"}
+    assert first.counts["out_of_scope"] == 3 + 1  # dan, eve, fay; the Sales group
+
+    d.set_members("Provisioning Users", ["ann", "cat", "eve"], groups=["Contractors"])  # eve joins, bob leaves
+    plan = await replicate(config, mode=INCREMENTAL, dry_run=True)
+    changes = {(s.action, s.label): s.reason for s in plan.changes}
+    assert changes[("create", "eve")] == "in scope: member of 'Provisioning Users'"
+    assert changes[("delete", "bob")] == "leaves scope: not a member of 'Provisioning Users'"
+    applied = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert applied.counts["created"] == 1 and applied.counts["deleted"] == 1, applied.summary()
+    assert set(d.destination_users()) == {"ann", "cat", "eve", "gus"}
+    assert d.destination_members("Provisioning Users") == {"ann", "cat", "eve", "Contractors"}
+    again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+
+
+async def test_nested_membership_can_be_switched_off(directory: Directory) -> None:
+    """With scope.nested=false, members of a nested group are out of scope."""
+    d = directory
+    for name in ("ann", "gus"):
+        d.user(name)
+    d.group("Contractors", ["gus"])
+    d.group("Provisioning Users", ["ann"], groups=["Contractors"])
+    scope = ScopeConfig(user_groups=["Provisioning Users"], nested=False)
+    await replicate(d.config(scope=scope), mode=INCREMENTAL, dry_run=False)
+    assert set(d.destination_users()) == {"ann"}
+
+
+async def test_leaving_scope_disables_with_disable_action_and_respects_the_guard(directory: Directory) -> None:
+    """Users leaving scope are disabled (remove_action=disable); most of them leaving at once is held."""
+    d = directory
+    names = [f"user{i:02d}" for i in range(20)]
+    for name in names:
+        d.user(name)
+    d.group("Provisioning Users", names)
+    config = d.config(scope=PROVISIONING, remove_action="disable")
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    d.set_members("Provisioning Users", names[2:])
+    small = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert small.counts["disabled"] == 2
+    assert d.destination_users()["user00"]["active"] is False
+    d.set_members("Provisioning Users", names[:2])
+    held = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert held.outcome == "held" and held.counts["removals_held"] == 18
+    assert all(d.destination_users()[n]["active"] for n in names[2:])
+
+
+async def test_user_filter_scope(directory: Directory) -> None:
+    """A SCIM filter with a value path decides which users replicate (evaluated client-side)."""
+    d = directory
+    d.user("in1")
+    d.user("inactive", active=False)
+    d.user("elsewhere", emails=[{"type": "work", "value": "x@other.org"}])
+    d.user("home-only", emails=[{"type": "home", "value": "h@example.com"}])
+    scope = ScopeConfig(user_filter='active eq true and emails[type eq "work"].value ew "@example.com"')
+    result = await replicate(d.config(scope=scope), mode=INCREMENTAL, dry_run=False)
+    assert set(d.destination_users()) == {"in1"}
+    assert result.counts["out_of_scope"] == 3
+
+
+async def test_bad_scope_filter_fails_before_any_request(directory: Directory) -> None:
+    """A filter that does not parse is a configuration error naming the field."""
+    from replicator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scope.user_filter"):
+        await replicate(directory.config(scope=ScopeConfig(user_filter='active eq true and (')),
+                        mode=INCREMENTAL, dry_run=False)
+    assert not directory.source.request_log
+
+
+async def test_attribute_mapping_round_trip_and_remapping(directory: Directory) -> None:
+    """Rename, exclude, constants and schema URN mapping shape the destination; changing a rule patches only what it touches."""
+    d = directory
+    for i in range(5):
+        d.user(f"m{i}", title=f"Title {i}", nickName=f"nick{i}", phoneNumbers=[{"value": f"+1-{i}", "type": "work"}],
+               **{CUSTOM_SOURCE: {"badge": f"B{i}"}})
+    mapping = MappingConfig(
+        exclude=["phoneNumbers"],
+        rename={"title": f"{ENTERPRISE_USER}:department"},
+        constants={f"{ENTERPRISE_USER}:organization": "Acme"},
+        schema_urns={CUSTOM_SOURCE: CUSTOM_DESTINATION},
+    )
+    first = await replicate(d.config(users=mapping), mode=INCREMENTAL, dry_run=False)
+    assert first.outcome == "ok", first.summary()
+    user = d.destination_users()["m3"]
+    assert user[ENTERPRISE_USER] == {"department": "Title 3", "organization": "Acme"}
+    assert "title" not in user and "phoneNumbers" not in user and user[CUSTOM_DESTINATION] == {"badge": "B3"}
+    assert user["nickName"] == "nick3"
+    again = await replicate(d.config(users=mapping), mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0
+    remapped = MappingConfig(exclude=["phoneNumbers", "nickName"], rename=dict(mapping.rename),
+                             constants=dict(mapping.constants), schema_urns=dict(mapping.schema_urns))
+    plan = await replicate(d.config(users=remapped), mode=INCREMENTAL, dry_run=True)
+    assert {tuple(op["path"] for op in s.operations) for s in plan.changes} == {("nickName",)}
+    assert all(op["op"] == "remove" for s in plan.changes for op in s.operations)
+    await replicate(d.config(users=remapped), mode=INCREMENTAL, dry_run=False)
+    assert "nickName" not in d.destination_users()["m3"]
