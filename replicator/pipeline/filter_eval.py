@@ -1,49 +1,50 @@
-"""Client-side SCIM filters (RFC 7644 section 3.4.2.2): parse once, evaluate against resources. Pure; no I/O.
+"""Client-side SCIM filters (RFC 7644 section 3.4.2.2): parse once, evaluate. Pure; no I/O.
 
-This module owns the parsing and the evaluation of SCIM filter expressions against resources held as
-JSON-like mappings (as read from a SCIM server), so that the replicator can decide which source users
-and groups are in a replication scope without asking the source to filter. Stdlib only.
+This module owns the parsing and the evaluation of SCIM filter expressions against resources held
+as JSON-like mappings (as read from a SCIM server), so that the replicator can decide which source
+users and groups are in a replication scope without asking the source to filter. Stdlib only.
 
 Supported syntax (keywords, operators and attribute names are case-insensitive):
 
 - ``attrPath op value`` with op in ``eq ne co sw ew gt ge lt le``, and ``attrPath pr``;
-- ``and``, ``or`` (left-associative; precedence ``not`` > ``and`` > ``or``), ``( ... )``, ``not ( ... )``;
-- value paths ``emails[type eq "work" and primary eq true]`` (true when some element matches; the filter
-  inside the brackets may use ``and``, ``or``, ``not`` and parentheses but not another value path, per
-  RFC 7644 erratum 4690), and a value path followed by a sub-attribute test,
+- ``and``, ``or`` (left-associative; precedence ``not`` > ``and`` > ``or``), ``( ... )`` and
+  ``not ( ... )``;
+- value paths ``emails[type eq "work" and primary eq true]`` (true when some element matches; the
+  filter inside the brackets may use ``and``, ``or``, ``not`` and parentheses but not another
+  value path, per RFC 7644 erratum 4690), and a value path followed by a sub-attribute test,
   ``emails[type eq "work"].value ew "@example.com"`` (not in the RFC ABNF; true when some element
   matching the brackets also satisfies the test, as Microsoft Entra and scim2-server read it);
 - attribute paths ``userName``, ``name.familyName``, ``emails.value``, extension-qualified
-  ``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber`` (the URN is everything
-  up to the last colon; the resource keeps the extension's attributes under the URN key), and the
-  core-qualified ``urn:ietf:params:scim:schemas:core:2.0:User:userName`` (meaning ``userName``);
-- values: JSON strings (all JSON escapes, ``\\uXXXX`` and surrogate pairs included), JSON numbers,
-  ``true``, ``false``, ``null``.
+  ``urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber`` (the URN is
+  everything up to the last colon; the resource keeps the extension's attributes under the URN
+  key), and core-qualified ``urn:ietf:params:scim:schemas:core:2.0:User:userName`` (``userName``);
+- values: JSON strings (every JSON escape, ``\\uXXXX`` and surrogate pairs included), JSON
+  numbers, ``true``, ``false``, ``null``.
 
 Semantics (RFC 7644 3.4.2.2 and RFC 7643 2.2-2.5; where they are silent, a conservative server's):
 
-- Strings compare case-insensitively (Unicode case folding, NFC-normalised) unless the attribute is in
-  ``CASE_EXACT``; ``co``/``sw``/``ew`` apply to string values only, so a non-string value never matches.
-- ``gt ge lt le``: numbers numerically, strings lexicographically after the same folding (so ISO 8601
-  dateTimes written in one format compare chronologically); any other pairing is no match. A boolean or
-  ``null`` operand for them, or a non-string operand for ``co sw ew``, is a FilterError at parse time
-  (RFC 7644 has the server answer 400 for these).
+- Strings compare case-insensitively (Unicode case folding, NFC-normalised) unless the attribute
+  is in ``CASE_EXACT``; ``co``/``sw``/``ew`` apply to string values only (others never match).
+- ``gt ge lt le``: numbers numerically, strings lexicographically after the same folding (so ISO
+  8601 dateTimes written in one format compare chronologically); any other pairing is no match.
+  A boolean or ``null`` operand for them, or a non-string operand for ``co sw ew``, is a
+  FilterError at parse time (RFC 7644 has the server answer 400 for these).
 - ``eq`` compares by JSON type and value: ``true`` is not ``1``, ``"1"`` is not ``1``.
-- ``ne`` is the logical negation of ``eq``. For a multi-valued attribute it is therefore true when NO
-  value equals (the RFC is silent; "some value differs" would let ``emails ne "x"`` match a user who
-  has ``x``). An absent attribute is "not equal" to anything.
-- ``attr eq null`` is true when the attribute is absent, null, ``""``, an empty list or a complex value
-  without any present sub-attribute, i.e. exactly when ``attr pr`` is false (RFC 7643 2.5 makes
-  unassigned, null and empty array the same state); ``attr ne null`` is ``attr pr``.
-- ``pr``: present means not absent, not null, not ``""``, and for a list or a complex value, holding at
-  least one present element/sub-attribute.
+- ``ne`` is the logical negation of ``eq``. For a multi-valued attribute it is therefore true when
+  NO value equals (the RFC is silent; "some value differs" would let ``emails ne "x"`` match a
+  user who has ``x``). An absent attribute is "not equal" to anything.
+- ``attr eq null`` is true when the attribute is absent, null, ``""``, an empty list or a complex
+  value without any present sub-attribute, i.e. exactly when ``attr pr`` is false (RFC 7643 2.5
+  makes unassigned, null and empty array the same state); ``attr ne null`` is ``attr pr``.
+- ``pr``: present means not absent, not null, not ``""``, and for a list or a complex value,
+  holding at least one present element / sub-attribute.
 - A multi-valued attribute matches when ANY value matches. Compared without a sub-attribute
-  (``emails co "@x"``), each element's ``value`` sub-attribute is compared (or the element itself when
-  it is a scalar). A complex single-valued attribute compared without a sub-attribute (``name eq "x"``)
-  never equals anything (so ``name ne "x"`` is true).
-- Unknown attributes are absent (no error). A core-URN-qualified path on a resource whose ``schemas``
-  list does not name that URN is absent too. A value path on a single complex value treats it as a
-  one-element list.
+  (``emails co "@x"``), each element's ``value`` sub-attribute is compared (or the element itself
+  when it is a scalar). A complex single-valued attribute compared without a sub-attribute
+  (``name eq "x"``) never equals anything (so ``name ne "x"`` is true).
+- Unknown attributes are absent (no error). A core-URN-qualified path on a resource whose
+  ``schemas`` list does not name that URN is absent too. A value path on a single complex value
+  treats it as a one-element list.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ from functools import lru_cache
 from typing import Any
 
 CASE_EXACT = frozenset({"id", "externalid", "meta.version", "password", "members.value"})
-"""Lower-cased dotted names (relative to the resource, core schema) whose strings compare case-exactly.
+"""Lower-cased dotted core attribute names whose string values compare case-exactly.
 
 `id`, `externalId`, `meta.version` and `password` are caseExact in RFC 7643; `members.value` holds
-resource ids, which are. Everything else, extension attributes included, compares case-insensitively.
+resource ids, which are. Everything else, extension attributes included, ignores case.
 """
 
 CORE_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:"
@@ -69,19 +70,21 @@ COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 ORDERING_OPS = frozenset({"gt", "ge", "lt", "le"})
 SUBSTRING_OPS = frozenset({"co", "sw", "ew"})
 MAX_DEPTH = 50
-"""Deepest nesting of parentheses / brackets accepted (keeps parsing and evaluation off the recursion limit)."""
+"""Deepest nesting of parentheses / brackets accepted (keeps clear of the recursion limit)."""
 
 Value = str | int | float | bool | None
 
 
 class FilterError(ValueError):
-    """A filter that does not parse; the message says what is wrong and at which (0-based) position."""
+    """A filter that does not parse; the message says what is wrong and at which 0-based offset."""
 
     def __init__(self, reason: str, position: int, text: str = "") -> None:
         self.reason = reason
         self.position = position
         self.text = text
-        super().__init__(f"{reason} at position {position}" + (f" in {_excerpt(text, position)}" if text else ""))
+        super().__init__(
+            f"{reason} at position {position}" + (f" in {_excerpt(text, position)}" if text else "")
+        )
 
 
 def _excerpt(text: str, position: int, width: int = 40) -> str:
@@ -92,7 +95,7 @@ def _excerpt(text: str, position: int, width: int = 40) -> str:
     return ("…" if start else "") + repr(text[start:end]) + ("…" if end < len(text) else "")
 
 
-# --------------------------------------------------------------------------------------------- nodes
+# ------------------------------------------------------------------------------------------- nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,9 @@ class AttrPath:
     urn: str | None = None
 
     def __str__(self) -> str:
-        return (f"{self.urn}:" if self.urn else "") + self.name + (f".{self.sub}" if self.sub else "")
+        return (
+            (f"{self.urn}:" if self.urn else "") + self.name + (f".{self.sub}" if self.sub else "")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +158,7 @@ class Not:
 
 @dataclass(frozen=True, slots=True)
 class ValuePath:
-    """``path[condition]`` or ``path[condition].sub op value``: some element satisfies condition (and sub)."""
+    """``path[condition]`` or ``path[condition].sub op value``: some element satisfies both."""
 
     path: AttrPath
     condition: Node
@@ -184,13 +189,15 @@ def _literal(value: Value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-# -------------------------------------------------------------------------------------------- lexing
+# ------------------------------------------------------------------------------------------ lexing
 
 _WORD_START = re.compile(r"[A-Za-z$]")
 _WORD = re.compile(r"[A-Za-z0-9$_:.\-]+")
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _NAME = re.compile(r"\$?[A-Za-z][A-Za-z0-9$_\-]*")
-_URN = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9._\-]*(?::[A-Za-z0-9][A-Za-z0-9._\-]*)*", re.IGNORECASE)
+_URN = re.compile(
+    r"urn:[A-Za-z0-9][A-Za-z0-9._\-]*(?::[A-Za-z0-9][A-Za-z0-9._\-]*)*", re.IGNORECASE
+)
 _SPACE = " \t\r\n\f"
 _PUNCT = {"(": "lparen", ")": "rparen", "[": "lbrack", "]": "rbrack", ".": "dot"}
 
@@ -233,7 +240,10 @@ def _lex(text: str) -> list[_Token]:
                 if not math.isfinite(number):
                     raise FilterError("number out of range", i, text)
             else:
-                number = int(raw)
+                try:
+                    number = int(raw)
+                except ValueError:  # more digits than int() accepts (sys.get_int_max_str_digits)
+                    raise FilterError("number out of range", i, text) from None
             tokens.append(_Token("number", raw, i, number))
             i = end
         elif _WORD_START.match(ch):
@@ -247,11 +257,11 @@ def _lex(text: str) -> list[_Token]:
     return tokens
 
 
-# ------------------------------------------------------------------------------------------- parsing
+# ----------------------------------------------------------------------------------------- parsing
 
 
 def parse_filter(text: str) -> Node:
-    """Parse a SCIM filter into a tree of frozen nodes; raise FilterError (with a position) if invalid."""
+    """Parse a SCIM filter into a tree of frozen nodes; raise FilterError (with position) if bad."""
     if not isinstance(text, str):
         raise TypeError(f"a filter is a str, not {type(text).__name__}")
     return _Parser(text).parse()
@@ -298,8 +308,10 @@ class _Parser:
         if token.kind == "rparen":
             raise self.error("unbalanced ')' (no '(' to close)", token.pos)
         if token.kind != "end":
-            raise self.error(f"unexpected {_describe(token)}; expected 'and', 'or' or the end of the filter",
-                             token.pos)
+            raise self.error(
+                f"unexpected {_describe(token)}; expected 'and', 'or' or the end of the filter",
+                token.pos,
+            )
         return node
 
     def or_expr(self, depth: int, scope: AttrPath | None) -> Node:
@@ -340,11 +352,17 @@ class _Parser:
                 return Not(self.group(depth, scope))
             if following.kind == "word" and following.text.lower() not in COMPARE_OPS | {"pr"}:
                 raise self.error("expected '(' after 'not'", following.pos)
+        if self.is_word(token, "and", "or"):
+            raise self.error(
+                f"unexpected {_describe(token)}; expected an attribute path or '('", token.pos
+            )
         if token.kind == "word":
             return self.attr_expr(depth, scope)
         if token.kind == "end":
             raise self.error("expected an attribute path or '(' but the filter ended", token.pos)
-        raise self.error(f"unexpected {_describe(token)}; expected an attribute path or '('", token.pos)
+        raise self.error(
+            f"unexpected {_describe(token)}; expected an attribute path or '('", token.pos
+        )
 
     def attr_expr(self, depth: int, scope: AttrPath | None) -> Node:
         word = self.advance()
@@ -354,8 +372,11 @@ class _Parser:
             if scope is not None:
                 raise self.error(f"a value path cannot be nested inside '{scope}[...]'", token.pos)
             if path.sub is not None:
-                raise self.error(f"a value path selects from a multi-valued attribute, not from the "
-                                 f"sub-attribute '{path}'", token.pos)
+                raise self.error(
+                    f"a value path selects from a multi-valued attribute, not from the "
+                    f"sub-attribute '{path}'",
+                    token.pos,
+                )
             if depth + 1 > MAX_DEPTH:
                 raise self.error(f"filter nests deeper than {MAX_DEPTH} levels", token.pos)
             self.advance()
@@ -364,19 +385,26 @@ class _Parser:
             if closing.kind == "end":
                 raise self.error("unbalanced '[' (never closed)", token.pos)
             if closing.kind != "rbrack":
-                raise self.error(f"unexpected {_describe(closing)}; expected 'and', 'or' or ']'", closing.pos)
+                raise self.error(
+                    f"unexpected {_describe(closing)}; expected 'and', 'or' or ']'", closing.pos
+                )
             self.advance()
             if self.peek().kind != "dot":
                 return ValuePath(path, condition)
             dot = self.advance()
             name = self.peek()
             if name.kind != "word" or not _NAME.fullmatch(name.text):
-                raise self.error("expected a sub-attribute name after '].'", name.pos if name.kind != "end" else dot.pos + 1)
+                raise self.error(
+                    "expected a sub-attribute name after '].'",
+                    name.pos if name.kind != "end" else dot.pos + 1,
+                )
             self.advance()
             return ValuePath(path, condition, self.test(AttrPath(name.text)))
         if scope is not None and path.urn is not None:
-            raise self.error(f"an attribute inside '{scope}[...]' is a sub-attribute and cannot carry a schema URN",
-                             word.pos)
+            raise self.error(
+                f"an attribute inside '{scope}[...]' is a sub-attribute: it cannot carry a URN",
+                word.pos,
+            )
         return self.test(path)
 
     def test(self, path: AttrPath) -> Compare | Present:
@@ -384,14 +412,19 @@ class _Parser:
         if token.kind == "end":
             raise self.error(f"expected an operator after '{path}' but the filter ended", token.pos)
         if token.kind != "word":
-            raise self.error(f"expected an operator after '{path}' but found {_describe(token)}", token.pos)
+            raise self.error(
+                f"expected an operator after '{path}' but found {_describe(token)}", token.pos
+            )
         op = token.text.lower()
         if op == "pr":
             self.advance()
             return Present(path)
         if op not in COMPARE_OPS:
-            raise self.error(f"unknown operator {token.text!r} (expected one of eq, ne, co, sw, ew, gt, ge, "
-                             f"lt, le, pr)", token.pos)
+            raise self.error(
+                f"unknown operator {token.text!r} (expected one of eq, ne, co, sw, ew, gt, ge, "
+                f"lt, le, pr)",
+                token.pos,
+            )
         self.advance()
         return Compare(path, op, self.value(op, token))
 
@@ -405,11 +438,16 @@ class _Parser:
             value = {"true": True, "false": False, "null": None}[token.text.lower()]
         else:
             hint = " (string values need double quotes)" if token.kind == "word" else ""
-            raise self.error(f"expected a value (a JSON string or number, true, false or null) but found "
-                             f"{_describe(token)}{hint}", token.pos)
+            raise self.error(
+                f"expected a value (a JSON string or number, true, false or null) but found "
+                f"{_describe(token)}{hint}",
+                token.pos,
+            )
         if op in ORDERING_OPS and (value is None or isinstance(value, bool)):
-            raise self.error(f"'{op}' cannot compare with {_literal(value)}: ordering needs a string or a number",
-                             token.pos)
+            raise self.error(
+                f"'{op}' cannot compare with {_literal(value)}: ordering needs a string or number",
+                token.pos,
+            )
         if op in SUBSTRING_OPS and not isinstance(value, str):
             raise self.error(f"'{op}' needs a string value, not {_literal(value)}", token.pos)
         self.advance()
@@ -432,23 +470,31 @@ def _attr_path(word: str, pos: int, text: str) -> AttrPath:
         if not _URN.fullmatch(urn):
             raise FilterError(f"invalid schema URN {urn!r}", pos, text)
         if not rest:
-            raise FilterError(f"missing attribute name after the schema URN {urn!r}", pos + offset, text)
+            raise FilterError(
+                f"missing attribute name after the schema URN {urn!r}", pos + offset, text
+            )
     elif ":" in word:
-        raise FilterError(f"invalid attribute path {word!r} (':' only separates a schema URN 'urn:...' from "
-                          f"the attribute name)", pos + word.index(":"), text)
+        raise FilterError(
+            f"invalid attribute path {word!r} (':' only separates a schema URN 'urn:...' from "
+            f"the attribute name)",
+            pos + word.index(":"),
+            text,
+        )
     name, dot, sub = rest.partition(".")
     if not _NAME.fullmatch(name):
         raise FilterError(f"invalid attribute name {name!r}", pos + offset, text)
     if dot and not _NAME.fullmatch(sub):
-        raise FilterError(f"invalid sub-attribute name {sub!r} in {word!r}", pos + offset + len(name) + 1, text)
+        raise FilterError(
+            f"invalid sub-attribute name {sub!r} in {word!r}", pos + offset + len(name) + 1, text
+        )
     return AttrPath(name, sub if dot else None, urn)
 
 
-# ---------------------------------------------------------------------------------------- evaluation
+# -------------------------------------------------------------------------------------- evaluation
 
 
 def matches(node: Node, resource: Mapping[str, Any]) -> bool:
-    """Whether a resource (a JSON-like mapping as a SCIM server returns it) satisfies a parsed filter."""
+    """Whether a resource (a JSON-like mapping as a SCIM server returns it) satisfies a filter."""
     return _eval(node, resource, "")
 
 
@@ -469,7 +515,7 @@ def _eval(node: Node, obj: Any, scope: str) -> bool:
 
 
 def _chain(node: And | Or) -> list[Node]:
-    """The operands of a left-leaning chain ``a and b and c`` in order, without recursing down it."""
+    """The operands of a left-leaning chain ``a and b and c`` in order, without recursion."""
     kind = type(node)
     operands: list[Node] = []
     current: Node = node
@@ -482,7 +528,7 @@ def _chain(node: And | Or) -> list[Node]:
 
 
 def _lookup(obj: Any, name: str) -> Any:
-    """``obj[name]`` with the key matched case-insensitively; None when absent or obj is not a mapping."""
+    """``obj[name]`` with the key matched case-insensitively; None if absent or not a mapping."""
     if not isinstance(obj, Mapping):
         return None
     if name in obj:
@@ -501,7 +547,9 @@ def _container(path: AttrPath, obj: Any) -> Any:
     urn = path.urn.lower()
     if urn.startswith(CORE_URN_PREFIX):
         schemas = _lookup(obj, "schemas")
-        if isinstance(schemas, list) and not any(isinstance(s, str) and s.lower() == urn for s in schemas):
+        if isinstance(schemas, list) and not any(
+            isinstance(s, str) and s.lower() == urn for s in schemas
+        ):
             return None
         return obj
     return _lookup(obj, path.urn)
@@ -510,8 +558,10 @@ def _container(path: AttrPath, obj: Any) -> Any:
 def _raw(path: AttrPath, obj: Any) -> list[Any]:
     """The values a path designates, as stored (elements of a multi-valued attribute flattened)."""
     if not isinstance(obj, Mapping):
-        # A scalar element of a multi-valued attribute inside brackets: `value` is the element itself.
-        return [obj] if path.name.lower() == "value" and path.sub is None and path.urn is None else []
+        # A scalar element of a multi-valued attribute, inside brackets: `value` is the element.
+        return (
+            [obj] if path.name.lower() == "value" and path.sub is None and path.urn is None else []
+        )
     head = _lookup(_container(path, obj), path.name)
     if path.sub is None:
         return [head]
@@ -551,7 +601,7 @@ def _eval_compare(node: Compare, obj: Any, scope: str) -> bool:
     return any(_compare(value, node.op, node.value, exact) for value in values)
 
 
-def _compare(actual: Any, op: str, expected: str | int | float | bool, exact: bool) -> bool:
+def _compare(actual: Any, op: str, expected: str | float | bool, exact: bool) -> bool:
     """One stored value against one filter value (never None here)."""
     left: Any
     right: Any
@@ -618,6 +668,8 @@ def _eval_value_path(node: ValuePath, obj: Any, scope: str) -> bool:
     for element in elements:
         if element is None:
             continue
-        if _eval(node.condition, element, inner) and (node.sub is None or _eval(node.sub, element, inner)):
+        if _eval(node.condition, element, inner) and (
+            node.sub is None or _eval(node.sub, element, inner)
+        ):
             return True
     return False
