@@ -91,15 +91,19 @@ user=$($DOCKER image inspect "$TAG" --format '{{.Config.User}}')
 case "$user" in ""|root|0|0:*|root:*) echo "FAIL: image runs as root (USER='$user')"; exit 1;; esac
 
 # --- 5. two SCIM servers on the host -------------------------------------------------------------------
-start_server() {  # prints the base URL; extra args go to bench/scim_server.py
-  local out=$WORK/server-$RANDOM.out
+start_server() {  # NAME ARGS...: starts bench/scim_server.py (not in a subshell, so PIDS is kept)
+  local out=$WORK/$1.out; shift
   "$PY" "$ROOT/bench/scim_server.py" "$@" >"$out" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do grep -q '^READY ' "$out" 2>/dev/null && break; sleep 0.1; done
-  sed -n 's/^READY //p' "$out"
 }
-SOURCE=$(start_server --users 200 --groups 10)
-DESTINATION=$(start_server)
+server_url() {
+  for _ in $(seq 100); do grep -q '^READY ' "$WORK/$1.out" 2>/dev/null && break; sleep 0.1; done
+  sed -n 's/^READY //p' "$WORK/$1.out"
+}
+start_server source --users 200 --groups 10
+start_server destination
+SOURCE=$(server_url source)
+DESTINATION=$(server_url destination)
 [ -n "$SOURCE" ] && [ -n "$DESTINATION" ] || { echo "FAIL: SCIM servers did not start"; exit 1; }
 PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 step "servers: source $SOURCE, destination $DESTINATION; replicator health on :$PORT"

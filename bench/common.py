@@ -49,17 +49,61 @@ def admin(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def run_replicator(source: str, destination: str, state: Path, *flags: str, mode: str = "--once") -> tuple[float, dict[str, Any]]:
-    """`scim-replicator run` in a fresh subprocess; returns (wall seconds, JSON report)."""
+    """`scim-replicator run` in a fresh subprocess; returns (wall seconds, JSON report + peak_rss_mb)."""
     started = time.perf_counter()
-    out = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "replicator", "run", mode, "--output", "json", "--log-level", "error",
          "--source-url", source, "--destination-url", destination, "--state", str(state), *flags],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )
+    out, err = process.communicate()
     elapsed = time.perf_counter() - started
-    if out.returncode not in (0, 1):
-        raise RuntimeError(f"replicator exited {out.returncode}: {out.stderr[-2000:]}")
-    return elapsed, json.loads(out.stdout)
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"replicator exited {process.returncode}: {err[-2000:]}")
+    report = json.loads(out)
+    report["peak_rss_mb"] = _peak_rss_mb(process.pid)
+    report["cpu_seconds"] = _children_cpu.get(process.pid)
+    return elapsed, report
+
+
+_children_rss: dict[int, float] = {}
+_children_cpu: dict[int, float] = {}
+
+
+def _peak_rss_mb(pid: int) -> float | None:
+    """Peak RSS of a finished child (Linux /proc is gone by then: read it from the wait status)."""
+    return _children_rss.get(pid)
+
+
+def _reap_with_rusage() -> None:
+    """Make subprocess record each child's rusage (ru_maxrss, KiB on Linux) when it reaps it."""
+    original = subprocess.Popen._try_wait  # type: ignore[attr-defined]
+
+    def try_wait(self: subprocess.Popen[Any], wait_flags: int) -> tuple[int, int]:
+        import os
+
+        try:
+            pid, status, usage = os.wait4(self.pid, wait_flags)
+        except ChildProcessError:
+            return original(self, wait_flags)
+        if pid:
+            _children_rss[pid] = round(usage.ru_maxrss / 1024, 1)
+            _children_cpu[pid] = round(usage.ru_utime + usage.ru_stime, 2)
+        return pid, status
+
+    subprocess.Popen._try_wait = try_wait  # type: ignore[attr-defined]
+
+
+_reap_with_rusage()
+
+
+def raw(mode: str, url: str, **options: Any) -> dict[str, Any]:
+    """bench/raw.py in a fresh process (the baseline measured in the same run)."""
+    command = [sys.executable, str(ROOT / "bench" / "raw.py"), mode, "--url", url]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT / "bench")
+    return json.loads(out.stdout)
 
 
 def check_equal(source: str, destination: str) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import msgspec
 
 SCHEMA_VERSION = 1
 
@@ -59,6 +60,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         )""",
     ],
 }
+
+_encode = msgspec.json.Encoder(order="deterministic").encode
+_decode = msgspec.json.Decoder().decode
 
 SYNCED = "synced"
 DISABLED = "disabled"
@@ -98,8 +102,8 @@ class StateStore:
     def __init__(self, db: aiosqlite.Connection, batch_size: int) -> None:
         self._db = db
         self._batch_size = batch_size
-        self._pending: list[tuple[Any, ...]] = []
-        self._pending_deletes: list[tuple[str, str]] = []
+        self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}  # (kind, source id) -> row to write
+        self._pending_deletes: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -124,13 +128,7 @@ class StateStore:
 
     async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
         """The canonical form last written to the destination for this object."""
-        async with self._lock:
-            await self._flush()
-            async with self._db.execute(
-                "SELECT canon FROM resources WHERE kind = ? AND source_id = ?", (kind, source_id)
-            ) as cursor:
-                row = await cursor.fetchone()
-            return json.loads(row[0]) if row and row[0] else None
+        return (await self.canonicals(kind, [source_id])).get(source_id)
 
     async def owners(self, kind: str, dest_id: str) -> list[str]:
         """Source ids whose row points at this destination object."""
@@ -142,21 +140,30 @@ class StateStore:
                 return [row[0] for row in await cursor.fetchall()]
 
     async def canonicals(self, kind: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The last written canonical forms of many objects, in a few queries."""
+        """The last written canonical forms of many objects: buffered writes first, then the database
+        (a read does not force a commit)."""
+        out: dict[str, dict[str, Any]] = {}
+        missing = []
+        for source_id in source_ids:
+            pending = self._pending.get((kind, source_id))
+            if pending is not None:
+                out[source_id] = _decode(pending[4])
+            else:
+                missing.append(source_id)
+        if not missing:
+            return out
         async with self._lock:
-            await self._flush()
-            out: dict[str, dict[str, Any]] = {}
-            for start in range(0, len(source_ids), 500):
-                chunk = source_ids[start : start + 500]
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 async with self._db.execute(
                     f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({marks})",
                     (kind, *chunk),
                 ) as cursor:
                     async for source_id, canon in cursor:
-                        if canon:
-                            out[source_id] = json.loads(canon)
-            return out
+                        if canon and source_id not in out:
+                            out[source_id] = _decode(canon)
+        return out
 
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
@@ -196,9 +203,10 @@ class StateStore:
     ) -> None:
         """Remember that the destination object `dest_id` now holds `canonical`."""
         now = time.time()
-        canon = json.dumps(canonical, separators=(",", ":"), sort_keys=True)
-        self._pending.append(
-            (kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now)
+        canon = _encode(canonical)
+        self._pending_deletes.discard((kind, source_id))
+        self._pending[(kind, source_id)] = (
+            kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now
         )
         await self._maybe_flush()
 
@@ -226,7 +234,8 @@ class StateStore:
 
     async def forget(self, kind: str, source_id: str) -> None:
         """Drop an object we deleted from the destination."""
-        self._pending_deletes.append((kind, source_id))
+        self._pending.pop((kind, source_id), None)
+        self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
     async def _maybe_flush(self) -> None:
@@ -241,8 +250,8 @@ class StateStore:
     async def _flush(self) -> None:
         if not self._pending and not self._pending_deletes:
             return
-        rows, self._pending = self._pending, []
-        deletes, self._pending_deletes = self._pending_deletes, []
+        rows, self._pending = list(self._pending.values()), {}
+        deletes, self._pending_deletes = list(self._pending_deletes), set()
         await self._db.executemany(
             """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin,
                                       match_key, error, attempts, next_attempt_at, created_at, updated_at)

@@ -70,10 +70,13 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
 
 
 def _clean(value: Any) -> Any:
-    """Drop empty values and server-owned sub-attributes; sort lists. None means 'absent'."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, dict):
+    """Drop empty values and server-owned sub-attributes; sort lists. None means 'absent'.
+
+    Hot path (every attribute of every object read): exact type checks, no generators."""
+    kind = type(value)
+    if kind is str:
+        return value or None
+    if kind is dict:
         out = {}
         for key, sub in value.items():
             if key in _DROPPED_EVERYWHERE:
@@ -81,15 +84,24 @@ def _clean(value: Any) -> Any:
             clean = _clean(sub)
             if clean is not None:
                 out[key] = clean
-        if isinstance(out.get("manager"), dict) and "displayName" in out["manager"]:
+        manager = out.get("manager")
+        if type(manager) is dict and "displayName" in manager:
             # manager.displayName is read-only (RFC 7643 4.3): the value is what we replicate
-            out["manager"] = {k: v for k, v in out["manager"].items() if k != "displayName"} or None
-            if out["manager"] is None:
+            manager = {k: v for k, v in manager.items() if k != "displayName"}
+            if manager:
+                out["manager"] = manager
+            else:
                 del out["manager"]
         return out or None
-    if isinstance(value, list):
-        items = [c for c in (_clean(v) for v in value) if c is not None]
-        return sort_values(items) or None
+    if kind is list:
+        items = []
+        for item in value:
+            clean = _clean(item)
+            if clean is not None:
+                items.append(clean)
+        if len(items) > 1:
+            items = sort_values(items)
+        return items or None
     return value
 
 

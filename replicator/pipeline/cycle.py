@@ -13,6 +13,7 @@ repairs drift there. `dry_run` plans everything and writes nothing (neither dest
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
 import time
@@ -121,6 +122,17 @@ class _Destination:
     by_key: dict[str, str | None]  # match key (casefolded) -> dest id; None when ambiguous
 
 
+@dataclass(eq=False)
+class _Waiting:
+    """An object whose references (manager, members) point at objects without a destination id yet."""
+
+    kind: str
+    source_id: str
+    canonical: dict[str, Any]
+    pending: set[str]
+    done: bool = False
+
+
 class Cycle:
     """Runs one cycle. Construct, then `await run()`."""
 
@@ -158,6 +170,8 @@ class Cycle:
         self.scope, self.rules = compile_rules(config)
         self.out_of_scope: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # source id -> why
         self._scope_problem: str | None = None
+        self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
+        self._ready: collections.deque[Step] = collections.deque()  # released steps, for any worker
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -282,7 +296,7 @@ class Cycle:
     async def _replicate_kind(self, kind: str) -> None:
         report = ReadReport(kind=f"source {kind}")
         self.result.reads[report.kind] = report
-        held: list[tuple[str, dict[str, Any]]] = []
+        held: list[_Waiting] = []
         async with self._workers() as send:
             try:
                 async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size):
@@ -307,33 +321,57 @@ class Cycle:
         if not report.complete:
             self.result.outcome = "partial"
 
-    async def _write_held(
-        self, kind: str, held: list[tuple[str, dict[str, Any]]]
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """Write the held objects whose references now resolve; return those still waiting.
-
-        When nothing more resolves (a reference to an object that is not in the source, or that
-        failed), everything left is written with the references that do resolve.
-        """
-        ready, waiting = [], []
-        for source_id, canonical in held:
-            _, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
-            (waiting if unresolved else ready).append((source_id, canonical))
+    async def _write_held(self, kind: str, held: list[_Waiting]) -> list[_Waiting]:
+        """At the end of a kind: write what still waits. Objects waiting for objects that never got a
+        destination id (not in the source, failed, out of scope, or a cycle A in B, B in A) are written
+        with the references that do resolve; a second pass then adds the ones that resolve since."""
+        left = [entry for entry in held if not entry.done]
+        if not left:
+            return []
+        ready = [e for e in left if not translate(e.canonical, kind, self.ids[USER], self.ids[GROUP])[1]]
         forced = not ready
         if forced:
-            ready, waiting = waiting, []
+            ready = left
+        for entry in ready:
+            entry.done = True
         async with self._workers() as send:
-            for index in range(0, len(ready), _PAGE_CANON_BATCH):
-                for step in await self._plan_batch(kind, ready[index : index + _PAGE_CANON_BATCH], None):
+            batch = [(e.source_id, e.canonical) for e in ready]
+            for index in range(0, len(batch), _PAGE_CANON_BATCH):
+                for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
                     await self._dispatch(step, send)
         if forced:
-            # a cycle of references (A in B, B in A) resolves now that all exist: one more pass;
-            # references to objects that are not in the source stay out for good
-            return [(sid, c) for sid, c in ready if not translate(c, kind, self.ids[USER], self.ids[GROUP])[1]]
-        return waiting
+            again = [e for e in ready if not translate(e.canonical, kind, self.ids[USER], self.ids[GROUP])[1]]
+            return [_Waiting(kind, e.source_id, e.canonical, set()) for e in again]
+        return [e for e in left if not e.done]
+
+    def _wait_for(self, kind: str, source_id: str, canonical: dict[str, Any], targets: list[str],
+                  held: list[_Waiting]) -> None:
+        entry = _Waiting(kind, source_id, canonical, set(targets))
+        held.append(entry)
+        for target in targets:
+            self._waiters.setdefault(target, []).append(entry)
+
+    async def _release_waiters(self, target: str) -> None:
+        """`target` now has a destination id: plan the objects that were waiting only for it.
+
+        Their steps go to `_ready`, which every worker drains between stream items (sending them into
+        the bounded stream from a worker could block all workers at once)."""
+        for entry in self._waiters.pop(target, ()):
+            entry.pending.discard(target)
+            if entry.done or entry.pending:
+                continue
+            _, unresolved = translate(entry.canonical, entry.kind, self.ids[USER], self.ids[GROUP])
+            if unresolved:
+                entry.pending = set(unresolved)
+                for other in unresolved:
+                    self._waiters.setdefault(other, []).append(entry)
+                continue
+            entry.done = True
+            for step in await self._plan_batch(entry.kind, [(entry.source_id, entry.canonical)], None):
+                await self._dispatch(step, None)
 
     async def _plan_page(
-        self, kind: str, page: list[dict[str, Any]], held: list[tuple[str, dict[str, Any]]]
+        self, kind: str, page: list[dict[str, Any]], held: list[_Waiting]
     ) -> list[Step]:
         batch: list[tuple[str, dict[str, Any]]] = []
         match_attribute = self._match_attribute(kind)
@@ -370,14 +408,14 @@ class Cycle:
         self,
         kind: str,
         batch: list[tuple[str, dict[str, Any]]],
-        held: list[tuple[str, dict[str, Any]]] | None,
+        held: list[_Waiting] | None,
     ) -> list[Step]:
         """Plan a batch; objects referring to objects without a destination id yet go to `held`."""
         ready: list[tuple[str, str, dict[str, Any], str]] = []
         for source_id, canonical in batch:
             desired, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
             if unresolved and held is not None:
-                held.append((source_id, canonical))
+                self._wait_for(kind, source_id, canonical, unresolved, held)
                 continue
             ready.append((source_id, label_of(canonical, kind), desired, digest(desired)))
         dest = self.dest[kind]
@@ -436,7 +474,8 @@ class Cycle:
             out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
-    async def _dispatch(self, step: Step, send: Any) -> None:
+    async def _dispatch(self, step: Step, send: MemoryObjectSendStream[Step] | None) -> None:
+        """Count, plan (dry-run), or hand a step to the workers; `send=None` runs it right here."""
         if step.action == NOTHING:
             self.result.counts["unchanged"] += 1
             return
@@ -446,8 +485,11 @@ class Cycle:
             return
         if self.dry_run:
             self._plan_only(step)
-            return
-        await send.send(step)
+            await self._release_waiters(step.source_id)
+        elif send is None:
+            self._ready.append(step)
+        else:
+            await send.send(step)
 
     def _plan_only(self, step: Step) -> None:
         """Dry-run: remember the change for the report, and pretend it happened for later planning."""
@@ -469,22 +511,33 @@ class Cycle:
     async def _worker(self, receive: MemoryObjectReceiveStream[Step]) -> None:
         async with receive:
             async for step in receive:
-                if self._fatal is not None or self.stop.is_set():
-                    continue  # queued work is dropped; calls already in flight finish
-                try:
-                    await self._execute(step)
-                    self._transport_failures = 0
-                except (AuthError, StateError) as exc:
-                    self._fatal = exc
-                except ScimError as exc:
-                    await self._fail(step.kind, step.source_id, step.label, str(exc))
-                    if isinstance(exc, TransportError):
-                        self._transport_failures += 1
-                        if self._transport_failures >= max(10, 2 * self.config.concurrency):
-                            self._fatal = TransportError(
-                                f"destination unreachable: {self._transport_failures} operations in a row "
-                                f"failed after retries (last: {exc})"
-                            )
+                await self._run_step(step)
+                await self._run_ready()
+        await self._run_ready()
+
+    async def _run_ready(self) -> None:
+        """Help with steps released by finished writes before taking more from the reader."""
+        while self._ready:
+            await self._run_step(self._ready.popleft())
+
+    async def _run_step(self, step: Step) -> None:
+        """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""
+        if self._fatal is not None or self.stop.is_set():
+            return  # queued work is dropped; calls already in flight finish
+        try:
+            await self._execute(step)
+            self._transport_failures = 0
+        except (AuthError, StateError) as exc:
+            self._fatal = exc
+        except ScimError as exc:
+            await self._fail(step.kind, step.source_id, step.label, str(exc))
+            if isinstance(exc, TransportError):
+                self._transport_failures += 1
+                if self._transport_failures >= max(10, 2 * self.config.concurrency):
+                    self._fatal = TransportError(
+                        f"destination unreachable: {self._transport_failures} operations in a row "
+                        f"failed after retries (last: {exc})"
+                    )
 
     async def _execute(self, step: Step) -> None:
         if step.action == CREATE:
@@ -648,6 +701,7 @@ class Cycle:
             step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
             status=status, origin=origin, match_key=key,
         )
+        await self._release_waiters(step.source_id)
 
     async def _fail(self, kind: str, source_id: str, label: str, reason: str) -> None:
         self.result.counts["failed"] += 1

@@ -218,9 +218,18 @@ class ScimClient:
         """
         data = msgspec.json.encode(body) if body is not None else None
         retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent)
+        try:
+            # the first attempt outside stamina: most calls succeed, and building a retry context
+            # for each of them was a fifth of the client's CPU time
+            return await self._send(method, url, params, data)
+        except Exception as exc:
+            delay = retry_on(exc)
+            if delay is False or self._retry.attempts <= 1:
+                raise
+        await asyncio.sleep(self._retry.wait_initial if delay is True else float(delay))
         async for attempt in stamina.retry_context(
             on=retry_on,
-            attempts=self._retry.attempts,
+            attempts=self._retry.attempts - 1,
             timeout=self._retry.timeout,
             wait_initial=self._retry.wait_initial,
             wait_max=self._retry.wait_max,

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
 
@@ -33,6 +34,8 @@ class Pause:
         return max(0.0, self._until - time.monotonic())
 
     async def wait(self) -> None:
+        if self._until <= 0.0:
+            return  # never paused: the common case costs nothing
         while (delay := self.remaining) > 0:
             await asyncio.sleep(delay)
 
@@ -60,7 +63,11 @@ class TokenBucket:
 
 
 class AdaptiveLimit:
-    """How many requests may be in flight now, adapting to what the server can take."""
+    """How many requests may be in flight now, adapting to what the server can take.
+
+    Acquiring is a plain counter while there is room (no await, no lock: this runs for every request);
+    only callers that must wait park on a future, woken in order as slots free up.
+    """
 
     def __init__(self, minimum: int, maximum: int) -> None:
         self.minimum = max(1, min(minimum, maximum))
@@ -70,30 +77,40 @@ class AdaptiveLimit:
         self.cuts = 0
         self._successes = 0
         self._last_cut = 0.0
-        self._changed = asyncio.Condition()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     @property
     def current(self) -> int:
         return int(self.limit)
 
     async def acquire(self) -> None:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_flight < int(self.limit))
-            self.in_flight += 1
+        while self.in_flight >= int(self.limit) or self._waiters:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            if self.in_flight < int(self.limit):
+                break
+        self.in_flight += 1
 
     async def release(self, *, overloaded: bool) -> None:
-        async with self._changed:
-            self.in_flight -= 1
-            if overloaded:
-                now = time.monotonic()
-                if now - self._last_cut >= 1.0 and self.limit > self.minimum:
-                    self.limit = max(float(self.minimum), self.limit / 2)
-                    self._last_cut = now
-                    self.cuts += 1
+        self.in_flight -= 1
+        if overloaded:
+            now = time.monotonic()
+            if now - self._last_cut >= 1.0 and self.limit > self.minimum:
+                self.limit = max(float(self.minimum), self.limit / 2)
+                self._last_cut = now
+                self.cuts += 1
+            self._successes = 0
+        else:
+            self._successes += 1
+            if self._successes >= int(self.limit) and self.limit < self.maximum:
+                self.limit += 1
                 self._successes = 0
-            else:
-                self._successes += 1
-                if self._successes >= int(self.limit) and self.limit < self.maximum:
-                    self.limit += 1
-                    self._successes = 0
-            self._changed.notify_all()
+        free = int(self.limit) - self.in_flight
+        for waiter in list(self._waiters)[: max(free, 0)]:
+            if not waiter.done():
+                waiter.set_result(None)
