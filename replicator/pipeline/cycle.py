@@ -13,7 +13,6 @@ repairs drift there. `dry_run` plans everything and writes nothing (neither dest
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import logging
 import time
@@ -77,7 +76,22 @@ log = logging.getLogger("replicator.cycle")
 FULL = "full"
 INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
-_StepQueue = asyncio.Queue  # of Step, or None: the end marker for one worker
+
+
+class _Steps:
+    """The workers' queue: (step, from the reader?) items, None ends one worker."""
+
+    def __init__(self, bound: int) -> None:
+        self.queue: asyncio.Queue[tuple[Step, bool] | None] = asyncio.Queue()
+        self.room = asyncio.Semaphore(bound)
+
+    async def put(self, step: Step) -> None:
+        """From the reader: waits while `bound` of its steps are queued or running."""
+        await self.room.acquire()
+        self.queue.put_nowait((step, True))
+
+    def put_released(self, step: Step) -> None:
+        self.queue.put_nowait((step, False))
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
 
 
@@ -171,7 +185,7 @@ class Cycle:
         self.out_of_scope: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # source id -> why
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
-        self._ready: collections.deque[Step] = collections.deque()  # released steps, for any worker
+        self._steps: _Steps | None = None  # the queue of the workers running now
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -194,6 +208,7 @@ class Cycle:
                 "concurrency": float(self.destination.limit.current),
                 "concurrency_cuts": float(self.destination.limit.cuts),
                 "paused_seconds": round(self.destination.pause.total, 3),
+                **_percentiles_ms(self.destination.latency),
             }
             if run_id is not None:
                 await self.store.finish_run(run_id, self.result.outcome, self.result.summary())
@@ -281,20 +296,27 @@ class Cycle:
     # -- one kind -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _workers(self) -> AsyncIterator[_StepQueue]:
-        """A bounded queue of steps consumed by `concurrency` workers; waits for them on exit.
+    async def _workers(self) -> AsyncIterator[_Steps]:
+        """`concurrency` workers taking steps from a queue; on exit, waits until all work is done.
 
-        A plain asyncio.Queue rather than an anyio memory stream: anyio adds a scheduling checkpoint
-        to every send and receive, which measured as a large share of the per-object CPU time."""
-        queue: _StepQueue = asyncio.Queue(maxsize=self.config.concurrency * 2)
-        async with anyio.create_task_group() as tg:
-            for _ in range(self.config.concurrency):
-                tg.start_soon(self._worker, queue)
-            try:
-                yield queue
-            finally:
+        The reader's puts are bounded (memory stays flat however large the source); steps released
+        by finished writes (objects that waited for them) are queued without bound, so a worker never
+        blocks on its own queue. A plain asyncio.Queue: anyio's memory streams add a scheduling
+        checkpoint to every item, which measured as a quarter of the per-object CPU time."""
+        steps = _Steps(self.config.concurrency * 2)
+        previous, self._steps = self._steps, steps
+        try:
+            async with anyio.create_task_group() as tg:
                 for _ in range(self.config.concurrency):
-                    await queue.put(None)  # one end marker per worker
+                    tg.start_soon(self._worker, steps)
+                try:
+                    yield steps
+                    await steps.queue.join()  # includes steps released while others still run
+                finally:
+                    for _ in range(self.config.concurrency):
+                        steps.queue.put_nowait(None)
+        finally:
+            self._steps = previous
         if self._fatal is not None:
             raise self._fatal
 
@@ -359,8 +381,8 @@ class Cycle:
     async def _release_waiters(self, target: str) -> None:
         """`target` now has a destination id: plan the objects that were waiting only for it.
 
-        Their steps go to `_ready`, which every worker drains between stream items (sending them into
-        the bounded stream from a worker could block all workers at once)."""
+        Their steps join the workers' queue without waiting for room (a worker that waited for room
+        in its own queue could block them all)."""
         for entry in self._waiters.pop(target, ()):
             entry.pending.discard(target)
             if entry.done or entry.pending:
@@ -479,7 +501,7 @@ class Cycle:
             out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
-    async def _dispatch(self, step: Step, send: _StepQueue | None) -> None:
+    async def _dispatch(self, step: Step, send: _Steps | None) -> None:
         """Count, plan (dry-run), or hand a step to the workers; `send=None` runs it right here."""
         if step.action == NOTHING:
             self.result.counts["unchanged"] += 1
@@ -492,7 +514,8 @@ class Cycle:
             self._plan_only(step)
             await self._release_waiters(step.source_id)
         elif send is None:
-            self._ready.append(step)
+            assert self._steps is not None, "released steps come from workers"
+            self._steps.put_released(step)
         else:
             await send.put(step)
 
@@ -513,16 +536,15 @@ class Cycle:
 
     # -- workers --------------------------------------------------------------------------------
 
-    async def _worker(self, queue: _StepQueue) -> None:
-        while (step := await queue.get()) is not None:
-            await self._run_step(step)
-            await self._run_ready()
-        await self._run_ready()
-
-    async def _run_ready(self) -> None:
-        """Help with steps released by finished writes before taking more from the reader."""
-        while self._ready:
-            await self._run_step(self._ready.popleft())
+    async def _worker(self, steps: _Steps) -> None:
+        while (item := await steps.queue.get()) is not None:
+            step, from_reader = item
+            try:
+                await self._run_step(step)
+            finally:
+                if from_reader:
+                    steps.room.release()
+                steps.queue.task_done()
 
     async def _run_step(self, step: Step) -> None:
         """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""
@@ -765,6 +787,15 @@ class Cycle:
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute
+
+
+def _percentiles_ms(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99 request latency in milliseconds (empty when there was no request)."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)  # noqa: E731
+    return {"latency_p50_ms": pick(0.5), "latency_p90_ms": pick(0.9), "latency_p99_ms": pick(0.99)}
 
 
 async def run_cycle(
