@@ -33,7 +33,7 @@ from replicator.errors import (
     status_error_class,
 )
 from replicator.scim.auth import Auth, NoAuth, auth_for
-from replicator.scim.limits import AdaptiveLimit, Pause, TokenBucket
+from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
@@ -179,6 +179,7 @@ class ScimClient:
         self.latency: list[float] = []
         self.pause = Pause(max_pause=self._retry.max_pause)
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
+        self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
 
     async def __aenter__(self) -> ScimClient:
@@ -303,9 +304,24 @@ class ScimClient:
                 if status in (429, 503):
                     self.stats[str(status)] += 1
                     self.pause.extend(error.retry_after if error.retry_after is not None else 1.0)
+                if status == 429:
+                    self._learn_rate()
                 raise error
+            if self._learner is not None and self._learner.accepted() and self._bucket is not None:
+                self._bucket.rate = self._learner.rate or self._bucket.rate
             return status, payload
         raise AssertionError("unreachable")
+
+    def _learn_rate(self) -> None:
+        """After a 429, pace requests just under the rate the server accepted."""
+        if self._learner is None:
+            return
+        rate = self._learner.refused()
+        if rate is not None:
+            if self._bucket is None:
+                self._bucket = TokenBucket(rate, burst=1.0)
+            self._bucket.rate = rate
+            self.stats["learned_rate"] = round(rate, 1)
 
     def _decode(self, method: str, url: URL, payload: bytes) -> Any:
         try:

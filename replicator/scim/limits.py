@@ -5,6 +5,9 @@
 - `TokenBucket`: an optional ceiling on requests per second.
 - `AdaptiveLimit`: AIMD concurrency between a minimum and a maximum: +1 after a window of successes
   without overload, halved (at most once a second) on 429, 503 or a timeout.
+- `RateLearner`: learns a server's request-rate cap from its 429s (requests it accepted per second
+  between two 429s, pauses included: a burst after a pause says nothing of the sustained rate), so
+  that the token bucket can run just under it instead of bouncing off it.
 """
 
 from __future__ import annotations
@@ -114,3 +117,38 @@ class AdaptiveLimit:
         for waiter in list(self._waiters)[: max(free, 0)]:
             if not waiter.done():
                 waiter.set_result(None)
+
+
+class RateLearner:
+    """Estimates the request rate a server accepts, from what it accepted between two 429s.
+
+    `rate` is None until the server has refused something; then 95% of the accepted rate, raised by
+    5% after every 5 seconds without a 429 (the cap may have been lifted, or the estimate was low).
+    """
+
+    def __init__(self) -> None:
+        self.rate: float | None = None
+        self._accepted = 0
+        self._since = time.monotonic()
+        self._last_raise = self._since
+
+    def accepted(self) -> bool:
+        """Count an accepted request; True when the rate was raised."""
+        self._accepted += 1
+        now = time.monotonic()
+        if self.rate is not None and now - self._last_raise >= 5.0:
+            self.rate *= 1.05
+            self._last_raise = now
+            return True
+        return False
+
+    def refused(self) -> float | None:
+        """A 429 arrived. Returns the new rate (None while nothing was accepted yet)."""
+        now = time.monotonic()
+        elapsed = max(0.05, now - self._since)
+        if self._accepted:
+            self.rate = 0.95 * self._accepted / elapsed
+        self._accepted = 0
+        self._since = now
+        self._last_raise = now
+        return self.rate
