@@ -145,7 +145,11 @@ class RateLearner:
     def refused(self) -> float | None:
         """A 429 arrived. Returns the new rate (None while nothing was accepted yet)."""
         now = time.monotonic()
-        elapsed = max(0.05, now - self._since)
+        elapsed = now - self._since
+        if elapsed < 1.0:
+            # 429s closer together than a second say nothing about a sustained rate (random refusals,
+            # a burst): count on, and let Retry-After and the concurrency cut do their part
+            return self.rate
         if self._accepted:
             self.rate = 0.95 * self._accepted / elapsed
         self._accepted = 0
