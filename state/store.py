@@ -28,7 +28,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -59,6 +59,8 @@ _MIGRATIONS: dict[int, list[str]] = {
             counts TEXT
         )""",
     ],
+    # 2: the digest of the source object as read, for the zero-change fast path
+    2: ["ALTER TABLE resources ADD COLUMN source_digest TEXT"],
 }
 
 _encode = msgspec.json.Encoder(order="deterministic").encode
@@ -81,6 +83,8 @@ class ResourceRow:
     origin: str | None
     attempts: int = 0
     next_attempt_at: float | None = None
+    match_key: str | None = None
+    source_digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +108,7 @@ class StateStore:
         self._batch_size = batch_size
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}  # (kind, source id) -> row to write
         self._pending_deletes: set[tuple[str, str]] = set()
+        self._pending_digests: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -115,8 +120,8 @@ class StateStore:
             async with self._lock:
                 await self._flush()
                 async with self._db.execute(
-                    "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at "
-                    "FROM resources WHERE kind = ? AND source_id > ? ORDER BY source_id LIMIT ?",
+                    "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, "
+                    "match_key, source_digest FROM resources WHERE kind = ? AND source_id > ? ORDER BY source_id LIMIT ?",
                     (kind, after, chunk),
                 ) as cursor:
                     rows = [ResourceRow(*row) for row in await cursor.fetchall()]
@@ -200,13 +205,15 @@ class StateStore:
         status: str = SYNCED,
         origin: str | None = None,
         match_key: str | None = None,
+        source_digest: str | None = None,
     ) -> None:
         """Remember that the destination object `dest_id` now holds `canonical`."""
         now = time.time()
         canon = _encode(canonical)
         self._pending_deletes.discard((kind, source_id))
         self._pending[(kind, source_id)] = (
-            kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now
+            kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now,
+            source_digest,
         )
         await self._maybe_flush()
 
@@ -232,6 +239,11 @@ class StateStore:
             )
             await self._db.commit()
 
+    async def note_source_digest(self, kind: str, source_id: str, source_digest: str) -> None:
+        """The source object's bytes changed but not what we replicate: remember the new digest."""
+        self._pending_digests[(kind, source_id)] = source_digest
+        await self._maybe_flush()
+
     async def forget(self, kind: str, source_id: str) -> None:
         """Drop an object we deleted from the destination."""
         self._pending.pop((kind, source_id), None)
@@ -239,7 +251,7 @@ class StateStore:
         await self._maybe_flush()
 
     async def _maybe_flush(self) -> None:
-        if len(self._pending) + len(self._pending_deletes) >= self._batch_size:
+        if len(self._pending) + len(self._pending_deletes) + len(self._pending_digests) >= self._batch_size:
             await self.flush()
 
     async def flush(self) -> None:
@@ -248,17 +260,23 @@ class StateStore:
             await self._flush()
 
     async def _flush(self) -> None:
-        if not self._pending and not self._pending_deletes:
+        if not self._pending and not self._pending_deletes and not self._pending_digests:
             return
+        digests, self._pending_digests = self._pending_digests, {}
+        await self._db.executemany(
+            "UPDATE resources SET source_digest = ? WHERE kind = ? AND source_id = ?",
+            [(digest, kind, source_id) for (kind, source_id), digest in digests.items()],
+        )
         rows, self._pending = list(self._pending.values()), {}
         deletes, self._pending_deletes = list(self._pending_deletes), set()
         await self._db.executemany(
             """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin,
-                                      match_key, error, attempts, next_attempt_at, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      match_key, error, attempts, next_attempt_at, created_at, updated_at,
+                                      source_digest)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (kind, source_id) DO UPDATE SET
                    dest_id = excluded.dest_id, digest = excluded.digest, canon = excluded.canon,
-                   status = excluded.status,
+                   status = excluded.status, source_digest = excluded.source_digest,
                    origin = COALESCE(excluded.origin, resources.origin),
                    match_key = COALESCE(excluded.match_key, resources.match_key),
                    error = NULL, attempts = 0, next_attempt_at = NULL,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -37,6 +38,7 @@ from replicator.errors import (
     TransportError,
 )
 from replicator.pipeline.canonical import (
+    CANON_VERSION,
     GROUP,
     KINDS,
     USER,
@@ -186,6 +188,11 @@ class Cycle:
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
+        self._source_digests: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
+        self._rules_key = {
+            kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
+            for kind in (USER, GROUP)
+        }
 
     # -- the cycle ------------------------------------------------------------------------------
 
@@ -326,7 +333,8 @@ class Cycle:
         held: list[_Waiting] = []
         async with self._workers() as send:
             try:
-                async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size):
+                async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size,
+                                                         with_raw=True):
                     if self._fatal is not None or self.stop.is_set():
                         break  # the workers stopped, or we are asked to: reading on would be wasted
                     for step in await self._plan_page(kind, page, held):
@@ -394,15 +402,16 @@ class Cycle:
                     self._waiters.setdefault(other, []).append(entry)
                 continue
             entry.done = True
-            for step in await self._plan_batch(entry.kind, [(entry.source_id, entry.canonical)], None):
+            batch, entry.canonical = [(entry.source_id, entry.canonical)], {}  # the form is no longer kept
+            for step in await self._plan_batch(entry.kind, batch, None):
                 await self._dispatch(step, None)
 
     async def _plan_page(
-        self, kind: str, page: list[dict[str, Any]], held: list[_Waiting]
+        self, kind: str, page: list[tuple[dict[str, Any], bytes]], held: list[_Waiting]
     ) -> list[Step]:
         batch: list[tuple[str, dict[str, Any]]] = []
         match_attribute = self._match_attribute(kind)
-        for resource in page:
+        for resource, raw in page:
             source_id = resource["id"]
             excluded = self.scope.exclusion(kind, resource)
             if excluded:
@@ -410,6 +419,10 @@ class Cycle:
                 self.result.counts["out_of_scope"] += 1
                 continue  # not seen: if we replicated it, it is deprovisioned like a removed object
             self.seen[kind].add(source_id)
+            source_digest = self._source_digest(kind, raw)
+            self._source_digests[kind][source_id] = source_digest
+            if self._unchanged_since_last_write(kind, source_id, source_digest):
+                continue
             canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
             problem = self._refuse(kind, source_id, canonical, match_attribute)
             if problem:
@@ -417,6 +430,24 @@ class Cycle:
                 continue
             batch.append((source_id, canonical))
         return await self._plan_batch(kind, batch, held)
+
+    def _source_digest(self, kind: str, raw: bytes) -> str:
+        """Digest of the source object exactly as read, salted with the mapping rules in force."""
+        digest_ = hashlib.blake2b(raw, digest_size=16, key=self._rules_key[kind])
+        return digest_.hexdigest()
+
+    def _unchanged_since_last_write(self, kind: str, source_id: str, source_digest: str) -> bool:
+        """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object.
+
+        Skips canonicalising and planning. Not in full mode, which compares everything with the
+        destination (and so also catches a reference whose target was re-created meanwhile)."""
+        row = self.rows[kind].get(source_id)
+        if self.mode == FULL or row is None or row.source_digest != source_digest or row.status != SYNCED:
+            return False
+        if row.match_key:
+            self._keys[kind].setdefault(row.match_key.casefold(), source_id)
+        self.result.counts["unchanged"] += 1
+        return True
 
     def _refuse(self, kind: str, source_id: str, canonical: dict[str, Any], match_attribute: str) -> str | None:
         """Why a source object cannot be replicated as it is, or None."""
@@ -505,6 +536,7 @@ class Cycle:
         """Count, plan (dry-run), or hand a step to the workers; `send=None` runs it right here."""
         if step.action == NOTHING:
             self.result.counts["unchanged"] += 1
+            await self._note_source_digest(step)
             return
         if step.action == SKIP:
             self.result.counts["skipped"] += 1
@@ -518,6 +550,16 @@ class Cycle:
             self._steps.put_released(step)
         else:
             await send.put(step)
+
+    async def _note_source_digest(self, step: Step) -> None:
+        """An unchanged object whose source bytes changed (meta, a read-only attribute): remember the
+        new bytes' digest, so the next cycle takes the fast path."""
+        row = self.rows[step.kind].get(step.source_id)
+        source_digest = self._source_digests[step.kind].get(step.source_id)
+        if self.dry_run or row is None or source_digest is None or row.source_digest == source_digest:
+            return
+        if row.status == SYNCED:
+            await self.store.note_source_digest(step.kind, step.source_id, source_digest)
 
     def _plan_only(self, step: Step) -> None:
         """Dry-run: remember the change for the report, and pretend it happened for later planning."""
@@ -719,13 +761,15 @@ class Cycle:
         self.ids[step.kind][step.source_id] = dest_id
         self._written.add((step.kind, step.source_id))
         previous = self.rows[step.kind].get(step.source_id)
-        self.rows[step.kind][step.source_id] = ResourceRow(
-            step.kind, step.source_id, dest_id, step.digest, status, origin or (previous.origin if previous else None)
-        )
         key = match_value(step.desired, self._match_attribute(step.kind))
+        source_digest = self._source_digests[step.kind].get(step.source_id) if status == SYNCED else None
+        self.rows[step.kind][step.source_id] = ResourceRow(
+            step.kind, step.source_id, dest_id, step.digest, status,
+            origin or (previous.origin if previous else None), match_key=key, source_digest=source_digest,
+        )
         await self.store.record_success(
             step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
-            status=status, origin=origin, match_key=key,
+            status=status, origin=origin, match_key=key, source_digest=source_digest,
         )
         await self._release_waiters(step.source_id)
 

@@ -95,7 +95,7 @@ class ReadReport:
 
 
 class _ListResponse(msgspec.Struct):
-    Resources: list[dict[str, Any]] = []
+    Resources: list[msgspec.Raw] = []  # decoded one by one: each keeps its bytes for the caller
     totalResults: int | None = None
     nextCursor: str | None = None
 
@@ -366,9 +366,11 @@ class ScimClient:
     # -- reads --------------------------------------------------------------------------------------
 
     async def iter_pages(
-        self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield pages of resources (duplicates removed), filling `report` as it goes.
+        self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
+        with_raw: bool = False,
+    ) -> AsyncIterator[list[Any]]:
+        """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
+        pages of (resource, its JSON bytes as sent) pairs.
 
         A failing page raises after recording the problem in `report`, so the caller knows the read
         is incomplete.
@@ -404,8 +406,12 @@ class ScimClient:
                         f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
                     )
                 report.total_results = page.totalResults if report.total_results is None else report.total_results
-            fresh = []
-            for resource in page.Resources:
+            fresh: list[Any] = []
+            for raw in page.Resources:
+                try:
+                    resource = _any_decoder.decode(raw)
+                except msgspec.DecodeError:
+                    resource = None
                 rid = resource.get("id") if isinstance(resource, dict) else None
                 if not isinstance(rid, str) or not rid:
                     report.problems.append(f"page {report.pages}: a resource without id")
@@ -414,7 +420,7 @@ class ScimClient:
                     report.duplicates += 1
                     continue
                 seen.add(rid)
-                fresh.append(resource)
+                fresh.append((resource, bytes(raw)) if with_raw else resource)
             report.seen += len(fresh)
             if fresh:
                 yield fresh
@@ -449,7 +455,8 @@ class ScimClient:
             body = {"schemas": [SEARCH_REQUEST], "filter": filter_expression, "count": 10}
             _, payload = await self.request("POST", url, body=body, idempotent=True)
         try:
-            return [r for r in _list_decoder.decode(payload).Resources if isinstance(r, dict)]
+            found = [_any_decoder.decode(raw) for raw in _list_decoder.decode(payload).Resources]
+            return [r for r in found if isinstance(r, dict)]
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"GET {url.path}: {self.name} sent a search answer that is not a ListResponse") from exc
 

@@ -377,10 +377,39 @@ def apply_patch(
     operations = body.get(find_key(body, "Operations") or "Operations")
     if not isinstance(operations, list) or not operations:
         raise ScimError(400, "Operations must be a non-empty array", "invalidSyntax")
-    patched = copy.deepcopy(dict(resource))
+    # copy on write: only the attributes the operations touch are copied (a PATCH adding members
+    # to a group of 100k must not copy the whole group), so `resource` stays as it was
+    patched = dict(resource)
+    copied: set[str] = set()
     for operation in operations:
+        for key in _touched_keys(patched, operation):
+            if key not in copied and key in patched:
+                patched[key] = _copy_attribute(patched[key])
+                copied.add(key)
         _apply_operation(patched, operation, kind)
     return patched
+
+
+def _touched_keys(resource: Mapping[str, Any], operation: Any) -> set[str]:
+    """Top-level keys an operation may change (all of them when that cannot be told)."""
+    if not isinstance(operation, dict):
+        return set()
+    path = operation.get(find_key(operation, "path") or "path")
+    if not isinstance(path, str) or not path:
+        value = operation.get(find_key(operation, "value") or "value")
+        return set(resource) | (set(value) if isinstance(value, dict) else set())
+    if path.lower().startswith("urn:"):
+        return set(resource)  # extension paths: copy everything, they are small
+    head = re.split(r"[.\[]", path, maxsplit=1)[0]
+    return {key for key in resource if key.lower() == head.lower()} | {"schemas"}
+
+
+def _copy_attribute(value: Any) -> Any:
+    """A copy deep enough for PATCH: lists of flat dicts (members) get a copy of each dict."""
+    if isinstance(value, list) and all(isinstance(v, dict) and not any(
+            isinstance(x, dict | list) for x in v.values()) for v in value):
+        return [dict(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _apply_operation(resource: dict[str, Any], operation: Any, kind: ResourceKind) -> None:
@@ -580,7 +609,10 @@ def _identity(item: Any, attribute: str) -> bytes:
     Group members are the same member when their ``value`` is; other values when equal.
     """
     if attribute.lower() == "members" and isinstance(item, dict):
-        item = item.get("value")
+        value = item.get("value")
+        if isinstance(value, str):
+            return value.encode()  # the common case, without an encode per member
+        item = value
     return msgspec.json.encode(item, order="sorted")
 
 
