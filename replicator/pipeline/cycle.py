@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import msgspec
 
 from replicator.config import Config, compile_rules
 from replicator.errors import (
@@ -407,22 +408,26 @@ class Cycle:
                 await self._dispatch(step, None)
 
     async def _plan_page(
-        self, kind: str, page: list[tuple[dict[str, Any], bytes]], held: list[_Waiting]
+        self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
     ) -> list[Step]:
         batch: list[tuple[str, dict[str, Any]]] = []
         match_attribute = self._match_attribute(kind)
-        for resource, raw in page:
-            source_id = resource["id"]
-            excluded = self.scope.exclusion(kind, resource)
-            if excluded:
-                self.out_of_scope[kind][source_id] = excluded
-                self.result.counts["out_of_scope"] += 1
-                continue  # not seen: if we replicated it, it is deprovisioned like a removed object
+        for source_id, raw in page:
+            resource = None
+            if self.scope.configured:
+                resource = _decode_resource(raw)
+                excluded = self.scope.exclusion(kind, resource)
+                if excluded:
+                    self.out_of_scope[kind][source_id] = excluded
+                    self.result.counts["out_of_scope"] += 1
+                    continue  # not seen: if we replicated it, it is deprovisioned like a removed object
             self.seen[kind].add(source_id)
             source_digest = self._source_digest(kind, raw)
             self._source_digests[kind][source_id] = source_digest
             if self._unchanged_since_last_write(kind, source_id, source_digest):
                 continue
+            if resource is None:
+                resource = _decode_resource(raw)
             canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
             problem = self._refuse(kind, source_id, canonical, match_attribute)
             if problem:
@@ -831,6 +836,9 @@ class Cycle:
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute
+
+
+_decode_resource = msgspec.json.Decoder(dict).decode
 
 
 def _percentiles_ms(samples: list[float]) -> dict[str, float]:

@@ -100,7 +100,12 @@ class _ListResponse(msgspec.Struct):
     nextCursor: str | None = None
 
 
+class _Identified(msgspec.Struct):
+    id: Any = None
+
+
 _list_decoder = msgspec.json.Decoder(_ListResponse)
+_id_decoder = msgspec.json.Decoder(_Identified)  # reads only `id`: the zero-change path needs no more
 _any_decoder = msgspec.json.Decoder()
 
 
@@ -370,7 +375,7 @@ class ScimClient:
         with_raw: bool = False,
     ) -> AsyncIterator[list[Any]]:
         """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
-        pages of (resource, its JSON bytes as sent) pairs.
+        pages of (id, JSON bytes as sent) pairs, left for the caller to decode when it needs to.
 
         A failing page raises after recording the problem in `report`, so the caller knows the read
         is incomplete.
@@ -409,10 +414,14 @@ class ScimClient:
             fresh: list[Any] = []
             for raw in page.Resources:
                 try:
-                    resource = _any_decoder.decode(raw)
-                except msgspec.DecodeError:
-                    resource = None
-                rid = resource.get("id") if isinstance(resource, dict) else None
+                    if with_raw:
+                        resource = None
+                        rid = _id_decoder.decode(raw).id
+                    else:
+                        resource = _any_decoder.decode(raw)
+                        rid = resource.get("id") if isinstance(resource, dict) else None
+                except (msgspec.DecodeError, msgspec.ValidationError):
+                    rid = None
                 if not isinstance(rid, str) or not rid:
                     report.problems.append(f"page {report.pages}: a resource without id")
                     continue
@@ -420,7 +429,7 @@ class ScimClient:
                     report.duplicates += 1
                     continue
                 seen.add(rid)
-                fresh.append((resource, bytes(raw)) if with_raw else resource)
+                fresh.append((rid, bytes(raw)) if with_raw else resource)
             report.seen += len(fresh)
             if fresh:
                 yield fresh

@@ -75,6 +75,11 @@ async def test_daemon_replicates_on_interval_and_serves_metrics(pair, tmp_path: 
         return any(u["userName"] == "late@example.com" for u in destination.users.values())
 
     await wait_for(arrived)
+
+    async def counted() -> bool:  # metrics are recorded when the cycle returns, a moment after its writes
+        return 'operation="created"} 11.0' in (await get(base + "/metrics"))[1]
+
+    await wait_for(counted)
     status, text = await get(base + "/metrics")
     assert status == 200
     assert 'scimrep_cycles_total{mode="full",outcome="ok"} 1.0' in text
