@@ -44,14 +44,15 @@ def writes(requests: dict[str, int]) -> int:
 def scenario_copy(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
     users, groups = scale["users"], scale["groups"]
     rows = []
+    # the baseline first, alone on the machine (no other server alive to compete for the 2 cores)
+    with bench_server() as fresh:
+        baseline = raw("post", fresh, users=users, groups=groups, concurrency=64, plan="bench")
     with bench_server(users=users, groups=groups, plan="bench") as source, bench_server() as destination, \
             tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.db"
         _, copy = run_replicator(source, destination, state, "--concurrency", "64")
         objects = copy["counts"].get("created", 0)
         requests = sum(copy["destination_requests"].values())
-        with bench_server() as fresh:
-            baseline = raw("post", fresh, users=users, groups=groups, concurrency=64, plan="bench")
         rows.append({
             "scenario": "copy", "run": run, "objects": objects, "seconds": copy["seconds"],
             "objects_per_s": round(objects / copy["seconds"], 1),
@@ -84,12 +85,12 @@ def _latency(report: dict[str, Any]) -> dict[str, float]:
 
 def scenario_latency(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
     users = scale["latency_users"]
+    with bench_server(latency=0.02) as fresh:
+        baseline = raw("post", fresh, users=users, groups=0, concurrency=64)
     with bench_server(users=users) as source, bench_server(latency=0.02) as destination, \
             tempfile.TemporaryDirectory() as tmp:
         _, copy = run_replicator(source, destination, Path(tmp) / "s.db", "--concurrency", "64",
                                  "--sync-groups", "false")
-    with bench_server(latency=0.02) as fresh:
-        baseline = raw("post", fresh, users=users, groups=0, concurrency=64)
     ops = writes(copy["destination_requests"]) / copy["seconds"]
     raw_ops = baseline["requests"] / baseline["seconds"]
     return [{"scenario": "latency_20ms_c64", "run": run, "ops_per_s": round(ops, 1),
