@@ -157,10 +157,10 @@ class Daemon:
 
         self._install_signal_handlers()
         await self._start_http()
-        last_full = 0.0
+        last_full = time.monotonic()  # the next full reconcile is due full_interval from now...
         try:
             async with open_state(self.config.state) as store:
-                state_empty = await store.count() == 0
+                state_empty = await store.count() == 0  # ...or at once, when nothing is replicated yet
             while not self._stop.is_set():
                 full_due = state_empty or time.monotonic() - last_full >= self.config.full_interval
                 mode = FULL if full_due else INCREMENTAL
