@@ -139,7 +139,11 @@ def project(live: dict[str, Any], *templates: dict[str, Any]) -> dict[str, Any]:
     and nothing we never managed is ever removed.
     """
     out: dict[str, Any] = {}
-    for key, value in live.items():
+    # attribute names are case-insensitive (RFC 7643 2.1): a server answering `username` for `userName`
+    # is not drift, so live keys take the templates' spelling
+    spelling = {k.lower(): k for t in templates for k in t}
+    for live_key, value in live.items():
+        key = spelling.get(live_key.lower(), live_key)
         subs = [t[key] for t in templates if key in t]
         if not subs:
             continue
@@ -148,9 +152,10 @@ def project(live: dict[str, Any], *templates: dict[str, Any]) -> dict[str, Any]:
             if projected:
                 out[key] = projected
         elif isinstance(value, list) and all(isinstance(s, list) for s in subs):
-            item_keys = {k for s in subs for item in s if isinstance(item, dict) for k in item}
+            item_keys = {k.lower(): k for s in subs for item in s if isinstance(item, dict) for k in item}
             items = [
-                {k: v for k, v in item.items() if k in item_keys} if isinstance(item, dict) else item
+                {item_keys[k.lower()]: v for k, v in item.items() if k.lower() in item_keys}
+                if isinstance(item, dict) else item
                 for item in value
             ]
             items = [i for i in items if i != {}]

@@ -189,6 +189,7 @@ class Cycle:
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
+        self._listing_lock = asyncio.Lock()
         self._source_digests: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
@@ -702,13 +703,31 @@ class Cycle:
         if key is None:
             return None
         template = self.policy.user_match_filter if step.kind == USER else self.policy.group_match_filter
-        found = await self.destination.find(step.kind, render(template, key))
+        try:
+            found = await self.destination.find(step.kind, render(template, key))
+        except (BadRequestError, NotFoundError) as exc:
+            return await self._lookup_in_listing(step.kind, key, exc)
         exact = [r for r in found if (match_value(canonicalise(r, step.kind), attribute) or "").casefold() == key.casefold()]
         if len(exact) > 1:
             raise ConflictError(
                 f"{len(exact)} destination {step.kind}s match {attribute}; refusing to guess", status=409
             )
         return exact[0] if exact else None
+
+    async def _lookup_in_listing(self, kind: str, key: str, refusal: ScimError) -> dict[str, Any] | None:
+        """The destination refused the search filter: list it once and look objects up there."""
+        async with self._listing_lock:
+            listing = self.dest[kind]
+            if listing is None or not listing.complete:
+                log.warning("destination refused the %s search (%s): listing it to find objects instead", kind, refusal)
+                listing = self.dest[kind] = await self._list_destination(kind)
+        if not listing.complete:
+            raise refusal
+        dest_id = listing.by_key.get(key.casefold())
+        if dest_id is None:
+            return None
+        return listing.live.get(dest_id) and {"id": dest_id, **listing.live[dest_id]} or await self.destination.get(
+            kind, dest_id)
 
     async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
         assert step.dest_id is not None

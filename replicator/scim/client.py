@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import aiohttp
 import msgspec
@@ -46,6 +46,14 @@ _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST
 # would flood the log under a 429 storm
 stamina.instrumentation.set_on_retry_hooks([])
 ENDPOINTS = {"User": "Users", "Group": "Groups"}
+
+
+class Reply(NamedTuple):
+    """A 2xx answer: status, body, and the Location header (where a create put the object)."""
+
+    status: int
+    body: bytes
+    location: str | None
 
 
 @dataclass(frozen=True)
@@ -96,8 +104,27 @@ class ReadReport:
 
 class _ListResponse(msgspec.Struct):
     Resources: list[msgspec.Raw] = []  # decoded one by one: each keeps its bytes for the caller
-    totalResults: int | None = None
+    totalResults: int | str | None = None
     nextCursor: str | None = None
+
+
+def _decode_list(payload: bytes) -> _ListResponse:
+    """A ListResponse, tolerating other spellings of its attribute names (they are case-insensitive,
+    and some servers write `resources`) and totalResults sent as a string."""
+    page = _list_decoder.decode(payload)
+    if not page.Resources and page.totalResults is None:
+        fields = {key.lower(): value for key, value in _raw_fields_decoder.decode(payload).items()}
+        if "resources" in fields or "totalresults" in fields:
+            page = _ListResponse(
+                _raw_list_decoder.decode(fields["resources"]) if "resources" in fields else [],
+                _any_decoder.decode(fields["totalresults"]) if "totalresults" in fields else None,
+                _any_decoder.decode(fields["nextcursor"]) if "nextcursor" in fields else None,
+            )
+    if isinstance(page.totalResults, str):
+        page.totalResults = int(page.totalResults) if page.totalResults.strip().isdigit() else None
+    elif page.totalResults is not None and not isinstance(page.totalResults, int):
+        page.totalResults = None
+    return page
 
 
 class _Identified(msgspec.Struct):
@@ -105,6 +132,8 @@ class _Identified(msgspec.Struct):
 
 
 _list_decoder = msgspec.json.Decoder(_ListResponse)
+_raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _id_decoder = msgspec.json.Decoder(_Identified)  # reads only `id`: the zero-change path needs no more
 _any_decoder = msgspec.json.Decoder()
 
@@ -215,7 +244,7 @@ class ScimClient:
         params: dict[str, str] | None = None,
         body: Any = None,
         idempotent: bool | None = None,
-    ) -> tuple[int, bytes]:
+    ) -> Reply:
         """Send one request, retrying what is worth retrying; return (status, body) of a 2xx answer.
 
         GET, PUT, PATCH and DELETE are retried on transport errors, timeouts, 5xx (not 501) and 429.
@@ -259,7 +288,7 @@ class ScimClient:
 
         return retry_on
 
-    async def _send(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None) -> tuple[int, bytes]:
+    async def _send(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None) -> Reply:
         """One HTTP exchange under the server's pause, rate limit and concurrency limit."""
         assert self._session is not None, "use ScimClient as an async context manager"
         for refresh in (False, True):
@@ -280,6 +309,7 @@ class ScimClient:
                     payload = await response.read()
                     status = response.status
                     retry_after = response.headers.get("Retry-After")
+                    location = response.headers.get("Location")
             except asyncio.TimeoutError as exc:
                 overloaded = True
                 self.stats["timeouts"] += 1
@@ -314,7 +344,7 @@ class ScimClient:
                 raise error
             if self._learner is not None and self._learner.accepted() and self._bucket is not None:
                 self._bucket.rate = self._learner.rate or self._bucket.rate
-            return status, payload
+            return Reply(status, payload, location)
         raise AssertionError("unreachable")
 
     def _learn_rate(self) -> None:
@@ -344,7 +374,7 @@ class ScimClient:
         """Read ServiceProviderConfig; a server without one keeps the defaults."""
         url = self.base_url / "ServiceProviderConfig"
         try:
-            _, payload = await self.request("GET", url)
+            _, payload, _ = await self.request("GET", url)
         except ScimStatusError:
             return self.features
         config = self._decode("GET", url, payload)
@@ -393,8 +423,8 @@ class ScimClient:
             else:
                 params["startIndex"] = str(start)
             try:
-                _, payload = await self.request("GET", url, params=params)
-                page = _list_decoder.decode(payload)
+                _, payload, _ = await self.request("GET", url, params=params)
+                page = _decode_list(payload)
             except msgspec.ValidationError as exc:
                 report.problems.append(f"page {report.pages + 1}: not a SCIM ListResponse")
                 raise ProtocolError(f"GET {url.path}: {self.name} sent a page that is not a ListResponse") from exc
@@ -450,21 +480,21 @@ class ScimClient:
 
     async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
         url = self.resource_url(kind, resource_id)
-        _, payload = await self.request("GET", url)
+        _, payload, _ = await self.request("GET", url)
         return self._expect_resource("GET", url, payload)
 
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """Resources matching a filter (at most a few: this is for finding one object)."""
         url = self.resource_url(kind)
         if len(filter_expression.encode()) <= _LONGEST_FILTER_IN_URL:
-            _, payload = await self.request("GET", url, params={"filter": filter_expression, "count": "10"})
+            _, payload, _ = await self.request("GET", url, params={"filter": filter_expression, "count": "10"})
         else:
             # too long for a URL (servers cap request lines and headers): RFC 7644 3.4.3 search by POST
             url = url / ".search"
             body = {"schemas": [SEARCH_REQUEST], "filter": filter_expression, "count": 10}
-            _, payload = await self.request("POST", url, body=body, idempotent=True)
+            _, payload, _ = await self.request("POST", url, body=body, idempotent=True)
         try:
-            found = [_any_decoder.decode(raw) for raw in _list_decoder.decode(payload).Resources]
+            found = [_any_decoder.decode(raw) for raw in _decode_list(payload).Resources]
             return [r for r in found if isinstance(r, dict)]
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"GET {url.path}: {self.name} sent a search answer that is not a ListResponse") from exc
@@ -473,8 +503,11 @@ class ScimClient:
 
     async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         url = self.resource_url(kind)
-        _, payload = await self.request("POST", url, body=body)
-        return self._expect_resource("POST", url, payload)
+        reply = await self.request("POST", url, body=body)
+        if not reply.body.strip() and reply.location:
+            # some servers answer 201 with a Location header and no body
+            return {**body, "id": URL(reply.location).name}
+        return self._expect_resource("POST", url, reply.body)
 
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
         await self.request("PATCH", self.resource_url(kind, resource_id), body=body)

@@ -644,6 +644,7 @@ class MemoryScimServer:
         cursor_paging: bool = False,
         max_page_size: int = 1000,
         patch_returns_resource: bool = True,
+        create_returns_body: bool = True,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -652,6 +653,7 @@ class MemoryScimServer:
         self.cursor_paging = cursor_paging
         self.max_page_size = max_page_size
         self.patch_returns_resource = patch_returns_resource
+        self.create_returns_body = create_returns_body  # False: 201 with only a Location header
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
@@ -904,6 +906,8 @@ class MemoryScimServer:
         self, request: web.Request, kind: ResourceKind, body: dict[str, Any]
     ) -> web.Response:
         stored = self._insert(kind, body, self._base_for(request))
+        if not self.create_returns_body:
+            return web.Response(status=201, headers={"Location": stored["meta"]["location"]})
         return _json_response(201, stored, headers={"Location": stored["meta"]["location"]})
 
     def _replace(

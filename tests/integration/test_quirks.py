@@ -1,0 +1,67 @@
+"""Servers that bend the protocol in ways real ones do: no filters, bodiless creates, odd list spellings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from replicator.cli import replicate
+from replicator.config import Config, SideConfig
+from replicator.pipeline.canonical import project
+from replicator.pipeline.cycle import FULL, INCREMENTAL
+from replicator.scim.client import _decode_list
+from replicator.scim.memory_server import MemoryScimServer
+from tests.harness import writes
+
+SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+
+
+def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> Config:
+    return Config(source=SideConfig(url=source.base_url or ""), destination=SideConfig(url=destination.base_url or ""),
+                  state=str(tmp / "s.db"))
+
+
+async def test_destination_without_filters_adopts_through_a_listing(tmp_path: Path) -> None:
+    """A destination that refuses filters: a 409 on create is resolved by listing it once, not by failing."""
+    source, destination = MemoryScimServer(), MemoryScimServer(filter_supported=False)
+    await source.start()
+    await destination.start()
+    source.add_user({"schemas": SCHEMA, "userName": "first"})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)  # the state is no longer empty
+    source.add_user({"schemas": SCHEMA, "userName": "exists", "title": "from the source"})
+    destination.add_user({"schemas": SCHEMA, "userName": "exists"})
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    assert result.counts["adopted"] == 1 and len(destination.users) == 2
+    assert next(u for u in destination.users.values() if u["userName"] == "exists")["title"] == "from the source"
+    await source.stop()
+    await destination.stop()
+
+
+async def test_create_answered_with_only_a_location_header(tmp_path: Path) -> None:
+    """201 with an empty body and a Location header still gives the new object's id."""
+    source, destination = MemoryScimServer(), MemoryScimServer(create_returns_body=False)
+    await source.start()
+    await destination.start()
+    for i in range(3):
+        source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})
+    config = config_for(source, destination, tmp_path)
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["created"] == 3
+    again = await replicate(config, mode=FULL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+    await source.stop()
+    await destination.stop()
+
+
+def test_list_responses_with_other_spellings_are_read() -> None:
+    """`resources`/`TotalResults` spellings and a string totalResults are understood."""
+    page = _decode_list(b'{"schemas":[],"resources":[{"id":"a"},{"id":"b"}],"TotalResults":"2"}')
+    assert len(page.Resources) == 2 and page.totalResults == 2
+
+
+def test_live_attribute_names_in_another_case_are_not_drift() -> None:
+    """A destination answering `username` and `Emails[].Value` matches our `userName` and `emails[].value`."""
+    live = {"username": "a", "Emails": [{"Value": "a@x", "Primary": False}]}
+    desired = {"userName": "a", "emails": [{"value": "a@x"}]}
+    assert project(live, desired) == desired
