@@ -60,9 +60,14 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
         return []
     by_value: dict[str, dict[str, Any]] = {}
     for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str) or not item["value"]:
+        if not isinstance(item, dict):
             continue
-        member = {"value": item["value"]}
+        raw = item.get("value")
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = str(raw)  # numbered ids
+        if not isinstance(raw, str) or not raw:
+            continue
+        member = {"value": raw}
         if isinstance(item.get("type"), str) and item["type"]:
             member["type"] = item["type"]
         by_value.setdefault(member["value"], member)

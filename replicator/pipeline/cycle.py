@@ -429,6 +429,8 @@ class Cycle:
                 continue
             if resource is None:
                 resource = _decode_resource(raw)
+            if kind == GROUP and "members" not in resource:
+                resource = await self._group_with_members(resource)
             canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
             problem = self._refuse(kind, source_id, canonical, match_attribute)
             if problem:
@@ -436,6 +438,15 @@ class Cycle:
                 continue
             batch.append((source_id, canonical))
         return await self._plan_batch(kind, batch, held)
+
+    async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A listed group without a `members` attribute: some servers leave members out of listings,
+        and reading that as 'no members' would empty the group on the destination. Read it alone."""
+        try:
+            whole = await self.source.get(GROUP, group["id"])
+        except NotFoundError:
+            return group
+        return whole if whole.get("id") == group["id"] else group
 
     def _source_digest(self, kind: str, raw: bytes) -> str:
         """Digest of the source object exactly as read, salted with the mapping rules in force."""

@@ -452,6 +452,10 @@ class ScimClient:
                         rid = resource.get("id") if isinstance(resource, dict) else None
                 except (msgspec.DecodeError, msgspec.ValidationError):
                     rid = None
+                if isinstance(rid, int) and not isinstance(rid, bool):
+                    rid = str(rid)  # some servers number their resources
+                    if isinstance(resource, dict):
+                        resource["id"] = rid
                 if not isinstance(rid, str) or not rid:
                     report.problems.append(f"page {report.pages}: a resource without id")
                     continue
@@ -520,6 +524,8 @@ class ScimClient:
 
     def _expect_resource(self, method: str, url: URL, payload: bytes) -> dict[str, Any]:
         resource = self._decode(method, url, payload)
+        if isinstance(resource, dict) and isinstance(resource.get("id"), int) and not isinstance(resource["id"], bool):
+            resource["id"] = str(resource["id"])
         if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
             raise ProtocolError(f"{method} {url.path}: {self.name} answered without a resource id")
         return resource

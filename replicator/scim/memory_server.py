@@ -645,6 +645,7 @@ class MemoryScimServer:
         max_page_size: int = 1000,
         patch_returns_resource: bool = True,
         create_returns_body: bool = True,
+        list_omits_members: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -654,6 +655,7 @@ class MemoryScimServer:
         self.max_page_size = max_page_size
         self.patch_returns_resource = patch_returns_resource
         self.create_returns_body = create_returns_body  # False: 201 with only a Location header
+        self.list_omits_members = list_omits_members  # True: group listings leave `members` out
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
@@ -957,6 +959,8 @@ class MemoryScimServer:
             return self._cursor_page(matched, query["cursor"], count)
         start_index = max(_int_param(query, "startIndex", 1), 1)
         page = matched[start_index - 1 : start_index - 1 + count]
+        if self.list_omits_members and kind is GROUP:
+            page = [{k: v for k, v in item.items() if k != "members"} for item in page]
         return _json_response(
             200,
             {

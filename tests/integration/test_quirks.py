@@ -65,3 +65,38 @@ def test_live_attribute_names_in_another_case_are_not_drift() -> None:
     live = {"username": "a", "Emails": [{"Value": "a@x", "Primary": False}]}
     desired = {"userName": "a", "emails": [{"value": "a@x"}]}
     assert project(live, desired) == desired
+
+
+async def test_group_listing_without_members_is_not_read_as_empty(tmp_path: Path) -> None:
+    """A source that leaves `members` out of group listings: each such group is read alone, members kept."""
+    source, destination = MemoryScimServer(list_omits_members=True), MemoryScimServer()
+    await source.start()
+    await destination.start()
+    ids = [source.add_user({"schemas": SCHEMA, "userName": f"m{i}"})["id"] for i in range(3)]
+    source.add_group({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "team",
+                      "members": [{"value": i} for i in ids]})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    group = next(iter(destination.groups.values()))
+    assert len(group["members"]) == 3
+    again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0
+    await source.stop()
+    await destination.stop()
+
+
+async def test_numeric_ids_are_handled_as_strings(tmp_path: Path) -> None:
+    """A source numbering its resources (ids as JSON numbers) replicates like any other."""
+    from replicator.scim.client import _decode_list
+
+    page = _decode_list(b'{"Resources":[{"id":42,"userName":"n"}],"totalResults":1}')
+    assert len(page.Resources) == 1
+    source, destination = MemoryScimServer(), MemoryScimServer()
+    await source.start()
+    await destination.start()
+    stored = source.add_user({"schemas": SCHEMA, "userName": "numbered"})
+    source.users[stored["id"]]["id"] = 7  # the server now answers with a number
+    result = await replicate(config_for(source, destination, tmp_path), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and len(destination.users) == 1, result.summary()
+    await source.stop()
+    await destination.stop()
