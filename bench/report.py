@@ -57,6 +57,10 @@ def table(rows: dict[str, list[dict[str, Any]]]) -> str:
             ">= 95", len(cap))
         add("destination capped at 100 req/s: share answered 429", f"{100 * (median(cap, 'share_429') or 0):.2f}%",
             "", "", "<= 1%", len(cap))
+    if bulk := rows.get("bulk_20ms"):
+        add("SCIM Bulk at 20 ms latency, c=16: objects/s", f"{median(bulk, 'bulk_objects_per_s'):,.0f}",
+            f"single requests {median(bulk, 'single_objects_per_s'):,.0f}/s", f"{median(bulk, 'ratio'):.1f}x",
+            ">= 5x", len(bulk))
     if rss := rows.get("rss"):
         by_users = defaultdict(list)
         for row in rss:

@@ -13,6 +13,7 @@ Scenarios (median of --runs runs in the report):
   change set. Requests per object for the copy and for the change set.
 - latency: destination latency 20 ms, concurrency 64, users only, against the raw client.
 - rate_cap: a destination capped at 100 requests/s (429 + Retry-After beyond): achieved rate, 429 share.
+- bulk: the latency copy at concurrency 16 with SCIM Bulk against single requests.
 - sweep: throughput against concurrency at 0 and 20 ms latency (for the plot).
 - rss: peak RSS of the replicator for a copy of 100k and 1M users (no groups).
 """
@@ -111,6 +112,20 @@ def scenario_rate_cap(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
              "final_concurrency": copy["destination_flow"].get("concurrency")}]
 
 
+def scenario_bulk(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
+    """The same copy at 20 ms latency, concurrency 16, with and without SCIM Bulk (maxOperations 100)."""
+    users = scale["latency_users"]
+    rates = {}
+    for label, options, flags in (("single", {}, ("--sync-bulk", "off")), ("bulk", {"bulk": 100}, ())):
+        with bench_server(users=users) as source, bench_server(latency=0.02, **options) as destination, \
+                tempfile.TemporaryDirectory() as tmp:
+            _, copy = run_replicator(source, destination, Path(tmp) / "s.db", "--concurrency", "16",
+                                     "--sync-groups", "false", *flags)
+        rates[label] = copy["counts"].get("created", 0) / copy["seconds"]
+    return [{"scenario": "bulk_20ms", "run": run, "bulk_objects_per_s": round(rates["bulk"], 1),
+             "single_objects_per_s": round(rates["single"], 1), "ratio": round(rates["bulk"] / rates["single"], 2)}]
+
+
 def scenario_sweep(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
     rows = []
     users = scale["sweep_users"]
@@ -141,7 +156,7 @@ def scenario_rss(scale: dict[str, Any], run: int) -> list[dict[str, Any]]:
 
 
 SCENARIOS = {"copy": scenario_copy, "latency": scenario_latency, "rate_cap": scenario_rate_cap,
-             "sweep": scenario_sweep, "rss": scenario_rss}
+             "bulk": scenario_bulk, "sweep": scenario_sweep, "rss": scenario_rss}
 
 
 def main() -> None:

@@ -96,6 +96,8 @@ async def main() -> None:
     parser.add_argument("--plan", choices=("sample", "bench"), default="sample", help="group sizes")
     parser.add_argument("--rate-cap", type=float, help="requests per second before 429")
     parser.add_argument("--rate-500", type=float, default=0.0)
+    parser.add_argument("--bulk", type=int, default=0, metavar="MAX_OPERATIONS",
+                        help="offer SCIM Bulk with this maxOperations (default: no Bulk)")
     parser.add_argument("--patch-returns-resource", action="store_true",
                         help="answer PATCH with 200 and the resource (default: 204, like scim2-server)")
     args = parser.parse_args()
@@ -103,7 +105,7 @@ async def main() -> None:
                     retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed,
                     rate_cap=args.rate_cap, rate_500=args.rate_500)
     server = MemoryScimServer(bearer_token=args.token, faults=faults,
-                              patch_returns_resource=args.patch_returns_resource)
+                              patch_returns_resource=args.patch_returns_resource, bulk_max_operations=args.bulk)
     seed(server, args.users, args.groups, args.plan)
     app = server.make_app()
     add_control_routes(app, server)

@@ -86,6 +86,8 @@ class SyncConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     max_delete_percent: float = 25.0
     allow_mass_delete: bool = False
     max_resource_bytes: int = 1_048_576
+    bulk: Literal["auto", "off"] = "auto"
+    bulk_size: int = 100
     user_match_attribute: str = "userName"
     user_match_filter: str = 'userName eq "%s"'
     group_match_attribute: str = "displayName"
@@ -303,6 +305,8 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError(f"listen must be HOST:PORT, got {config.listen!r}")
     if config.sync.member_chunk < 1:
         raise ConfigError("sync.member_chunk must be at least 1")
+    if config.sync.bulk_size < 1:
+        raise ConfigError("sync.bulk_size must be at least 1")
     if config.sync.max_delete_count < 0 or not 0 <= config.sync.max_delete_percent <= 100:
         raise ConfigError("sync.max_delete_count must be >= 0 and sync.max_delete_percent within 0..100")
     for name in ("user_match_filter", "group_match_filter"):

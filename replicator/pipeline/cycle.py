@@ -34,6 +34,7 @@ from replicator.errors import (
     NotFoundError,
     ReplicatorError,
     ScimError,
+    ScimStatusError,
     ServerError,
     StateError,
     TransportError,
@@ -69,7 +70,7 @@ from replicator.pipeline.plan import (
 )
 from replicator.pipeline.references import translate
 from replicator.pipeline.scope import group_member_users
-from replicator.scim.client import ReadReport, ScimClient
+from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
 from state.store import DISABLED, FAILED, SYNCED
@@ -95,6 +96,7 @@ class _Steps:
 
     def put_released(self, step: Step) -> None:
         self.queue.put_nowait((step, False))
+_BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
 
 
@@ -190,6 +192,7 @@ class Cycle:
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
         self._listing_lock = asyncio.Lock()
+        self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
         self._source_digests: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
@@ -225,7 +228,9 @@ class Cycle:
 
     async def _run(self) -> None:
         await self.source.discover()
-        await self.destination.discover()
+        features = await self.destination.discover()
+        if self.policy.bulk == "auto" and features.bulk and features.patch and not self.dry_run:
+            self._bulk_size = max(1, min(self.policy.bulk_size, features.bulk_max_operations or self.policy.bulk_size))
         kinds = KINDS if self.policy.groups else (USER,)
         for kind in kinds:
             await self._load_state(kind)
@@ -312,7 +317,7 @@ class Cycle:
         by finished writes (objects that waited for them) are queued without bound, so a worker never
         blocks on its own queue. A plain asyncio.Queue: anyio's memory streams add a scheduling
         checkpoint to every item, which measured as a quarter of the per-object CPU time."""
-        steps = _Steps(self.config.concurrency * 2)
+        steps = _Steps(self.config.concurrency * max(2, self._bulk_size))
         previous, self._steps = self._steps, steps
         try:
             async with anyio.create_task_group() as tg:
@@ -597,13 +602,118 @@ class Cycle:
 
     async def _worker(self, steps: _Steps) -> None:
         while (item := await steps.queue.get()) is not None:
-            step, from_reader = item
+            items = [item]
+            lingered = 0
+            while len(items) < self._bulk_size:  # Bulk: gather what waits, lingering a little for more
+                if steps.queue.empty():
+                    if lingered >= _BULK_LINGER_ROUNDS:
+                        break
+                    lingered += 1
+                    await asyncio.sleep(0.001)
+                    continue
+                extra = steps.queue.get_nowait()
+                if extra is None:
+                    steps.queue.put_nowait(None)  # an end marker: leave it for the next worker round
+                    break
+                items.append(extra)
             try:
-                await self._run_step(step)
+                if len(items) == 1:
+                    await self._run_step(items[0][0])
+                else:
+                    await self._run_batch([step for step, _ in items])
             finally:
-                if from_reader:
-                    steps.room.release()
-                steps.queue.task_done()
+                for _, from_reader in items:
+                    if from_reader:
+                        steps.room.release()
+                    steps.queue.task_done()
+
+    # -- SCIM Bulk (RFC 7644 3.7) -----------------------------------------------------------------
+
+    def _bulk_operation(self, step: Step) -> dict[str, Any] | None:
+        """The Bulk operation for a step, or None when the step needs more than one plain request
+        (a create that must first look for an object to adopt, a large group, a multi-part PATCH)."""
+        endpoint = "/Users" if step.kind == USER else "/Groups"
+        if step.action == CREATE and step.desired is not None:
+            dest = self.dest[step.kind]
+            key = match_value(step.desired, self._match_attribute(step.kind))
+            absent = dest is not None and dest.complete and key is not None and key.casefold() not in dest.by_key
+            if not absent or len(step.desired.get("members", [])) > self.policy.member_chunk:
+                return None
+            return {"method": "POST", "path": endpoint, "bulkId": f"{step.kind}:{step.source_id}",
+                    "data": {"schemas": schemas_for(step.desired, step.kind), **step.desired}}
+        if step.action in (PATCH, DISABLE) and self.destination.features.patch and step.dest_id:
+            bodies = chunk_requests(step.operations, self.policy.member_chunk)
+            if len(bodies) == 1:
+                return {"method": "PATCH", "path": f"{endpoint}/{step.dest_id}", "data": bodies[0]}
+        if step.action == DELETE and step.dest_id:
+            return {"method": "DELETE", "path": f"{endpoint}/{step.dest_id}"}
+        return None
+
+    async def _run_batch(self, steps: list[Step]) -> None:
+        """Several steps: those that are one plain request go in Bulk requests (within the server's
+        maxOperations and maxPayloadSize), the others run one by one, concurrently. An operation the
+        Bulk answer refuses is done again by the single-request path, which knows how to adopt on
+        409, re-create on 404 and retry on 429/5xx."""
+        if self._fatal is not None or self.stop.is_set():
+            return
+        singles: list[Step] = []
+        bulked: list[tuple[Step, dict[str, Any]]] = []
+        for step in steps:
+            operation = self._bulk_operation(step) if step.action != RECORD else None
+            (bulked.append((step, operation)) if operation else singles.append(step))
+        for chunk in self._bulk_chunks(bulked):
+            singles.extend(await self._send_bulk(chunk))
+        await asyncio.gather(*(self._run_step(step) for step in singles))
+
+    def _bulk_chunks(self, bulked: list[tuple[Step, dict[str, Any]]]) -> list[list[tuple[Step, dict[str, Any]]]]:
+        limit = self.destination.features.bulk_max_payload or 1_048_576
+        chunks: list[list[tuple[Step, dict[str, Any]]]] = [[]]
+        size = 200  # the request's own envelope
+        for pair in bulked:
+            cost = len(encode(pair[1])) + 2
+            if chunks[-1] and size + cost > limit * 0.9:
+                chunks.append([])
+                size = 200
+            chunks[-1].append(pair)
+            size += cost
+        return [chunk for chunk in chunks if chunk]
+
+    async def _send_bulk(self, chunk: list[tuple[Step, dict[str, Any]]]) -> list[Step]:
+        """Send one Bulk request; apply each operation's result; return the steps to redo singly."""
+        try:
+            results = await self.destination.bulk([operation for _, operation in chunk])
+        except AuthError as exc:
+            self._fatal = exc
+            return []
+        except ScimError as exc:
+            if isinstance(exc, ScimStatusError) and exc.status == 413:
+                self._bulk_size = max(1, self._bulk_size // 2)
+            log.warning("bulk request of %d operations failed (%s): doing them one by one", len(chunk), exc)
+            return [step for step, _ in chunk]
+        redo = []
+        for (step, _), result in zip(chunk, results, strict=True):
+            if result is None or not await self._apply_bulk_result(step, result):
+                redo.append(step)
+        return redo
+
+    async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
+        """Record a successful operation; False when it must be done again by the single path."""
+        if step.action == DELETE and (200 <= result.status < 300 or result.status == 404):
+            await self.store.forget(step.kind, step.source_id)
+            self.result.counts["deleted"] += 1
+            return True
+        if not 200 <= result.status < 300:
+            return False
+        if step.action == CREATE:
+            if not result.resource_id:
+                return False
+            await self._record(step, result.resource_id, origin="created")
+            self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
+            return True
+        assert step.dest_id is not None
+        await self._record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
+        self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+        return True
 
     async def _run_step(self, step: Step) -> None:
         """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""

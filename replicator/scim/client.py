@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 SCIM_JSON = "application/scim+json"
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST /.search instead
 
 # retries are counted in ScimClient.stats and reported per cycle; stamina's own log line per retry
@@ -81,6 +82,23 @@ class ServerFeatures:
     cursor_paging: bool = False
     max_results: int | None = None
     bulk: bool = False
+    bulk_max_operations: int = 0
+    bulk_max_payload: int = 0
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The answer to one operation of a Bulk request (RFC 7644 3.7.3)."""
+
+    status: int
+    location: str | None = None
+    response: Any = None
+
+    @property
+    def resource_id(self) -> str | None:
+        if isinstance(self.response, dict) and isinstance(self.response.get("id"), str | int):
+            return str(self.response["id"])
+        return URL(self.location).name if self.location else None
 
 
 @dataclass
@@ -136,6 +154,32 @@ _raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 _id_decoder = msgspec.json.Decoder(_Identified)  # reads only `id`: the zero-change path needs no more
 _any_decoder = msgspec.json.Decoder()
+
+
+def _field(mapping: Any, name: str) -> Any:
+    """A JSON attribute by name, case-insensitively (RFC 7643 2.1)."""
+    if not isinstance(mapping, dict):
+        return None
+    if name in mapping:
+        return mapping[name]
+    lowered = name.lower()
+    return next((v for k, v in mapping.items() if k.lower() == lowered), None)
+
+
+def _positive_int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _bulk_result(answer: Any) -> BulkResult | None:
+    status = _field(answer, "status")
+    if isinstance(status, dict):  # an older draft's {"code": 201}
+        status = status.get("code")
+    try:
+        code = int(str(status))
+    except (TypeError, ValueError):
+        return None
+    location = _field(answer, "location")
+    return BulkResult(code, location if isinstance(location, str) else None, _field(answer, "response"))
 
 
 def _tls_reason(exc: Exception) -> str:
@@ -358,6 +402,25 @@ class ScimClient:
             self._bucket.rate = rate
             self.stats["learned_rate"] = round(rate, 1)
 
+    async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
+        """Send operations as one Bulk request; one result per operation, None where the server gave
+        none (it stopped early). POST results are matched by bulkId, the others by position."""
+        url = self.base_url / "Bulk"
+        body = {"schemas": [BULK_REQUEST], "Operations": operations}
+        _, payload, _ = await self.request("POST", url, body=body)
+        decoded = self._decode("POST", url, payload)
+        answers = _field(decoded, "Operations") if isinstance(decoded, dict) else None
+        if not isinstance(answers, list):
+            raise ProtocolError(f"POST {url.path}: {self.name} answered without Operations")
+        by_bulk_id = {str(_field(a, "bulkId")): a for a in answers if isinstance(a, dict) and _field(a, "bulkId")}
+        others = iter(a for a in answers if isinstance(a, dict) and not _field(a, "bulkId"))
+        results: list[BulkResult | None] = []
+        for operation in operations:
+            answer = by_bulk_id.get(str(operation.get("bulkId"))) if operation.get("bulkId") else next(others, None)
+            results.append(_bulk_result(answer))
+        self.stats["bulk_operations"] += len(operations)
+        return results
+
     def _decode(self, method: str, url: URL, payload: bytes) -> Any:
         try:
             return _any_decoder.decode(payload)
@@ -388,10 +451,13 @@ class ScimClient:
         pagination = config.get("pagination") if isinstance(config.get("pagination"), dict) else {}
         filter_section = config.get("filter") if isinstance(config.get("filter"), dict) else {}
         max_results = filter_section.get("maxResults")
+        bulk_section = config.get("bulk") if isinstance(config.get("bulk"), dict) else {}
         self.features = ServerFeatures(
             patch=supported("patch", True),
             filter=supported("filter", True),
             bulk=supported("bulk", False),
+            bulk_max_operations=_positive_int(bulk_section.get("maxOperations")),
+            bulk_max_payload=_positive_int(bulk_section.get("maxPayloadSize")),
             # cursors stay stable while the directory changes; prefer them whenever advertised
             cursor_paging=bool(pagination.get("cursor")),
             max_results=max_results if isinstance(max_results, int) and max_results > 0 else None,

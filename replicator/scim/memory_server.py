@@ -45,6 +45,7 @@ SCIM_JSON = "application/scim+json"
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 PATCH_OP_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+BULK_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 SERVICE_PROVIDER_CONFIG_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -628,6 +629,19 @@ def _append_new(existing: list[Any], added: list[Any], attribute: str) -> list[A
     return result
 
 
+def _resolve_bulk_ids(value: Any, created: Mapping[str, str]) -> Any:
+    """Replace `bulkId:x` references (in a path or anywhere in data) by the ids created so far."""
+    if isinstance(value, str):
+        if "bulkId:" not in value:
+            return value
+        return re.sub(r"bulkId:([^/\s\"]+)", lambda m: created.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_resolve_bulk_ids(v, created) for v in value]
+    if isinstance(value, dict):
+        return {k: _resolve_bulk_ids(v, created) for k, v in value.items()}
+    return value
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -646,6 +660,8 @@ class MemoryScimServer:
         patch_returns_resource: bool = True,
         create_returns_body: bool = True,
         list_omits_members: bool = False,
+        bulk_max_operations: int = 0,
+        bulk_max_payload: int = 1_048_576,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -656,6 +672,8 @@ class MemoryScimServer:
         self.patch_returns_resource = patch_returns_resource
         self.create_returns_body = create_returns_body  # False: 201 with only a Location header
         self.list_omits_members = list_omits_members  # True: group listings leave `members` out
+        self.bulk_max_operations = bulk_max_operations  # 0: no Bulk endpoint (RFC 7644 3.7)
+        self.bulk_max_payload = bulk_max_payload
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
@@ -689,6 +707,7 @@ class MemoryScimServer:
 
         app = web.Application(middlewares=[scim_middleware])
         app.router.add_get(f"{BASE_PATH}/ServiceProviderConfig", self._service_provider_config)
+        app.router.add_post(f"{BASE_PATH}/Bulk", self._bulk)
         for kind in (USER, GROUP):
             self._add_routes(app, kind)
         return app
@@ -1023,6 +1042,74 @@ class MemoryScimServer:
         holder = self._holder_of(kind, token)
         return [self._store(kind)[holder]] if holder is not None else []
 
+    # ---------------------------------------------------------------- bulk (RFC 7644 3.7)
+
+    async def _bulk(self, request: web.Request) -> web.Response:
+        if not self.bulk_max_operations:
+            raise ScimError(501, "Bulk is not supported by this server")
+        raw = await request.read()
+        if len(raw) > self.bulk_max_payload:
+            raise ScimError(413, f"payload of {len(raw)} bytes over maxPayloadSize {self.bulk_max_payload}")
+        body = await _read_json_object(request)
+        operations = body.get("Operations")
+        if not isinstance(operations, list):
+            raise ScimError(400, "Operations must be an array", "invalidSyntax")
+        if len(operations) > self.bulk_max_operations:
+            raise ScimError(413, f"{len(operations)} operations over maxOperations {self.bulk_max_operations}")
+        fail_on_errors = body.get("failOnErrors")
+        base = self._base_for(request)
+        created: dict[str, str] = {}  # bulkId -> id
+        results, errors = [], 0
+        for operation in operations:
+            if isinstance(fail_on_errors, int) and fail_on_errors > 0 and errors >= fail_on_errors:
+                break
+            result = self._bulk_operation(operation, created, base)
+            if int(result["status"]) >= 400:
+                errors += 1
+            results.append(result)
+        return _json_response(200, {"schemas": [BULK_RESPONSE_SCHEMA], "Operations": results})
+
+    def _bulk_operation(self, operation: Any, created: dict[str, str], base: str) -> dict[str, Any]:
+        if not isinstance(operation, dict):
+            return {"status": "400", "response": ScimError(400, "not an operation", "invalidSyntax").body()}
+        method = str(operation.get("method", "")).upper()
+        bulk_id = operation.get("bulkId")
+        result: dict[str, Any] = {"method": method}
+        if bulk_id is not None:
+            result["bulkId"] = bulk_id
+        try:
+            path = _resolve_bulk_ids(str(operation.get("path", "")), created)
+            data = _resolve_bulk_ids(operation.get("data"), created)
+            segments = [p for p in path.split("/") if p]
+            kind = {"Users": USER, "Groups": GROUP}.get(segments[0] if segments else "")
+            if kind is None:
+                raise ScimError(400, f"unknown path {path!r}", "invalidPath")
+            if method == "POST" and len(segments) == 1:
+                if not isinstance(data, dict):
+                    raise ScimError(400, "data must be an object", "invalidSyntax")
+                stored = self._insert(kind, data, base)
+                if bulk_id is not None:
+                    created[str(bulk_id)] = stored["id"]
+                result.update(status="201", location=stored["meta"]["location"], response=stored)
+            elif method == "PATCH" and len(segments) == 2:
+                if not self.patch_supported:
+                    raise ScimError(501, "PATCH is not supported by this server")
+                old = self._existing(kind, segments[1])
+                patched = apply_patch(old, data, kind)
+                if patched != old:
+                    self._validate(kind, patched, own_id=old["id"])
+                    patched["meta"] = self._touched(old["meta"])
+                    self._save(kind, patched)
+                result.update(status="200", location=old["meta"]["location"])
+            elif method == "DELETE" and len(segments) == 2:
+                self._delete(kind, segments[1])
+                result.update(status="204")
+            else:
+                raise ScimError(400, f"unsupported bulk operation {method} {path}", "invalidSyntax")
+        except ScimError as error:
+            result.update(status=str(error.status), response=error.body())
+        return result
+
     async def _service_provider_config(self, request: web.Request) -> web.Response:
         return _json_response(200, self._config_body(self._base_for(request)))
 
@@ -1040,7 +1127,11 @@ class MemoryScimServer:
         config: dict[str, Any] = {
             "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
             "patch": {"supported": self.patch_supported},
-            "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+            "bulk": {
+                "supported": self.bulk_max_operations > 0,
+                "maxOperations": self.bulk_max_operations,
+                "maxPayloadSize": self.bulk_max_payload if self.bulk_max_operations else 0,
+            },
             "filter": {"supported": self.filter_supported, "maxResults": self.max_page_size},
             "changePassword": {"supported": False},
             "sort": {"supported": False},
