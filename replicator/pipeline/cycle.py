@@ -346,6 +346,7 @@ class Cycle:
                         break  # the workers stopped, or we are asked to: reading on would be wasted
                     for step in await self._plan_page(kind, page, held):
                         await self._dispatch(step, send)
+                    held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
             except AuthError:
                 raise
             except ScimError as exc:
