@@ -40,11 +40,14 @@ async def test_full_copy_then_second_run_writes_nothing(pair: Pair) -> None:
     assert first.counts["created"] == 60 + 7
     assert first.destination_requests.get("DELETE", 0) == 0
     await assert_replicated(pair.source, pair.destination)
-    # one POST per object; a group's members beyond the first 25 follow in PATCHes of at most 25
-    assert first.destination_requests["POST"] == 67
     sizes = [len(g.get("members", [])) for g in await read_all(pair.source, GROUP)]
-    assert first.destination_requests.get("PATCH", 0) == sum(max(0, -(-n // 25) - 1) for n in sizes)
     assert max(sizes) == 60
+    if first.destination_flow.get("bulk_operations"):  # scim2-server offers SCIM Bulk
+        assert first.destination_requests["POST"] < 67 / 4
+    else:
+        # one POST per object; a group's members beyond the first 25 follow in PATCHes of at most 25
+        assert first.destination_requests["POST"] == 67
+        assert first.destination_requests.get("PATCH", 0) == sum(max(0, -(-n // 25) - 1) for n in sizes)
     again = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert writes(again.destination_requests) == 0, again.summary()
     assert again.counts["unchanged"] == 67
@@ -76,8 +79,7 @@ async def test_source_changes_propagate_as_patches(pair: Pair) -> None:
     result = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "ok", result.summary()
     await assert_replicated(pair.source, pair.destination)
-    assert result.destination_requests.get("POST", 0) == 0
-    assert result.destination_requests.get("DELETE", 0) == 1
+    assert result.counts["created"] == 0 and result.counts["adopted"] == 0
     assert result.counts["updated"] >= 7 and result.counts["deleted"] == 1
     after = await dest_ids(pair)
     del before[(USER, users[5])]
