@@ -165,9 +165,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", help="comma-separated scenario names")
     parser.add_argument("--rss-runs", type=int, default=1, help="runs of the (slow) rss scenario")
+    parser.add_argument("--rss-users", help="comma-separated user counts for the rss scenario")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.jsonl")
     args = parser.parse_args()
-    scale = SCALES[args.scale]
+    scale = dict(SCALES[args.scale])
+    if args.rss_users:
+        scale["rss_users"] = [int(n) for n in args.rss_users.split(",")]
     names = args.only.split(",") if args.only else list(SCENARIOS)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w") as out:

@@ -78,14 +78,17 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=50)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--bulk", choices=("auto", "off"), default="auto",
+                        help="scim2-server offers SCIM Bulk; 'off' measures single requests")
     args = parser.parse_args()
     rows = []
     for run in range(args.runs):
         with scim2_server() as source, scim2_server() as destination, tempfile.TemporaryDirectory() as tmp:
             asyncio.run(seed_and_check(source, args.users, args.groups))
             state = Path(tmp) / "state.db"
-            first_s, first = run_cli(source, destination, state, "--concurrency", str(args.concurrency))
-            second_s, second = run_cli(source, destination, state, "--concurrency", str(args.concurrency))
+            flags = ("--concurrency", str(args.concurrency), "--sync-bulk", args.bulk)
+            first_s, first = run_cli(source, destination, state, *flags)
+            second_s, second = run_cli(source, destination, state, *flags)
             asyncio.run(check(source, destination))
         with scim2_server() as source, scim2_server() as destination:
             asyncio.run(seed_and_check(source, args.users, args.groups))
