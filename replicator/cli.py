@@ -253,8 +253,15 @@ def probe_health(config: Config) -> int:
 
 
 async def show_status(config: Config, output: str) -> int:
+    import dataclasses
+    import os
+    import time
+
     from state import open_state
 
+    if not os.path.exists(config.state):
+        print(f"scim-replicator: state file {config.state} does not exist (set --state)", file=sys.stderr)
+        return EXIT_USAGE
     async with open_state(config.state) as store:
         runs = await store.last_runs(10)
         failures = await store.failures()
@@ -262,7 +269,7 @@ async def show_status(config: Config, output: str) -> int:
     if output == "json":
         print(json.dumps({
             "tracked": tracked,
-            "runs": [r.__dict__ | {"counts": r.counts} for r in runs],
+            "runs": [dataclasses.asdict(r) for r in runs],
             "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in failures],
         }, indent=2, default=str))
         return EXIT_OK
@@ -270,8 +277,11 @@ async def show_status(config: Config, output: str) -> int:
           f"{len(failures)} failed")
     for run in runs:
         counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
-        print(f"run {run.id} {run.mode} {run.outcome or 'unfinished'}: "
-              + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+        print(f"run {run.id} {started} {run.mode} {run.outcome or 'unfinished'}: "
+              + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing done")
+              + "".join(f"; {note}" for note in notes))
     for kind, source_id, error, attempts in failures:
         print(f"failed {kind} {source_id} (attempts {attempts}): {error}")
     return EXIT_OK

@@ -258,6 +258,7 @@ class ScimClient:
         self.pause = Pause(max_pause=self._retry.max_pause)
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
+        self._first_learned_rate: float | None = None
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
 
     async def __aenter__(self) -> ScimClient:
@@ -392,15 +393,26 @@ class ScimClient:
         raise AssertionError("unreachable")
 
     def _learn_rate(self) -> None:
-        """After a 429, pace requests just under the rate the server accepted."""
+        """After a 429, pace requests just under the rate the server accepted.
+
+        Refusals unrelated to our rate (a quota shared with others, random faults) would drive the
+        estimate down and down: when it falls below half of the first one, pacing stops for good."""
         if self._learner is None:
             return
         rate = self._learner.refused()
-        if rate is not None:
-            if self._bucket is None:
-                self._bucket = TokenBucket(rate, burst=1.0)
-            self._bucket.rate = rate
-            self.stats["learned_rate"] = round(rate, 1)
+        if rate is None:
+            return
+        if self._first_learned_rate is None:
+            self._first_learned_rate = rate
+        elif rate < 0.5 * self._first_learned_rate:
+            self._learner, self._bucket = None, None
+            self.stats["rate_learning_dropped"] = 1
+            self.stats.pop("learned_rate", None)
+            return
+        if self._bucket is None:
+            self._bucket = TokenBucket(rate, burst=1.0)
+        self._bucket.rate = rate
+        self.stats["learned_rate"] = round(rate, 1)
 
     async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
         """Send operations as one Bulk request; one result per operation, None where the server gave

@@ -131,5 +131,12 @@ async def test_status_lists_runs_and_failures(servers, tmp_path: Path) -> None: 
     code, out, err = await cli("status", "--state", str(state))
     assert code == 0, err
     assert "5 users, 1 groups replicated; 1 failed" in out
-    assert "run 1 incremental partial" in out
+    assert " incremental partial: created 6, failed 1" in out
     assert "failed User broken (attempts 1): has no usable userName" in out
+    code, out, err = await cli("status", "--state", str(state), "--output", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tracked"] == {"User": 5, "Group": 1} and report["runs"][0]["outcome"] == "partial"
+    assert report["failures"][0]["error"] == "has no usable userName"
+    code, _, err = await cli("status", "--state", str(tmp_path / "missing.db"))
+    assert code == 2 and "does not exist" in err and not (tmp_path / "missing.db").exists()
