@@ -90,10 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
     demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
-    demo.add_argument("--groups", type=int, default=5, help="sample groups to seed (default 5)")
+    demo.add_argument("--groups", type=int, default=5,
+                      help="sample groups to seed (default 5), plus one group nested in another")
 
     health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE")
+    health.add_argument("--listen", metavar="HOST:PORT", help="the daemon's address (default from config)")
 
     status = commands.add_parser("status", help="show the last runs and failed resources from the state file")
     status.add_argument("--config", metavar="FILE")
@@ -120,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging("warning", "text")
             return _run_async(run_demo(users=args.users, groups=args.groups))
         if args.command == "healthcheck":
-            return probe_health(load_config(config_file=args.config, need_endpoints=False))
+            return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
+                                            need_endpoints=False))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
             return _run_async(show_status(config, args.output))
