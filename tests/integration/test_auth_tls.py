@@ -20,8 +20,8 @@ from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.memory_server import MemoryScimServer
 
 CLIENT_ID = "worker-app-id"
-CLIENT_SECRET = "worker-app-secret-never-logged"
-GOOD_TOKEN = "issued-access-token-never-logged"
+CLIENT_SECRET = "fake-secret-x1"
+GOOD_TOKEN = "fake-token-x2"
 
 
 class TokenEndpoint:

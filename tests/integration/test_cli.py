@@ -14,8 +14,8 @@ import pytest
 from replicator.scim.memory_server import MemoryScimServer
 from tests.harness import writes
 
-SOURCE_TOKEN = "cli-source-secret-token-123"
-DESTINATION_TOKEN = "cli-destination-secret-token-456"
+SOURCE_TOKEN = "fake-src-tok"
+DESTINATION_TOKEN = "fake-dst-tok"
 
 
 async def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -109,7 +109,7 @@ async def test_bad_configuration_names_the_field_and_contacts_nothing(servers, t
 async def test_refused_credentials_exit_3_without_leaking_the_token(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A wrong token stops the run with exit 3 and a one-line message that does not contain the token."""
     source, destination, urls = servers
-    wrong = "wrong-token-that-must-not-leak-789"
+    wrong = "fake-wrong-tok"
     flags = endpoint_flags(urls, tmp_path / "s.db")
     flags[flags.index(DESTINATION_TOKEN)] = wrong
     code, out, err = await cli("run", "--once", *flags)
