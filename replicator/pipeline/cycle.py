@@ -59,6 +59,7 @@ from replicator.pipeline.plan import (
     NOTHING,
     PATCH,
     RECORD,
+    RECREATE_REASON,
     SKIP,
     Step,
     Stored,
@@ -709,7 +710,7 @@ class Cycle:
             if not result.resource_id:
                 return False
             await self._record(step, result.resource_id, origin="created")
-            self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
+            self.result.counts[_created_counter(step)] += 1
             return True
         assert step.dest_id is not None
         await self._record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
@@ -767,7 +768,7 @@ class Cycle:
                     raise
                 log.warning("create of %s %s uncertain (%s): looking it up", step.kind, step.label, exc)
         await self._record(step, created["id"], origin="created")
-        self.result.counts["recreated" if step.reason.startswith("missing") else "created"] += 1
+        self.result.counts[_created_counter(step)] += 1
         log.debug("created %s %s", step.kind, step.label)
 
     async def _post(self, step: Step) -> dict[str, Any]:
@@ -806,16 +807,25 @@ class Cycle:
         `fresh`: do not trust the listing made at the start of the cycle (a POST may have landed since).
         """
         dest = self.dest[step.kind]
-        if dest is not None and dest.complete and not fresh:
-            key = match_value(step.desired or {}, self._match_attribute(step.kind))
-            found = dest.by_key.get(key.casefold()) if key else None
-            if key and key.casefold() not in dest.by_key:
-                return None  # the complete listing proves absence
-            if found is not None and found in dest.live:
-                return {"id": found, **dest.live[found]}
-            if found is not None:
-                return await self.destination.get(step.kind, found)
+        key = match_value(step.desired or {}, self._match_attribute(step.kind))
+        if dest is not None and dest.complete and not fresh and key is not None:
+            known, existing = await self._from_listing(step.kind, dest, key)
+            if known:
+                return existing
         return await self._lookup(step, required=False)
+
+    async def _from_listing(self, kind: str, listing: _Destination, key: str) -> tuple[bool, dict[str, Any] | None]:
+        """(True, object or None) when a complete listing settles it; (False, None) when the key is
+        ambiguous there (two objects share it) and a search must decide."""
+        folded = key.casefold()
+        if folded not in listing.by_key:
+            return True, None  # the complete listing proves absence
+        dest_id = listing.by_key[folded]
+        if dest_id is None:
+            return False, None
+        if dest_id in listing.live:
+            return True, {"id": dest_id, **listing.live[dest_id]}
+        return True, await self.destination.get(kind, dest_id)
 
     async def _lookup(self, step: Step, *, required: bool) -> dict[str, Any] | None:
         if not self.destination.features.filter and not required:
@@ -845,11 +855,10 @@ class Cycle:
                 listing = self.dest[kind] = await self._list_destination(kind)
         if not listing.complete:
             raise refusal
-        dest_id = listing.by_key.get(key.casefold())
-        if dest_id is None:
-            return None
-        return listing.live.get(dest_id) and {"id": dest_id, **listing.live[dest_id]} or await self.destination.get(
-            kind, dest_id)
+        known, existing = await self._from_listing(kind, listing, key)
+        if not known:
+            raise ConflictError(f"several destination {kind}s share {key!r}; refusing to guess", status=409)
+        return existing
 
     async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
         assert step.dest_id is not None
@@ -867,7 +876,7 @@ class Cycle:
                 return
             log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
             await self._create(Step(CREATE, step.kind, step.source_id, step.label, step.desired, step.digest,
-                                    reason="missing on the destination: re-creating"))
+                                    reason=RECREATE_REASON))
             return
         await self._record(step, step.dest_id, status=status)
         if step.action != RECORD:
@@ -980,6 +989,10 @@ class Cycle:
 
 
 _decode_resource = msgspec.json.Decoder(dict).decode
+
+
+def _created_counter(step: Step) -> str:
+    return "recreated" if step.reason == RECREATE_REASON else "created"
 
 
 def _percentiles_ms(samples: list[float]) -> dict[str, float]:

@@ -22,6 +22,8 @@ SKIP = "skip"
 DELETE = "delete"
 DISABLE = "disable"
 
+RECREATE_REASON = "missing on the destination: re-creating"
+
 
 @dataclass(frozen=True)
 class Stored:
@@ -78,7 +80,7 @@ def plan_upsert(
     if live_known and live is None:
         if not policy.create:
             return Step(SKIP, **base, dest_id=stored.dest_id, reason="missing on destination; create is off")
-        return Step(CREATE, **base, reason="missing on the destination: re-creating")
+        return Step(CREATE, **base, reason=RECREATE_REASON)
     if live_known and live is not None:
         previous = stored.canonical or {}
         current = project(live, desired, previous)
@@ -189,6 +191,6 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 
 
 __all__ = [
-    "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
+    "RECREATE_REASON", "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
     "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "removal_guard", "label_of",
 ]

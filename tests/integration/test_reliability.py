@@ -134,10 +134,13 @@ async def test_crash_at_random_moments_then_clean_run(servers: Servers) -> None:
     flags = ["--source-url", servers.source.base_url or "", "--source-token", TOKEN,
              "--destination-url", servers.destination.base_url or "", "--destination-token", TOKEN,
              "--state", str(servers.state), "--concurrency", "4", "--log-level", "error"]
-    for round_ in range(4):
-        process = await asyncio.create_subprocess_exec(
+    async def run_once(stderr: int) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "replicator", "run", "--once", *flags,
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL, env=dict(os.environ))
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr, env=dict(os.environ))
+
+    for round_ in range(4):
+        process = await run_once(asyncio.subprocess.DEVNULL)
         await asyncio.sleep(rng.uniform(0.6, 1.6))
         if process.returncode is None:
             process.send_signal(signal.SIGKILL)
@@ -146,9 +149,7 @@ async def test_crash_at_random_moments_then_clean_run(servers: Servers) -> None:
         servers.source.users[ids[round_ + 10]]["title"] = f"changed in round {round_}"
         delete_user(servers.source, ids[round_ + 50])
     servers.destination.faults = Faults()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "replicator", "run", "--once", *flags,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=dict(os.environ))
+    process = await run_once(asyncio.subprocess.PIPE)
     _, err = await process.communicate()
     assert process.returncode == 0, err.decode()[-2000:]
     await servers.check()
