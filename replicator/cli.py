@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -157,10 +158,11 @@ def _run_async(coro: Any) -> int:
 
 async def replicate(
     config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
-    clients: list[ScimClient] | None = None,
+    clients: list[ScimClient] | None = None, on_latency: Callable[[str, float], None] | None = None,
 ) -> CycleResult:
     """Open both clients and the state, and run one cycle. `clients` receives the open clients
-    (source, destination) for whoever watches the cycle (the daemon's metrics)."""
+    (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
+    watches the cycle (the daemon's metrics)."""
     from state import open_state
     from state.errors import StateFileError
 
@@ -179,6 +181,9 @@ async def replicate(
         )
         if clients is not None:
             clients[:] = [source, destination]
+        if on_latency is not None:
+            for client in (source, destination):
+                client.latency.observer = functools.partial(on_latency, client.name)
         return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
 
 

@@ -70,10 +70,11 @@ class Metrics:
                 self.requests.labels(client.name, method).inc(count)
             self.retries.labels(client.name).inc(client.stats.get("retries", 0))
             self.rate_limited.labels(client.name).inc(client.stats.get("429", 0))
-            for seconds in client.latency:
-                self.latency.labels(client.name).observe(seconds)
         if result.outcome in ("ok", "partial", "held"):
             self.last_success.set(time.time())
+
+    def observe_latency(self, side: str, seconds: float) -> None:
+        self.latency.labels(side).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -169,7 +170,8 @@ class Daemon:
                     break
                 self._clients = []
                 self._cycle_task = asyncio.create_task(
-                    replicate(self.config, mode=mode, dry_run=False, stop=self._cycle_stop, clients=self._clients)
+                    replicate(self.config, mode=mode, dry_run=False, stop=self._cycle_stop, clients=self._clients,
+                              on_latency=self.metrics.observe_latency)
                 )
                 try:
                     result = await self._cycle_task

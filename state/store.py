@@ -7,7 +7,12 @@ Tables:
 - `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
 
 Writes are buffered and committed in small batches (`batch_size` rows or `flush()`), so results are
-durable as operations succeed without a commit per row. One lock serialises every use of the
+durable as operations succeed without a commit per row.
+
+A cycle's bookkeeping lives in temporary tables of the same connection (never in the state file), so
+memory does not grow with the directory: `scratch_read` (every source id read this cycle, with why it
+is out of scope, if it is) and `scratch_keys` (which source object claimed a match key first). Rows are
+read per page of the source with `rows()`, and reference targets with `dest_ids()`. One lock serialises every use of the
 connection: many workers record results concurrently, and SQLite must never see a cursor of one task
 interleaved with a write of another. The schema is versioned with
 `PRAGMA user_version` and migrated step by step; a database from a newer version is refused.
@@ -19,7 +24,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +67,18 @@ _MIGRATIONS: dict[int, list[str]] = {
     # 2: the digest of the source object as read, for the zero-change fast path
     2: ["ALTER TABLE resources ADD COLUMN source_digest TEXT"],
 }
+
+_SCRATCH = [
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_read (
+        kind TEXT NOT NULL, source_id TEXT NOT NULL, out_of_scope TEXT,
+        PRIMARY KEY (kind, source_id)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
+        kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
+        PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+]
+_IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old builds)
+_ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, match_key, "
+                "source_digest")
 
 _encode = msgspec.json.Encoder(order="deterministic").encode
 _decode = msgspec.json.Decoder().decode
@@ -120,8 +137,8 @@ class StateStore:
             async with self._lock:
                 await self._flush()
                 async with self._db.execute(
-                    "SELECT kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, "
-                    "match_key, source_digest FROM resources WHERE kind = ? AND source_id > ? ORDER BY source_id LIMIT ?",
+                    f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id > ? "
+                    "ORDER BY source_id LIMIT ?",
                     (kind, after, chunk),
                 ) as cursor:
                     rows = [ResourceRow(*row) for row in await cursor.fetchall()]
@@ -130,6 +147,46 @@ class StateStore:
             if len(rows) < chunk:
                 return
             after = rows[-1].source_id
+
+    async def rows(self, kind: str, source_ids: list[str]) -> dict[str, ResourceRow]:
+        """The rows of these objects (those that have one), buffered writes included."""
+        out: dict[str, ResourceRow] = {}
+        async with self._lock:
+            await self._flush()
+            for chunk in _chunks(source_ids):
+                async with self._db.execute(
+                    f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id IN ({_marks(chunk)})",
+                    (kind, *chunk),
+                ) as cursor:
+                    for row in await cursor.fetchall():
+                        out[row[1]] = ResourceRow(*row)
+        return out
+
+    async def dest_ids(self, kind: str, source_ids: list[str], *, read_in_scope: bool = False) -> dict[str, str]:
+        """Source id -> destination id for those of these objects that have a destination counterpart
+        (buffered writes first; a read does not force a commit). `read_in_scope`: only objects this
+        cycle read in scope (buffered writes are of such objects)."""
+        out: dict[str, str] = {}
+        missing = []
+        for source_id in source_ids:
+            key = (kind, source_id)
+            pending = self._pending.get(key)
+            if pending is not None:
+                if pending[2]:
+                    out[source_id] = pending[2]
+            elif key not in self._pending_deletes:
+                missing.append(source_id)
+        async with self._lock:
+            for chunk in _chunks(missing):
+                async with self._db.execute(
+                    f"SELECT source_id, dest_id FROM resources r WHERE kind = ? AND dest_id IS NOT NULL "
+                    f"AND source_id IN ({_marks(chunk)}){_READ_IN_SCOPE if read_in_scope else ''}",
+                    (kind, *chunk),
+                ) as cursor:
+                    for source_id, dest_id in await cursor.fetchall():
+                        if (kind, source_id) not in self._pending_deletes:
+                            out.setdefault(source_id, dest_id)
+        return out
 
     async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
         """The canonical form last written to the destination for this object."""
@@ -158,11 +215,9 @@ class StateStore:
         if not missing:
             return out
         async with self._lock:
-            for start in range(0, len(missing), 500):
-                chunk = missing[start : start + 500]
-                marks = ",".join("?" * len(chunk))
+            for chunk in _chunks(missing):
                 async with self._db.execute(
-                    f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({marks})",
+                    f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({_marks(chunk)})",
                     (kind, *chunk),
                 ) as cursor:
                     async for source_id, canon in cursor:
@@ -172,14 +227,10 @@ class StateStore:
 
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
-        async with self._lock:
-            await self._flush()
-            sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
-            if kind:
-                sql, args = sql + " AND kind = ?", (kind,)
-            async with self._db.execute(sql, args) as cursor:
-                row = await cursor.fetchone()
-            return int(row[0]) if row else 0
+        sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
+        if kind:
+            sql, args = sql + " AND kind = ?", (kind,)
+        return await self._scalar(sql, args)
 
     async def failures(self) -> list[tuple[str, str, str | None, int]]:
         """(kind, source id, error, attempts) of every failed resource."""
@@ -191,6 +242,98 @@ class StateStore:
                 (FAILED,),
             ) as cursor:
                 return [tuple(r) for r in await cursor.fetchall()]  # type: ignore[misc]
+
+    # -- this cycle's scratch (temporary tables) -------------------------------------------------
+
+    async def begin_cycle(self) -> None:
+        """Empty the scratch tables of the previous cycle."""
+        async with self._lock:
+            for statement in _SCRATCH:
+                await self._db.execute(statement)
+            await self._db.execute("DELETE FROM scratch_read")
+            await self._db.execute("DELETE FROM scratch_keys")
+
+    async def read_before(self, kind: str, source_ids: list[str]) -> set[str]:
+        """Note these source ids as read this cycle; return those noted by an earlier call."""
+        earlier: set[str] = set()
+        async with self._lock:
+            for chunk in _chunks(source_ids):
+                async with self._db.execute(
+                    f"SELECT source_id FROM scratch_read WHERE kind = ? AND source_id IN ({_marks(chunk)})",
+                    (kind, *chunk),
+                ) as cursor:
+                    earlier.update(row[0] for row in await cursor.fetchall())
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO scratch_read (kind, source_id) VALUES (?, ?)",
+                [(kind, sid) for sid in source_ids if sid not in earlier],
+            )
+        return earlier
+
+    async def mark_out_of_scope(self, kind: str, reasons: dict[str, str]) -> None:
+        """These objects were read but are out of scope (they count as absent from the source)."""
+        if not reasons:
+            return
+        async with self._lock:
+            await self._db.executemany(
+                "UPDATE scratch_read SET out_of_scope = ? WHERE kind = ? AND source_id = ?",
+                [(why, kind, sid) for sid, why in reasons.items()],
+            )
+
+    async def claim_keys(self, kind: str, claims: list[tuple[str, str]]) -> dict[str, str]:
+        """Claim match keys (already case-folded) for source objects, in order; return key -> the
+        source id that claimed it first this cycle (another object's id means a duplicate)."""
+        owners: dict[str, str] = {}
+        async with self._lock:
+            await self._db.executemany(
+                "INSERT OR IGNORE INTO scratch_keys (kind, key, source_id) VALUES (?, ?, ?)",
+                [(kind, key, sid) for key, sid in claims],
+            )
+            keys = list(dict.fromkeys(key for key, _ in claims))
+            for chunk in _chunks(keys):
+                async with self._db.execute(
+                    f"SELECT key, source_id FROM scratch_keys WHERE kind = ? AND key IN ({_marks(chunk)})",
+                    (kind, *chunk),
+                ) as cursor:
+                    owners.update(await cursor.fetchall())  # type: ignore[arg-type]
+        return owners
+
+    async def in_scope_count(self, kind: str) -> int:
+        """Objects of this kind read this cycle and in scope."""
+        return await self._scalar(
+            "SELECT COUNT(*) FROM scratch_read WHERE kind = ? AND out_of_scope IS NULL", (kind,)
+        )
+
+    async def unread_count(self, kind: str) -> int:
+        """Objects with a destination counterpart that this cycle did not read in scope."""
+        return await self._scalar(f"SELECT COUNT(*) FROM resources r WHERE {_UNREAD}", (kind,))
+
+    async def iter_unread(self, kind: str, chunk: int = 2000) -> AsyncIterator[list[tuple[ResourceRow, str | None]]]:
+        """The rows `unread_count` counts, each with why it was out of scope (None: not read at all),
+        in chunks."""
+        after = ""
+        while True:
+            async with self._lock:
+                await self._flush()
+                async with self._db.execute(
+                    f"""SELECT {", ".join("r." + c.strip() for c in _ROW_COLUMNS.split(","))},
+                               (SELECT s.out_of_scope FROM scratch_read s
+                                 WHERE s.kind = r.kind AND s.source_id = r.source_id)
+                        FROM resources r WHERE {_UNREAD} AND r.source_id > ? ORDER BY r.source_id LIMIT ?""",
+                    (kind, after, chunk),
+                ) as cursor:
+                    rows = [(ResourceRow(*row[:-1]), row[-1]) for row in await cursor.fetchall()]
+            if rows:
+                yield rows
+            if len(rows) < chunk:
+                return
+            after = rows[-1][0].source_id
+
+    async def _scalar(self, sql: str, args: tuple[Any, ...]) -> int:
+        async with self._lock:
+            await self._flush()
+            async with self._db.execute(sql, args) as cursor:
+                row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     # -- writes (buffered) ---------------------------------------------------------------------
 
@@ -218,11 +361,17 @@ class StateStore:
         await self._maybe_flush()
 
     async def record_failure(
-        self, kind: str, source_id: str, error: str, *, retry_delay: float = 0.0
+        self, kind: str, source_id: str, error: str, *, backoff: Callable[[int], float] = lambda attempts: 0.0
     ) -> None:
-        """Remember that replicating this object failed, keeping whatever destination id we had."""
+        """Remember that replicating this object failed, keeping whatever destination id we had; the
+        next attempt is due `backoff(failed attempts so far, this one included)` seconds from now."""
         async with self._lock:
             await self._flush()
+            async with self._db.execute(
+                "SELECT attempts FROM resources WHERE kind = ? AND source_id = ?", (kind, source_id)
+            ) as cursor:
+                row = await cursor.fetchone()
+            retry_delay = backoff((int(row[0]) if row else 0) + 1)
             now = time.time()
             await self._db.execute(
                 """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
@@ -331,6 +480,19 @@ class StateStore:
             ]
 
 
+_READ_IN_SCOPE = """ AND EXISTS (
+    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
+_UNREAD = f"r.kind = ? AND r.dest_id IS NOT NULL AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}"
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[start : start + _IN_CHUNK] for start in range(0, len(items), _IN_CHUNK)]
+
+
+def _marks(chunk: list[str]) -> str:
+    return ",".join("?" * len(chunk))
+
+
 async def _migrate(db: aiosqlite.Connection, path: str) -> None:
     async with db.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
@@ -363,7 +525,9 @@ async def open_state(path: str | os.PathLike[str], *, batch_size: int = 100) -> 
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA busy_timeout = 5000")
         await _migrate(db, str(path))
+        await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
         store = StateStore(db, batch_size)
+        await store.begin_cycle()
         try:
             yield store
         finally:

@@ -1,8 +1,10 @@
 """One replication cycle: read the source, plan against state (and the live destination), write, record.
 
 Order of work: Users, then Groups (members need user ids), then removals (groups before users).
-Each kind is read page by page into a bounded stream feeding `concurrency` workers, so a slow
-destination pushes back on the reader instead of filling memory. Results are recorded in the state as
+Each kind is read page by page into a bounded queue feeding `concurrency` workers, so a slow
+destination pushes back on the reader instead of filling memory. Nothing per object is kept in memory
+across pages: the state rows of a page, the destination ids of its references, which ids were read
+and which match keys are taken are all in the state store (its scratch tables for this cycle). Results are recorded in the state as
 they succeed. A reference (member, manager) to an object not created yet is written without it and the
 object is planned again once its kind is done. Removals happen only after complete, trustworthy reads.
 
@@ -19,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,7 +71,7 @@ from replicator.pipeline.plan import (
     plan_upsert,
     removal_guard,
 )
-from replicator.pipeline.references import translate
+from replicator.pipeline.references import referenced_ids, translate
 from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
@@ -142,13 +144,23 @@ class _Destination:
     by_key: dict[str, str | None]  # match key (casefolded) -> dest id; None when ambiguous
 
 
+@dataclass(slots=True)
+class _Read:
+    """A source object that needs planning: its canonical form, the digest of its bytes as read, and
+    its state row (None: never replicated)."""
+
+    source_id: str
+    canonical: dict[str, Any]
+    source_digest: str | None
+    row: ResourceRow | None
+
+
 @dataclass(eq=False)
 class _Waiting:
     """An object whose references (manager, members) point at objects without a destination id yet."""
 
     kind: str
-    source_id: str
-    canonical: dict[str, Any]
+    read: _Read
     pending: set[str]
     done: bool = False
 
@@ -176,25 +188,20 @@ class Cycle:
         self.mode = mode
         self.dry_run = dry_run
         self.result = CycleResult(mode=mode, dry_run=dry_run)
-        self.rows: dict[str, dict[str, ResourceRow]] = {USER: {}, GROUP: {}}
-        self.ids: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
-        self.seen: dict[str, set[str]] = {USER: set(), GROUP: set()}
+        self._read_complete: dict[str, bool] = {USER: False, GROUP: False}
         self.dest: dict[str, _Destination | None] = {USER: None, GROUP: None}
         self._overlay: dict[tuple[str, str], Stored] = {}  # dry-run: what the planned writes would leave
-        self._written: set[tuple[str, str]] = set()  # objects written (or, dry-run, planned) this cycle
+        self._written: set[tuple[str, str]] = set()  # full mode, dry-run: objects written (planned) this cycle
         self._planned: dict[tuple[str, str], Step] = {}  # dry-run: the plan, one step per object
         self._fatal: BaseException | None = None
-        self._keys: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # match key -> source id, this read
         self._transport_failures = 0  # consecutive operations lost to transport errors
         self._recovering = False  # the previous run did not finish: list the destination to adopt
         self.scope, self.rules = compile_rules(config)
-        self.out_of_scope: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}  # source id -> why
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
-        self._source_digests: dict[str, dict[str, str]] = {USER: {}, GROUP: {}}
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
             for kind in (USER, GROUP)
@@ -205,6 +212,7 @@ class Cycle:
     async def run(self) -> CycleResult:
         started = time.monotonic()
         self._recovering = await self.store.last_run_unfinished()
+        await self.store.begin_cycle()
         run_id = None if self.dry_run else await self.store.start_run(self.mode, self.dry_run)
         try:
             await self._run()
@@ -221,7 +229,7 @@ class Cycle:
                 "concurrency": float(self.destination.limit.current),
                 "concurrency_cuts": float(self.destination.limit.cuts),
                 "paused_seconds": round(self.destination.pause.total, 3),
-                **_percentiles_ms(self.destination.latency),
+                **_percentiles_ms(self.destination.latency.sample),
             }
             if run_id is not None:
                 await self.store.finish_run(run_id, self.result.outcome, self.result.summary())
@@ -233,18 +241,11 @@ class Cycle:
         if self.policy.bulk == "auto" and features.bulk and features.patch and not self.dry_run:
             self._bulk_size = max(1, min(self.policy.bulk_size, features.bulk_max_operations or self.policy.bulk_size))
         kinds = KINDS if self.policy.groups else (USER,)
-        for kind in kinds:
-            await self._load_state(kind)
         if self.scope.needs_groups_first:
             await self._read_scoping_groups()
         for kind in kinds:
-            if self.mode == FULL or not self.rows[kind] or self._recovering:
-                listing = self.dest[kind] = await self._list_destination(kind)
-                if listing.complete and self.mode == FULL:
-                    # objects deleted on the destination are no reference targets until re-created
-                    for source_id, dest_id in list(self.ids[kind].items()):
-                        if dest_id not in listing.live:
-                            del self.ids[kind][source_id]
+            if self.mode == FULL or self._recovering or await self.store.count(kind) == 0:
+                self.dest[kind] = await self._list_destination(kind)
             await self._replicate_kind(kind)
         await self._remove_vanished(kinds)
         if self.dry_run:
@@ -276,12 +277,6 @@ class Cycle:
         self.scope.group_members = members
         if missing:
             self.result.notes.append(f"scope.user_groups not found in the source: {', '.join(missing)}")
-
-    async def _load_state(self, kind: str) -> None:
-        async for row in self.store.iter_rows(kind):
-            self.rows[kind][row.source_id] = row
-            if row.dest_id:
-                self.ids[kind][row.source_id] = row.dest_id
 
     async def _list_destination(self, kind: str) -> _Destination:
         report = ReadReport(kind=f"destination {kind}")
@@ -341,13 +336,15 @@ class Cycle:
         held: list[_Waiting] = []
         async with self._workers() as send:
             try:
-                async for page in self.source.iter_pages(kind, report, page_size=self.config.source.page_size,
-                                                         with_raw=True):
-                    if self._fatal is not None or self.stop.is_set():
-                        break  # the workers stopped, or we are asked to: reading on would be wasted
-                    for step in await self._plan_page(kind, page, held):
-                        await self._dispatch(step, send)
-                    held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
+                pages = self.source.iter_pages(kind, report, page_size=self.config.source.page_size, with_raw=True,
+                                               read_before=lambda ids: self.store.read_before(kind, ids))
+                async with aclosing(pages):
+                    async for page in pages:
+                        if self._fatal is not None or self.stop.is_set():
+                            break  # the workers stopped, or we are asked to: reading on would be wasted
+                        for step in await self._plan_page(kind, page, held):
+                            await self._dispatch(step, send)
+                        held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
             except AuthError:
                 raise
             except ScimError as exc:
@@ -357,11 +354,9 @@ class Cycle:
             report.problems.append(self._scope_problem)  # scope unknown: nothing may be removed
         while held and not self.stop.is_set():
             held = await self._write_held(kind, held)
-        if report.complete:
-            # objects gone from the source are no reference targets any more (some servers keep
-            # deleted users among group members); they are removed at the end of the cycle
-            for source_id in [sid for sid in self.ids[kind] if sid not in self.seen[kind]]:
-                del self.ids[kind][source_id]
+        # after a complete read, objects gone from the source are no reference targets any more (some
+        # servers keep deleted users among group members); they are removed at the end of the cycle
+        self._read_complete[kind] = report.complete
         if not report.complete:
             self.result.outcome = "partial"
 
@@ -372,25 +367,26 @@ class Cycle:
         left = [entry for entry in held if not entry.done]
         if not left:
             return []
-        ready = [e for e in left if not translate(e.canonical, kind, self.ids[USER], self.ids[GROUP])[1]]
+        ready = [e for e in left if not await self._unresolved(kind, e.read.canonical)]
         forced = not ready
         if forced:
             ready = left
         for entry in ready:
             entry.done = True
         async with self._workers() as send:
-            batch = [(e.source_id, e.canonical) for e in ready]
+            batch = [e.read for e in ready]
             for index in range(0, len(batch), _PAGE_CANON_BATCH):
                 for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
                     await self._dispatch(step, send)
         if forced:
-            again = [e for e in ready if not translate(e.canonical, kind, self.ids[USER], self.ids[GROUP])[1]]
-            return [_Waiting(kind, e.source_id, e.canonical, set()) for e in again]
+            again = [e for e in ready if not await self._unresolved(kind, e.read.canonical)]
+            # planned again against the row just written
+            rows = await self.store.rows(kind, [e.read.source_id for e in again])
+            return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set()) for e in again]
         return [e for e in left if not e.done]
 
-    def _wait_for(self, kind: str, source_id: str, canonical: dict[str, Any], targets: list[str],
-                  held: list[_Waiting]) -> None:
-        entry = _Waiting(kind, source_id, canonical, set(targets))
+    def _wait_for(self, kind: str, read: _Read, targets: list[str], held: list[_Waiting]) -> None:
+        entry = _Waiting(kind, read, set(targets))
         held.append(entry)
         for target in targets:
             self._waiters.setdefault(target, []).append(entry)
@@ -404,46 +400,94 @@ class Cycle:
             entry.pending.discard(target)
             if entry.done or entry.pending:
                 continue
-            _, unresolved = translate(entry.canonical, entry.kind, self.ids[USER], self.ids[GROUP])
+            unresolved = await self._unresolved(entry.kind, entry.read.canonical)
             if unresolved:
                 entry.pending = set(unresolved)
                 for other in unresolved:
                     self._waiters.setdefault(other, []).append(entry)
                 continue
             entry.done = True
-            batch, entry.canonical = [(entry.source_id, entry.canonical)], {}  # the form is no longer kept
+            batch = [entry.read]
+            entry.read = dataclasses.replace(entry.read, canonical={})  # the form is no longer kept
             for step in await self._plan_batch(entry.kind, batch, None):
                 await self._dispatch(step, None)
+
+    async def _targets(self, kind: str, canonicals: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+        """(user, group) source id -> destination id, for the references these objects make."""
+        users: list[str] = []
+        groups: list[str] = []
+        for canonical in canonicals:
+            more_users, more_groups = referenced_ids(canonical, kind)
+            users.extend(more_users)
+            groups.extend(more_groups)
+        return await self._dest_ids(USER, users), await self._dest_ids(GROUP, groups)
+
+    async def _dest_ids(self, kind: str, source_ids: list[str]) -> dict[str, str]:
+        """The destination ids these objects have now, for use as reference targets."""
+        if not source_ids:
+            return {}
+        wanted = list(dict.fromkeys(source_ids))
+        found: dict[str, str] = {}
+        if self._overlay:
+            for source_id in wanted:
+                planned = self._overlay.get((kind, source_id))
+                if planned is not None:
+                    found[source_id] = planned.dest_id
+            wanted = [source_id for source_id in wanted if source_id not in found]
+        found.update(await self.store.dest_ids(kind, wanted, read_in_scope=self._read_complete[kind]))
+        listing = self.dest[kind]
+        if self.mode == FULL and listing is not None and listing.complete:
+            # objects deleted on the destination are no reference targets until re-created
+            found = {sid: did for sid, did in found.items() if did in listing.live or (kind, sid) in self._written}
+        return found
+
+    async def _unresolved(self, kind: str, canonical: dict[str, Any]) -> list[str]:
+        return translate(canonical, kind, *await self._targets(kind, [canonical]))[1]
 
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
     ) -> list[Step]:
-        batch: list[tuple[str, dict[str, Any]]] = []
+        rows = await self.store.rows(kind, [source_id for source_id, _ in page])
         match_attribute = self._match_attribute(kind)
+        out_of_scope: dict[str, str] = {}
+        claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
+        candidates: list[_Read] = []
         for source_id, raw in page:
             resource = None
             if self.scope.configured:
                 resource = _decode_resource(raw)
                 excluded = self.scope.exclusion(kind, resource)
                 if excluded:
-                    self.out_of_scope[kind][source_id] = excluded
+                    out_of_scope[source_id] = excluded
                     self.result.counts["out_of_scope"] += 1
-                    continue  # not seen: if we replicated it, it is deprovisioned like a removed object
-            self.seen[kind].add(source_id)
+                    continue  # if we replicated it, it is deprovisioned like a removed object
             source_digest = self._source_digest(kind, raw)
-            self._source_digests[kind][source_id] = source_digest
-            if self._unchanged_since_last_write(kind, source_id, source_digest):
+            row = rows.get(source_id)
+            if self._unchanged_since_last_write(row, source_digest):
+                if row and row.match_key:
+                    claims.append((row.match_key.casefold(), source_id))
                 continue
             if resource is None:
                 resource = _decode_resource(raw)
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
             canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
-            problem = self._refuse(kind, source_id, canonical, match_attribute)
-            if problem:
-                await self._fail(kind, source_id, label_of(canonical, kind), problem)
+            key = match_value(canonical, match_attribute)
+            if key is None:
+                await self._fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}")
                 continue
-            batch.append((source_id, canonical))
+            claims.append((key.casefold(), source_id))
+            candidates.append(_Read(source_id, canonical, source_digest, row))
+        await self.store.mark_out_of_scope(kind, out_of_scope)
+        owners = await self.store.claim_keys(kind, claims)
+        batch = []
+        for read in candidates:
+            problem = self._refuse(read, owners.get((match_value(read.canonical, match_attribute) or "").casefold()),
+                                   match_attribute)
+            if problem:
+                await self._fail(kind, read.source_id, label_of(read.canonical, kind), problem)
+            else:
+                batch.append(read)
         return await self._plan_batch(kind, batch, held)
 
     async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -460,56 +504,46 @@ class Cycle:
         digest_ = hashlib.blake2b(raw, digest_size=16, key=self._rules_key[kind])
         return digest_.hexdigest()
 
-    def _unchanged_since_last_write(self, kind: str, source_id: str, source_digest: str) -> bool:
+    def _unchanged_since_last_write(self, row: ResourceRow | None, source_digest: str) -> bool:
         """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object.
 
         Skips canonicalising and planning. Not in full mode, which compares everything with the
         destination (and so also catches a reference whose target was re-created meanwhile)."""
-        row = self.rows[kind].get(source_id)
         if self.mode == FULL or row is None or row.source_digest != source_digest or row.status != SYNCED:
             return False
-        if row.match_key:
-            self._keys[kind].setdefault(row.match_key.casefold(), source_id)
         self.result.counts["unchanged"] += 1
         return True
 
-    def _refuse(self, kind: str, source_id: str, canonical: dict[str, Any], match_attribute: str) -> str | None:
+    def _refuse(self, read: _Read, key_owner: str | None, match_attribute: str) -> str | None:
         """Why a source object cannot be replicated as it is, or None."""
-        key = match_value(canonical, match_attribute)
-        if key is None:
-            return f"has no usable {match_attribute}"
-        first = self._keys[kind].setdefault(key.casefold(), source_id)
-        if first != source_id:
-            return f"duplicate {match_attribute} in the source (also source id {first})"
-        size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
+        if key_owner is not None and key_owner != read.source_id:
+            return f"duplicate {match_attribute} in the source (also source id {key_owner})"
+        size = len(encode({k: v for k, v in read.canonical.items() if k != "members"}))
         if size > self.policy.max_resource_bytes:
             return f"oversized: {size} bytes > sync.max_resource_bytes={self.policy.max_resource_bytes}"
         return None
 
-    async def _plan_batch(
-        self,
-        kind: str,
-        batch: list[tuple[str, dict[str, Any]]],
-        held: list[_Waiting] | None,
-    ) -> list[Step]:
+    async def _plan_batch(self, kind: str, batch: list[_Read], held: list[_Waiting] | None) -> list[Step]:
         """Plan a batch; objects referring to objects without a destination id yet go to `held`."""
-        ready: list[tuple[str, str, dict[str, Any], str]] = []
-        for source_id, canonical in batch:
-            desired, unresolved = translate(canonical, kind, self.ids[USER], self.ids[GROUP])
+        ready: list[tuple[_Read, str, dict[str, Any], str]] = []
+        user_ids, group_ids = await self._targets(kind, [read.canonical for read in batch])
+        for read in batch:
+            desired, unresolved = translate(read.canonical, kind, user_ids, group_ids)
             if unresolved and held is not None:
-                self._wait_for(kind, source_id, canonical, unresolved, held)
+                self._wait_for(kind, read, unresolved, held)
                 continue
-            ready.append((source_id, label_of(canonical, kind), desired, digest(desired)))
+            ready.append((read, label_of(read.canonical, kind), desired, digest(desired)))
         dest = self.dest[kind]
         live_known = dest is not None and dest.complete and self.mode == FULL
-        stored = await self._stored_many(kind, {sid: want for sid, _, _, want in ready}, everything=live_known)
+        stored = await self._stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
+                                         everything=live_known)
         steps = []
-        for source_id, label, desired, want in ready:
-            known = stored.get(source_id)
+        for read, label, desired, want in ready:
+            known = stored.get(read.source_id)
             # an object written earlier in this cycle is newer than the destination listing
-            live_here = live_known and (kind, source_id) not in self._written
+            live_here = live_known and (kind, read.source_id) not in self._written
             live = dest.live.get(known.dest_id) if (live_here and dest and known) else None
-            row = self.rows[kind].get(source_id)
+            row = read.row
             if (
                 row is not None
                 and row.status == FAILED
@@ -520,7 +554,7 @@ class Cycle:
                 continue
             step = plan_upsert(
                 kind=kind,
-                source_id=source_id,
+                source_id=read.source_id,
                 label=label,
                 desired=desired,
                 desired_digest=want,
@@ -529,24 +563,28 @@ class Cycle:
                 live_known=live_here,
                 policy=self.policy,
             )
+            if step.action == NOTHING:
+                await self._note_source_digest(kind, read)
+            elif step.action != SKIP:
+                step = dataclasses.replace(step, source_digest=read.source_digest)
             if step.action == CREATE and not step.reason and self.scope.configured:
                 step = dataclasses.replace(step, reason=self.scope.inclusion(kind))
             steps.append(step)
         return steps
 
     async def _stored_many(
-        self, kind: str, wanted: dict[str, str], *, everything: bool = False
+        self, kind: str, wanted: dict[str, tuple[ResourceRow | None, str | None]], *, everything: bool = False
     ) -> dict[str, Stored]:
-        """What the state says of these objects. The last written form is read only where it is
-        needed: when the digest differs, the object is disabled, or `everything` (full reconcile)."""
+        """What the state says of these objects (source id -> (row, desired digest)). The last written
+        form is read only where it is needed: when the digest differs, the object is disabled, or
+        `everything` (full reconcile, removals)."""
         out: dict[str, Stored] = {}
         needed = []
-        for source_id, want in wanted.items():
+        for source_id, (row, want) in wanted.items():
             overlay = self._overlay.get((kind, source_id))
             if overlay is not None:
                 out[source_id] = overlay
                 continue
-            row = self.rows[kind].get(source_id)
             if row is None or not row.dest_id:
                 continue
             out[source_id] = Stored(row.dest_id, row.digest, None, disabled=row.status == DISABLED)
@@ -560,7 +598,6 @@ class Cycle:
         """Count, plan (dry-run), or hand a step to the workers; `send=None` runs it right here."""
         if step.action == NOTHING:
             self.result.counts["unchanged"] += 1
-            await self._note_source_digest(step)
             return
         if step.action == SKIP:
             self.result.counts["skipped"] += 1
@@ -575,15 +612,14 @@ class Cycle:
         else:
             await send.put(step)
 
-    async def _note_source_digest(self, step: Step) -> None:
+    async def _note_source_digest(self, kind: str, read: _Read) -> None:
         """An unchanged object whose source bytes changed (meta, a read-only attribute): remember the
         new bytes' digest, so the next cycle takes the fast path."""
-        row = self.rows[step.kind].get(step.source_id)
-        source_digest = self._source_digests[step.kind].get(step.source_id)
-        if self.dry_run or row is None or source_digest is None or row.source_digest == source_digest:
+        row = read.row
+        if self.dry_run or row is None or read.source_digest is None or row.source_digest == read.source_digest:
             return
         if row.status == SYNCED:
-            await self.store.note_source_digest(step.kind, step.source_id, source_digest)
+            await self.store.note_source_digest(kind, read.source_id, read.source_digest)
 
     def _plan_only(self, step: Step) -> None:
         """Dry-run: remember the change for the report, and pretend it happened for later planning."""
@@ -596,7 +632,6 @@ class Cycle:
             self._planned[key] = step
         if step.desired is not None:
             dest_id = step.dest_id or f"<new {step.kind} {step.label}>"
-            self.ids[step.kind][step.source_id] = dest_id
             self._written.add(key)
             self._overlay[key] = Stored(dest_id, step.digest, step.desired, disabled=step.action == DISABLE)
 
@@ -791,8 +826,6 @@ class Cycle:
             if previous_owner != step.source_id:
                 log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
                 await self.store.forget(step.kind, previous_owner)
-                self.rows[step.kind].pop(previous_owner, None)
-                self.ids[step.kind].pop(previous_owner, None)
         adoption = plan_adoption(
             step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy
         )
@@ -875,8 +908,8 @@ class Cycle:
                 await self.store.forget(step.kind, step.source_id)
                 return
             log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
-            await self._create(Step(CREATE, step.kind, step.source_id, step.label, step.desired, step.digest,
-                                    reason=RECREATE_REASON))
+            await self._create(dataclasses.replace(step, action=CREATE, dest_id=None, operations=[],
+                                                   reason=RECREATE_REASON))
             return
         await self._record(step, step.dest_id, status=status)
         if step.action != RECORD:
@@ -913,18 +946,12 @@ class Cycle:
 
     async def _record(self, step: Step, dest_id: str, *, origin: str | None = None, status: str = SYNCED) -> None:
         assert step.desired is not None and step.digest is not None
-        self.ids[step.kind][step.source_id] = dest_id
-        self._written.add((step.kind, step.source_id))
-        previous = self.rows[step.kind].get(step.source_id)
-        key = match_value(step.desired, self._match_attribute(step.kind))
-        source_digest = self._source_digests[step.kind].get(step.source_id) if status == SYNCED else None
-        self.rows[step.kind][step.source_id] = ResourceRow(
-            step.kind, step.source_id, dest_id, step.digest, status,
-            origin or (previous.origin if previous else None), match_key=key, source_digest=source_digest,
-        )
+        if self.mode == FULL:
+            self._written.add((step.kind, step.source_id))
         await self.store.record_success(
             step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
-            status=status, origin=origin, match_key=key, source_digest=source_digest,
+            status=status, origin=origin, match_key=match_value(step.desired, self._match_attribute(step.kind)),
+            source_digest=step.source_digest if status == SYNCED else None,
         )
         await self._release_waiters(step.source_id)
 
@@ -933,62 +960,68 @@ class Cycle:
         self.result.failures.append((kind, label or source_id, reason))
         log.warning("failed %s %s (source id %s): %s", kind, label, source_id, reason)
         if not self.dry_run:
-            row = self.rows[kind].get(source_id)
-            attempts = (row.attempts if row else 0) + 1
-            await self.store.record_failure(kind, source_id, reason, retry_delay=min(3600.0, 30.0 * 2 ** (attempts - 1)))
+            await self.store.record_failure(kind, source_id, reason, backoff=_failure_backoff)
 
     # -- removals -------------------------------------------------------------------------------
 
     async def _remove_vanished(self, kinds: tuple[str, ...]) -> None:
+        """Remove (or disable) what we created or adopted and the source no longer has, kind by kind
+        (groups before users), in chunks of the state; held by the mass-removal guard."""
         if self.stop.is_set():
             return
-        reads = {kind: self.result.reads.get(f"source {kind}") for kind in kinds}
-        if not all(r is not None and r.complete for r in reads.values()):
-            held = sum(
-                1 for kind in kinds for sid, row in self.rows[kind].items() if row.dest_id and sid not in self.seen[kind]
-            )
+        if not all(self._read_complete[kind] for kind in kinds):
+            held = sum([await self.store.unread_count(kind) for kind in kinds])
             if held:
                 self.result.counts["removals_held"] += held
                 self.result.notes.append(f"{held} removals held: the source read was not complete")
             return
-        steps: list[Step] = []
-        for kind in reversed(kinds):  # groups before users
-            gone = {
-                source_id: ""
-                for source_id, row in self.rows[kind].items()
-                if source_id not in self.seen[kind] and row.dest_id and row.origin in ("created", "adopted")
-            }
-            planned = [
-                self._why_removed(plan_removal(kind=kind, source_id=sid, stored=stored,
-                                               label=label_of(stored.canonical or {}, kind), policy=self.policy))
-                for sid, stored in (await self._stored_many(kind, gone, everything=True)).items()
-            ]
-            removals = sum(1 for step in planned if step.action in (DELETE, DISABLE))
-            tracked = sum(1 for row in self.rows[kind].values() if row.dest_id)
-            held = removal_guard(removals=removals, tracked=tracked, seen=len(self.seen[kind]), policy=self.policy)
+        allowed = []
+        for kind in reversed(kinds):  # first count them all: the guard decides before anything is removed
+            removals = 0
+            async for chunk in self._iter_removals(kind, with_forms=False):
+                removals += sum(1 for step in chunk if step.action in (DELETE, DISABLE))
+            tracked = await self.store.count(kind)
+            seen = await self.store.in_scope_count(kind)
+            held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
             if held:
                 self.result.counts["removals_held"] += removals
                 self.result.notes.append(
                     f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
                 )
                 log.error("mass removal of %ss held: %s", kind, held)
-                continue
-            steps.extend(planned)
-        for kind in reversed(kinds):
+            else:
+                allowed.append(kind)
+        for kind in allowed:
             async with self._workers() as send:
-                for step in steps:
-                    if step.kind == kind:
+                async for chunk in self._iter_removals(kind, with_forms=True):
+                    for step in chunk:
                         await self._dispatch(step, send)
 
-    def _why_removed(self, step: Step) -> Step:
-        excluded = self.out_of_scope[step.kind].get(step.source_id)
-        return dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step
+    async def _iter_removals(self, kind: str, *, with_forms: bool) -> AsyncIterator[list[Step]]:
+        """The removal steps of one kind, in chunks; `with_forms` reads the last written forms (for
+        labels and disabling), which counting does not need."""
+        async for chunk in self.store.iter_unread(kind):
+            owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
+            stored = await self._stored_many(kind, {sid: (row, None) for sid, (row, _) in owned.items()},
+                                             everything=with_forms)
+            steps = []
+            for source_id, known in stored.items():
+                step = plan_removal(kind=kind, source_id=source_id, stored=known,
+                                    label=label_of(known.canonical or {}, kind), policy=self.policy)
+                excluded = owned[source_id][1]
+                steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
+            yield steps
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute
 
 
 _decode_resource = msgspec.json.Decoder(dict).decode
+
+
+def _failure_backoff(attempts: int) -> float:
+    """Seconds before a failed object is tried again by an incremental cycle: 30 s, doubling, at most 1 h."""
+    return min(3600.0, 30.0 * 2 ** (attempts - 1))
 
 
 def _created_counter(step: Step) -> str:

@@ -48,6 +48,7 @@ class Step:
     dest_id: str | None = None
     operations: list[Operation] = field(default_factory=list)
     reason: str = ""
+    source_digest: str | None = None  # of the source object's bytes as read (recorded with the write)
 
     @property
     def writes(self) -> bool:
@@ -132,6 +133,7 @@ def plan_adoption(
         dest_id=dest_id,
         operations=operations,
         reason=reason,
+        source_digest=step.source_digest,
     )
 
 

@@ -50,6 +50,24 @@ def translate(
     return out, unresolved
 
 
+def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], list[str]]:
+    """(user source ids, group source ids) that `translate` may look up for this object."""
+    users: list[str] = []
+    groups: list[str] = []
+    if kind == GROUP:
+        for member in canonical.get("members", ()):
+            value, member_kind = member["value"], member.get("type")
+            if member_kind != GROUP:
+                users.append(value)
+            if member_kind != USER:
+                groups.append(value)
+    elif kind == USER and isinstance(canonical.get(ENTERPRISE_USER), dict):
+        manager = canonical[ENTERPRISE_USER].get("manager")
+        if isinstance(manager, dict) and isinstance(manager.get("value"), str):
+            users.append(manager["value"])
+    return users, groups
+
+
 def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> str | None:
     kind = member.get("type")
     if kind == USER:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import random
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -118,6 +119,41 @@ class ReadReport:
         if not self.finished or self.problems:
             return False
         return self.total_results is None or self.seen >= self.total_results
+
+
+class Latencies:
+    """Request durations: a fixed-size uniform sample (for percentiles) and an optional observer that
+    sees each one as it happens (the daemon's histogram). Memory does not grow with the request count."""
+
+    def __init__(self, keep: int = 4096) -> None:
+        self.sample: list[float] = []
+        self.count = 0
+        self.observer: Callable[[float], None] | None = None
+        self._keep = keep
+        self._random = random.Random(0)
+
+    def add(self, seconds: float) -> None:
+        self.count += 1
+        if len(self.sample) < self._keep:
+            self.sample.append(seconds)
+        else:  # reservoir sampling: every duration so far is in the sample with the same chance
+            slot = self._random.randrange(self.count)
+            if slot < self._keep:
+                self.sample[slot] = seconds
+        if self.observer is not None:
+            self.observer(seconds)
+
+
+def _remembering() -> Callable[[list[str]], Awaitable[set[str]]]:
+    """A `read_before` that keeps the ids read in a set."""
+    seen: set[str] = set()
+
+    async def read_before(ids: list[str]) -> set[str]:
+        earlier = {rid for rid in ids if rid in seen}
+        seen.update(ids)
+        return earlier
+
+    return read_before
 
 
 class _ListResponse(msgspec.Struct):
@@ -254,7 +290,7 @@ class ScimClient:
         self._paging = paging
         self._retry = retry or RetryPolicy()
         self.stats: Counter[str] = Counter()  # retries, 429, 503, timeouts
-        self.latency: list[float] = []
+        self.latency = Latencies()
         self.pause = Pause(max_pause=self._retry.max_pause)
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
@@ -371,7 +407,7 @@ class ScimClient:
                 raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}",
                                      sent=True) from exc
             finally:
-                self.latency.append(time.monotonic() - started)
+                self.latency.add(time.monotonic() - started)
                 overloaded = overloaded or status_overloads(status)
                 await self.limit.release(overloaded=overloaded)
             if status == 401 and not refresh and self._auth.refreshable:
@@ -480,85 +516,109 @@ class ScimClient:
 
     async def iter_pages(
         self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
-        with_raw: bool = False,
+        with_raw: bool = False, read_before: Callable[[list[str]], Awaitable[set[str]]] | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
         pages of (id, JSON bytes as sent) pairs, left for the caller to decode when it needs to.
 
-        A failing page raises after recording the problem in `report`, so the caller knows the read
-        is incomplete.
+        The next page is requested while the caller works on this one. Duplicates are found with
+        `read_before(ids)` (which notes the ids and returns those it was given before) when the caller
+        keeps that record itself, or with a set of the ids read. A failing page raises after recording
+        the problem in `report`, so the caller knows the read is incomplete. Close the iterator
+        (`contextlib.aclosing`) when leaving early, so the page requested ahead is cancelled.
         """
         if cursor is None:
             cursor = {"cursor": True, "index": False}.get(self._paging, self.features.cursor_paging)
         use_cursor = cursor
         url = self.resource_url(kind)
-        seen: set[str] = set()
-        start, next_cursor = 1, ""
-        while True:
+        if read_before is None:
+            read_before = _remembering()
+
+        def request_page(start: int, next_cursor: str) -> asyncio.Future[Reply]:
             params = {"count": str(page_size)}
             if use_cursor:
                 params["cursor"] = next_cursor
             else:
                 params["startIndex"] = str(start)
-            try:
-                _, payload, _ = await self.request("GET", url, params=params)
-                page = _decode_list(payload)
-            except msgspec.ValidationError as exc:
-                report.problems.append(f"page {report.pages + 1}: not a SCIM ListResponse")
-                raise ProtocolError(f"GET {url.path}: {self.name} sent a page that is not a ListResponse") from exc
-            except msgspec.DecodeError as exc:
-                report.problems.append(f"page {report.pages + 1}: invalid JSON")
-                raise ProtocolError(f"GET {url.path}: {self.name} sent invalid JSON") from exc
-            except Exception as exc:
-                report.problems.append(f"page {report.pages + 1}: {exc}")
-                raise
-            report.pages += 1
-            if page.totalResults is not None:
-                if report.total_results is not None and page.totalResults != report.total_results:
-                    report.problems.append(
-                        f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
-                    )
-                report.total_results = page.totalResults if report.total_results is None else report.total_results
-            fresh: list[Any] = []
-            for raw in page.Resources:
+            return asyncio.ensure_future(self.request("GET", url, params=params))
+
+        start = 1
+        ahead: asyncio.Future[Reply] | None = request_page(start, "")
+        try:
+            while ahead is not None:
                 try:
-                    if with_raw:
-                        resource = None
-                        rid = _id_decoder.decode(raw).id
-                    else:
-                        resource = _any_decoder.decode(raw)
-                        rid = resource.get("id") if isinstance(resource, dict) else None
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    rid = None
-                if isinstance(rid, int) and not isinstance(rid, bool):
-                    rid = str(rid)  # some servers number their resources
-                    if isinstance(resource, dict):
-                        resource["id"] = rid
-                if not isinstance(rid, str) or not rid:
-                    report.problems.append(f"page {report.pages}: a resource without id")
-                    continue
-                if rid in seen:
-                    report.duplicates += 1
-                    continue
-                seen.add(rid)
-                fresh.append((rid, bytes(raw)) if with_raw else resource)
-            report.seen += len(fresh)
-            if fresh:
-                yield fresh
-            if use_cursor:
-                if not page.nextCursor or not page.Resources:
-                    break
-                next_cursor = page.nextCursor
+                    payload = (await ahead).body
+                    page = _decode_list(payload)
+                except msgspec.ValidationError as exc:
+                    report.problems.append(f"page {report.pages + 1}: not a SCIM ListResponse")
+                    raise ProtocolError(f"GET {url.path}: {self.name} sent a page that is not a ListResponse") from exc
+                except msgspec.DecodeError as exc:
+                    report.problems.append(f"page {report.pages + 1}: invalid JSON")
+                    raise ProtocolError(f"GET {url.path}: {self.name} sent invalid JSON") from exc
+                except Exception as exc:
+                    report.problems.append(f"page {report.pages + 1}: {exc}")
+                    raise
+                ahead = None
+                report.pages += 1
+                if page.totalResults is not None:
+                    if report.total_results is not None and page.totalResults != report.total_results:
+                        report.problems.append(
+                            f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
+                        )
+                    report.total_results = page.totalResults if report.total_results is None else report.total_results
+                fresh = await self._fresh_resources(page, report, with_raw, read_before)
+                if use_cursor:
+                    if page.nextCursor and page.Resources:
+                        ahead = request_page(start, page.nextCursor)
+                elif page.Resources:
+                    start += len(page.Resources)
+                    if not fresh:
+                        report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
+                    elif page.totalResults is None or start <= page.totalResults:
+                        ahead = request_page(start, "")
+                if fresh:
+                    yield fresh
+            report.finished = True
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _fresh_resources(
+        self, page: _ListResponse, report: ReadReport, with_raw: bool,
+        read_before: Callable[[list[str]], Awaitable[set[str]]],
+    ) -> list[Any]:
+        """The page's resources with an id that was not read before: decoded, or (id, bytes) pairs."""
+        identified: list[tuple[str, Any]] = []
+        for raw in page.Resources:
+            try:
+                if with_raw:
+                    resource = None
+                    rid = _id_decoder.decode(raw).id
+                else:
+                    resource = _any_decoder.decode(raw)
+                    rid = resource.get("id") if isinstance(resource, dict) else None
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                rid = None
+            if isinstance(rid, int) and not isinstance(rid, bool):
+                rid = str(rid)  # some servers number their resources
+                if isinstance(resource, dict):
+                    resource["id"] = rid
+            if not isinstance(rid, str) or not rid:
+                report.problems.append(f"page {report.pages}: a resource without id")
                 continue
-            if not page.Resources:
-                break
-            if not fresh:
-                report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
-                break
-            start += len(page.Resources)
-            if page.totalResults is not None and start > page.totalResults:
-                break
-        report.finished = True
+            identified.append((rid, (rid, bytes(raw)) if with_raw else resource))
+        earlier = await read_before(list(dict.fromkeys(rid for rid, _ in identified)))
+        fresh: list[Any] = []
+        on_page: set[str] = set()
+        for rid, item in identified:
+            if rid in earlier or rid in on_page:
+                report.duplicates += 1
+                continue
+            on_page.add(rid)
+            fresh.append(item)
+        report.seen += len(fresh)
+        return fresh
 
     async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
         url = self.resource_url(kind, resource_id)

@@ -66,3 +66,65 @@ async def test_server_owned_changes_take_the_fast_path_next_time(tmp_path: Path)
     assert before[0] and after[0] and before != after
     await source.stop()
     await destination.stop()
+
+
+async def test_the_scratch_tables_track_reads_duplicates_and_keys_within_one_cycle(tmp_path: Path) -> None:
+    """Ids read earlier in the cycle come back as duplicates, the first claim of a match key wins,
+    and a new cycle starts empty."""
+    async with open_state(tmp_path / "s.db") as store:
+        assert await store.read_before("User", ["a", "b"]) == set()
+        assert await store.read_before("User", ["b", "c"]) == {"b"}
+        assert await store.read_before("Group", ["a"]) == set()  # kinds are apart
+        owners = await store.claim_keys("User", [("alice", "a"), ("bob", "b"), ("alice", "c")])
+        assert owners == {"alice": "a", "bob": "b"}
+        assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "a"}
+        await store.begin_cycle()
+        assert await store.read_before("User", ["b"]) == set()
+        assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "c"}
+
+
+async def test_objects_not_read_in_scope_are_the_removal_candidates(tmp_path: Path) -> None:
+    """Rows with a destination id that this cycle did not read, or read out of scope (with why),
+    are counted and listed; rows without a destination id are not."""
+    async with open_state(tmp_path / "s.db", batch_size=1000) as store:
+        for sid in ("kept", "gone", "scoped-out"):
+            await store.record_success("User", sid, dest_id=f"d-{sid}", digest="x", canonical={"userName": sid},
+                                       origin="created")
+        await store.record_failure("User", "never-written", "boom")
+        await store.read_before("User", ["kept", "scoped-out"])
+        await store.mark_out_of_scope("User", {"scoped-out": "not in group Staff"})
+        assert await store.unread_count("User") == 2
+        assert await store.in_scope_count("User") == 1
+        unread = [(row.source_id, why) async for chunk in store.iter_unread("User", chunk=1) for row, why in chunk]
+        assert unread == [("gone", None), ("scoped-out", "not in group Staff")]
+
+
+async def test_destination_ids_come_from_buffered_writes_and_can_be_limited_to_this_read(tmp_path: Path) -> None:
+    """dest_ids sees writes not yet committed and forgotten rows; `read_in_scope` keeps only objects
+    this cycle read in scope."""
+    async with open_state(tmp_path / "s.db", batch_size=1000) as store:
+        await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
+        await store.flush()
+        await store.record_success("User", "u2", dest_id="d2", digest="x", canonical={})  # still buffered
+        await store.record_success("User", "u3", dest_id="d3", digest="x", canonical={})
+        await store.flush()
+        await store.forget("User", "u3")  # buffered delete
+        assert await store.dest_ids("User", ["u1", "u2", "u3", "u4"]) == {"u1": "d1", "u2": "d2"}
+        await store.read_before("User", ["u2"])
+        assert await store.dest_ids("User", ["u1", "u2"], read_in_scope=True) == {"u2": "d2"}
+
+
+async def test_a_failure_backs_off_by_the_number_of_failed_attempts(tmp_path: Path) -> None:
+    """record_failure hands the attempt count (this one included) to the backoff."""
+    attempts_seen: list[int] = []
+
+    def backoff(attempts: int) -> float:
+        attempts_seen.append(attempts)
+        return 60.0
+
+    async with open_state(tmp_path / "s.db") as store:
+        for _ in range(3):
+            await store.record_failure("User", "u1", "boom", backoff=backoff)
+        rows = await store.rows("User", ["u1"])
+    assert attempts_seen == [1, 2, 3]
+    assert rows["u1"].attempts == 3 and rows["u1"].next_attempt_at is not None
