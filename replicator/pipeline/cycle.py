@@ -157,11 +157,13 @@ class _Read:
 
 @dataclass(eq=False)
 class _Waiting:
-    """An object whose references (manager, members) point at objects without a destination id yet."""
+    """An object whose references (manager, members) point at objects without a destination id yet;
+    `targets` holds the (user, group) destination ids of its references known so far."""
 
     kind: str
     read: _Read
     pending: set[str]
+    targets: tuple[dict[str, str], dict[str, str]]
     done: bool = False
 
 
@@ -367,7 +369,8 @@ class Cycle:
         left = [entry for entry in held if not entry.done]
         if not left:
             return []
-        ready = [e for e in left if not await self._unresolved(kind, e.read.canonical)]
+        targets = await self._targets(kind, [e.read.canonical for e in left])
+        ready = [e for e in left if not translate(e.read.canonical, kind, *targets)[1]]
         forced = not ready
         if forced:
             ready = left
@@ -378,38 +381,38 @@ class Cycle:
             for index in range(0, len(batch), _PAGE_CANON_BATCH):
                 for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
                     await self._dispatch(step, send)
-        if forced:
-            again = [e for e in ready if not await self._unresolved(kind, e.read.canonical)]
-            # planned again against the row just written
-            rows = await self.store.rows(kind, [e.read.source_id for e in again])
-            return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set()) for e in again]
-        return [e for e in left if not e.done]
+        if not forced:
+            return [e for e in left if not e.done]
+        targets = await self._targets(kind, [e.read.canonical for e in ready])
+        again = [e for e in ready if not translate(e.read.canonical, kind, *targets)[1]]
+        rows = await self.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
+        return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets)
+                for e in again]
 
-    def _wait_for(self, kind: str, read: _Read, targets: list[str], held: list[_Waiting]) -> None:
-        entry = _Waiting(kind, read, set(targets))
+    def _wait_for(self, kind: str, read: _Read, unresolved: list[str],
+                  targets: tuple[dict[str, str], dict[str, str]], held: list[_Waiting]) -> None:
+        users, groups = referenced_ids(read.canonical, kind)
+        known = ({sid: targets[0][sid] for sid in users if sid in targets[0]},
+                 {sid: targets[1][sid] for sid in groups if sid in targets[1]})
+        entry = _Waiting(kind, read, set(unresolved), known)
         held.append(entry)
-        for target in targets:
+        for target in unresolved:
             self._waiters.setdefault(target, []).append(entry)
 
-    async def _release_waiters(self, target: str) -> None:
-        """`target` now has a destination id: plan the objects that were waiting only for it.
+    async def _release_waiters(self, kind: str, target: str, dest_id: str) -> None:
+        """`target` (of `kind`) now has a destination id: plan the objects that were waiting only for it.
 
         Their steps join the workers' queue without waiting for room (a worker that waited for room
         in its own queue could block them all)."""
         for entry in self._waiters.pop(target, ()):
+            entry.targets[0 if kind == USER else 1][target] = dest_id
             entry.pending.discard(target)
             if entry.done or entry.pending:
-                continue
-            unresolved = await self._unresolved(entry.kind, entry.read.canonical)
-            if unresolved:
-                entry.pending = set(unresolved)
-                for other in unresolved:
-                    self._waiters.setdefault(other, []).append(entry)
                 continue
             entry.done = True
             batch = [entry.read]
             entry.read = dataclasses.replace(entry.read, canonical={})  # the form is no longer kept
-            for step in await self._plan_batch(entry.kind, batch, None):
+            for step in await self._plan_batch(entry.kind, batch, None, targets=entry.targets):
                 await self._dispatch(step, None)
 
     async def _targets(self, kind: str, canonicals: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
@@ -440,9 +443,6 @@ class Cycle:
             # objects deleted on the destination are no reference targets until re-created
             found = {sid: did for sid, did in found.items() if did in listing.live or (kind, sid) in self._written}
         return found
-
-    async def _unresolved(self, kind: str, canonical: dict[str, Any]) -> list[str]:
-        return translate(canonical, kind, *await self._targets(kind, [canonical]))[1]
 
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
@@ -523,14 +523,19 @@ class Cycle:
             return f"oversized: {size} bytes > sync.max_resource_bytes={self.policy.max_resource_bytes}"
         return None
 
-    async def _plan_batch(self, kind: str, batch: list[_Read], held: list[_Waiting] | None) -> list[Step]:
-        """Plan a batch; objects referring to objects without a destination id yet go to `held`."""
+    async def _plan_batch(
+        self, kind: str, batch: list[_Read], held: list[_Waiting] | None,
+        targets: tuple[dict[str, str], dict[str, str]] | None = None,
+    ) -> list[Step]:
+        """Plan a batch; objects referring to objects without a destination id yet go to `held`.
+        `targets`: the destination ids of the batch's references, when the caller knows them."""
         ready: list[tuple[_Read, str, dict[str, Any], str]] = []
-        user_ids, group_ids = await self._targets(kind, [read.canonical for read in batch])
+        if targets is None:
+            targets = await self._targets(kind, [read.canonical for read in batch])
         for read in batch:
-            desired, unresolved = translate(read.canonical, kind, user_ids, group_ids)
+            desired, unresolved = translate(read.canonical, kind, *targets)
             if unresolved and held is not None:
-                self._wait_for(kind, read, unresolved, held)
+                self._wait_for(kind, read, unresolved, targets, held)
                 continue
             ready.append((read, label_of(read.canonical, kind), desired, digest(desired)))
         dest = self.dest[kind]
@@ -604,8 +609,9 @@ class Cycle:
             log.info("skipped %s %s: %s", step.kind, step.label, step.reason)
             return
         if self.dry_run:
-            self._plan_only(step)
-            await self._release_waiters(step.source_id)
+            dest_id = self._plan_only(step)
+            if dest_id is not None:
+                await self._release_waiters(step.kind, step.source_id, dest_id)
         elif send is None:
             assert self._steps is not None, "released steps come from workers"
             self._steps.put_released(step)
@@ -621,8 +627,9 @@ class Cycle:
         if row.status == SYNCED:
             await self.store.note_source_digest(kind, read.source_id, read.source_digest)
 
-    def _plan_only(self, step: Step) -> None:
-        """Dry-run: remember the change for the report, and pretend it happened for later planning."""
+    def _plan_only(self, step: Step) -> str | None:
+        """Dry-run: remember the change for the report, and pretend it happened for later planning;
+        return the destination id the object would have (None: it would have none)."""
         key = (step.kind, step.source_id)
         earlier = self._planned.get(key)
         if earlier is not None and earlier.action == CREATE:
@@ -634,6 +641,8 @@ class Cycle:
             dest_id = step.dest_id or f"<new {step.kind} {step.label}>"
             self._written.add(key)
             self._overlay[key] = Stored(dest_id, step.digest, step.desired, disabled=step.action == DISABLE)
+            return dest_id
+        return None
 
     # -- workers --------------------------------------------------------------------------------
 
@@ -953,7 +962,7 @@ class Cycle:
             status=status, origin=origin, match_key=match_value(step.desired, self._match_attribute(step.kind)),
             source_digest=step.source_digest if status == SYNCED else None,
         )
-        await self._release_waiters(step.source_id)
+        await self._release_waiters(step.kind, step.source_id, dest_id)
 
     async def _fail(self, kind: str, source_id: str, label: str, reason: str) -> None:
         self.result.counts["failed"] += 1
