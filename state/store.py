@@ -11,7 +11,9 @@ durable as operations succeed without a commit per row.
 
 A cycle's bookkeeping lives in temporary tables of the same connection (never in the state file), so
 memory does not grow with the directory: `scratch_read` (every source id read this cycle, with why it
-is out of scope, if it is) and `scratch_keys` (which source object claimed a match key first). Rows are
+is out of scope, if it is), `scratch_keys` (which source object claimed a match key first) and a
+listing of the destination (`scratch_listed`: ids and, for a full reconcile, canonical forms;
+`scratch_listed_keys`: match key -> destination id, NULL when several objects share the key). Rows are
 read per page of the source with `rows()`, and reference targets with `dest_ids()`. One lock serialises every use of the
 connection: many workers record results concurrently, and SQLite must never see a cursor of one task
 interleaved with a write of another. The schema is versioned with
@@ -75,7 +77,14 @@ _SCRATCH = [
     """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
         kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
         PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_listed (
+        kind TEXT NOT NULL, dest_id TEXT NOT NULL, canon BLOB,
+        PRIMARY KEY (kind, dest_id)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_listed_keys (
+        kind TEXT NOT NULL, key TEXT NOT NULL, dest_id TEXT,
+        PRIMARY KEY (kind, key)) WITHOUT ROWID""",
 ]
+_SCRATCH_TABLES = ("scratch_read", "scratch_keys", "scratch_listed", "scratch_listed_keys")
 _IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old builds)
 _ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, match_key, "
                 "source_digest")
@@ -150,17 +159,9 @@ class StateStore:
 
     async def rows(self, kind: str, source_ids: list[str]) -> dict[str, ResourceRow]:
         """The rows of these objects (those that have one), buffered writes included."""
-        out: dict[str, ResourceRow] = {}
-        async with self._lock:
-            await self._flush()
-            for chunk in _chunks(source_ids):
-                async with self._db.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id IN ({_marks(chunk)})",
-                    (kind, *chunk),
-                ) as cursor:
-                    for row in await cursor.fetchall():
-                        out[row[1]] = ResourceRow(*row)
-        return out
+        rows = await self._select_in(f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id IN",
+                                     kind, source_ids, flush=True)
+        return {row[1]: ResourceRow(*row) for row in rows}
 
     async def dest_ids(self, kind: str, source_ids: list[str], *, read_in_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
@@ -176,17 +177,24 @@ class StateStore:
                     out[source_id] = pending[2]
             elif key not in self._pending_deletes:
                 missing.append(source_id)
-        async with self._lock:
-            for chunk in _chunks(missing):
-                async with self._db.execute(
-                    f"SELECT source_id, dest_id FROM resources r WHERE kind = ? AND dest_id IS NOT NULL "
-                    f"AND source_id IN ({_marks(chunk)}){_READ_IN_SCOPE if read_in_scope else ''}",
-                    (kind, *chunk),
-                ) as cursor:
-                    for source_id, dest_id in await cursor.fetchall():
-                        if (kind, source_id) not in self._pending_deletes:
-                            out.setdefault(source_id, dest_id)
+        # no `dest_id IS NOT NULL` in SQL: SQLite would then scan the kind's rows by that index
+        scope = _READ_IN_SCOPE if read_in_scope else ""
+        rows = await self._select_in(
+            f"SELECT source_id, dest_id FROM resources r WHERE kind = ?{scope} AND source_id IN", kind, missing
+        )
+        for source_id, dest_id in rows:
+            if dest_id and (kind, source_id) not in self._pending_deletes:
+                out.setdefault(source_id, dest_id)
         return out
+
+    async def written_since(self, kind: str, source_ids: list[str], since: float) -> set[str]:
+        """Those of these objects written successfully at or after `since` (time.time())."""
+        written = {sid for sid in source_ids if (kind, sid) in self._pending}
+        rows = await self._select_in(
+            "SELECT source_id FROM resources WHERE kind = ? AND updated_at >= ? AND error IS NULL AND source_id IN",
+            kind, [sid for sid in source_ids if sid not in written], params=(since,),
+        )
+        return written | {row[0] for row in rows}
 
     async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
         """The canonical form last written to the destination for this object."""
@@ -212,17 +220,11 @@ class StateStore:
                 out[source_id] = _decode(pending[4])
             else:
                 missing.append(source_id)
-        if not missing:
-            return out
-        async with self._lock:
-            for chunk in _chunks(missing):
-                async with self._db.execute(
-                    f"SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN ({_marks(chunk)})",
-                    (kind, *chunk),
-                ) as cursor:
-                    async for source_id, canon in cursor:
-                        if canon and source_id not in out:
-                            out[source_id] = _decode(canon)
+        rows = await self._select_in("SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN",
+                                     kind, missing)
+        for source_id, canon in rows:
+            if canon and source_id not in out:
+                out[source_id] = _decode(canon)
         return out
 
     async def count(self, kind: str | None = None) -> int:
@@ -250,19 +252,15 @@ class StateStore:
         async with self._lock:
             for statement in _SCRATCH:
                 await self._db.execute(statement)
-            await self._db.execute("DELETE FROM scratch_read")
-            await self._db.execute("DELETE FROM scratch_keys")
+            for table in _SCRATCH_TABLES:
+                await self._db.execute(f"DELETE FROM {table}")
 
     async def read_before(self, kind: str, source_ids: list[str]) -> set[str]:
         """Note these source ids as read this cycle; return those noted by an earlier call."""
-        earlier: set[str] = set()
+        rows = await self._select_in("SELECT source_id FROM scratch_read WHERE kind = ? AND source_id IN",
+                                     kind, source_ids)
+        earlier = {row[0] for row in rows}
         async with self._lock:
-            for chunk in _chunks(source_ids):
-                async with self._db.execute(
-                    f"SELECT source_id FROM scratch_read WHERE kind = ? AND source_id IN ({_marks(chunk)})",
-                    (kind, *chunk),
-                ) as cursor:
-                    earlier.update(row[0] for row in await cursor.fetchall())
             await self._db.executemany(
                 "INSERT OR IGNORE INTO scratch_read (kind, source_id) VALUES (?, ?)",
                 [(kind, sid) for sid in source_ids if sid not in earlier],
@@ -282,20 +280,66 @@ class StateStore:
     async def claim_keys(self, kind: str, claims: list[tuple[str, str]]) -> dict[str, str]:
         """Claim match keys (already case-folded) for source objects, in order; return key -> the
         source id that claimed it first this cycle (another object's id means a duplicate)."""
-        owners: dict[str, str] = {}
         async with self._lock:
             await self._db.executemany(
                 "INSERT OR IGNORE INTO scratch_keys (kind, key, source_id) VALUES (?, ?, ?)",
                 [(kind, key, sid) for key, sid in claims],
             )
-            keys = list(dict.fromkeys(key for key, _ in claims))
-            for chunk in _chunks(keys):
-                async with self._db.execute(
-                    f"SELECT key, source_id FROM scratch_keys WHERE kind = ? AND key IN ({_marks(chunk)})",
-                    (kind, *chunk),
-                ) as cursor:
-                    owners.update(await cursor.fetchall())  # type: ignore[arg-type]
-        return owners
+        rows = await self._select_in("SELECT key, source_id FROM scratch_keys WHERE kind = ? AND key IN",
+                                     kind, [key for key, _ in claims])
+        return dict(rows)
+
+    async def note_listed(self, kind: str, listed: list[tuple[str, str | None, dict[str, Any] | None]]) -> None:
+        """Keep a page of a destination listing: (destination id, case-folded match key or None,
+        canonical form or None). A key listed twice maps to NULL (ambiguous)."""
+        async with self._lock:
+            await self._db.executemany(
+                "INSERT OR REPLACE INTO scratch_listed (kind, dest_id, canon) VALUES (?, ?, ?)",
+                [(kind, dest_id, None if form is None else _encode(form)) for dest_id, _, form in listed],
+            )
+            await self._db.executemany(
+                "INSERT INTO scratch_listed_keys (kind, key, dest_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (kind, key) DO UPDATE SET dest_id = NULL",
+                [(kind, key, dest_id) for dest_id, key, _ in listed if key is not None],
+            )
+
+    async def listed_before(self, kind: str, dest_ids: list[str]) -> set[str]:
+        """Those of these destination ids that the listing holds already."""
+        rows = await self._select_in("SELECT dest_id FROM scratch_listed WHERE kind = ? AND dest_id IN", kind, dest_ids)
+        return {row[0] for row in rows}
+
+    async def forget_listing(self, kind: str) -> None:
+        """Drop the destination listing of a kind (before listing it again)."""
+        async with self._lock:
+            await self._db.execute("DELETE FROM scratch_listed WHERE kind = ?", (kind,))
+            await self._db.execute("DELETE FROM scratch_listed_keys WHERE kind = ?", (kind,))
+
+    async def listed_keys(self, kind: str, keys: list[str]) -> dict[str, str | None]:
+        """Case-folded match key -> destination id (None: ambiguous) for the keys the listing holds."""
+        return dict(await self._select_in("SELECT key, dest_id FROM scratch_listed_keys WHERE kind = ? AND key IN",
+                                          kind, keys))
+
+    async def listed_forms(self, kind: str, dest_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Destination id -> canonical form (None when the listing kept no form) of the listed ones."""
+        rows = await self._select_in("SELECT dest_id, canon FROM scratch_listed WHERE kind = ? AND dest_id IN",
+                                     kind, dest_ids)
+        return {dest_id: None if canon is None else _decode(canon) for dest_id, canon in rows}
+
+    async def _select_in(
+        self, sql: str, kind: str, values: list[str], *, flush: bool = False, params: tuple[Any, ...] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of `sql` + ` (?, ...)` over `values` (duplicates dropped) in chunks, with `kind` and
+        `params` bound first; `flush` commits buffered writes first."""
+        out: list[tuple[Any, ...]] = []
+        if not values:
+            return out
+        async with self._lock:
+            if flush:
+                await self._flush()
+            for chunk in _chunks(list(dict.fromkeys(values))):
+                async with self._db.execute(f"{sql} ({_marks(chunk)})", (kind, *params, *chunk)) as cursor:
+                    out.extend(tuple(row) for row in await cursor.fetchall())
+        return out
 
     async def in_scope_count(self, kind: str) -> int:
         """Objects of this kind read this cycle and in scope."""
@@ -400,6 +444,10 @@ class StateStore:
         await self._maybe_flush()
 
     async def _maybe_flush(self) -> None:
+        """Commit when a batch is full, unless the connection is busy (then a later write commits:
+        workers recording results do not queue up behind each other's commits)."""
+        if self._lock.locked():
+            return
         if len(self._pending) + len(self._pending_deletes) + len(self._pending_digests) >= self._batch_size:
             await self.flush()
 

@@ -137,11 +137,13 @@ class CycleResult:
 
 @dataclass
 class _Destination:
-    """What a listing of the destination told us (full mode, or a first run that must adopt)."""
+    """That the destination was listed (full mode, or a first run that must adopt), and whether
+    completely. The listing itself (ids, match keys, and in full mode the canonical forms) is in the
+    state store's scratch tables."""
 
     complete: bool
-    live: dict[str, dict[str, Any]]  # dest id -> canonical form (full mode only)
-    by_key: dict[str, str | None]  # match key (casefolded) -> dest id; None when ambiguous
+    with_forms: bool
+    listed: int  # objects listed (0: nothing to look up)
 
 
 @dataclass(slots=True)
@@ -193,7 +195,8 @@ class Cycle:
         self._read_complete: dict[str, bool] = {USER: False, GROUP: False}
         self.dest: dict[str, _Destination | None] = {USER: None, GROUP: None}
         self._overlay: dict[tuple[str, str], Stored] = {}  # dry-run: what the planned writes would leave
-        self._written: set[tuple[str, str]] = set()  # full mode, dry-run: objects written (planned) this cycle
+        self._written: set[tuple[str, str]] = set()  # dry-run: objects planned this cycle
+        self._started_at = time.time()  # written since then: written by this cycle
         self._planned: dict[tuple[str, str], Step] = {}  # dry-run: the plan, one step per object
         self._fatal: BaseException | None = None
         self._transport_failures = 0  # consecutive operations lost to transport errors
@@ -283,27 +286,30 @@ class Cycle:
     async def _list_destination(self, kind: str) -> _Destination:
         report = ReadReport(kind=f"destination {kind}")
         self.result.reads[report.kind] = report
-        keep_live = self.mode == FULL
+        with_forms = self.mode == FULL
         attribute = self._match_attribute(kind)
-        live: dict[str, dict[str, Any]] = {}
-        by_key: dict[str, str | None] = {}
+        await self.store.forget_listing(kind)
+        count = 0
+        pages = self.destination.iter_pages(kind, report, page_size=self.config.destination.page_size,
+                                            read_before=lambda ids: self.store.listed_before(kind, ids))
         try:
-            async for page in self.destination.iter_pages(kind, report, page_size=self.config.destination.page_size):
-                for resource in page:
-                    canonical = canonicalise(resource, kind)
-                    if keep_live:
-                        live[resource["id"]] = canonical
-                    key = match_value(canonical, attribute)
-                    if key is not None:
-                        folded = key.casefold()
-                        by_key[folded] = None if folded in by_key else resource["id"]
+            async with aclosing(pages):
+                async for page in pages:
+                    listed = []
+                    for resource in page:
+                        canonical = canonicalise(resource, kind)
+                        key = match_value(canonical, attribute)
+                        listed.append((resource["id"], None if key is None else key.casefold(),
+                                       canonical if with_forms else None))
+                    await self.store.note_listed(kind, listed)
+                    count += len(listed)
         except AuthError:
             raise
         except ScimError as exc:
             log.warning("destination %s listing failed, falling back to lookups: %s", kind, exc)
         if not report.complete:
             self.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
-        return _Destination(complete=report.complete, live=live, by_key=by_key)
+        return _Destination(complete=report.complete, with_forms=with_forms, listed=count)
 
     # -- one kind -------------------------------------------------------------------------------
 
@@ -441,8 +447,16 @@ class Cycle:
         listing = self.dest[kind]
         if self.mode == FULL and listing is not None and listing.complete:
             # objects deleted on the destination are no reference targets until re-created
-            found = {sid: did for sid, did in found.items() if did in listing.live or (kind, sid) in self._written}
+            listed = await self.store.listed_before(kind, list(found.values()))
+            written = await self._written_now(kind, [sid for sid, did in found.items() if did not in listed])
+            found = {sid: did for sid, did in found.items() if did in listed or sid in written}
         return found
+
+    async def _written_now(self, kind: str, source_ids: list[str]) -> set[str]:
+        """Those of these objects this cycle wrote (or, dry-run, planned)."""
+        if self.dry_run:
+            return {sid for sid in source_ids if (kind, sid) in self._written}
+        return await self.store.written_since(kind, source_ids, self._started_at) if source_ids else set()
 
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
@@ -542,12 +556,16 @@ class Cycle:
         live_known = dest is not None and dest.complete and self.mode == FULL
         stored = await self._stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
                                          everything=live_known)
+        # an object written earlier in this cycle is newer than the destination listing
+        listed_now = [read.source_id for read, *_ in ready] if live_known else []
+        written = await self._written_now(kind, listed_now)
+        fresh = {sid for sid in listed_now if sid not in written}
+        forms = await self.store.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
         steps = []
         for read, label, desired, want in ready:
             known = stored.get(read.source_id)
-            # an object written earlier in this cycle is newer than the destination listing
-            live_here = live_known and (kind, read.source_id) not in self._written
-            live = dest.live.get(known.dest_id) if (live_here and dest and known) else None
+            live_here = read.source_id in fresh
+            live = forms.get(known.dest_id) if (live_here and known) else None
             row = read.row
             if (
                 row is not None
@@ -675,14 +693,12 @@ class Cycle:
 
     # -- SCIM Bulk (RFC 7644 3.7) -----------------------------------------------------------------
 
-    def _bulk_operation(self, step: Step) -> dict[str, Any] | None:
+    def _bulk_operation(self, step: Step, absent: bool) -> dict[str, Any] | None:
         """The Bulk operation for a step, or None when the step needs more than one plain request
-        (a create that must first look for an object to adopt, a large group, a multi-part PATCH)."""
+        (a create that must first look for an object to adopt (not `absent` from a complete listing),
+        a large group, a multi-part PATCH)."""
         endpoint = "/Users" if step.kind == USER else "/Groups"
         if step.action == CREATE and step.desired is not None:
-            dest = self.dest[step.kind]
-            key = match_value(step.desired, self._match_attribute(step.kind))
-            absent = dest is not None and dest.complete and key is not None and key.casefold() not in dest.by_key
             if not absent or len(step.desired.get("members", [])) > self.policy.member_chunk:
                 return None
             return {"method": "POST", "path": endpoint, "bulkId": f"{step.kind}:{step.source_id}",
@@ -704,12 +720,30 @@ class Cycle:
             return
         singles: list[Step] = []
         bulked: list[tuple[Step, dict[str, Any]]] = []
+        absent = await self._absent_from_listing([step for step in steps if step.action == CREATE])
         for step in steps:
-            operation = self._bulk_operation(step) if step.action != RECORD else None
+            operation = self._bulk_operation(step, step.source_id in absent) if step.action != RECORD else None
             (bulked.append((step, operation)) if operation else singles.append(step))
         for chunk in self._bulk_chunks(bulked):
             singles.extend(await self._send_bulk(chunk))
         await asyncio.gather(*(self._run_step(step) for step in singles))
+
+    async def _absent_from_listing(self, creates: list[Step]) -> set[str]:
+        """Source ids of the creates whose match key a complete listing of the destination lacks."""
+        absent = set()
+        for kind in {step.kind for step in creates}:
+            dest = self.dest[kind]
+            if dest is None or not dest.complete:
+                continue
+            if not dest.listed:
+                absent.update(step.source_id for step in creates if step.kind == kind)
+                continue
+            keys = {step.source_id: match_value(step.desired or {}, self._match_attribute(kind))
+                    for step in creates if step.kind == kind}
+            folded = {sid: key.casefold() for sid, key in keys.items() if key is not None}
+            listed = await self.store.listed_keys(kind, list(folded.values()))
+            absent.update(sid for sid, key in folded.items() if key not in listed)
+        return absent
 
     def _bulk_chunks(self, bulked: list[tuple[Step, dict[str, Any]]]) -> list[list[tuple[Step, dict[str, Any]]]]:
         limit = self.destination.features.bulk_max_payload or 1_048_576
@@ -859,14 +893,18 @@ class Cycle:
     async def _from_listing(self, kind: str, listing: _Destination, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(True, object or None) when a complete listing settles it; (False, None) when the key is
         ambiguous there (two objects share it) and a search must decide."""
+        if not listing.listed:
+            return True, None
         folded = key.casefold()
-        if folded not in listing.by_key:
+        listed = await self.store.listed_keys(kind, [folded])
+        if folded not in listed:
             return True, None  # the complete listing proves absence
-        dest_id = listing.by_key[folded]
+        dest_id = listed[folded]
         if dest_id is None:
             return False, None
-        if dest_id in listing.live:
-            return True, {"id": dest_id, **listing.live[dest_id]}
+        form = (await self.store.listed_forms(kind, [dest_id])).get(dest_id) if listing.with_forms else None
+        if form is not None:
+            return True, {"id": dest_id, **form}
         return True, await self.destination.get(kind, dest_id)
 
     async def _lookup(self, step: Step, *, required: bool) -> dict[str, Any] | None:
@@ -955,8 +993,6 @@ class Cycle:
 
     async def _record(self, step: Step, dest_id: str, *, origin: str | None = None, status: str = SYNCED) -> None:
         assert step.desired is not None and step.digest is not None
-        if self.mode == FULL:
-            self._written.add((step.kind, step.source_id))
         await self.store.record_success(
             step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
             status=status, origin=origin, match_key=match_value(step.desired, self._match_attribute(step.kind)),

@@ -128,3 +128,16 @@ async def test_a_failure_backs_off_by_the_number_of_failed_attempts(tmp_path: Pa
         rows = await store.rows("User", ["u1"])
     assert attempts_seen == [1, 2, 3]
     assert rows["u1"].attempts == 3 and rows["u1"].next_attempt_at is not None
+
+
+async def test_a_destination_listing_is_kept_in_the_scratch_tables(tmp_path: Path) -> None:
+    """A listed key shared by two objects maps to None (ambiguous); forms come back as kept; listing
+    a kind again starts from nothing."""
+    async with open_state(tmp_path / "s.db") as store:
+        await store.note_listed("User", [("d1", "alice", {"userName": "alice"}), ("d2", "bob", None)])
+        await store.note_listed("User", [("d3", "alice", None), ("d4", None, None)])
+        assert await store.listed_keys("User", ["alice", "bob", "carol"]) == {"alice": None, "bob": "d2"}
+        assert await store.listed_forms("User", ["d1", "d2", "d9"]) == {"d1": {"userName": "alice"}, "d2": None}
+        assert await store.listed_before("User", ["d4", "d9"]) == {"d4"}
+        await store.forget_listing("User")
+        assert await store.listed_keys("User", ["bob"]) == {}
