@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 import msgspec
@@ -72,7 +72,7 @@ _MIGRATIONS: dict[int, list[str]] = {
 
 _SCRATCH = [
     """CREATE TEMP TABLE IF NOT EXISTS scratch_read (
-        kind TEXT NOT NULL, source_id TEXT NOT NULL, out_of_scope TEXT,
+        kind TEXT NOT NULL, source_id TEXT NOT NULL, out_of_scope TEXT, batch INTEGER NOT NULL,
         PRIMARY KEY (kind, source_id)) WITHOUT ROWID""",
     """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
         kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
@@ -97,9 +97,9 @@ DISABLED = "disabled"
 FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceRow:
-    """What we know of one source object (without its canonical form, which is fetched on demand)."""
+class ResourceRow(NamedTuple):
+    """What we know of one source object (without its canonical form, which is fetched on demand).
+    A tuple: one is made per object read, and this is the cheapest immutable record."""
 
     kind: str
     source_id: str
@@ -136,6 +136,7 @@ class StateStore:
         self._pending_deletes: set[tuple[str, str]] = set()
         self._pending_digests: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
+        self._read_batches = 0  # numbers the calls of read_before
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -257,15 +258,19 @@ class StateStore:
 
     async def read_before(self, kind: str, source_ids: list[str]) -> set[str]:
         """Note these source ids as read this cycle; return those noted by an earlier call."""
-        rows = await self._select_in("SELECT source_id FROM scratch_read WHERE kind = ? AND source_id IN",
-                                     kind, source_ids)
-        earlier = {row[0] for row in rows}
+        unique = list(dict.fromkeys(source_ids))
+        self._read_batches += 1
+        batch = self._read_batches
         async with self._lock:
-            await self._db.executemany(
-                "INSERT OR IGNORE INTO scratch_read (kind, source_id) VALUES (?, ?)",
-                [(kind, sid) for sid in source_ids if sid not in earlier],
+            cursor = await self._db.executemany(
+                "INSERT OR IGNORE INTO scratch_read (kind, source_id, batch) VALUES (?, ?, ?)",
+                [(kind, sid, batch) for sid in unique],
             )
-        return earlier
+            if cursor.rowcount == len(unique):
+                return set()  # all new: the common case costs one statement
+        rows = await self._select_in("SELECT source_id FROM scratch_read WHERE kind = ? AND batch != ? AND source_id IN",
+                                     kind, unique, params=(batch,))
+        return {row[0] for row in rows}
 
     async def mark_out_of_scope(self, kind: str, reasons: dict[str, str]) -> None:
         """These objects were read but are out of scope (they count as absent from the source)."""
@@ -280,13 +285,18 @@ class StateStore:
     async def claim_keys(self, kind: str, claims: list[tuple[str, str]]) -> dict[str, str]:
         """Claim match keys (already case-folded) for source objects, in order; return key -> the
         source id that claimed it first this cycle (another object's id means a duplicate)."""
+        first: dict[str, str] = {}
+        for key, sid in claims:
+            first.setdefault(key, sid)
         async with self._lock:
-            await self._db.executemany(
+            cursor = await self._db.executemany(
                 "INSERT OR IGNORE INTO scratch_keys (kind, key, source_id) VALUES (?, ?, ?)",
-                [(kind, key, sid) for key, sid in claims],
+                [(kind, key, sid) for key, sid in first.items()],
             )
+            if cursor.rowcount == len(first):
+                return first  # no key was claimed before: the common case costs one statement
         rows = await self._select_in("SELECT key, source_id FROM scratch_keys WHERE kind = ? AND key IN",
-                                     kind, [key for key, _ in claims])
+                                     kind, list(first))
         return dict(rows)
 
     async def note_listed(self, kind: str, listed: list[tuple[str, str | None, dict[str, Any] | None]]) -> None:
@@ -349,7 +359,7 @@ class StateStore:
 
     async def unread_count(self, kind: str) -> int:
         """Objects with a destination counterpart that this cycle did not read in scope."""
-        return await self._scalar(f"SELECT COUNT(*) FROM resources r WHERE {_UNREAD}", (kind,))
+        return sum([len(chunk) async for chunk in self.iter_unread(kind)])
 
     async def iter_unread(self, kind: str, chunk: int = 2000) -> AsyncIterator[list[tuple[ResourceRow, str | None]]]:
         """The rows `unread_count` counts, each with why it was out of scope (None: not read at all),
@@ -530,7 +540,9 @@ class StateStore:
 
 _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
-_UNREAD = f"r.kind = ? AND r.dest_id IS NOT NULL AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}"
+# walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which
+# would cost a table lookup per row before the scratch probe)
+_UNREAD = f"r.kind = ? AND +r.dest_id IS NOT NULL AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}"
 
 
 def _chunks(items: list[str]) -> list[list[str]]:

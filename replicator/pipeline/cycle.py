@@ -83,6 +83,8 @@ log = logging.getLogger("replicator.cycle")
 FULL = "full"
 INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
+_REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
+_Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
 
 
 class _Steps:
@@ -205,6 +207,7 @@ class Cycle:
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
+        self._claiming: asyncio.Future[dict[str, str]] | None = None  # an earlier page's key claims
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
         self._rules_key = {
@@ -346,13 +349,16 @@ class Cycle:
             try:
                 pages = self.source.iter_pages(kind, report, page_size=self.config.source.page_size, with_raw=True,
                                                read_before=lambda ids: self.store.read_before(kind, ids))
-                async with aclosing(pages):
-                    async for page in pages:
-                        if self._fatal is not None or self.stop.is_set():
-                            break  # the workers stopped, or we are asked to: reading on would be wasted
-                        for step in await self._plan_page(kind, page, held):
-                            await self._dispatch(step, send)
-                        held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
+                try:
+                    async with aclosing(pages):
+                        async for page in pages:
+                            if self._fatal is not None or self.stop.is_set():
+                                break  # the workers stopped, or we are asked to: reading on would be wasted
+                            for step in await self._plan_page(kind, page, held):
+                                await self._dispatch(step, send)
+                            held[:] = [entry for entry in held if not entry.done]  # keep only the waiting
+                finally:
+                    await self._claimed()
             except AuthError:
                 raise
             except ScimError as exc:
@@ -461,12 +467,15 @@ class Cycle:
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
     ) -> list[Step]:
-        rows = await self.store.rows(kind, [source_id for source_id, _ in page])
+        # the state rows are read (in SQLite's thread) while this thread hashes the page
+        reading = asyncio.ensure_future(self.store.rows(kind, [source_id for source_id, _ in page]))
+        digests = [self._source_digest(kind, raw) for _, raw in page]
+        rows = await reading
         match_attribute = self._match_attribute(kind)
         out_of_scope: dict[str, str] = {}
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
         candidates: list[_Read] = []
-        for source_id, raw in page:
+        for (source_id, raw), source_digest in zip(page, digests, strict=True):
             resource = None
             if self.scope.configured:
                 resource = _decode_resource(raw)
@@ -475,7 +484,6 @@ class Cycle:
                     out_of_scope[source_id] = excluded
                     self.result.counts["out_of_scope"] += 1
                     continue  # if we replicated it, it is deprovisioned like a removed object
-            source_digest = self._source_digest(kind, raw)
             row = rows.get(source_id)
             if self._unchanged_since_last_write(row, source_digest):
                 if row and row.match_key:
@@ -493,7 +501,12 @@ class Cycle:
             claims.append((key.casefold(), source_id))
             candidates.append(_Read(source_id, canonical, source_digest, row))
         await self.store.mark_out_of_scope(kind, out_of_scope)
-        owners = await self.store.claim_keys(kind, claims)
+        await self._claimed()
+        claiming = asyncio.ensure_future(self.store.claim_keys(kind, claims))
+        if not candidates:
+            self._claiming = claiming  # nothing to check here: the next page (or the end) awaits it
+            return []
+        owners = await claiming
         batch = []
         for read in candidates:
             problem = self._refuse(read, owners.get((match_value(read.canonical, match_attribute) or "").casefold()),
@@ -503,6 +516,12 @@ class Cycle:
             else:
                 batch.append(read)
         return await self._plan_batch(kind, batch, held)
+
+    async def _claimed(self) -> None:
+        """Wait for the match keys claimed in the background by an earlier page."""
+        claiming, self._claiming = self._claiming, None
+        if claiming is not None:
+            await claiming
 
     async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
         """A listed group without a `members` attribute: some servers leave members out of listings,
@@ -1020,11 +1039,17 @@ class Cycle:
                 self.result.counts["removals_held"] += held
                 self.result.notes.append(f"{held} removals held: the source read was not complete")
             return
-        allowed = []
+        allowed: list[tuple[str, list[_Unread] | None]] = []
         for kind in reversed(kinds):  # first count them all: the guard decides before anything is removed
-            removals = 0
-            async for chunk in self._iter_removals(kind, with_forms=False):
-                removals += sum(1 for step in chunk if step.action in (DELETE, DISABLE))
+            removals, planned, kept = 0, 0, []  # the candidates are kept for the second pass unless many
+            async for chunk in self.store.iter_unread(kind):
+                steps = await self._removal_steps(kind, chunk, with_forms=False)
+                removals += sum(1 for step in steps if step.action in (DELETE, DISABLE))
+                planned += len(steps)
+                if kept is not None:
+                    kept.append(chunk)
+                    if len(kept) * len(chunk) > _REMOVALS_KEPT:
+                        kept = None
             tracked = await self.store.count(kind)
             seen = await self.store.in_scope_count(kind)
             held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
@@ -1034,34 +1059,38 @@ class Cycle:
                     f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
                 )
                 log.error("mass removal of %ss held: %s", kind, held)
-            else:
-                allowed.append(kind)
-        for kind in allowed:
+            elif planned:
+                allowed.append((kind, kept))
+        for kind, kept in allowed:
             async with self._workers() as send:
-                async for chunk in self._iter_removals(kind, with_forms=True):
-                    for step in chunk:
+                async for chunk in _replay(kept) if kept is not None else self.store.iter_unread(kind):
+                    for step in await self._removal_steps(kind, chunk, with_forms=True):
                         await self._dispatch(step, send)
 
-    async def _iter_removals(self, kind: str, *, with_forms: bool) -> AsyncIterator[list[Step]]:
-        """The removal steps of one kind, in chunks; `with_forms` reads the last written forms (for
-        labels and disabling), which counting does not need."""
-        async for chunk in self.store.iter_unread(kind):
-            owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
-            stored = await self._stored_many(kind, {sid: (row, None) for sid, (row, _) in owned.items()},
-                                             everything=with_forms)
-            steps = []
-            for source_id, known in stored.items():
-                step = plan_removal(kind=kind, source_id=source_id, stored=known,
-                                    label=label_of(known.canonical or {}, kind), policy=self.policy)
-                excluded = owned[source_id][1]
-                steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
-            yield steps
+    async def _removal_steps(self, kind: str, chunk: _Unread, *, with_forms: bool) -> list[Step]:
+        """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
+        the last written forms (for labels and disabling), which counting does not need."""
+        owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
+        stored = await self._stored_many(kind, {sid: (row, None) for sid, (row, _) in owned.items()},
+                                         everything=with_forms)
+        steps = []
+        for source_id, known in stored.items():
+            step = plan_removal(kind=kind, source_id=source_id, stored=known,
+                                label=label_of(known.canonical or {}, kind), policy=self.policy)
+            excluded = owned[source_id][1]
+            steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
+        return steps
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute
 
 
 _decode_resource = msgspec.json.Decoder(dict).decode
+
+
+async def _replay(chunks: list[_Unread]) -> AsyncIterator[_Unread]:
+    for chunk in chunks:
+        yield chunk
 
 
 def _failure_backoff(attempts: int) -> float:
