@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import aiosqlite
 import msgspec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -68,6 +68,13 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # 2: the digest of the source object as read, for the zero-change fast path
     2: ["ALTER TABLE resources ADD COLUMN source_digest TEXT"],
+    # 3: match keys case-folded and indexed (duplicate checks ask the state); an index that answers
+    # the zero-change check without reading the rows
+    3: [
+        "UPDATE resources SET match_key = casefold(match_key) WHERE match_key IS NOT NULL",
+        "CREATE INDEX resources_match ON resources (kind, match_key)",
+        "CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status)",
+    ],
 }
 
 _SCRATCH = [
@@ -77,6 +84,7 @@ _SCRATCH = [
     """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
         kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
         PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS temp.scratch_keys_source ON scratch_keys (kind, source_id)",
     """CREATE TEMP TABLE IF NOT EXISTS scratch_listed (
         kind TEXT NOT NULL, dest_id TEXT NOT NULL, canon BLOB,
         PRIMARY KEY (kind, dest_id)) WITHOUT ROWID""",
@@ -109,7 +117,7 @@ class ResourceRow(NamedTuple):
     origin: str | None
     attempts: int = 0
     next_attempt_at: float | None = None
-    match_key: str | None = None
+    match_key: str | None = None  # case-folded
     source_digest: str | None = None
 
 
@@ -163,6 +171,26 @@ class StateStore:
         rows = await self._select_in(f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id IN",
                                      kind, source_ids, flush=True)
         return {row[1]: ResourceRow(*row) for row in rows}
+
+    async def unchanged_marks(self, kind: str, source_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        """Source id -> (source digest, status) of those of these objects that have a row: what the
+        zero-change check needs, answered from an index alone."""
+        rows = await self._select_in(
+            "SELECT source_id, source_digest, status FROM resources WHERE kind = ? AND source_id IN",
+            kind, source_ids, flush=True,
+        )
+        return {source_id: (source_digest, status) for source_id, source_digest, status in rows}
+
+    async def key_holders(self, kind: str, keys: list[str]) -> dict[str, str]:
+        """Case-folded match key -> source id, for objects that this cycle read in scope, left
+        unchanged (claimed no key) and that last wrote these keys: the duplicates a new key meets."""
+        rows = await self._select_in(
+            f"""SELECT match_key, source_id FROM resources r WHERE kind = ?{_READ_IN_SCOPE}
+                AND NOT EXISTS (SELECT 1 FROM scratch_keys k WHERE k.kind = r.kind AND k.source_id = r.source_id)
+                AND match_key IN""",
+            kind, keys, flush=True,
+        )
+        return dict(rows)
 
     async def dest_ids(self, kind: str, source_ids: list[str], *, read_in_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
@@ -283,8 +311,8 @@ class StateStore:
             )
 
     async def claim_keys(self, kind: str, claims: list[tuple[str, str]]) -> dict[str, str]:
-        """Claim match keys (already case-folded) for source objects, in order; return key -> the
-        source id that claimed it first this cycle (another object's id means a duplicate)."""
+        """Claim match keys (case-folded) for source objects that need writing, in order; return key
+        -> the source id that claimed it first this cycle (another object's id means a duplicate)."""
         first: dict[str, str] = {}
         for key, sid in claims:
             first.setdefault(key, sid)
@@ -409,7 +437,8 @@ class StateStore:
         canon = _encode(canonical)
         self._pending_deletes.discard((kind, source_id))
         self._pending[(kind, source_id)] = (
-            kind, source_id, dest_id, digest, canon, status, origin, match_key, None, 0, None, now, now,
+            kind, source_id, dest_id, digest, canon, status, origin, match_key and match_key.casefold(), None, 0,
+            None, now, now,
             source_digest,
         )
         await self._maybe_flush()
@@ -545,6 +574,10 @@ _READ_IN_SCOPE = """ AND EXISTS (
 _UNREAD = f"r.kind = ? AND +r.dest_id IS NOT NULL AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}"
 
 
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
 def _chunks(items: list[str]) -> list[list[str]]:
     return [items[start : start + _IN_CHUNK] for start in range(0, len(items), _IN_CHUNK)]
 
@@ -584,6 +617,7 @@ async def open_state(path: str | os.PathLike[str], *, batch_size: int = 100) -> 
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA busy_timeout = 5000")
+        await db.create_function("casefold", 1, _casefold, deterministic=True)
         await _migrate(db, str(path))
         await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
         store = StateStore(db, batch_size)

@@ -207,7 +207,6 @@ class Cycle:
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._steps: _Steps | None = None  # the queue of the workers running now
-        self._claiming: asyncio.Future[dict[str, str]] | None = None  # an earlier page's key claims
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
         self._rules_key = {
@@ -349,16 +348,13 @@ class Cycle:
             try:
                 pages = self.source.iter_pages(kind, report, page_size=self.config.source.page_size, with_raw=True,
                                                read_before=lambda ids: self.store.read_before(kind, ids))
-                try:
-                    async with aclosing(pages):
-                        async for page in pages:
-                            if self._fatal is not None or self.stop.is_set():
-                                break  # the workers stopped, or we are asked to: reading on would be wasted
-                            for step in await self._plan_page(kind, page, held):
-                                await self._dispatch(step, send)
-                            held[:] = [entry for entry in held if not entry.done]  # keep only the waiting
-                finally:
-                    await self._claimed()
+                async with aclosing(pages):
+                    async for page in pages:
+                        if self._fatal is not None or self.stop.is_set():
+                            break  # the workers stopped, or we are asked to: reading on would be wasted
+                        for step in await self._plan_page(kind, page, held):
+                            await self._dispatch(step, send)
+                        held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
             except AuthError:
                 raise
             except ScimError as exc:
@@ -467,14 +463,14 @@ class Cycle:
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
     ) -> list[Step]:
-        # the state rows are read (in SQLite's thread) while this thread hashes the page
-        reading = asyncio.ensure_future(self.store.rows(kind, [source_id for source_id, _ in page]))
+        # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
+        reading = asyncio.ensure_future(self.store.unchanged_marks(kind, [source_id for source_id, _ in page]))
         digests = [self._source_digest(kind, raw) for _, raw in page]
-        rows = await reading
+        marks = await reading
         match_attribute = self._match_attribute(kind)
         out_of_scope: dict[str, str] = {}
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
-        candidates: list[_Read] = []
+        candidates: list[tuple[str, dict[str, Any], str]] = []
         for (source_id, raw), source_digest in zip(page, digests, strict=True):
             resource = None
             if self.scope.configured:
@@ -484,10 +480,7 @@ class Cycle:
                     out_of_scope[source_id] = excluded
                     self.result.counts["out_of_scope"] += 1
                     continue  # if we replicated it, it is deprovisioned like a removed object
-            row = rows.get(source_id)
-            if self._unchanged_since_last_write(row, source_digest):
-                if row and row.match_key:
-                    claims.append((row.match_key.casefold(), source_id))
+            if self._unchanged_since_last_write(marks.get(source_id), source_digest):
                 continue
             if resource is None:
                 resource = _decode_resource(raw)
@@ -499,29 +492,24 @@ class Cycle:
                 await self._fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}")
                 continue
             claims.append((key.casefold(), source_id))
-            candidates.append(_Read(source_id, canonical, source_digest, row))
+            candidates.append((source_id, canonical, source_digest))
         await self.store.mark_out_of_scope(kind, out_of_scope)
-        await self._claimed()
-        claiming = asyncio.ensure_future(self.store.claim_keys(kind, claims))
         if not candidates:
-            self._claiming = claiming  # nothing to check here: the next page (or the end) awaits it
             return []
-        owners = await claiming
+        # a match key is taken by the first object of this cycle to claim it, or by an unchanged
+        # object read before that last wrote it
+        owners = await self.store.claim_keys(kind, claims)
+        holders = await self.store.key_holders(kind, list(owners))
+        rows = await self.store.rows(kind, [source_id for source_id, _, _ in candidates])
         batch = []
-        for read in candidates:
-            problem = self._refuse(read, owners.get((match_value(read.canonical, match_attribute) or "").casefold()),
-                                   match_attribute)
+        for (source_id, canonical, source_digest), (key, _) in zip(candidates, claims, strict=True):
+            owner = owners[key] if owners[key] != source_id else holders.get(key, source_id)
+            problem = self._refuse(canonical, source_id, owner, match_attribute)
             if problem:
-                await self._fail(kind, read.source_id, label_of(read.canonical, kind), problem)
+                await self._fail(kind, source_id, label_of(canonical, kind), problem)
             else:
-                batch.append(read)
+                batch.append(_Read(source_id, canonical, source_digest, rows.get(source_id)))
         return await self._plan_batch(kind, batch, held)
-
-    async def _claimed(self) -> None:
-        """Wait for the match keys claimed in the background by an earlier page."""
-        claiming, self._claiming = self._claiming, None
-        if claiming is not None:
-            await claiming
 
     async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
         """A listed group without a `members` attribute: some servers leave members out of listings,
@@ -537,21 +525,23 @@ class Cycle:
         digest_ = hashlib.blake2b(raw, digest_size=16, key=self._rules_key[kind])
         return digest_.hexdigest()
 
-    def _unchanged_since_last_write(self, row: ResourceRow | None, source_digest: str) -> bool:
-        """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object.
+    def _unchanged_since_last_write(self, mark: tuple[str | None, str] | None, source_digest: str) -> bool:
+        """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object
+        (`mark`: the digest then and the object's status, None when it has no row).
 
         Skips canonicalising and planning. Not in full mode, which compares everything with the
         destination (and so also catches a reference whose target was re-created meanwhile)."""
-        if self.mode == FULL or row is None or row.source_digest != source_digest or row.status != SYNCED:
+        if self.mode == FULL or mark is None or mark != (source_digest, SYNCED):
             return False
         self.result.counts["unchanged"] += 1
         return True
 
-    def _refuse(self, read: _Read, key_owner: str | None, match_attribute: str) -> str | None:
-        """Why a source object cannot be replicated as it is, or None."""
-        if key_owner is not None and key_owner != read.source_id:
+    def _refuse(self, canonical: dict[str, Any], source_id: str, key_owner: str, match_attribute: str) -> str | None:
+        """Why a source object cannot be replicated as it is (`key_owner`: the object read this cycle
+        that holds its match key), or None."""
+        if key_owner != source_id:
             return f"duplicate {match_attribute} in the source (also source id {key_owner})"
-        size = len(encode({k: v for k, v in read.canonical.items() if k != "members"}))
+        size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
         if size > self.policy.max_resource_bytes:
             return f"oversized: {size} bytes > sync.max_resource_bytes={self.policy.max_resource_bytes}"
         return None

@@ -287,3 +287,31 @@ async def test_hostile_strings_replicate_and_adopt(pair) -> None:  # type: ignor
     again = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert again.outcome == "ok" and again.counts["updated"] == 1
     await assert_replicated(pair.source, pair.destination)
+
+
+async def test_a_new_object_taking_the_key_of_an_unchanged_one_is_refused(servers: Servers) -> None:
+    """An unchanged user read earlier keeps its userName (it takes the zero-change path and claims
+    nothing); a new source user with the same userName in other letters fails as a duplicate."""
+    seed(servers.source, 5, 2)
+    config = servers.config(groups=False)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    first = next(iter(servers.source.users.values()))
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    servers.source.users["twin"] = {"schemas": schema, "id": "twin", "userName": first["userName"].upper()}
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    reasons = {label: reason for _, label, reason in result.failures}
+    assert reasons == {first["userName"].upper(): f"duplicate userName in the source (also source id {first['id']})"}
+    assert result.counts["unchanged"] == 5 and writes(result.destination_requests) == 0
+    assert len(servers.destination.users) == 5
+
+
+async def test_two_users_swapping_user_names_are_no_duplicates(servers: Servers) -> None:
+    """Keys last written are not held against objects that changed them this cycle: two users that
+    swap userNames are both planned (none is refused as a duplicate)."""
+    seed(servers.source, 4, 2)
+    config = servers.config(groups=False)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    a, b = list(servers.source.users.values())[:2]
+    a["userName"], b["userName"] = b["userName"], a["userName"]
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert not any("duplicate" in reason for _, _, reason in result.failures)

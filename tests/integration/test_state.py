@@ -18,19 +18,20 @@ from tests.harness import writes
 
 
 async def test_a_version_1_state_file_is_migrated_in_place(tmp_path: Path) -> None:
-    """A file made by schema version 1 gains the later columns and keeps its rows."""
+    """A file made by schema version 1 gains the later columns and indexes and keeps its rows."""
     path = tmp_path / "old.db"
     db = sqlite3.connect(path)
     for statement in _MIGRATIONS[1]:
         db.execute(statement)
-    db.execute("INSERT INTO resources (kind, source_id, dest_id, digest, status, created_at, updated_at) "
-               "VALUES ('User', 's1', 'd1', 'x', 'synced', 0, 0)")
+    db.execute("INSERT INTO resources (kind, source_id, dest_id, digest, status, match_key, created_at, updated_at) "
+               "VALUES ('User', 's1', 'd1', 'x', 'synced', 'Straße@Example.COM', 0, 0)")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()
     async with open_state(path) as store:
         rows = [row async for row in store.iter_rows("User")]
     assert [(r.source_id, r.dest_id, r.source_digest) for r in rows] == [("s1", "d1", None)]
+    assert rows[0].match_key == "strasse@example.com"  # version 3 keeps match keys case-folded
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
