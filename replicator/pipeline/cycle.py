@@ -28,7 +28,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from replicator.config import Config, compile_rules
+from replicator.config import Config, SideConfig, compile_rules
 from replicator.errors import (
     AuthError,
     BadRequestError,
@@ -83,6 +83,8 @@ log = logging.getLogger("replicator.cycle")
 FULL = "full"
 INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
+_GROUP_PAGE = 50
+_FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
 _Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
 
@@ -270,7 +272,7 @@ class Cycle:
         report = ReadReport(kind="source Group (scope)")
         groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         try:
-            async for page in self.source.iter_pages(GROUP, report, page_size=self.config.source.page_size):
+            async for page in self.source.iter_pages(GROUP, report, page_size=_page_size(self.config.source, GROUP)):
                 for group in page:
                     members = group.get("members") if isinstance(group.get("members"), list) else []
                     groups[group["id"]] = (str(group.get("displayName")), [m for m in members if isinstance(m, dict)])
@@ -292,7 +294,7 @@ class Cycle:
         attribute = self._match_attribute(kind)
         await self.store.forget_listing(kind)
         count = 0
-        pages = self.destination.iter_pages(kind, report, page_size=self.config.destination.page_size,
+        pages = self.destination.iter_pages(kind, report, page_size=_page_size(self.config.destination, kind),
                                             read_before=lambda ids: self.store.listed_before(kind, ids))
         try:
             async with aclosing(pages):
@@ -346,7 +348,7 @@ class Cycle:
         held: list[_Waiting] = []
         async with self._workers() as send:
             try:
-                pages = self.source.iter_pages(kind, report, page_size=self.config.source.page_size, with_raw=True,
+                pages = self.source.iter_pages(kind, report, page_size=_page_size(self.config.source, kind), with_raw=True,
                                                read_before=lambda ids: self.store.read_before(kind, ids))
                 async with aclosing(pages):
                     async for page in pages:
@@ -1011,7 +1013,10 @@ class Cycle:
 
     async def _fail(self, kind: str, source_id: str, label: str, reason: str) -> None:
         self.result.counts["failed"] += 1
-        self.result.failures.append((kind, label or source_id, reason))
+        if self.result.counts["failed"] <= _FAILURES_LISTED:
+            self.result.failures.append((kind, label or source_id, reason))
+        elif self.result.counts["failed"] == _FAILURES_LISTED + 1:
+            self.result.notes.append(f"only the first {_FAILURES_LISTED} failures are listed; `status` shows them all")
         log.warning("failed %s %s (source id %s): %s", kind, label, source_id, reason)
         if not self.dry_run:
             await self.store.record_failure(kind, source_id, reason, backoff=_failure_backoff)
@@ -1081,6 +1086,12 @@ _decode_resource = msgspec.json.Decoder(dict).decode
 async def _replay(chunks: list[_Unread]) -> AsyncIterator[_Unread]:
     for chunk in chunks:
         yield chunk
+
+
+def _page_size(side: SideConfig, kind: str) -> int:
+    """Groups carry their members: they are read in pages of at most _GROUP_PAGE, so that one page of
+    large groups does not fill memory."""
+    return min(side.page_size, _GROUP_PAGE) if kind == GROUP else side.page_size
 
 
 def _failure_backoff(attempts: int) -> float:

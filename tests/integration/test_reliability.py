@@ -315,3 +315,18 @@ async def test_two_users_swapping_user_names_are_no_duplicates(servers: Servers)
     a["userName"], b["userName"] = b["userName"], a["userName"]
     result = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert not any("duplicate" in reason for _, _, reason in result.failures)
+
+
+async def test_the_report_lists_a_bounded_number_of_failures(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the listing limit failures are counted, not kept in memory; a note says where they all are."""
+    from replicator.pipeline import cycle
+
+    monkeypatch.setattr(cycle, "_FAILURES_LISTED", 3)
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    for index in range(5):
+        servers.source.users[f"nameless{index}"] = {"schemas": schema, "id": f"nameless{index}"}
+    result = await replicate(servers.config(groups=False), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["failed"] == 5 and len(result.failures) == 3
+    assert any("only the first 3 failures" in note for note in result.notes)
+    async with open_state(servers.state) as store:
+        assert len(await store.failures()) == 5
