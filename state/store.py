@@ -3,21 +3,24 @@
 Tables:
 - `resources`: one row per (kind, source id): destination id, digest and canonical form last written to
   the destination, status (`synced`, `disabled`, `failed`), how the destination object came to be ours
-  (`created` or `adopted`), the last error and retry bookkeeping.
+  (`created` or `adopted`), its case-folded match key, the digest of the source bytes last written
+  (the zero-change check), the last error and retry bookkeeping.
 - `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
 
 Writes are buffered and committed in small batches (`batch_size` rows or `flush()`), so results are
-durable as operations succeed without a commit per row.
+durable as operations succeed without a commit per row. One lock serialises every use of the
+connection: many workers record results concurrently, and SQLite must never see a cursor of one task
+interleaved with a write of another.
 
 A cycle's bookkeeping lives in temporary tables of the same connection (never in the state file), so
 memory does not grow with the directory: `scratch_read` (every source id read this cycle, with why it
-is out of scope, if it is), `scratch_keys` (which source object claimed a match key first) and a
-listing of the destination (`scratch_listed`: ids and, for a full reconcile, canonical forms;
-`scratch_listed_keys`: match key -> destination id, NULL when several objects share the key). Rows are
-read per page of the source with `rows()`, and reference targets with `dest_ids()`. One lock serialises every use of the
-connection: many workers record results concurrently, and SQLite must never see a cursor of one task
-interleaved with a write of another. The schema is versioned with
-`PRAGMA user_version` and migrated step by step; a database from a newer version is refused.
+is out of scope, if it is), `scratch_keys` (which changed or new object claimed a match key first) and
+a listing of the destination (`scratch_listed`: ids and, for a full reconcile, canonical forms;
+`scratch_listed_keys`: match key -> destination id, NULL when several objects share the key). The
+state is read per page of the source (`unchanged_marks`, `rows`, `dest_ids`), never whole.
+
+The schema is versioned with `PRAGMA user_version` and migrated step by step; a database from a newer
+version is refused.
 """
 
 from __future__ import annotations
@@ -80,11 +83,10 @@ _MIGRATIONS: dict[int, list[str]] = {
 _SCRATCH = [
     """CREATE TEMP TABLE IF NOT EXISTS scratch_read (
         kind TEXT NOT NULL, source_id TEXT NOT NULL, out_of_scope TEXT, batch INTEGER NOT NULL,
-        PRIMARY KEY (kind, source_id)) WITHOUT ROWID""",
+        changed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, source_id)) WITHOUT ROWID""",
     """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
         kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
         PRIMARY KEY (kind, key)) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS temp.scratch_keys_source ON scratch_keys (kind, source_id)",
     """CREATE TEMP TABLE IF NOT EXISTS scratch_listed (
         kind TEXT NOT NULL, dest_id TEXT NOT NULL, canon BLOB,
         PRIMARY KEY (kind, dest_id)) WITHOUT ROWID""",
@@ -144,7 +146,7 @@ class StateStore:
         self._pending_deletes: set[tuple[str, str]] = set()
         self._pending_digests: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
-        self._read_batches = 0  # numbers the calls of read_before
+        self._read_batches = 0  # numbers the calls of note_read
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -182,12 +184,14 @@ class StateStore:
         return {source_id: (source_digest, status) for source_id, source_digest, status in rows}
 
     async def key_holders(self, kind: str, keys: list[str]) -> dict[str, str]:
-        """Case-folded match key -> source id, for objects that this cycle read in scope, left
-        unchanged (claimed no key) and that last wrote these keys: the duplicates a new key meets."""
+        """Case-folded match key -> source id, for objects that this cycle read so far in scope and
+        unchanged (not marked by `mark_read`) and that last wrote these keys: the duplicates a new or
+        changed object's key meets."""
         rows = await self._select_in(
-            f"""SELECT match_key, source_id FROM resources r WHERE kind = ?{_READ_IN_SCOPE}
-                AND NOT EXISTS (SELECT 1 FROM scratch_keys k WHERE k.kind = r.kind AND k.source_id = r.source_id)
-                AND match_key IN""",
+            """SELECT match_key, source_id FROM resources r WHERE kind = ? AND EXISTS (
+                   SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id
+                   AND s.out_of_scope IS NULL AND s.changed = 0)
+               AND match_key IN""",
             kind, keys, flush=True,
         )
         return dict(rows)
@@ -217,10 +221,11 @@ class StateStore:
         return out
 
     async def written_since(self, kind: str, source_ids: list[str], since: float) -> set[str]:
-        """Those of these objects written successfully at or after `since` (time.time())."""
+        """Those of these objects written successfully at or after `since` (time.time()). A failure
+        does not count as a write (`record_failure` leaves `updated_at` alone on an existing row)."""
         written = {sid for sid in source_ids if (kind, sid) in self._pending}
         rows = await self._select_in(
-            "SELECT source_id FROM resources WHERE kind = ? AND updated_at >= ? AND error IS NULL AND source_id IN",
+            "SELECT source_id FROM resources WHERE kind = ? AND updated_at >= ? AND source_id IN",
             kind, [sid for sid in source_ids if sid not in written], params=(since,),
         )
         return written | {row[0] for row in rows}
@@ -284,7 +289,7 @@ class StateStore:
             for table in _SCRATCH_TABLES:
                 await self._db.execute(f"DELETE FROM {table}")
 
-    async def read_before(self, kind: str, source_ids: list[str]) -> set[str]:
+    async def note_read(self, kind: str, source_ids: list[str]) -> set[str]:
         """Note these source ids as read this cycle; return those noted by an earlier call."""
         unique = list(dict.fromkeys(source_ids))
         self._read_batches += 1
@@ -300,15 +305,21 @@ class StateStore:
                                      kind, unique, params=(batch,))
         return {row[0] for row in rows}
 
-    async def mark_out_of_scope(self, kind: str, reasons: dict[str, str]) -> None:
-        """These objects were read but are out of scope (they count as absent from the source)."""
-        if not reasons:
-            return
+    async def mark_read(self, kind: str, *, out_of_scope: dict[str, str], changed: list[str]) -> None:
+        """Of the objects noted as read: these are out of scope (source id -> why; they count as
+        absent from the source), and these differ from what we last wrote (they hold no match key
+        until they claim one)."""
         async with self._lock:
-            await self._db.executemany(
-                "UPDATE scratch_read SET out_of_scope = ? WHERE kind = ? AND source_id = ?",
-                [(why, kind, sid) for sid, why in reasons.items()],
-            )
+            if out_of_scope:
+                await self._db.executemany(
+                    "UPDATE scratch_read SET out_of_scope = ? WHERE kind = ? AND source_id = ?",
+                    [(why, kind, sid) for sid, why in out_of_scope.items()],
+                )
+            if changed:
+                await self._db.executemany(
+                    "UPDATE scratch_read SET changed = 1 WHERE kind = ? AND source_id = ?",
+                    [(kind, sid) for sid in changed],
+                )
 
     async def claim_keys(self, kind: str, claims: list[tuple[str, str]]) -> dict[str, str]:
         """Claim match keys (case-folded) for source objects that need writing, in order; return key
@@ -465,8 +476,7 @@ class StateStore:
                                      ELSE resources.status END,
                        error = excluded.error,
                        attempts = resources.attempts + 1,
-                       next_attempt_at = excluded.next_attempt_at,
-                       updated_at = excluded.updated_at""",
+                       next_attempt_at = excluded.next_attempt_at""",
                 (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
             )
             await self._db.commit()

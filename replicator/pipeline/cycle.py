@@ -3,10 +3,12 @@
 Order of work: Users, then Groups (members need user ids), then removals (groups before users).
 Each kind is read page by page into a bounded queue feeding `concurrency` workers, so a slow
 destination pushes back on the reader instead of filling memory. Nothing per object is kept in memory
-across pages: the state rows of a page, the destination ids of its references, which ids were read
-and which match keys are taken are all in the state store (its scratch tables for this cycle). Results are recorded in the state as
-they succeed. A reference (member, manager) to an object not created yet is written without it and the
-object is planned again once its kind is done. Removals happen only after complete, trustworthy reads.
+across pages: the state rows of a page, the destination ids of its references, which ids were read and
+which match keys are taken are in the state store (its scratch tables for this cycle). Results are
+recorded in the state as they succeed. An object whose reference (member, manager) points at an object
+not written yet waits for it and is written once it is; what still waits at the end of a kind (the
+target failed, is absent, or A and B refer to each other) is written with the references that resolve,
+then planned again. Removals happen only after complete, trustworthy reads.
 
 `mode="incremental"` compares with what we last wrote; `mode="full"` also lists the destination and
 repairs drift there. `dry_run` plans everything and writes nothing (neither destination nor state).
@@ -164,12 +166,14 @@ class _Read:
 @dataclass(eq=False)
 class _Waiting:
     """An object whose references (manager, members) point at objects without a destination id yet;
-    `targets` holds the (user, group) destination ids of its references known so far."""
+    `targets` holds the (user, group) destination ids of its references known so far, valid while no
+    object has moved to another destination id since (`moves`, the cycle's count of such moves)."""
 
     kind: str
     read: _Read
     pending: set[str]
     targets: tuple[dict[str, str], dict[str, str]]
+    moves: int
     done: bool = False
 
 
@@ -208,6 +212,8 @@ class Cycle:
         self.scope, self.rules = compile_rules(config)
         self._scope_problem: str | None = None
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
+        self._moves = 0  # objects that got another destination id this cycle (re-created, taken over)
+        self._taken_over: set[tuple[str, str]] = set()  # objects whose destination object another took
         self._steps: _Steps | None = None  # the queue of the workers running now
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
@@ -349,7 +355,7 @@ class Cycle:
         async with self._workers() as send:
             try:
                 pages = self.source.iter_pages(kind, report, page_size=_page_size(self.config.source, kind), with_raw=True,
-                                               read_before=lambda ids: self.store.read_before(kind, ids))
+                                               read_before=lambda ids: self.store.note_read(kind, ids))
                 async with aclosing(pages):
                     async for page in pages:
                         if self._fatal is not None or self.stop.is_set():
@@ -387,7 +393,7 @@ class Cycle:
         for entry in ready:
             entry.done = True
         async with self._workers() as send:
-            batch = [e.read for e in ready]
+            batch = [self._still_own(e.read) for e in ready]
             for index in range(0, len(batch), _PAGE_CANON_BATCH):
                 for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
                     await self._dispatch(step, send)
@@ -396,7 +402,7 @@ class Cycle:
         targets = await self._targets(kind, [e.read.canonical for e in ready])
         again = [e for e in ready if not translate(e.read.canonical, kind, *targets)[1]]
         rows = await self.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
-        return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets)
+        return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets, self._moves)
                 for e in again]
 
     def _wait_for(self, kind: str, read: _Read, unresolved: list[str],
@@ -404,7 +410,7 @@ class Cycle:
         users, groups = referenced_ids(read.canonical, kind)
         known = ({sid: targets[0][sid] for sid in users if sid in targets[0]},
                  {sid: targets[1][sid] for sid in groups if sid in targets[1]})
-        entry = _Waiting(kind, read, set(unresolved), known)
+        entry = _Waiting(kind, read, set(unresolved), known, self._moves)
         held.append(entry)
         for target in unresolved:
             self._waiters.setdefault(target, []).append(entry)
@@ -420,10 +426,18 @@ class Cycle:
             if entry.done or entry.pending:
                 continue
             entry.done = True
-            batch = [entry.read]
+            read = self._still_own(entry.read)
             entry.read = dataclasses.replace(entry.read, canonical={})  # the form is no longer kept
-            for step in await self._plan_batch(entry.kind, batch, None, targets=entry.targets):
+            targets = entry.targets if entry.moves == self._moves else None  # None: ask the state again
+            for step in await self._plan_batch(entry.kind, [read], None, targets=targets):
                 await self._dispatch(step, None)
+
+    def _still_own(self, read: _Read) -> _Read:
+        """A read planned later than it was made: if another source object took its destination
+        object meanwhile (adoption), it has none any more."""
+        if read.row is not None and (read.row.kind, read.source_id) in self._taken_over:
+            return dataclasses.replace(read, row=None)
+        return read
 
     async def _targets(self, kind: str, canonicals: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
         """(user, group) source id -> destination id, for the references these objects make."""
@@ -467,10 +481,12 @@ class Cycle:
     ) -> list[Step]:
         # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
         reading = asyncio.ensure_future(self.store.unchanged_marks(kind, [source_id for source_id, _ in page]))
+        await asyncio.sleep(0)  # let the query start
         digests = [self._source_digest(kind, raw) for _, raw in page]
         marks = await reading
         match_attribute = self._match_attribute(kind)
         out_of_scope: dict[str, str] = {}
+        changed: list[str] = []
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
         candidates: list[tuple[str, dict[str, Any], str]] = []
         for (source_id, raw), source_digest in zip(page, digests, strict=True):
@@ -484,6 +500,7 @@ class Cycle:
                     continue  # if we replicated it, it is deprovisioned like a removed object
             if self._unchanged_since_last_write(marks.get(source_id), source_digest):
                 continue
+            changed.append(source_id)
             if resource is None:
                 resource = _decode_resource(raw)
             if kind == GROUP and "members" not in resource:
@@ -495,11 +512,11 @@ class Cycle:
                 continue
             claims.append((key.casefold(), source_id))
             candidates.append((source_id, canonical, source_digest))
-        await self.store.mark_out_of_scope(kind, out_of_scope)
+        await self.store.mark_read(kind, out_of_scope=out_of_scope, changed=changed)
         if not candidates:
             return []
-        # a match key is taken by the first object of this cycle to claim it, or by an unchanged
-        # object read before that last wrote it
+        # a match key is taken by the first changed object of this cycle to claim it, or by an
+        # unchanged object read so far (this page included) that last wrote it
         owners = await self.store.claim_keys(kind, claims)
         holders = await self.store.key_holders(kind, list(owners))
         rows = await self.store.rows(kind, [source_id for source_id, _, _ in candidates])
@@ -875,13 +892,19 @@ class Cycle:
         return created
 
     async def _adopt(self, step: Step, existing: dict[str, Any]) -> None:
-        # a source object that came back under a new id takes over the destination object
+        # a source object that came back under a new id takes over the destination object, and with
+        # it what we wrote there (members we added are ours to remove)
+        written = None
         for previous_owner in await self.store.owners(step.kind, existing["id"]):
             if previous_owner != step.source_id:
                 log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
+                written = written or await self.store.canonical(step.kind, previous_owner)
                 await self.store.forget(step.kind, previous_owner)
+                self._taken_over.add((step.kind, previous_owner))
+                self._moves += 1
         adoption = plan_adoption(
-            step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy
+            step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy,
+            previous=written,
         )
         await self._write_operations(adoption)
         await self._record(adoption, existing["id"], origin="adopted")
@@ -1004,6 +1027,8 @@ class Cycle:
 
     async def _record(self, step: Step, dest_id: str, *, origin: str | None = None, status: str = SYNCED) -> None:
         assert step.desired is not None and step.digest is not None
+        if origin is not None and step.reason == RECREATE_REASON:
+            self._moves += 1  # waiting objects may know its former destination id
         await self.store.record_success(
             step.kind, step.source_id, dest_id=dest_id, digest=step.digest, canonical=step.desired,
             status=status, origin=origin, match_key=match_value(step.desired, self._match_attribute(step.kind)),
@@ -1066,7 +1091,7 @@ class Cycle:
         """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
         the last written forms (for labels and disabling), which counting does not need."""
         owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
-        stored = await self._stored_many(kind, {sid: (row, None) for sid, (row, _) in owned.items()},
+        stored = await self._stored_many(kind, {sid: (row, row.digest) for sid, (row, _) in owned.items()},
                                          everything=with_forms)
         steps = []
         for source_id, known in stored.items():

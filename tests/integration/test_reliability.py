@@ -330,3 +330,26 @@ async def test_the_report_lists_a_bounded_number_of_failures(servers: Servers, m
     assert any("only the first 3 failures" in note for note in result.notes)
     async with open_state(servers.state) as store:
         assert len(await store.failures()) == 5
+
+
+async def test_a_group_back_under_a_new_id_takes_over_what_we_wrote(servers: Servers) -> None:
+    """A source group deleted and made again under a new id with the same name adopts its destination
+    object, and the members we had written there for the old one are ours to remove (merge mode keeps
+    only members someone else added on the destination)."""
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:Group"]
+    user_schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    alice = servers.source.add_user({"schemas": user_schema, "userName": "alice"})
+    bob = servers.source.add_user({"schemas": user_schema, "userName": "bob"})
+    old = servers.source.add_group({"schemas": schema, "displayName": "Eng",
+                                    "members": [{"value": alice["id"], "type": "User"}]})
+    config = servers.config()
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    del servers.source.groups[old["id"]]
+    servers.source.groups["again"] = {"schemas": schema, "id": "again", "displayName": "Eng",
+                                      "members": [{"value": bob["id"], "type": "User"}]}
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["adopted"] == 1, result.failures
+    await servers.check()
+    async with open_state(servers.state) as store:
+        (group,) = servers.destination.groups.values()
+        assert await store.owners(GROUP, group["id"]) == ["again"]

@@ -73,14 +73,14 @@ async def test_the_scratch_tables_track_reads_duplicates_and_keys_within_one_cyc
     """Ids read earlier in the cycle come back as duplicates, the first claim of a match key wins,
     and a new cycle starts empty."""
     async with open_state(tmp_path / "s.db") as store:
-        assert await store.read_before("User", ["a", "b"]) == set()
-        assert await store.read_before("User", ["b", "c"]) == {"b"}
-        assert await store.read_before("Group", ["a"]) == set()  # kinds are apart
+        assert await store.note_read("User", ["a", "b"]) == set()
+        assert await store.note_read("User", ["b", "c"]) == {"b"}
+        assert await store.note_read("Group", ["a"]) == set()  # kinds are apart
         owners = await store.claim_keys("User", [("alice", "a"), ("bob", "b"), ("alice", "c")])
         assert owners == {"alice": "a", "bob": "b"}
         assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "a"}
         await store.begin_cycle()
-        assert await store.read_before("User", ["b"]) == set()
+        assert await store.note_read("User", ["b"]) == set()
         assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "c"}
 
 
@@ -92,8 +92,8 @@ async def test_objects_not_read_in_scope_are_the_removal_candidates(tmp_path: Pa
             await store.record_success("User", sid, dest_id=f"d-{sid}", digest="x", canonical={"userName": sid},
                                        origin="created")
         await store.record_failure("User", "never-written", "boom")
-        await store.read_before("User", ["kept", "scoped-out"])
-        await store.mark_out_of_scope("User", {"scoped-out": "not in group Staff"})
+        await store.note_read("User", ["kept", "scoped-out"])
+        await store.mark_read("User", out_of_scope={"scoped-out": "not in group Staff"}, changed=[])
         assert await store.unread_count("User") == 2
         assert await store.in_scope_count("User") == 1
         unread = [(row.source_id, why) async for chunk in store.iter_unread("User", chunk=1) for row, why in chunk]
@@ -111,7 +111,7 @@ async def test_destination_ids_come_from_buffered_writes_and_can_be_limited_to_t
         await store.flush()
         await store.forget("User", "u3")  # buffered delete
         assert await store.dest_ids("User", ["u1", "u2", "u3", "u4"]) == {"u1": "d1", "u2": "d2"}
-        await store.read_before("User", ["u2"])
+        await store.note_read("User", ["u2"])
         assert await store.dest_ids("User", ["u1", "u2"], read_in_scope=True) == {"u2": "d2"}
 
 
@@ -142,3 +142,32 @@ async def test_a_destination_listing_is_kept_in_the_scratch_tables(tmp_path: Pat
         assert await store.listed_before("User", ["d4", "d9"]) == {"d4"}
         await store.forget_listing("User")
         assert await store.listed_keys("User", ["bob"]) == {}
+
+
+async def test_written_since_counts_successful_writes_not_later_failures(tmp_path: Path) -> None:
+    """An object written this cycle stays 'written' when a later attempt fails; one written before
+    does not become 'written' by failing now."""
+    import time
+
+    async with open_state(tmp_path / "s.db") as store:
+        await store.record_success("User", "old", dest_id="d0", digest="x", canonical={})
+        await store.flush()
+        since = time.time()
+        await store.record_success("User", "new", dest_id="d1", digest="x", canonical={})
+        await store.flush()
+        await store.record_failure("User", "new", "boom")
+        await store.record_failure("User", "old", "boom")
+        assert await store.written_since("User", ["old", "new"], since) == {"new"}
+
+
+async def test_key_holders_are_unchanged_objects_read_in_scope(tmp_path: Path) -> None:
+    """A key last written by an object read this cycle holds it, unless that object changed (it
+    claims its current key instead), was not read, or is out of scope."""
+    async with open_state(tmp_path / "s.db") as store:
+        for sid in ("same", "changed", "unread", "scoped-out"):
+            await store.record_success("User", sid, dest_id=f"d-{sid}", digest="x", canonical={},
+                                       match_key=f"Key-{sid}")
+        await store.note_read("User", ["same", "changed", "scoped-out"])
+        await store.mark_read("User", out_of_scope={"scoped-out": "why"}, changed=["changed"])
+        keys = [f"key-{sid}" for sid in ("same", "changed", "unread", "scoped-out")]
+        assert await store.key_holders("User", keys) == {"key-same": "same"}
