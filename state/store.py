@@ -630,6 +630,8 @@ async def open_state(path: str | os.PathLike[str], *, batch_size: int = 100) -> 
         await db.create_function("casefold", 1, _casefold, deterministic=True)
         await _migrate(db, str(path))
         await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
+        await db.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages for the state...
+        await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
         store = StateStore(db, batch_size)
         await store.begin_cycle()
         try:

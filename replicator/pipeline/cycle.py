@@ -330,8 +330,10 @@ class Cycle:
         The reader's puts are bounded (memory stays flat however large the source); steps released
         by finished writes (objects that waited for them) are queued without bound, so a worker never
         blocks on its own queue. A plain asyncio.Queue: anyio's memory streams add a scheduling
-        checkpoint to every item, which measured as a quarter of the per-object CPU time."""
-        steps = _Steps(self.config.concurrency * max(2, self._bulk_size))
+        checkpoint to every item, which measured as a quarter of the per-object CPU time. The bound
+        leaves room for a whole page beyond what the workers hold, so that while the reader fetches
+        and plans the next page the workers still have a page of work."""
+        steps = _Steps(self.config.concurrency * max(2, self._bulk_size) + self.config.source.page_size)
         previous, self._steps = self._steps, steps
         try:
             async with anyio.create_task_group() as tg:
