@@ -11,7 +11,7 @@ from pathlib import Path
 
 from replicator.cli import replicate, report_text
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import serve
