@@ -96,13 +96,7 @@ def plots(rows: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrency")
         ax.set_ylabel("objects created per second (median)")
-        ax.set_title("Throughput against concurrency")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        made.append(folder / "throughput_vs_concurrency.png")
-        fig.savefig(made[-1], dpi=110)
-        plt.close(fig)
+        made.append(_save(fig, ax, "Throughput against concurrency", folder / "throughput_vs_concurrency.png"))
         fig, ax = plt.subplots(figsize=(7, 4))
         labels, p50, p90, p99 = [], [], [], []
         for latency in sorted({r["latency_ms"] for r in sweep}):
@@ -118,14 +112,21 @@ def plots(rows: dict[str, list[dict[str, Any]]], folder: Path) -> list[Path]:
         ax.set_xticks(list(xs), labels, rotation=45, ha="right")
         ax.set_ylabel("destination request latency (ms)")
         ax.set_yscale("log")
-        ax.set_title("Request latency percentiles")
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        made.append(folder / "latency_percentiles.png")
-        fig.savefig(made[-1], dpi=110)
-        plt.close(fig)
+        made.append(_save(fig, ax, "Request latency percentiles", folder / "latency_percentiles.png"))
     return made
+
+
+def _save(fig: Any, ax: Any, title: str, path: Path) -> Path:
+    """Title, grid and legend, then write the PNG and free the figure."""
+    import matplotlib.pyplot as plt
+
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def main() -> None:

@@ -99,6 +99,8 @@ _IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old
 _ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, match_key, "
                 "source_digest")
 
+_ROW_COLUMNS_R = ", ".join("r." + column.strip() for column in _ROW_COLUMNS.split(","))
+
 _encode = msgspec.json.Encoder(order="deterministic").encode
 _decode = msgspec.json.Decoder().decode
 
@@ -152,21 +154,26 @@ class StateStore:
 
     async def iter_rows(self, kind: str, chunk: int = 5000) -> AsyncIterator[ResourceRow]:
         """Every row of a kind, streamed in chunks (no cursor stays open between chunks)."""
+        async for rows in self._pages(f"SELECT {_ROW_COLUMNS_R} FROM resources r WHERE r.kind = ?", kind, chunk):
+            for row in rows:
+                yield ResourceRow(*row)
+
+    async def _pages(self, select: str, kind: str, chunk: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The rows of `select` (over `resources r`, source id second), `chunk` at a time in source id
+        order, buffered writes committed first; no cursor stays open between chunks."""
         after = ""
         while True:
             async with self._lock:
                 await self._flush()
                 async with self._db.execute(
-                    f"SELECT {_ROW_COLUMNS} FROM resources WHERE kind = ? AND source_id > ? "
-                    "ORDER BY source_id LIMIT ?",
-                    (kind, after, chunk),
+                    f"{select} AND r.source_id > ? ORDER BY r.source_id LIMIT ?", (kind, after, chunk)
                 ) as cursor:
-                    rows = [ResourceRow(*row) for row in await cursor.fetchall()]
-            for row in rows:
-                yield row
+                    rows = [tuple(row) for row in await cursor.fetchall()]
+            if rows:
+                yield rows
             if len(rows) < chunk:
                 return
-            after = rows[-1].source_id
+            after = rows[-1][1]
 
     async def rows(self, kind: str, source_ids: list[str]) -> dict[str, ResourceRow]:
         """The rows of these objects (those that have one), buffered writes included."""
@@ -284,8 +291,6 @@ class StateStore:
     async def begin_cycle(self) -> None:
         """Empty the scratch tables of the previous cycle."""
         async with self._lock:
-            for statement in _SCRATCH:
-                await self._db.execute(statement)
             for table in _SCRATCH_TABLES:
                 await self._db.execute(f"DELETE FROM {table}")
 
@@ -403,23 +408,11 @@ class StateStore:
     async def iter_unread(self, kind: str, chunk: int = 2000) -> AsyncIterator[list[tuple[ResourceRow, str | None]]]:
         """The rows `unread_count` counts, each with why it was out of scope (None: not read at all),
         in chunks."""
-        after = ""
-        while True:
-            async with self._lock:
-                await self._flush()
-                async with self._db.execute(
-                    f"""SELECT {", ".join("r." + c.strip() for c in _ROW_COLUMNS.split(","))},
-                               (SELECT s.out_of_scope FROM scratch_read s
-                                 WHERE s.kind = r.kind AND s.source_id = r.source_id)
-                        FROM resources r WHERE {_UNREAD} AND r.source_id > ? ORDER BY r.source_id LIMIT ?""",
-                    (kind, after, chunk),
-                ) as cursor:
-                    rows = [(ResourceRow(*row[:-1]), row[-1]) for row in await cursor.fetchall()]
-            if rows:
-                yield rows
-            if len(rows) < chunk:
-                return
-            after = rows[-1][0].source_id
+        select = f"""SELECT {_ROW_COLUMNS_R}, (SELECT s.out_of_scope FROM scratch_read s
+                                               WHERE s.kind = r.kind AND s.source_id = r.source_id)
+                     FROM resources r WHERE {_UNREAD}"""
+        async for rows in self._pages(select, kind, chunk):
+            yield [(ResourceRow(*row[:-1]), row[-1]) for row in rows]
 
     async def _scalar(self, sql: str, args: tuple[Any, ...]) -> int:
         async with self._lock:
@@ -632,8 +625,9 @@ async def open_state(path: str | os.PathLike[str], *, batch_size: int = 100) -> 
         await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
         await db.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages for the state...
         await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
+        for statement in _SCRATCH:
+            await db.execute(statement)
         store = StateStore(db, batch_size)
-        await store.begin_cycle()
         try:
             yield store
         finally:
