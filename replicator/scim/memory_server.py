@@ -331,6 +331,9 @@ _PATH_RE = re.compile(
 )
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z][\w$-]*")
+
+
 def parse_patch_path(path: str, resource: Mapping[str, Any], kind: ResourceKind) -> PatchPath:
     urn: str | None = None
     if path.lower().startswith("urn:"):
@@ -378,17 +381,30 @@ def apply_patch(
     operations = body.get(find_key(body, "Operations") or "Operations")
     if not isinstance(operations, list) or not operations:
         raise ScimError(400, "Operations must be a non-empty array", "invalidSyntax")
-    # copy on write: only the attributes the operations touch are copied (a PATCH adding members
-    # to a group of 100k must not copy the whole group), so `resource` stays as it was
+    # copy on write: only the attributes the operations touch are copied, so `resource` stays as it
+    # was; a list under a plain path (`members`) is not copied at all, because add, replace and
+    # remove there build a new list and leave its values alone (a PATCH adding 100 members to a
+    # group of 100k costs a set of ids, not 100k dict copies)
     patched = dict(resource)
     copied: set[str] = set()
     for operation in operations:
+        replaces_list = _replaces_list(patched, operation)
         for key in _touched_keys(patched, operation):
-            if key not in copied and key in patched:
+            if key not in copied and key in patched and key != replaces_list:
                 patched[key] = _copy_attribute(patched[key])
                 copied.add(key)
         _apply_operation(patched, operation, kind)
     return patched
+
+
+def _replaces_list(resource: Mapping[str, Any], operation: Any) -> str | None:
+    """The key of a list attribute the operation names by a plain path (no filter, sub-attribute or
+    URN): such an operation puts a new list in its place and mutates none of the old list's values."""
+    path = operation.get(find_key(operation, "path") or "path") if isinstance(operation, dict) else None
+    if not isinstance(path, str) or not _PLAIN_NAME.fullmatch(path):
+        return None
+    key = find_key(resource, path)
+    return key if key is not None and isinstance(resource[key], list) else None
 
 
 def _touched_keys(resource: Mapping[str, Any], operation: Any) -> set[str]:
@@ -620,13 +636,32 @@ def _identity(item: Any, attribute: str) -> bytes:
 def _append_new(existing: list[Any], added: list[Any], attribute: str) -> list[Any]:
     """``existing`` followed by the values of ``added`` it does not hold yet (RFC 7644 3.5.2.1)."""
     result = list(existing)
-    present = {_identity(item, attribute) for item in result}
+    present = _identities_of(existing, attribute)
     for item in added:
         identity = _identity(item, attribute)
         if identity not in present:
             result.append(item)
             present.add(identity)
+    _LAST_BUILT[id(result)] = (result, attribute.lower(), present)
+    while len(_LAST_BUILT) > _LAST_BUILT_KEPT:
+        del _LAST_BUILT[next(iter(_LAST_BUILT))]
     return result
+
+
+# The identities of the lists _append_new built last, so that a chain of PATCH adds to one large
+# group costs each add its own values, not a pass over every member. A list built here is never
+# changed in place afterwards (plain-path operations build new lists; the others copy first), and
+# the entry holds the list itself, so an id cannot be reused while its entry lives.
+_LAST_BUILT: dict[int, tuple[list[Any], str, set[bytes]]] = {}
+_LAST_BUILT_KEPT = 16
+
+
+def _identities_of(items: list[Any], attribute: str) -> set[bytes]:
+    """A set of the identities of ``items`` that the caller may change."""
+    known = _LAST_BUILT.pop(id(items), None)
+    if known is not None and known[0] is items and known[1] == attribute.lower():
+        return known[2]
+    return {_identity(item, attribute) for item in items}
 
 
 def _resolve_bulk_ids(value: Any, created: Mapping[str, str]) -> Any:

@@ -17,8 +17,11 @@ from replicator.scim.memory_server import (
     LIST_RESPONSE_SCHEMA,
     PATCH_OP_SCHEMA,
     USER_SCHEMA,
+    GROUP,
     Faults,
     MemoryScimServer,
+    ScimError,
+    apply_patch,
     serve,
 )
 
@@ -446,6 +449,32 @@ async def test_patch_members_value_filter_and_no_duplicates() -> None:
         remove_all = patch_body({"op": "remove", "path": "members"})
         _, body, _ = await call(http, "PATCH", target, remove_all)
         assert "members" not in body
+
+
+def test_patch_member_adds_leave_the_original_and_skip_present_members() -> None:
+    """A chain of member adds (the large-group path): each PATCH leaves the resource it was given
+    unchanged, a member already present is not added twice, also after a PATCH that failed and after
+    a PATCH on another list, and an in-place change through a value filter does not reach the
+    earlier versions."""
+    first = {"id": "g", "displayName": "g", "members": [{"value": "a"}]}
+    second = apply_patch(first, patch_body({"op": "add", "path": "members", "value": [{"value": "b"}]}), GROUP)
+    with pytest.raises(ScimError):
+        apply_patch(second, patch_body({"op": "add", "path": "members", "value": [{"value": "c"}]},
+                                       {"op": "remove"}), GROUP)
+    other = apply_patch(first, patch_body({"op": "add", "path": "members", "value": [{"value": "x"}]}), GROUP)
+    third = apply_patch(second, patch_body({"op": "add", "path": "members",
+                                            "value": [{"value": "a"}, {"value": "b"}, {"value": "c"}]}), GROUP)
+    fourth = apply_patch(third, patch_body({"op": "add", "path": "members", "value": [{"value": "c"}, {"value": "d"}]},
+                                           {"op": "replace", "path": 'members[value eq "a"].display', "value": "A"}),
+                         GROUP)
+    assert first["members"] == [{"value": "a"}]
+    assert second["members"] == [{"value": "a"}, {"value": "b"}]
+    assert other["members"] == [{"value": "a"}, {"value": "x"}]
+    assert third["members"] == [{"value": "a"}, {"value": "b"}, {"value": "c"}]
+    assert fourth["members"] == [{"value": "a", "display": "A"}, {"value": "b"}, {"value": "c"}, {"value": "d"}]
+    fifth = apply_patch(fourth, patch_body({"op": "add", "path": "members", "value": [{"value": "d"}, {"value": "e"}]}),
+                        GROUP)
+    assert [m["value"] for m in fifth["members"]] == ["a", "b", "c", "d", "e"]
 
 
 async def test_patch_without_changes_keeps_version() -> None:
