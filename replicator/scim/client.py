@@ -421,21 +421,21 @@ class ScimClient:
                     self.stats[str(status)] += 1
                     self.pause.extend(error.retry_after if error.retry_after is not None else 1.0)
                 if status == 429:
-                    self._learn_rate()
+                    self._learn_rate(error.retry_after)
                 raise error
             if self._learner is not None and self._learner.accepted() and self._bucket is not None:
                 self._bucket.rate = self._learner.rate or self._bucket.rate
             return Reply(status, payload, location)
         raise AssertionError("unreachable")
 
-    def _learn_rate(self) -> None:
+    def _learn_rate(self, pause: float | None) -> None:
         """After a 429, pace requests just under the rate the server accepted.
 
         Refusals unrelated to our rate (a quota shared with others, random faults) would drive the
         estimate down and down: when it falls below half of the first one, pacing stops for good."""
         if self._learner is None:
             return
-        rate = self._learner.refused()
+        rate = self._learner.refused(pause)
         if rate is None:
             return
         if self._first_learned_rate is None:

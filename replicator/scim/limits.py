@@ -4,7 +4,8 @@
   the moment it named, not only the request that got the answer.
 - `TokenBucket`: an optional ceiling on requests per second.
 - `AdaptiveLimit`: AIMD concurrency between a minimum and a maximum: +1 after a window of successes
-  without overload, halved (at most once a second) on 429, 503 or a timeout.
+  without overload, halved (at most once a second) on 429, 503 or a timeout; no growth within a
+  second of a cut (the burst after a Retry-After pause must not go out at the old concurrency).
 - `RateLearner`: learns a server's request-rate cap from its 429s (requests it accepted per second
   between two 429s, pauses included: a burst after a pause says nothing of the sustained rate), so
   that the token bucket can run just under it instead of bouncing off it.
@@ -110,7 +111,8 @@ class AdaptiveLimit:
             self._successes = 0
         else:
             self._successes += 1
-            if self._successes >= int(self.limit) and self.limit < self.maximum:
+            if (self._successes >= int(self.limit) and self.limit < self.maximum
+                    and time.monotonic() - self._last_cut >= 1.0):
                 self.limit += 1
                 self._successes = 0
         free = int(self.limit) - self.in_flight
@@ -122,15 +124,24 @@ class AdaptiveLimit:
 class RateLearner:
     """Estimates the request rate a server accepts, from what it accepted between two 429s.
 
-    `rate` is None until the server has refused something; then 95% of the accepted rate, raised by
-    5% after every 5 seconds without a 429 (the cap may have been lifted, or the estimate was low).
+    `rate` is None until the server has refused twice; then 95% of the rate it accepted between the
+    two, raised by 5% after every 5 seconds without a 429 (the cap may have been lifted, or the
+    estimate was low). What came before the first refusal is not counted as a rate: it holds the
+    server's burst allowance (a token bucket starts full). One exception: a burst of at least
+    `BURST` requests refused within a second with a pause to keep says the server gives at most
+    that burst per (burst time + pause); 95% of that is the first estimate, so that the requests
+    after the pause do not empty the refilled bucket at full speed and meet a second wave of 429s.
+    Random refusals (a faulty server) rarely let `BURST` requests through before the first one.
     """
+
+    BURST = 50
 
     def __init__(self) -> None:
         self.rate: float | None = None
         self._accepted = 0
         self._since = time.monotonic()
         self._last_raise = self._since
+        self._refused_before = False
 
     def accepted(self) -> bool:
         """Count an accepted request; True when the rate was raised."""
@@ -142,10 +153,16 @@ class RateLearner:
             return True
         return False
 
-    def refused(self) -> float | None:
-        """A 429 arrived. Returns the new rate (None while nothing was accepted yet)."""
+    def refused(self, pause: float | None = None) -> float | None:
+        """A 429 arrived, naming `pause` seconds to wait. Returns the new rate (None while unknown)."""
         now = time.monotonic()
         elapsed = now - self._since
+        if not self._refused_before:
+            self._refused_before = True
+            burst, self._accepted, self._since = self._accepted, 0, now
+            if pause and elapsed < 1.0 and burst >= self.BURST:
+                self.rate = 0.95 * burst / (elapsed + pause)
+            return self.rate
         if elapsed < 1.0:
             # 429s closer together than a second say nothing about a sustained rate (random refusals,
             # a burst): count on, and let Retry-After and the concurrency cut do their part

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from replicator.scim.limits import AdaptiveLimit, Pause, TokenBucket
+from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 
 
 async def test_pause_holds_every_waiter_until_the_named_moment() -> None:
@@ -34,8 +34,11 @@ async def test_token_bucket_spaces_requests() -> None:
     assert time.monotonic() - started >= 0.44
 
 
-async def test_adaptive_limit_halves_on_overload_and_grows_back() -> None:
-    """An overload halves the limit (not below the minimum); a window of successes adds one."""
+async def test_adaptive_limit_halves_on_overload_and_grows_back(monkeypatch) -> None:
+    """An overload halves the limit (not below the minimum); a window of successes adds one, once a
+    second has passed since the cut."""
+    clock = [1000.0]
+    monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
     limit = AdaptiveLimit(2, 16)
     await limit.acquire()
     await limit.release(overloaded=True)
@@ -46,6 +49,10 @@ async def test_adaptive_limit_halves_on_overload_and_grows_back() -> None:
     for _ in range(8):
         await limit.acquire()
         await limit.release(overloaded=False)
+    assert limit.current == 8  # within a second of the cut
+    clock[0] += 1.0
+    await limit.acquire()
+    await limit.release(overloaded=False)
     assert limit.current == 9
 
 
@@ -63,3 +70,39 @@ async def test_adaptive_limit_bounds_in_flight() -> None:
 
     await asyncio.gather(*(hold() for _ in range(12)))
     assert peak == 3
+
+
+def test_rate_learner_ignores_the_burst_before_the_first_refusal(monkeypatch) -> None:
+    """A server capped at 100/s with a full bucket of 100 accepts 100 at once, then refuses and names
+    a 1 s pause. The first window (the burst) teaches nothing; the second, 100 accepted over the
+    second that followed, teaches 95% of 100/s. Refusals that follow within a second change nothing."""
+    clock = [1000.0]
+    monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
+    learner = RateLearner()
+    for _ in range(100):
+        learner.accepted()
+    clock[0] += 0.05
+    assert learner.refused() is None  # the burst allowance: no estimate from it
+    assert learner.refused() is None  # the other requests that were in flight
+    clock[0] += 1.0
+    for _ in range(100):
+        learner.accepted()
+    clock[0] += 0.05
+    assert round(learner.refused() or 0, 1) == 90.5  # 0.95 * 100 / 1.05 s
+    clock[0] += 0.01
+    assert round(learner.refused() or 0, 1) == 90.5
+
+
+def test_rate_learner_takes_a_first_estimate_from_a_refused_burst_with_a_pause(monkeypatch) -> None:
+    """100 accepted in 50 ms, then a 429 naming a 1 s pause: at most 100 per 1.05 s, 95% of it is
+    the first estimate. A few accepted before a random refusal teach nothing."""
+    clock = [1000.0]
+    monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
+    burst, few = RateLearner(), RateLearner()
+    for _ in range(100):
+        burst.accepted()
+    for _ in range(5):
+        few.accepted()
+    clock[0] += 0.05
+    assert round(burst.refused(pause=1.0) or 0, 1) == 90.5
+    assert few.refused(pause=1.0) is None
