@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -171,3 +172,24 @@ async def test_key_holders_are_unchanged_objects_read_in_scope(tmp_path: Path) -
         await store.mark_read("User", out_of_scope={"scoped-out": "why"}, changed=["changed"])
         keys = [f"key-{sid}" for sid in ("same", "changed", "unread", "scoped-out")]
         assert await store.key_holders("User", keys) == {"key-same": "same"}
+
+
+async def test_reads_see_buffered_rows_that_are_committed_by_the_batch(tmp_path: Path) -> None:
+    """A read writes the buffered rows into the open transaction (it sees them) without committing
+    them; they are committed when a batch of rows is written, or by flush()."""
+    path = tmp_path / "s.db"
+
+    def committed() -> int:
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            return other.execute("SELECT COUNT(*) FROM resources").fetchone()[0]
+
+    async with open_state(path, batch_size=3) as store:
+        await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
+        assert set(await store.rows("User", ["u1"])) == {"u1"}
+        assert committed() == 0
+        await store.record_success("User", "u2", dest_id="d2", digest="x", canonical={})
+        await store.record_failure("User", "u3", "boom")  # the third row: a batch
+        assert committed() == 3
+        await store.record_success("User", "u4", dest_id="d4", digest="x", canonical={})
+        await store.flush()
+        assert committed() == 4
