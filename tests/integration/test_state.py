@@ -133,12 +133,14 @@ async def test_a_failure_backs_off_by_the_number_of_failed_attempts(tmp_path: Pa
 
 
 async def test_a_destination_listing_is_kept_in_the_scratch_tables(tmp_path: Path) -> None:
-    """A listed key shared by two objects maps to None (ambiguous); forms come back as kept; listing
-    a kind again starts from nothing."""
+    """A listed key shared by two objects (on two pages, or on one) maps to None (ambiguous); forms
+    come back as kept; listing a kind again starts from nothing."""
     async with open_state(tmp_path / "s.db") as store:
         await store.note_listed("User", [("d1", "alice", {"userName": "alice"}), ("d2", "bob", None)])
-        await store.note_listed("User", [("d3", "alice", None), ("d4", None, None)])
-        assert await store.listed_keys("User", ["alice", "bob", "carol"]) == {"alice": None, "bob": "d2"}
+        await store.note_listed("User", [("d3", "alice", None), ("d4", None, None), ("d5", "eve", None),
+                                         ("d6", "eve", None), ("d7", "dan", None)])
+        assert await store.listed_keys("User", ["alice", "bob", "carol", "eve", "dan"]) == {
+            "alice": None, "bob": "d2", "eve": None, "dan": "d7"}
         assert await store.listed_forms("User", ["d1", "d2", "d9"]) == {"d1": {"userName": "alice"}, "d2": None}
         assert await store.listed_before("User", ["d4", "d9"]) == {"d4"}
         await store.forget_listing("User")
