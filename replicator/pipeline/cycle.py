@@ -85,6 +85,9 @@ log = logging.getLogger("replicator.cycle")
 FULL = "full"
 INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
+# planning yields to the event loop every this many objects: planning a page of 500 in one go holds
+# the loop for tens of milliseconds, and every answer that arrives meanwhile waits for it
+_PLAN_STRIDE = 32
 _GROUP_PAGE = 50
 _FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
@@ -491,7 +494,8 @@ class Cycle:
         changed: list[str] = []
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
         candidates: list[tuple[str, dict[str, Any], str]] = []
-        for (source_id, raw), source_digest in zip(page, digests, strict=True):
+        for index, ((source_id, raw), source_digest) in enumerate(zip(page, digests, strict=True)):
+            await _let_the_loop_run(index)
             resource = None
             if self.scope.configured:
                 resource = _decode_resource(raw)
@@ -576,7 +580,8 @@ class Cycle:
         ready: list[tuple[_Read, str, dict[str, Any], str]] = []
         if targets is None:
             targets = await self._targets(kind, [read.canonical for read in batch])
-        for read in batch:
+        for index, read in enumerate(batch):
+            await _let_the_loop_run(index)
             desired, unresolved = translate(read.canonical, kind, *targets)
             if unresolved and held is not None:
                 self._wait_for(kind, read, unresolved, targets, held)
@@ -592,7 +597,8 @@ class Cycle:
         fresh = {sid for sid in listed_now if sid not in written}
         forms = await self.store.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
         steps = []
-        for read, label, desired, want in ready:
+        for index, (read, label, desired, want) in enumerate(ready):
+            await _let_the_loop_run(index)
             known = stored.get(read.source_id)
             live_here = read.source_id in fresh
             live = forms.get(known.dest_id) if (live_here and known) else None
@@ -1113,6 +1119,12 @@ _decode_resource = msgspec.json.Decoder(dict).decode
 async def _replay(chunks: list[_Unread]) -> AsyncIterator[_Unread]:
     for chunk in chunks:
         yield chunk
+
+
+async def _let_the_loop_run(index: int) -> None:
+    """In a long planning loop, every `_PLAN_STRIDE` objects: let answers that arrived be handled."""
+    if index % _PLAN_STRIDE == _PLAN_STRIDE - 1:
+        await asyncio.sleep(0)
 
 
 def _page_size(side: SideConfig, kind: str) -> int:
