@@ -389,6 +389,8 @@ def apply_patch(
     copied: set[str] = set()
     for operation in operations:
         replaces_list = _replaces_list(patched, operation)
+        if replaces_list is None:
+            _LAST_BUILT.clear()  # this operation may change lists in place: their identities may go stale
         for key in _touched_keys(patched, operation):
             if key not in copied and key in patched and key != replaces_list:
                 patched[key] = _copy_attribute(patched[key])
@@ -649,9 +651,10 @@ def _append_new(existing: list[Any], added: list[Any], attribute: str) -> list[A
 
 
 # The identities of the lists _append_new built last, so that a chain of PATCH adds to one large
-# group costs each add its own values, not a pass over every member. A list built here is never
-# changed in place afterwards (plain-path operations build new lists; the others copy first), and
-# the entry holds the list itself, so an id cannot be reused while its entry lives.
+# group costs each add its own values, not a pass over every member. Plain-path operations on a list
+# build a new list; any other operation may change a list in place later in the same PATCH, so it
+# empties this cache (a stored list is never changed in place: PATCH copies first). The entry holds
+# the list itself, so an id cannot be reused while its entry lives.
 _LAST_BUILT: dict[int, tuple[list[Any], str, set[bytes]]] = {}
 _LAST_BUILT_KEPT = 16
 

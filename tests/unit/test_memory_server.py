@@ -475,6 +475,14 @@ def test_patch_member_adds_leave_the_original_and_skip_present_members() -> None
     fifth = apply_patch(fourth, patch_body({"op": "add", "path": "members", "value": [{"value": "d"}, {"value": "e"}]}),
                         GROUP)
     assert [m["value"] for m in fifth["members"]] == ["a", "b", "c", "d", "e"]
+    # a value filter changes, in the same PATCH, a member the add just put in: no stale identity
+    renamed = apply_patch(first, patch_body(
+        {"op": "replace", "path": 'members[value eq "a"].display', "value": "A"},
+        {"op": "add", "path": "members", "value": [{"value": "b"}]},
+        {"op": "replace", "path": 'members[value eq "b"].value', "value": "q"}), GROUP)
+    again = apply_patch(renamed, patch_body({"op": "add", "path": "members", "value": [{"value": "b"}, {"value": "q"}]}),
+                        GROUP)
+    assert [m["value"] for m in again["members"]] == ["a", "q", "b"]
 
 
 async def test_patch_without_changes_keeps_version() -> None:
