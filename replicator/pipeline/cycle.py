@@ -580,8 +580,7 @@ class Cycle:
         ready: list[tuple[_Read, str, dict[str, Any], str]] = []
         if targets is None:
             targets = await self._targets(kind, [read.canonical for read in batch])
-        for index, read in enumerate(batch):
-            await _let_the_loop_run(index)
+        for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
             desired, unresolved = translate(read.canonical, kind, *targets)
             if unresolved and held is not None:
                 self._wait_for(kind, read, unresolved, targets, held)

@@ -439,7 +439,8 @@ class ScimClient:
         if rate is None:
             return
         if self._first_learned_rate is None:
-            self._first_learned_rate = rate
+            if not self._learner.provisional:  # a burst's estimate is no yardstick for later ones
+                self._first_learned_rate = rate
         elif rate < 0.5 * self._first_learned_rate:
             self._learner, self._bucket = None, None
             self.stats["rate_learning_dropped"] = 1

@@ -128,13 +128,16 @@ class RateLearner:
     two, raised by 5% after every 5 seconds without a 429 (the cap may have been lifted, or the
     estimate was low). What came before the first refusal is not counted as a rate: it holds the
     server's burst allowance (a token bucket starts full). One exception: a burst of at least
-    `BURST` requests refused within a second with a pause to keep says the server gives at most
-    that burst per (burst time + pause); 95% of that is the first estimate, so that the requests
-    after the pause do not empty the refilled bucket at full speed and meet a second wave of 429s.
-    Random refusals (a faulty server) rarely let `BURST` requests through before the first one.
+    `BURST` requests, from the first answer to a refusal within a second with a pause of at most
+    `BURST_PAUSE_MAX` seconds, says the server gives at most that burst per (burst time + pause);
+    95% of that is a `provisional` first estimate, so that the requests after the pause do not empty
+    the refilled bucket at full speed and meet a second wave of 429s. The next window replaces it.
+    Random refusals (a faulty server) rarely let `BURST` requests through before the first one; a
+    long pause may be a quota or maintenance rather than a refill, and is not read as a rate.
     """
 
     BURST = 50
+    BURST_PAUSE_MAX = 5.0
 
     def __init__(self) -> None:
         self.rate: float | None = None
@@ -142,11 +145,14 @@ class RateLearner:
         self._since = time.monotonic()
         self._last_raise = self._since
         self._refused_before = False
+        self.provisional = False  # the rate comes from the first burst, not from a window between 429s
 
     def accepted(self) -> bool:
         """Count an accepted request; True when the rate was raised."""
         self._accepted += 1
         now = time.monotonic()
+        if self._accepted == 1 and not self._refused_before:
+            self._since = now  # the first window starts at the first answer, not when the client was made
         if self.rate is not None and now - self._last_raise >= 5.0:
             self.rate *= 1.05
             self._last_raise = now
@@ -160,8 +166,10 @@ class RateLearner:
         if not self._refused_before:
             self._refused_before = True
             burst, self._accepted, self._since = self._accepted, 0, now
-            if pause and elapsed < 1.0 and burst >= self.BURST:
+            if pause and pause <= self.BURST_PAUSE_MAX and elapsed < 1.0 and burst >= self.BURST:
                 self.rate = 0.95 * burst / (elapsed + pause)
+                self.provisional = True
+                self._last_raise = now
             return self.rate
         if elapsed < 1.0:
             # 429s closer together than a second say nothing about a sustained rate (random refusals,
@@ -169,6 +177,7 @@ class RateLearner:
             return self.rate
         if self._accepted:
             self.rate = 0.95 * self._accepted / elapsed
+            self.provisional = False
         self._accepted = 0
         self._since = now
         self._last_raise = now

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from replicator.scim.client import ScimClient
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 
 
@@ -98,11 +99,37 @@ def test_rate_learner_takes_a_first_estimate_from_a_refused_burst_with_a_pause(m
     the first estimate. A few accepted before a random refusal teach nothing."""
     clock = [1000.0]
     monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
-    burst, few = RateLearner(), RateLearner()
+    burst, few, long_pause = RateLearner(), RateLearner(), RateLearner()
+    clock[0] += 10.0  # the window starts at the first answer, not when the learner was made
     for _ in range(100):
         burst.accepted()
+        long_pause.accepted()
     for _ in range(5):
         few.accepted()
     clock[0] += 0.05
     assert round(burst.refused(pause=1.0) or 0, 1) == 90.5
+    assert burst.provisional
     assert few.refused(pause=1.0) is None
+    assert long_pause.refused(pause=60.0) is None  # a quota or maintenance, not a refill
+
+
+def test_a_burst_estimate_above_the_real_rate_does_not_stop_rate_learning(monkeypatch) -> None:
+    """A server with a bucket of 100 refilled at 10/s: the burst says 90/s, the next window 9/s.
+    The burst's estimate is provisional: the measured one replaces it and learning goes on (a drop
+    below half of the first estimate would otherwise switch pacing off for good)."""
+    clock = [1000.0]
+    monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
+    client = ScimClient("http://127.0.0.1:9/v2")
+    learner = client._learner
+    assert learner is not None
+    for _ in range(100):
+        learner.accepted()
+    clock[0] += 0.05
+    client._learn_rate(1.0)
+    assert client._bucket is not None and round(client._bucket.rate) == 90
+    clock[0] += 1.05
+    for _ in range(10):
+        learner.accepted()
+    client._learn_rate(1.0)
+    assert client._learner is learner and not learner.provisional
+    assert round(client._bucket.rate, 1) == 9.0
