@@ -294,7 +294,6 @@ class ScimClient:
         self.pause = Pause(max_pause=self._retry.max_pause)
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
-        self._first_learned_rate: float | None = None
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
 
     async def __aenter__(self) -> ScimClient:
@@ -429,19 +428,14 @@ class ScimClient:
         raise AssertionError("unreachable")
 
     def _learn_rate(self, pause: float | None) -> None:
-        """After a 429, pace requests just under the rate the server accepted.
-
-        Refusals unrelated to our rate (a quota shared with others, random faults) would drive the
-        estimate down and down: when it falls below half of the first one, pacing stops for good."""
+        """After a 429, pace requests just under the rate the server accepted (until the learner
+        gives up: then pacing stops for good)."""
         if self._learner is None:
             return
         rate = self._learner.refused(pause)
         if rate is None:
             return
-        if self._first_learned_rate is None:
-            if not self._learner.provisional:  # a burst's estimate is no yardstick for later ones
-                self._first_learned_rate = rate
-        elif rate < 0.5 * self._first_learned_rate:
+        if self._learner.gave_up:
             self._learner, self._bucket = None, None
             self.stats["rate_learning_dropped"] = 1
             self.stats.pop("learned_rate", None)

@@ -134,6 +134,10 @@ class RateLearner:
     the refilled bucket at full speed and meet a second wave of 429s. The next window replaces it.
     Random refusals (a faulty server) rarely let `BURST` requests through before the first one; a
     long pause may be a quota or maintenance rather than a refill, and is not read as a rate.
+
+    Refusals unrelated to our rate (a quota shared with others, random faults) would drive the
+    estimate down and down: when one falls below half of the first measured one, `gave_up` is set
+    and the caller should stop pacing for good.
     """
 
     BURST = 50
@@ -146,6 +150,8 @@ class RateLearner:
         self._last_raise = self._since
         self._refused_before = False
         self.provisional = False  # the rate comes from the first burst, not from a window between 429s
+        self.gave_up = False
+        self._first_measured: float | None = None
 
     def accepted(self) -> bool:
         """Count an accepted request; True when the rate was raised."""
@@ -178,6 +184,10 @@ class RateLearner:
         if self._accepted:
             self.rate = 0.95 * self._accepted / elapsed
             self.provisional = False
+            if self._first_measured is None:
+                self._first_measured = self.rate
+            elif self.rate < 0.5 * self._first_measured:
+                self.gave_up = True
         self._accepted = 0
         self._since = now
         self._last_raise = now
