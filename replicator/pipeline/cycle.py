@@ -585,6 +585,10 @@ class Cycle:
             if unresolved and held is not None:
                 self._wait_for(kind, read, unresolved, targets, held)
                 continue
+            if unresolved:
+                # written without some references: the next cycle must plan it again (not take the
+                # fast path on unchanged source bytes), so that a target written later joins it
+                read = dataclasses.replace(read, source_digest=None)
             ready.append((read, label_of(read.canonical, kind), desired, digest(desired)))
         dest = self.dest[kind]
         live_known = dest is not None and dest.complete and self.mode == FULL

@@ -352,3 +352,28 @@ async def test_a_group_back_under_a_new_id_takes_over_what_we_wrote(servers: Ser
     async with open_state(servers.state) as store:
         (group,) = servers.destination.groups.values()
         assert await store.owners(GROUP, group["id"]) == ["again"]
+
+
+async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group written without a member that failed is planned again by the next incremental cycle
+    (not skipped as unchanged source bytes), so the member joins it once the member replicates."""
+    from replicator.pipeline import cycle
+
+    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    user_schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    late = servers.source.add_user({"schemas": user_schema, "userName": "late", "title": "REFUSE-ME"})
+    fine = servers.source.add_user({"schemas": user_schema, "userName": "fine"})
+    servers.source.add_group({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Eng",
+                              "members": [{"value": late["id"], "type": "User"}, {"value": fine["id"], "type": "User"}]})
+    servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+    config = servers.config()
+    first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert first.counts["failed"] == 1
+    (group,) = servers.destination.groups.values()
+    assert len(group["members"]) == 1
+    servers.destination.faults = Faults()
+    second = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert second.counts["created"] == 1 and second.counts["updated"] == 1, second.summary()
+    await servers.check()
+    third = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert writes(third.destination_requests) == 0 and third.counts["unchanged"] == 3
