@@ -8,7 +8,10 @@ which match keys are taken are in the state store (its scratch tables for this c
 recorded in the state as they succeed. An object whose reference (member, manager) points at an object
 not written yet waits for it and is written once it is; what still waits at the end of a kind (the
 target failed, is absent, or A and B refer to each other) is written with the references that resolve,
-then planned again. Removals happen only after complete, trustworthy reads.
+then planned again. With SCIM Bulk, a new object waiting for a create that a Bulk request carries
+joins that request and names its target by bulkId. An object written without some of its references
+records no source digest, so the next cycle plans it again. Removals happen only after complete,
+trustworthy reads.
 
 `mode="incremental"` compares with what we last wrote; `mode="full"` also lists the destination and
 repairs drift there. `dry_run` plans everything and writes nothing (neither destination nor state).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import itertools
 import logging
 import time
 from collections import Counter
@@ -73,7 +77,7 @@ from replicator.pipeline.plan import (
     plan_upsert,
     removal_guard,
 )
-from replicator.pipeline.references import referenced_ids, translate
+from replicator.pipeline.references import reference_values, referenced_ids, translate
 from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
@@ -92,6 +96,12 @@ _GROUP_PAGE = 50
 _FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
 _Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
+_BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
+_CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
+# may new objects name their targets by bulkId in the Bulk request that creates them? Untried; on trial
+# (the first such request runs, and no other uses them until it is judged); on; off (the destination
+# stores them as given)
+_REFERENCES_UNTRIED, _REFERENCES_ON_TRIAL, _REFERENCES_ON, _REFERENCES_OFF = "untried", "on trial", "on", "off"
 
 
 class _Steps:
@@ -108,8 +118,7 @@ class _Steps:
 
     def put_released(self, step: Step) -> None:
         self.queue.put_nowait((step, False))
-_BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
-_CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
+
 
 
 @dataclass
@@ -180,6 +189,29 @@ class _Waiting:
     done: bool = False
 
 
+@dataclass(slots=True)
+class _Referrer:
+    """A new object that joined the Bulk request creating the objects it refers to, and names them by
+    bulkId there (RFC 7644 3.7.2). `targets`: the destination ids of its other references;
+    `named`: target source id -> (kind, bulkId) of the creates in the same request."""
+
+    kind: str
+    read: _Read
+    targets: tuple[dict[str, str], dict[str, str]]
+    named: dict[str, tuple[str, str]]
+
+    def resolved(self, step: Step, created: dict[str, str]) -> tuple[Step, bool]:
+        """The step as the destination holds it once the request ran (`created`: bulkId -> new id);
+        and whether every reference resolved (a target whose create failed is left out)."""
+        users, groups = dict(self.targets[0]), dict(self.targets[1])
+        for source_id, (kind, bulk_id) in self.named.items():
+            if bulk_id in created:
+                (users if kind == USER else groups)[source_id] = created[bulk_id]
+        desired, unresolved = translate(self.read.canonical, self.kind, users, groups)
+        source_digest = None if unresolved else step.source_digest
+        return dataclasses.replace(step, desired=desired, digest=digest(desired), source_digest=source_digest), not unresolved
+
+
 class Cycle:
     """Runs one cycle. Construct, then `await run()`."""
 
@@ -220,6 +252,10 @@ class Cycle:
         self._steps: _Steps | None = None  # the queue of the workers running now
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
+        self._bulk_ceiling = 1  # operations one Bulk request may hold, objects that join it included
+        self._bulk_ids = itertools.count(1)
+        self._bulk_references = _REFERENCES_UNTRIED  # may new objects join the Bulk request creating their targets?
+        self._maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
             for kind in (USER, GROUP)
@@ -258,6 +294,7 @@ class Cycle:
         features = await self.destination.discover()
         if self.policy.bulk == "auto" and features.bulk and features.patch and not self.dry_run:
             self._bulk_size = max(1, min(self.policy.bulk_size, features.bulk_max_operations or self.policy.bulk_size))
+            self._bulk_ceiling = max(self._bulk_size, features.bulk_max_operations)
         kinds = KINDS if self.policy.groups else (USER,)
         if self.scope.needs_groups_first:
             await self._read_scoping_groups()
@@ -720,8 +757,9 @@ class Cycle:
                     break
                 items.append(extra)
             try:
-                if len(items) == 1:
-                    await self._run_step(items[0][0])
+                first = items[0][0]
+                if len(items) == 1 and not (self._bulk_size > 1 and first.action == CREATE and first.source_id in self._waiters):
+                    await self._run_step(first)  # (a create others wait for goes in Bulk, which they may join)
                 else:
                     await self._run_batch([step for step, _ in items])
             finally:
@@ -740,7 +778,7 @@ class Cycle:
         if step.action == CREATE and step.desired is not None:
             if not absent or len(step.desired.get("members", [])) > self.policy.member_chunk:
                 return None
-            return {"method": "POST", "path": endpoint, "bulkId": f"{step.kind}:{step.source_id}",
+            return {"method": "POST", "path": endpoint, "bulkId": f"{step.kind[0].lower()}{next(self._bulk_ids)}",
                     "data": {"schemas": schemas_for(step.desired, step.kind), **step.desired}}
         if step.action in (PATCH, DISABLE) and self.destination.features.patch and step.dest_id:
             bodies = chunk_requests(step.operations, self.policy.member_chunk)
@@ -759,30 +797,91 @@ class Cycle:
             return
         singles: list[Step] = []
         bulked: list[tuple[Step, dict[str, Any]]] = []
-        absent = await self._absent_from_listing([step for step in steps if step.action == CREATE])
+        absent = await self._absent_from_listing(
+            [(step.kind, step.source_id, step.desired or {}) for step in steps if step.action == CREATE])
         for step in steps:
             operation = self._bulk_operation(step, step.source_id in absent) if step.action != RECORD else None
             (bulked.append((step, operation)) if operation else singles.append(step))
+        replan: list[_Referrer] = []
         for chunk in self._bulk_chunks(bulked):
-            singles.extend(await self._send_bulk(chunk))
+            joined = await self._join_referrers(chunk, replan)
+            singles.extend(await self._send_bulk(chunk, joined, replan))
         await asyncio.gather(*(self._run_step(step) for step in singles))
+        await self._replan_referrers(replan)
 
-    async def _absent_from_listing(self, creates: list[Step]) -> set[str]:
-        """Source ids of the creates whose match key a complete listing of the destination lacks."""
+    async def _absent_from_listing(self, creates: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        """Source ids of these new objects ((kind, source id, form)) whose match key a complete
+        listing of the destination lacks."""
         absent = set()
-        for kind in {step.kind for step in creates}:
+        for kind in {kind for kind, _, _ in creates}:
             dest = self.dest[kind]
             if dest is None or not dest.complete:
                 continue
             if not dest.listed:
-                absent.update(step.source_id for step in creates if step.kind == kind)
+                absent.update(source_id for kind_, source_id, _ in creates if kind_ == kind)
                 continue
-            keys = {step.source_id: match_value(step.desired or {}, self._match_attribute(kind))
-                    for step in creates if step.kind == kind}
+            keys = {source_id: match_value(form, self._match_attribute(kind))
+                    for kind_, source_id, form in creates if kind_ == kind}
             folded = {sid: key.casefold() for sid, key in keys.items() if key is not None}
             listed = await self.store.listed_keys(kind, list(folded.values()))
             absent.update(sid for sid, key in folded.items() if key not in listed)
         return absent
+
+    async def _join_referrers(self, chunk: list[tuple[Step, dict[str, Any]]], replan: list[_Referrer]) -> dict[int, _Referrer]:
+        """New objects waiting only for objects this Bulk request creates join it and name them by
+        bulkId (a new group whose new subgroup, a new user whose new manager is in the request), while
+        the request has room; so do objects waiting for those, and so on. Returns them by position."""
+        named = {step.source_id: (step.kind, operation["bulkId"]) for step, operation in chunk if "bulkId" in operation}
+        on = self._bulk_references in (_REFERENCES_UNTRIED, _REFERENCES_ON)
+        room = self._bulk_ceiling - len(chunk) if self._waiters and on else 0
+        payload_room: float | None = None  # measured when a first candidate is found
+        joined: dict[int, _Referrer] = {}
+        frontier = list(named)
+        while frontier and room > 0:
+            candidates = [(entry, referrer) for entry in self._waiters.get(frontier.pop(), ())
+                          if (referrer := self._as_referrer(entry, named)) is not None]
+            if not candidates:
+                continue
+            absent = await self._absent_from_listing(
+                [(r.kind, r.read.source_id, r.read.canonical) for _, r in candidates])
+            if payload_room is None:
+                limit = self.destination.features.bulk_max_payload or 1_048_576
+                payload_room = limit * 0.9 - 200 - sum(len(encode(operation)) + 2 for _, operation in chunk)
+            for entry, referrer in candidates:
+                if entry.done or referrer.read.source_id not in absent or room <= 0:
+                    continue  # done: joined meanwhile (it waits for several of these creates)
+                entry.done = True  # from here on it is ours: written in this request, or planned again after it
+                entry.read = dataclasses.replace(entry.read, canonical={})
+                placeholders = ({**referrer.targets[0]}, {**referrer.targets[1]})
+                for source_id, (kind, bulk_id) in referrer.named.items():
+                    placeholders[0 if kind == USER else 1][source_id] = f"bulkId:{bulk_id}"
+                steps = await self._plan_batch(referrer.kind, [referrer.read], None, targets=placeholders)
+                operation = self._bulk_operation(steps[0], True) if len(steps) == 1 and steps[0].action == CREATE else None
+                cost = len(encode(operation)) + 2 if operation is not None else 0
+                if operation is None or cost > payload_room:
+                    replan.append(referrer)
+                    continue
+                joined[len(chunk)] = referrer
+                if self._bulk_references == _REFERENCES_UNTRIED:
+                    self._bulk_references = _REFERENCES_ON_TRIAL  # no other request uses them until it is judged
+                chunk.append((steps[0], operation))
+                room, payload_room = room - 1, payload_room - cost
+                named[referrer.read.source_id] = (referrer.kind, operation["bulkId"])
+                frontier.append(referrer.read.source_id)
+        return joined
+
+    def _as_referrer(self, entry: _Waiting, named: dict[str, tuple[str, str]]) -> _Referrer | None:
+        """A waiting object that may join a Bulk request creating what it waits for: a new object
+        (a create may go in Bulk), small enough, whose every missing reference is created there."""
+        if entry.done or entry.moves != self._moves or not self.policy.create or not entry.pending:
+            return None
+        if not entry.pending <= named.keys():
+            return None
+        read = self._still_own(entry.read)
+        if read.row is not None or len(read.canonical.get("members", ())) > self.policy.member_chunk:
+            return None
+        return _Referrer(entry.kind, read, (dict(entry.targets[0]), dict(entry.targets[1])),
+                         {source_id: named[source_id] for source_id in entry.pending})
 
     def _bulk_chunks(self, bulked: list[tuple[Step, dict[str, Any]]]) -> list[list[tuple[Step, dict[str, Any]]]]:
         limit = self.destination.features.bulk_max_payload or 1_048_576
@@ -797,8 +896,10 @@ class Cycle:
             size += cost
         return [chunk for chunk in chunks if chunk]
 
-    async def _send_bulk(self, chunk: list[tuple[Step, dict[str, Any]]]) -> list[Step]:
-        """Send one Bulk request; apply each operation's result; return the steps to redo singly."""
+    async def _send_bulk(self, chunk: list[tuple[Step, dict[str, Any]]], joined: dict[int, _Referrer],
+                         replan: list[_Referrer]) -> list[Step]:
+        """Send one Bulk request; apply each operation's result; return the steps to redo singly.
+        Objects that joined it (`joined`, by position) and fail are planned again after the batch."""
         try:
             results = await self.destination.bulk([operation for _, operation in chunk])
         except AuthError as exc:
@@ -806,14 +907,75 @@ class Cycle:
             return []
         except ScimError as exc:
             if isinstance(exc, ScimStatusError) and exc.status == 413:
-                self._bulk_size = max(1, self._bulk_size // 2)
+                self._bulk_size = self._bulk_ceiling = max(1, self._bulk_size // 2)
+            if not isinstance(exc, ScimStatusError) or exc.status >= 500:
+                # the server may have carried the request out: creates look before they post again
+                self._maybe_posted.update((step.kind, step.source_id) for step, _ in chunk if step.action == CREATE)
             log.warning("bulk request of %d operations failed (%s): doing them one by one", len(chunk), exc)
-            return [step for step, _ in chunk]
+            if joined and self._bulk_references == _REFERENCES_ON_TRIAL:
+                self._bulk_references = _REFERENCES_UNTRIED  # the trial did not run: the next request tries
+            replan.extend(joined.values())
+            return [step for index, (step, _) in enumerate(chunk) if index not in joined]
+        written: list[tuple[Step, Step, str]] = []  # objects written with bulkId references
+        created = {operation["bulkId"]: result.resource_id for (_, operation), result in zip(chunk, results, strict=True)
+                   if "bulkId" in operation and result is not None and 200 <= result.status < 300 and result.resource_id}
         redo = []
-        for (step, _), result in zip(chunk, results, strict=True):
-            if result is None or not await self._apply_bulk_result(step, result):
-                redo.append(step)
+        for index, ((step, _), result) in enumerate(zip(chunk, results, strict=True)):
+            if result is not None and result.status >= 500 and step.action == CREATE:
+                self._maybe_posted.add((step.kind, step.source_id))
+            referrer = joined.get(index)
+            if referrer is None:
+                if result is None or not await self._apply_bulk_result(step, result):
+                    redo.append(step)
+                continue
+            sent, complete = step, False
+            if result is not None:
+                step, complete = referrer.resolved(step, created)
+            if result is None or not await self._apply_bulk_result(step, result) or not complete:
+                replan.append(referrer)  # failed, or written without a target whose create failed
+            else:
+                written.append((sent, step, result.resource_id or ""))
+        if joined and self._bulk_references == _REFERENCES_ON_TRIAL:  # this request is the trial
+            await self._try_bulk_references(written)
         return redo
+
+    async def _try_bulk_references(self, written: list[tuple[Step, Step, str]]) -> None:
+        """The first Bulk request with bulkId references ran: read back one object written with them
+        ((as sent, as recorded, destination id)). A server that advertises Bulk but stores such
+        references as given would hold wrong members or managers: then every object of the request
+        is repaired, and no later request uses them."""
+        if not written:
+            self._bulk_references = _REFERENCES_UNTRIED  # nothing to judge by: the next request tries
+            return
+        try:
+            _, first, dest_id = written[0]
+            live = canonicalise(await self.destination.get(first.kind, dest_id), first.kind)
+            assert first.desired is not None
+            if reference_values(live, first.kind) == reference_values(first.desired, first.kind):
+                self._bulk_references = _REFERENCES_ON
+                return
+            log.warning("the destination did not resolve the bulkId references of %s %s: repairing the %d "
+                        "objects written with them, and not using them again", first.kind, first.label, len(written))
+            self._bulk_references = _REFERENCES_OFF
+            for sent, step, dest_id in written:
+                live = canonicalise(await self.destination.get(step.kind, dest_id), step.kind)
+                # what we sent is what we wrote: its bulkId values are ours to replace, in merge mode too
+                await self._write_operations(plan_adoption(step=step, live=live, dest_id=dest_id, policy=self.policy,
+                                                           previous=sent.desired, reason="bulkId references not resolved"))
+        except ScimError as exc:
+            log.warning("could not check the bulkId references written (%s): not using them", exc)
+            self._bulk_references = _REFERENCES_OFF
+
+    async def _replan_referrers(self, referrers: list[_Referrer]) -> None:
+        """Objects that joined a Bulk request and failed there, or were written without a target
+        that failed: plan them again now that the batch's other steps ran, with the references that
+        resolve (a target written meanwhile is in, one that failed is left out). One by one, in the
+        order they joined, which puts targets before the objects that refer to them."""
+        for referrer in referrers:
+            rows = await self.store.rows(referrer.kind, [referrer.read.source_id])
+            read = dataclasses.replace(referrer.read, row=rows.get(referrer.read.source_id))
+            for step in await self._plan_batch(referrer.kind, [read], None):
+                await (self._dispatch(step, None) if step.action in (NOTHING, SKIP) else self._run_step(step))
 
     async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
         """Record a successful operation; False when it must be done again by the single path."""
@@ -866,7 +1028,8 @@ class Cycle:
     async def _create(self, step: Step) -> None:
         assert step.desired is not None
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
-            existing = await self._find_existing(step, fresh=attempt > 1)
+            uncertain = attempt > 1 or (step.kind, step.source_id) in self._maybe_posted
+            existing = await self._find_existing(step, fresh=uncertain)
             if existing is not None:
                 await self._adopt(step, existing)
                 return

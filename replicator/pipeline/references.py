@@ -68,6 +68,15 @@ def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], lis
     return users, groups
 
 
+def reference_values(form: dict[str, Any], kind: str) -> set[str]:
+    """The ids a form refers to (its members' values, its manager's value)."""
+    if kind == GROUP:
+        return {member["value"] for member in form.get("members", ()) if isinstance(member.get("value"), str)}
+    extension = form.get(ENTERPRISE_USER)
+    manager = extension.get("manager") if isinstance(extension, dict) else None
+    return {manager["value"]} if isinstance(manager, dict) and isinstance(manager.get("value"), str) else set()
+
+
 def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> str | None:
     kind = member.get("type")
     if kind == USER:

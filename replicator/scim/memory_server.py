@@ -668,11 +668,18 @@ def _identities_of(items: list[Any], attribute: str) -> set[bytes]:
 
 
 def _resolve_bulk_ids(value: Any, created: Mapping[str, str]) -> Any:
-    """Replace `bulkId:x` references (in a path or anywhere in data) by the ids created so far."""
+    """Replace `bulkId:x` references (in a path or anywhere in data) by the ids created so far; a
+    reference to no resource created so far is a 409 (RFC 7644 3.7.2)."""
     if isinstance(value, str):
         if "bulkId:" not in value:
             return value
-        return re.sub(r"bulkId:([^/\s\"]+)", lambda m: created.get(m.group(1), m.group(0)), value)
+
+        def created_id(match: re.Match[str]) -> str:
+            if match.group(1) not in created:
+                raise ScimError(409, f"no resource was created with bulkId {match.group(1)}", "invalidValue")
+            return created[match.group(1)]
+
+        return re.sub(r"bulkId:([^/\s\"]+)", created_id, value)
     if isinstance(value, list):
         return [_resolve_bulk_ids(v, created) for v in value]
     if isinstance(value, dict):
@@ -700,6 +707,8 @@ class MemoryScimServer:
         list_omits_members: bool = False,
         bulk_max_operations: int = 0,
         bulk_max_payload: int = 1_048_576,
+        bulk_resolves_references: bool = True,
+        unique_group_names: bool = True,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -712,6 +721,10 @@ class MemoryScimServer:
         self.list_omits_members = list_omits_members  # True: group listings leave `members` out
         self.bulk_max_operations = bulk_max_operations  # 0: no Bulk endpoint (RFC 7644 3.7)
         self.bulk_max_payload = bulk_max_payload
+        # False: a quirk of some servers: `bulkId:x` in an operation's data is stored as given
+        self.bulk_resolves_references = bulk_resolves_references
+        self.unique_group_names = unique_group_names  # False: two groups may share a displayName
+        self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
         self.request_log: list[tuple[str, str]] = []
@@ -826,10 +839,8 @@ class MemoryScimServer:
                 raise ScimError(status, "scripted fault", headers=headers)
             self._raise_injected_error()
             self._check_authorization(request)
-            if request.method in ("POST", "PUT", "PATCH") and self.faults.refuse_values:
-                text = (await request.read()).decode("utf-8", "replace")
-                if any(value in text for value in self.faults.refuse_values):
-                    raise ScimError(400, "value refused by this server", scim_type="invalidValue")
+            if request.method in ("POST", "PUT", "PATCH") and not request.path.endswith("/Bulk"):
+                self._refuse_values((await request.read()).decode("utf-8", "replace"))
             response = await handler(request)
             if request.method in ("POST", "PUT", "PATCH", "DELETE") and self._roll(self.faults.rate_reset_after_write):
                 return self._drop_connection(request)
@@ -891,6 +902,11 @@ class MemoryScimServer:
 
     # ---------------------------------------------------------------- validation
 
+    def _refuse_values(self, text: str) -> None:
+        """Faults.refuse_values: a write containing one of them is refused with 400 invalidValue."""
+        if self.faults.refuse_values and any(value in text for value in self.faults.refuse_values):
+            raise ScimError(400, "value refused by this server", scim_type="invalidValue")
+
     def _unique_token(self, kind: ResourceKind, resource: Mapping[str, Any]) -> str | None:
         key = find_key(resource, kind.unique_attribute)
         value = resource.get(key) if key else None
@@ -905,7 +921,7 @@ class MemoryScimServer:
         token = self._unique_token(kind, resource)
         if token is None or not token.strip():
             raise ScimError(400, f"{kind.unique_attribute} is required", "invalidValue")
-        holder = self._holder_of(kind, token)
+        holder = self._holder_of(kind, token) if kind is USER or self.unique_group_names else None
         if holder is not None and holder != own_id:
             taken = resource[find_key(resource, kind.unique_attribute) or kind.unique_attribute]
             raise ScimError(
@@ -1089,6 +1105,8 @@ class MemoryScimServer:
         if len(raw) > self.bulk_max_payload:
             raise ScimError(413, f"payload of {len(raw)} bytes over maxPayloadSize {self.bulk_max_payload}")
         body = await _read_json_object(request)
+        if self.bulk_bodies is not None:
+            self.bulk_bodies.append(body)
         operations = body.get("Operations")
         if not isinstance(operations, list):
             raise ScimError(400, "Operations must be an array", "invalidSyntax")
@@ -1117,7 +1135,11 @@ class MemoryScimServer:
             result["bulkId"] = bulk_id
         try:
             path = _resolve_bulk_ids(str(operation.get("path", "")), created)
-            data = _resolve_bulk_ids(operation.get("data"), created)
+            data = operation.get("data")
+            if self.faults.refuse_values:  # Bulk refuses operation by operation
+                self._refuse_values(msgspec.json.encode(data).decode())
+            if self.bulk_resolves_references:
+                data = _resolve_bulk_ids(data, created)
             segments = [p for p in path.split("/") if p]
             kind = {"Users": USER, "Groups": GROUP}.get(segments[0] if segments else "")
             if kind is None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from replicator.cli import replicate
 from replicator.config import Config, SideConfig, SyncConfig
+from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.sample_data import group_plan, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
@@ -18,15 +21,24 @@ from tests.harness import writes
 TOKEN = "reliability-token"
 
 
-@pytest.fixture
-async def bulk_servers(tmp_path: Path) -> AsyncIterator[Servers]:
+@asynccontextmanager
+async def servers_with(tmp_path: Path, **destination_options: Any) -> AsyncIterator[Servers]:
+    """A source and a Bulk destination in-memory server (with these options), started and stopped."""
     source = MemoryScimServer(bearer_token=TOKEN)
-    destination = MemoryScimServer(bearer_token=TOKEN, bulk_max_operations=50, patch_returns_resource=False)
+    destination = MemoryScimServer(bearer_token=TOKEN, **{"bulk_max_operations": 50, **destination_options})
     await source.start()
     await destination.start()
-    yield Servers(source, destination, tmp_path)
-    await source.stop()
-    await destination.stop()
+    try:
+        yield Servers(source, destination, tmp_path)
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+@pytest.fixture
+async def bulk_servers(tmp_path: Path) -> AsyncIterator[Servers]:
+    async with servers_with(tmp_path, patch_returns_resource=False) as servers:
+        yield servers
 
 
 def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
@@ -98,3 +110,105 @@ async def test_bulk_can_be_switched_off(bulk_servers: Servers) -> None:
     seed(s.source, 30, 0)
     result = await replicate(s.config(concurrency=4, bulk="off"), mode=INCREMENTAL, dry_run=False)
     assert result.counts["created"] == 30 and bulk_posts(s.destination) == 0
+
+
+def chain_of_managers(server: MemoryScimServer, length: int) -> list[str]:
+    """Users listed before their manager: each one's manager is the next user (the last has none)."""
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER]
+    ids = [server.add_user({"schemas": schema, "userName": f"chain{n}@example.com"})["id"] for n in range(length)]
+    for user_id, manager_id in zip(ids, ids[1:], strict=False):
+        server.users[user_id][ENTERPRISE_USER] = {"manager": {"value": manager_id}}
+    return ids
+
+
+def nested_groups(server: MemoryScimServer, depth: int) -> None:
+    """Groups listed before the group they contain: group n holds group n+1 and one user."""
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:Group"]
+    user = next(iter(server.users))
+    inner: list[dict[str, str]] = []
+    made = []
+    for n in reversed(range(depth)):
+        made.append(server.add_group({"schemas": schema, "displayName": f"level{n}",
+                                      "members": [{"value": user, "type": "User"}, *inner]}))
+        inner = [{"value": made[-1]["id"], "type": "Group"}]
+    for group in made:  # the outermost group first
+        server.groups[group["id"]] = server.groups.pop(group["id"])
+
+
+def bulk_references(server: MemoryScimServer) -> int:
+    """Operations received in Bulk requests whose data named another operation by bulkId."""
+    return sum(1 for body in server.bulk_bodies for operation in body["Operations"] if "bulkId:" in str(operation.get("data")))
+
+
+async def test_new_objects_name_their_new_targets_by_bulk_id(bulk_servers: Servers) -> None:
+    """A new user whose new manager, a new group whose new subgroup is created in the same Bulk
+    request names it by bulkId there, instead of waiting for a later request; a rerun writes nothing."""
+    s = bulk_servers
+    chain_of_managers(s.source, 30)
+    nested_groups(s.source, 5)
+    s.destination.bulk_bodies = []
+    config = s.config(concurrency=4)
+    first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert first.outcome == "ok", first.summary()
+    assert first.counts["created"] == 35
+    assert bulk_references(s.destination) == 29 + 4  # every report and every outer group
+    assert bulk_posts(s.destination) <= 3 and first.destination_requests["POST"] == bulk_posts(s.destination)
+    assert first.destination_requests.get("GET", 0) <= 4  # discovery, two listings, and the check reads one object
+    await s.check()
+    again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0
+
+
+async def test_a_referrer_whose_target_fails_in_bulk_is_written_without_it(
+        bulk_servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The manager's create is refused in the Bulk request its report joined: the report is written
+    without a manager, and gets it in the next cycle once the manager replicates."""
+    from replicator.pipeline import cycle
+
+    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    s = bulk_servers
+    ids = chain_of_managers(s.source, 3)
+    s.source.users[ids[2]]["title"] = "REFUSE-ME"
+    s.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+    s.destination.bulk_bodies = []
+    config = s.config(concurrency=1)
+    first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert first.counts["created"] == 2 and first.counts["failed"] == 1, first.summary()
+    assert bulk_references(s.destination) >= 1
+    by_name = {u["userName"]: u for u in s.destination.users.values()}
+    assert ENTERPRISE_USER not in by_name["chain1@example.com"]  # its manager failed
+    assert by_name["chain0@example.com"][ENTERPRISE_USER]["manager"]["value"] == by_name["chain1@example.com"]["id"]
+    s.destination.faults = Faults()
+    second = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert second.outcome == "ok", second.summary()
+    assert second.counts["created"] == 1 and second.counts["updated"] == 1
+    await s.check()
+
+
+async def test_a_server_storing_bulk_ids_as_given_is_repaired(tmp_path: Path) -> None:
+    """A destination that advertises Bulk but keeps `bulkId:x` values as given: the one request that
+    used them is read back, its objects repaired, and later requests do without them."""
+    async with servers_with(tmp_path, bulk_resolves_references=False) as s:
+        chain_of_managers(s.source, 30)
+        nested_groups(s.source, 5)
+        s.destination.bulk_bodies = []
+        result = await replicate(s.config(concurrency=4), mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", result.summary()
+        with_references = [body for body in s.destination.bulk_bodies if "bulkId:" in str(body)]
+        assert len(with_references) == 1 and len(s.destination.bulk_bodies) > 1  # the trial, and no more
+        assert result.destination_requests["PATCH"] >= 1  # the repair
+        stored = [str(r) for r in [*s.destination.users.values(), *s.destination.groups.values()]]
+        assert not any("bulkId:" in text for text in stored)
+        await s.check()
+
+
+async def test_a_bulk_request_whose_answer_is_lost_creates_no_duplicate(tmp_path: Path) -> None:
+    """Bulk requests carried out whose answer is lost: the creates look before they post again, so a
+    destination that lets two groups share a name still gets no duplicate."""
+    async with servers_with(tmp_path, bulk_max_operations=20, unique_group_names=False) as s:
+        seed(s.source, 100, 30)
+        s.destination.faults = Faults(rate_reset_after_write=0.4, seed=3)
+        result = await replicate(s.config(concurrency=4), mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", result.summary()
+        assert result.counts["adopted"] > 0  # some Bulk requests were carried out although their answers were lost
+        await s.check()
