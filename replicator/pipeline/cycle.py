@@ -93,6 +93,7 @@ _PAGE_CANON_BATCH = 500
 # the loop for tens of milliseconds, and every answer that arrives meanwhile waits for it
 _PLAN_STRIDE = 32
 _GROUP_PAGE = 50
+_GROUP_PAGE_BYTES = 2_000_000  # about 15k members
 _FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
 _Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
@@ -318,7 +319,7 @@ class Cycle:
         report = ReadReport(kind="source Group (scope)")
         groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
         try:
-            async for page in self.source.iter_pages(GROUP, report, page_size=_page_size(self.config.source, GROUP)):
+            async for page in self.source.iter_pages(GROUP, report, **_paging(self.config.source, GROUP)):
                 for group in page:
                     members = group.get("members") if isinstance(group.get("members"), list) else []
                     groups[group["id"]] = (str(group.get("displayName")), [m for m in members if isinstance(m, dict)])
@@ -340,7 +341,7 @@ class Cycle:
         attribute = self._match_attribute(kind)
         await self.store.forget_listing(kind)
         count = 0
-        pages = self.destination.iter_pages(kind, report, page_size=_page_size(self.config.destination, kind),
+        pages = self.destination.iter_pages(kind, report, **_paging(self.config.destination, kind),
                                             read_before=lambda ids: self.store.listed_before(kind, ids))
         try:
             async with aclosing(pages):
@@ -396,7 +397,7 @@ class Cycle:
         held: list[_Waiting] = []
         async with self._workers() as send:
             try:
-                pages = self.source.iter_pages(kind, report, page_size=_page_size(self.config.source, kind), with_raw=True,
+                pages = self.source.iter_pages(kind, report, **_paging(self.config.source, kind), with_raw=True,
                                                read_before=lambda ids: self.store.note_read(kind, ids))
                 async with aclosing(pages):
                     async for page in pages:
@@ -549,6 +550,7 @@ class Cycle:
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
             canonical = mapping.apply(canonicalise(resource, kind), self.rules[kind])
+            resource = None  # memory: a large group's decoded form is not kept while the page is planned
             key = match_value(canonical, match_attribute)
             if key is None:
                 await self._fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}")
@@ -1293,10 +1295,12 @@ async def _let_the_loop_run(index: int) -> None:
         await asyncio.sleep(0)
 
 
-def _page_size(side: SideConfig, kind: str) -> int:
-    """Groups carry their members: they are read in pages of at most _GROUP_PAGE, so that one page of
-    large groups does not fill memory."""
-    return min(side.page_size, _GROUP_PAGE) if kind == GROUP else side.page_size
+def _paging(side: SideConfig, kind: str) -> dict[str, Any]:
+    """How to page a kind: groups carry their members, so they are read in pages of at most
+    _GROUP_PAGE groups and about _GROUP_PAGE_BYTES, so that a page of large groups does not fill memory."""
+    if kind == GROUP:
+        return {"page_size": min(side.page_size, _GROUP_PAGE), "max_page_bytes": _GROUP_PAGE_BYTES}
+    return {"page_size": side.page_size}
 
 
 def _failure_backoff(attempts: int) -> float:

@@ -512,9 +512,14 @@ class ScimClient:
     async def iter_pages(
         self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
         with_raw: bool = False, read_before: Callable[[list[str]], Awaitable[set[str]]] | None = None,
+        max_page_bytes: int | None = None,
     ) -> AsyncIterator[list[Any]]:
         """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
         pages of (id, JSON bytes as sent) pairs, left for the caller to decode when it needs to.
+
+        `max_page_bytes`: ask for pages of about this size at most (for resources as large as a group
+        of every user): the first page asks for one resource, each next one for as many as the last
+        page's resources average into that size, at most four times as many as before and `page_size`.
 
         The next page is requested while the caller works on this one. Duplicates are found with
         `read_before(ids)` (which notes the ids and returns those it was given before) when the caller
@@ -529,8 +534,10 @@ class ScimClient:
         if read_before is None:
             read_before = _remembering()
 
+        count = page_size if max_page_bytes is None else 1
+
         def request_page(start: int, next_cursor: str) -> asyncio.Future[Reply]:
-            params = {"count": str(page_size)}
+            params = {"count": str(count)}
             if use_cursor:
                 params["cursor"] = next_cursor
             else:
@@ -562,6 +569,9 @@ class ScimClient:
                         )
                     report.total_results = page.totalResults if report.total_results is None else report.total_results
                 fresh = await self._fresh_resources(page, report, with_raw, read_before)
+                if max_page_bytes is not None and page.Resources:
+                    fits = int(max_page_bytes * len(page.Resources) / max(1, len(payload)))
+                    count = max(1, min(page_size, 4 * count, fits))
                 if use_cursor:
                     if page.nextCursor and page.Resources:
                         ahead = request_page(start, page.nextCursor)
@@ -571,6 +581,7 @@ class ScimClient:
                         report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
                     elif page.totalResults is None or start <= page.totalResults:
                         ahead = request_page(start, "")
+                del payload, page  # a page of large groups is megabytes: not kept while the caller works
                 if fresh:
                     yield fresh
             report.finished = True

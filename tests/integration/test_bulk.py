@@ -70,7 +70,9 @@ async def test_first_copy_and_changes_go_in_bulk_requests(bulk_servers: Servers)
     s.destination.request_log.clear()
     changes = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert changes.counts["updated"] >= 20 and changes.counts["deleted"] == 3, changes.summary()
-    assert bulk_posts(s.destination) <= 4 and changes.destination_requests.get("PATCH", 0) == 0
+    # 20 user PATCHes, 3 DELETEs and the PATCHes of the groups that held them, in a handful of requests
+    # (groups are read a few at a time at first, so a group's PATCH may go alone)
+    assert bulk_posts(s.destination) <= 4 and writes(changes.destination_requests) <= 6
     await s.check()
     again = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert writes(again.destination_requests) == 0

@@ -7,7 +7,7 @@ import asyncio
 from contextlib import aclosing
 
 from replicator.scim.client import Latencies, ReadReport, ScimClient
-from replicator.scim.memory_server import USER_SCHEMA, Faults, serve
+from replicator.scim.memory_server import GROUP_SCHEMA, USER_SCHEMA, Faults, serve
 
 
 def _users(server, count: int) -> None:  # type: ignore[no-untyped-def]
@@ -73,6 +73,26 @@ async def test_a_caller_kept_record_of_ids_finds_duplicates_across_pages() -> No
             read = [rid async for page in client.iter_pages("User", report, page_size=2, with_raw=True,
                                                             read_before=read_before) for rid, _ in page]
     assert known not in read and len(read) == 4 and report.duplicates == 1
+
+
+async def test_pages_of_large_resources_are_sized_by_bytes() -> None:
+    """With `max_page_bytes`, the first page asks for one resource and each next page for as many as
+    the last page's average size fits (growing at most fourfold), so two large groups come alone."""
+    async with serve() as (server, url):
+        _users(server, 1000)
+        everyone = [{"value": user_id, "type": "User"} for user_id in server.users]
+        for index in range(20):
+            members = everyone if index < 2 else everyone[:1]
+            server.add_group({"schemas": [GROUP_SCHEMA], "displayName": f"group{index:02d}", "members": members})
+        async with ScimClient(url) as client:
+            report = ReadReport("Group")
+            sizes = [len(page) async for page in client.iter_pages("Group", report, page_size=50, cursor=False,
+                                                                   max_page_bytes=100_000)]
+            assert len(str(everyone)) > 50_000  # a large group is over half of max_page_bytes
+            plain = [len(page) async for page in client.iter_pages("Group", ReadReport("Group"), page_size=50,
+                                                                   cursor=False)]
+    assert sizes == [1, 1, 1, 4, 13] and report.complete
+    assert plain == [20]
 
 
 def test_latencies_keep_a_bounded_uniform_sample_and_tell_an_observer_every_one() -> None:
