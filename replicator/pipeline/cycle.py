@@ -256,6 +256,7 @@ class Cycle:
         self._bulk_ceiling = 1  # operations one Bulk request may hold, objects that join it included
         self._bulk_ids = itertools.count(1)
         self._bulk_references = _REFERENCES_UNTRIED  # may new objects join the Bulk request creating their targets?
+        self._bulk_trial: list[tuple[Step, dict[str, Any]]] | None = None  # the Bulk request that tries them
         self._maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
@@ -834,8 +835,7 @@ class Cycle:
         bulkId (a new group whose new subgroup, a new user whose new manager is in the request), while
         the request has room; so do objects waiting for those, and so on. Returns them by position."""
         named = {step.source_id: (step.kind, operation["bulkId"]) for step, operation in chunk if "bulkId" in operation}
-        on = self._bulk_references in (_REFERENCES_UNTRIED, _REFERENCES_ON)
-        room = self._bulk_ceiling - len(chunk) if self._waiters and on else 0
+        room = self._bulk_ceiling - len(chunk) if self._waiters and self._may_name_by_bulk_id(chunk) else 0
         payload_room: float | None = None  # measured when a first candidate is found
         joined: dict[int, _Referrer] = {}
         frontier = list(named)
@@ -852,6 +852,8 @@ class Cycle:
             for entry, referrer in candidates:
                 if entry.done or referrer.read.source_id not in absent or room <= 0:
                     continue  # done: joined meanwhile (it waits for several of these creates)
+                if not self._may_name_by_bulk_id(chunk):
+                    return joined  # another request became the trial, or the trial said no (meanwhile)
                 entry.done = True  # from here on it is ours: written in this request, or planned again after it
                 entry.read = dataclasses.replace(entry.read, canonical={})
                 placeholders = ({**referrer.targets[0]}, {**referrer.targets[1]})
@@ -860,17 +862,25 @@ class Cycle:
                 steps = await self._plan_batch(referrer.kind, [referrer.read], None, targets=placeholders)
                 operation = self._bulk_operation(steps[0], True) if len(steps) == 1 and steps[0].action == CREATE else None
                 cost = len(encode(operation)) + 2 if operation is not None else 0
-                if operation is None or cost > payload_room:
-                    replan.append(referrer)
+                if operation is None or cost > payload_room or not self._may_name_by_bulk_id(chunk, claim=True):
+                    replan.append(referrer)  # planned again once this request ran
                     continue
                 joined[len(chunk)] = referrer
-                if self._bulk_references == _REFERENCES_UNTRIED:
-                    self._bulk_references = _REFERENCES_ON_TRIAL  # no other request uses them until it is judged
                 chunk.append((steps[0], operation))
                 room, payload_room = room - 1, payload_room - cost
                 named[referrer.read.source_id] = (referrer.kind, operation["bulkId"])
                 frontier.append(referrer.read.source_id)
         return joined
+
+    def _may_name_by_bulk_id(self, chunk: list[tuple[Step, dict[str, Any]]], *, claim: bool = False) -> bool:
+        """Whether objects may join this Bulk request and name their targets by bulkId: yes once the
+        destination was seen to resolve such references; before that only in one request, the trial
+        (`claim`: make this request the trial if there is none yet)."""
+        if self._bulk_references == _REFERENCES_UNTRIED and claim:
+            self._bulk_references, self._bulk_trial = _REFERENCES_ON_TRIAL, chunk
+        if self._bulk_references == _REFERENCES_ON_TRIAL:
+            return self._bulk_trial is chunk
+        return self._bulk_references in (_REFERENCES_ON, _REFERENCES_UNTRIED)
 
     def _as_referrer(self, entry: _Waiting, named: dict[str, tuple[str, str]]) -> _Referrer | None:
         """A waiting object that may join a Bulk request creating what it waits for: a new object
@@ -914,8 +924,8 @@ class Cycle:
                 # the server may have carried the request out: creates look before they post again
                 self._maybe_posted.update((step.kind, step.source_id) for step, _ in chunk if step.action == CREATE)
             log.warning("bulk request of %d operations failed (%s): doing them one by one", len(chunk), exc)
-            if joined and self._bulk_references == _REFERENCES_ON_TRIAL:
-                self._bulk_references = _REFERENCES_UNTRIED  # the trial did not run: the next request tries
+            if self._bulk_trial is chunk:  # the trial gave no answer: do without them
+                self._bulk_references, self._bulk_trial = _REFERENCES_OFF, None
             replan.extend(joined.values())
             return [step for index, (step, _) in enumerate(chunk) if index not in joined]
         written: list[tuple[Step, Step, str]] = []  # objects written with bulkId references
@@ -933,21 +943,24 @@ class Cycle:
             sent, complete = step, False
             if result is not None:
                 step, complete = referrer.resolved(step, created)
-            if result is None or not await self._apply_bulk_result(step, result) or not complete:
-                replan.append(referrer)  # failed, or written without a target whose create failed
-            else:
+            applied = result is not None and await self._apply_bulk_result(step, result)
+            if applied and result is not None:
                 written.append((sent, step, result.resource_id or ""))
-        if joined and self._bulk_references == _REFERENCES_ON_TRIAL:  # this request is the trial
+            if not applied or not complete:
+                replan.append(referrer)  # failed, or written without a target whose create failed
+        if self._bulk_trial is chunk:
             await self._try_bulk_references(written)
         return redo
 
     async def _try_bulk_references(self, written: list[tuple[Step, Step, str]]) -> None:
-        """The first Bulk request with bulkId references ran: read back one object written with them
-        ((as sent, as recorded, destination id)). A server that advertises Bulk but stores such
-        references as given would hold wrong members or managers: then every object of the request
-        is repaired, and no later request uses them."""
+        """The trial request (the first Bulk request with bulkId references) ran: read back one object
+        written with them ((as sent, as recorded, destination id)). A server that advertises Bulk but
+        stores such references as given would hold wrong members or managers: then every object of
+        the request is repaired, and no later request uses them. Neither do they when no object of
+        the trial was written (the server may refuse such references)."""
+        self._bulk_trial = None
         if not written:
-            self._bulk_references = _REFERENCES_UNTRIED  # nothing to judge by: the next request tries
+            self._bulk_references = _REFERENCES_OFF
             return
         try:
             _, first, dest_id = written[0]

@@ -85,7 +85,7 @@ def plan_upsert(
     if live_known and live is not None:
         previous = stored.canonical or {}
         current = project(live, desired, previous)
-        removable = None if policy.membership == "overwrite" else _member_values(previous)
+        removable = _removable_members(policy, previous, live)
         operations = compute_operations(current, desired, removable_members=removable)
         reason = "drift on the destination" if stored.digest == want else "changed in the source"
     else:
@@ -121,7 +121,7 @@ def plan_adoption(
     """
     assert step.desired is not None
     current = project(live, step.desired, previous or {})
-    removable: set[str] | None = None if policy.membership == "overwrite" else _member_values(previous or {})
+    removable = _removable_members(policy, previous or {}, live)
     operations = compute_operations(current, step.desired, removable_members=removable)
     return Step(
         PATCH if operations else RECORD,
@@ -164,6 +164,14 @@ def plan_removal(
 
 def _member_values(canonical: dict[str, Any]) -> set[str]:
     return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
+
+
+def _removable_members(policy: SyncConfig, previous: dict[str, Any], live: dict[str, Any]) -> set[str] | None:
+    """Members a plan may remove (None: any). In `merge` mode: those we wrote, and `bulkId:` values,
+    which only a Bulk request whose references the server did not resolve leaves behind."""
+    if policy.membership == "overwrite":
+        return None
+    return _member_values(previous) | {value for value in _member_values(live) if value.startswith("bulkId:")}
 
 
 def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig) -> str | None:

@@ -114,10 +114,10 @@ async def test_bulk_can_be_switched_off(bulk_servers: Servers) -> None:
     assert result.counts["created"] == 30 and bulk_posts(s.destination) == 0
 
 
-def chain_of_managers(server: MemoryScimServer, length: int) -> list[str]:
+def chain_of_managers(server: MemoryScimServer, length: int, prefix: str = "chain") -> list[str]:
     """Users listed before their manager: each one's manager is the next user (the last has none)."""
     schema = ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER]
-    ids = [server.add_user({"schemas": schema, "userName": f"chain{n}@example.com"})["id"] for n in range(length)]
+    ids = [server.add_user({"schemas": schema, "userName": f"{prefix}{n}@example.com"})["id"] for n in range(length)]
     for user_id, manager_id in zip(ids, ids[1:], strict=False):
         server.users[user_id][ENTERPRISE_USER] = {"manager": {"value": manager_id}}
     return ids
@@ -192,9 +192,15 @@ async def test_a_server_storing_bulk_ids_as_given_is_repaired(tmp_path: Path) ->
     used them is read back, its objects repaired, and later requests do without them."""
     async with servers_with(tmp_path, bulk_resolves_references=False) as s:
         chain_of_managers(s.source, 30)
+        for chain in range(8):  # short chains in small requests: several could carry references at once
+            chain_of_managers(s.source, 3, prefix=f"short{chain}-")
         nested_groups(s.source, 5)
+        for index in range(5):  # the destination is not empty: telling what is absent waits for the state
+            for server in (s.source, s.destination):
+                server.add_user({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": f"other{index}"})
+        s.destination.faults = Faults(latency=0.002)
         s.destination.bulk_bodies = []
-        result = await replicate(s.config(concurrency=4), mode=INCREMENTAL, dry_run=False)
+        result = await replicate(s.config(concurrency=4, bulk_size=2), mode=INCREMENTAL, dry_run=False)
         assert result.outcome == "ok", result.summary()
         with_references = [body for body in s.destination.bulk_bodies if "bulkId:" in str(body)]
         assert len(with_references) == 1 and len(s.destination.bulk_bodies) > 1  # the trial, and no more
@@ -214,3 +220,31 @@ async def test_a_bulk_request_whose_answer_is_lost_creates_no_duplicate(tmp_path
         assert result.outcome == "ok", result.summary()
         assert result.counts["adopted"] > 0  # some Bulk requests were carried out although their answers were lost
         await s.check()
+
+
+async def test_a_lost_answer_to_the_trial_leaves_no_bulk_id_behind(tmp_path: Path) -> None:
+    """The request trying bulkId references is carried out by a server that stores them as given, and
+    its answer is lost: references are not used again, the objects are adopted, and the stray
+    `bulkId:` member is removed (merge mode too: such a value is nobody's)."""
+    async with servers_with(tmp_path, bulk_resolves_references=False) as s:
+        original = s.destination._bulk
+
+        async def lose_the_first_answer_with_references(request: Any) -> Any:
+            response = await original(request)
+            if b"bulkId:" in await request.read() and not lost:
+                lost.append(request)
+                request.transport.abort()
+            return response
+
+        lost: list[Any] = []
+        s.destination._bulk = lose_the_first_answer_with_references  # type: ignore[method-assign]
+        await s.destination.stop()
+        await s.destination.start()  # the routes now lead to the patched handler
+        chain_of_managers(s.source, 1)  # a user for the groups to hold
+        nested_groups(s.source, 3)
+        result = await replicate(s.config(concurrency=2), mode=INCREMENTAL, dry_run=False)
+        assert lost and result.outcome == "ok", result.summary()
+        assert not any("bulkId:" in str(group) for group in s.destination.groups.values())
+        await s.check()
+        again = await replicate(s.config(concurrency=2), mode=INCREMENTAL, dry_run=False)
+        assert writes(again.destination_requests) == 0

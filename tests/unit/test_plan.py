@@ -175,6 +175,17 @@ def test_live_merge_mode_keeps_foreign_members() -> None:
     assert step.operations == [{"op": "add", "path": "members", "value": [{"value": "u2"}]}]
 
 
+def test_merge_mode_removes_unresolved_bulk_id_members() -> None:
+    """A `bulkId:` member value (a Bulk reference the server stored as given) is never someone else's:
+    merge mode removes it, also when adopting an object we wrote nothing of."""
+    desired = {"displayName": "G", "members": [{"value": "u1"}]}
+    live = {"displayName": "G", "members": [{"value": "bulkId:g1"}, {"value": "foreign"}, {"value": "u1"}]}
+    step = upsert(desired, stored_for(desired), kind=GROUP, live=live, live_known=True)
+    assert step.operations == [{"op": "remove", "path": 'members[value eq "bulkId:g1"]'}]
+    adoption = plan_adoption(step=step, live=live, dest_id="d-1", policy=SyncConfig())
+    assert adoption.operations == [{"op": "remove", "path": 'members[value eq "bulkId:g1"]'}]
+
+
 def test_live_overwrite_mode_removes_foreign_members() -> None:
     """In overwrite mode, members not in the source are removed from the destination."""
     previous = {"displayName": "G", "members": [{"value": "u1"}]}
