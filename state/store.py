@@ -2,13 +2,15 @@
 
 Tables:
 - `resources`: one row per (kind, source id): destination id, digest and canonical form last written to
-  the destination, status (`synced`, `disabled`, `failed`), how the destination object came to be ours
+  the destination, status (`synced`, `disabled`, `failed`, or `creating`: a create is about to be sent,
+  noted and committed first so that a crash cannot orphan its object), how the destination object came to be ours
   (`created` or `adopted`), its case-folded match key, the digest of the source bytes last written
   (the zero-change check), the last error and retry bookkeeping.
 - `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
 
-Writes are buffered and committed in batches (`batch_size` rows, or `flush()`), so results are
-durable as operations succeed without a commit per row. A read writes the buffered rows first, without
+Writes are buffered and committed in batches (`batch_size` rows, or `flush()`, or at the first write
+`commit_interval` seconds after the oldest write not committed), so results are durable as operations
+succeed without a commit per row, and a crash loses at most a batch or about a second of results. A read writes the buffered rows first, without
 committing them: the connection sees its own open transaction, and a commit per page of the source
 was a third of the state's CPU time. One lock serialises every use of the
 connection: many workers record results concurrently, and SQLite must never see a cursor of one task
@@ -112,6 +114,7 @@ _decode = msgspec.json.Decoder().decode
 SYNCED = "synced"
 DISABLED = "disabled"
 FAILED = "failed"
+CREATING = "creating"  # a create is about to be sent: committed first, so a crash cannot orphan its object
 
 
 class ResourceRow(NamedTuple):
@@ -146,9 +149,11 @@ class RunRecord:
 class StateStore:
     """Async access to the state database. Create with `open_state`."""
 
-    def __init__(self, db: aiosqlite.Connection, batch_size: int) -> None:
+    def __init__(self, db: aiosqlite.Connection, batch_size: int, commit_interval: float = 1.0) -> None:
         self._db = db
         self._batch_size = batch_size
+        self._commit_interval = commit_interval
+        self._dirty_since: float | None = None  # time.monotonic() of the oldest write not committed
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}  # (kind, source id) -> row to write
         self._pending_deletes: set[tuple[str, str]] = set()
         self._pending_digests: dict[tuple[str, str], str] = {}
@@ -421,7 +426,8 @@ class StateStore:
         )
 
     async def unread_count(self, kind: str) -> int:
-        """Objects with a destination counterpart that this cycle did not read in scope."""
+        """Objects with a destination counterpart (or a create noted, `creating`) that this cycle did
+        not read in scope."""
         return sum([len(chunk) async for chunk in self.iter_unread(kind)])
 
     async def iter_unread(self, kind: str, chunk: int = 2000) -> AsyncIterator[list[tuple[ResourceRow, str | None]]]:
@@ -458,6 +464,7 @@ class StateStore:
         """Remember that the destination object `dest_id` now holds `canonical`."""
         now = time.time()
         canon = _encode(canonical)
+        self._mark_dirty()
         self._pending_deletes.discard((kind, source_id))
         self._pending[(kind, source_id)] = (
             kind, source_id, dest_id, digest, canon, status, origin, match_key and match_key.casefold(), None, 0,
@@ -492,25 +499,58 @@ class StateStore:
                 (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
             )
             self._uncommitted += 1
+            self._mark_dirty()
             await self._flush()  # commits with the next batch
+
+    async def note_creating(self, kind: str, keys: dict[str, str | None]) -> None:
+        """Before creating these objects (source id -> match key): note and commit that we are about
+        to, so that if a crash loses the result and the source drops the object, the next cycle can
+        still find what we created and remove it. Objects with a destination id are left as they are."""
+        if not keys:
+            return
+        now = time.time()
+        async with self._lock:
+            await self._write_pending()
+            await self._db.executemany(
+                """INSERT INTO resources (kind, source_id, status, origin, match_key, attempts, created_at, updated_at)
+                   VALUES (?, ?, ?, 'created', ?, 0, ?, ?)
+                   ON CONFLICT (kind, source_id) DO UPDATE SET status = excluded.status, origin = excluded.origin,
+                       match_key = COALESCE(excluded.match_key, resources.match_key)
+                   WHERE resources.dest_id IS NULL""",
+                [(kind, source_id, CREATING, key and key.casefold(), now, now) for source_id, key in keys.items()],
+            )
+            await self._commit()
 
     async def note_source_digest(self, kind: str, source_id: str, source_digest: str) -> None:
         """The source object's bytes changed but not what we replicate: remember the new digest."""
+        self._mark_dirty()
         self._pending_digests[(kind, source_id)] = source_digest
         await self._maybe_flush()
 
     async def forget(self, kind: str, source_id: str) -> None:
         """Drop an object we deleted from the destination."""
+        self._mark_dirty()
         self._pending.pop((kind, source_id), None)
         self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
+    def _mark_dirty(self) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+
+    def _commit_due(self) -> bool:
+        """A batch of rows waits, or the oldest write not committed is `commit_interval` old."""
+        waiting = self._uncommitted + len(self._pending) + len(self._pending_deletes) + len(self._pending_digests)
+        if waiting >= self._batch_size:
+            return True
+        return self._dirty_since is not None and time.monotonic() - self._dirty_since >= self._commit_interval
+
     async def _maybe_flush(self) -> None:
-        """Write and commit when a batch is full, unless the connection is busy (then a later write
-        does: workers recording results do not queue up behind each other's commits)."""
+        """Write and commit when one is due, unless the connection is busy (then a later write does:
+        workers recording results do not queue up behind each other's commits)."""
         if self._lock.locked():
             return
-        if len(self._pending) + len(self._pending_deletes) + len(self._pending_digests) >= self._batch_size:
+        if self._commit_due():
             async with self._lock:
                 await self._flush()
 
@@ -521,14 +561,19 @@ class StateStore:
 
     async def _flush(self, *, commit: bool = False) -> None:
         """Write the buffered rows into the open transaction (this connection's reads see them); commit
-        when `commit`, or when a batch of rows waits uncommitted."""
+        when `commit`, or when one is due."""
+        due = self._commit_due()
         await self._write_pending()
-        if (commit and self._db.in_transaction) or self._uncommitted >= self._batch_size:
-            await self._commit()
+        if commit or due:
+            if self._db.in_transaction:
+                await self._commit()
+            else:
+                self._uncommitted, self._dirty_since = 0, None
 
     async def _commit(self) -> None:
         await self._db.commit()
         self._uncommitted = 0
+        self._dirty_since = None
 
     async def _write_pending(self) -> None:
         if not self._pending and not self._pending_deletes and not self._pending_digests:
@@ -606,7 +651,8 @@ _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
 # walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which
 # would cost a table lookup per row before the scratch probe)
-_UNREAD = f"r.kind = ? AND +r.dest_id IS NOT NULL AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}"
+_UNREAD = (f"r.kind = ? AND (+r.dest_id IS NOT NULL OR r.status = '{CREATING}')"
+           f" AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}")
 
 
 def _casefold(value: object) -> object:
@@ -639,7 +685,9 @@ async def _migrate(db: aiosqlite.Connection, path: str) -> None:
 
 
 @asynccontextmanager
-async def open_state(path: str | os.PathLike[str], *, batch_size: int = 1000) -> AsyncIterator[StateStore]:
+async def open_state(
+    path: str | os.PathLike[str], *, batch_size: int = 1000, commit_interval: float = 1.0
+) -> AsyncIterator[StateStore]:
     """Open (creating with mode 0600 if needed) and migrate the state database; flush on exit."""
     target = Path(path)
     if str(path) != ":memory:":
@@ -659,7 +707,7 @@ async def open_state(path: str | os.PathLike[str], *, batch_size: int = 1000) ->
         await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
         for statement in _SCRATCH:
             await db.execute(statement)
-        store = StateStore(db, batch_size)
+        store = StateStore(db, batch_size, commit_interval)
         try:
             yield store
         finally:

@@ -82,7 +82,7 @@ from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
-from state.store import DISABLED, FAILED, SYNCED
+from state.store import CREATING, DISABLED, FAILED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -404,7 +404,9 @@ class Cycle:
                     async for page in pages:
                         if self._fatal is not None or self.stop.is_set():
                             break  # the workers stopped, or we are asked to: reading on would be wasted
-                        for step in await self._plan_page(kind, page, held):
+                        steps = await self._plan_page(kind, page, held)
+                        await self._note_creates(steps)
+                        for step in steps:
                             await self._dispatch(step, send)
                         held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
             except AuthError:
@@ -439,7 +441,9 @@ class Cycle:
         async with self._workers() as send:
             batch = [self._still_own(e.read) for e in ready]
             for index in range(0, len(batch), _PAGE_CANON_BATCH):
-                for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
+                steps = await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None)
+                await self._note_creates(steps)
+                for step in steps:
                     await self._dispatch(step, send)
         if not forced:
             return [e for e in left if not e.done]
@@ -473,7 +477,9 @@ class Cycle:
             read = self._still_own(entry.read)
             entry.read = dataclasses.replace(entry.read, canonical={})  # the form is no longer kept
             targets = entry.targets if entry.moves == self._moves else None  # None: ask the state again
-            for step in await self._plan_batch(entry.kind, [read], None, targets=targets):
+            steps = await self._plan_batch(entry.kind, [read], None, targets=targets)
+            await self._note_creates(steps)
+            for step in steps:
                 await self._dispatch(step, None)
 
     def _still_own(self, read: _Read) -> _Read:
@@ -715,6 +721,20 @@ class Cycle:
         else:
             await send.put(step)
 
+    async def _note_creates(self, steps: list[Step]) -> None:
+        """Before new objects are created: commit that they are about to be (state `creating`), so
+        that an object whose result a crash loses, and that the source drops before the next cycle,
+        is still found and removed (`_resolve_intents`). One commit per page of creates."""
+        if self.dry_run:
+            return
+        by_kind: dict[str, dict[str, str | None]] = {}
+        for step in steps:
+            if step.action == CREATE and step.desired is not None and step.dest_id is None:
+                key = match_value(step.desired, self._match_attribute(step.kind))
+                by_kind.setdefault(step.kind, {})[step.source_id] = key
+        for kind, keys in by_kind.items():
+            await self.store.note_creating(kind, keys)
+
     async def _note_source_digest(self, kind: str, read: _Read) -> None:
         """An unchanged object whose source bytes changed (meta, a read-only attribute): remember the
         new bytes' digest, so the next cycle takes the fast path."""
@@ -808,6 +828,7 @@ class Cycle:
         replan: list[_Referrer] = []
         for chunk in self._bulk_chunks(bulked):
             joined = await self._join_referrers(chunk, replan)
+            await self._note_creates([chunk[index][0] for index in joined])
             singles.extend(await self._send_bulk(chunk, joined, replan))
         await asyncio.gather(*(self._run_step(step) for step in singles))
         await self._replan_referrers(replan)
@@ -989,7 +1010,9 @@ class Cycle:
         for referrer in referrers:
             rows = await self.store.rows(referrer.kind, [referrer.read.source_id])
             read = dataclasses.replace(referrer.read, row=rows.get(referrer.read.source_id))
-            for step in await self._plan_batch(referrer.kind, [read], None):
+            steps = await self._plan_batch(referrer.kind, [read], None)
+            await self._note_creates(steps)
+            for step in steps:
                 await (self._dispatch(step, None) if step.action in (NOTHING, SKIP) else self._run_step(step))
 
     async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
@@ -1280,6 +1303,10 @@ class Cycle:
         """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
         the last written forms (for labels and disabling), which counting does not need."""
         owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
+        intents = {sid: row for sid, (row, _) in owned.items() if row.status == CREATING and not row.dest_id}
+        if intents:
+            found = await self._resolve_intents(kind, intents)
+            owned = {sid: (row._replace(dest_id=found.get(sid, row.dest_id)), why) for sid, (row, why) in owned.items()}
         stored = await self._stored_many(kind, {sid: (row, row.digest) for sid, (row, _) in owned.items()},
                                          everything=with_forms)
         steps = []
@@ -1289,6 +1316,29 @@ class Cycle:
             excluded = owned[source_id][1]
             steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
         return steps
+
+    async def _resolve_intents(self, kind: str, intents: dict[str, ResourceRow]) -> dict[str, str]:
+        """Objects gone from the source whose create was noted but whose result was not (a crash in
+        between): the destination ids of those the destination holds under their match key and no
+        other object of ours claims. The destination is listed for this if it was not. The notes of
+        the others are dropped (their create never reached the destination, or it cannot be told
+        which of several objects sharing the key it made)."""
+        async with self._listing_lock:
+            listing = self.dest[kind]
+            if listing is None or not listing.complete:
+                listing = self.dest[kind] = await self._list_destination(kind)
+        if not listing.complete:
+            return {}
+        keys = [row.match_key for row in intents.values() if row.match_key]
+        listed = await self.store.listed_keys(kind, keys) if listing.listed and keys else {}
+        found = {}
+        for source_id, row in intents.items():
+            dest_id = listed.get(row.match_key or "")
+            if dest_id is not None and set(await self.store.owners(kind, dest_id)) <= {source_id}:
+                found[source_id] = dest_id
+            else:
+                await self.store.forget(kind, source_id)
+        return found
 
     def _match_attribute(self, kind: str) -> str:
         return self.policy.user_match_attribute if kind == USER else self.policy.group_match_attribute

@@ -377,3 +377,34 @@ async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: 
     await servers.check()
     third = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert writes(third.destination_requests) == 0 and third.counts["unchanged"] == 3
+
+
+async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_is_removed(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash loses the results of creates that reached the destination, and the source drops those
+    objects before the next cycle: the note committed before each create lets that cycle find them
+    on the destination and remove them (nothing else records them as ours)."""
+    from state.store import StateStore
+
+    ids = seed(servers.source, 30, 2)
+    lost = set(ids[10:13])
+    record_success = StateStore.record_success
+
+    async def losing_some(self: StateStore, kind: str, source_id: str, **fields: Any) -> None:
+        if source_id not in lost:
+            await record_success(self, kind, source_id, **fields)
+
+    monkeypatch.setattr(StateStore, "record_success", losing_some)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    monkeypatch.undo()
+    assert len(servers.destination.users) == 30
+    for user_id in lost:
+        delete_user(servers.source, user_id)
+    for user in servers.source.users.values():  # nor do they manage anyone any more
+        if user.get(ENTERPRISE_USER, {}).get("manager", {}).get("value") in lost:
+            del user[ENTERPRISE_USER]["manager"]
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["deleted"] == 3, result.summary()
+    await servers.check()
+    again = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0 and again.destination_requests.get("GET", 0) <= 1

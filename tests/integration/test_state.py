@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
@@ -176,22 +177,40 @@ async def test_key_holders_are_unchanged_objects_read_in_scope(tmp_path: Path) -
         assert await store.key_holders("User", keys) == {"key-same": "same"}
 
 
+def committed(path: Path) -> int:
+    """Rows another connection sees in the state file (committed ones)."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        return other.execute("SELECT COUNT(*) FROM resources").fetchone()[0]
+
+
 async def test_reads_see_buffered_rows_that_are_committed_by_the_batch(tmp_path: Path) -> None:
     """A read writes the buffered rows into the open transaction (it sees them) without committing
     them; they are committed when a batch of rows is written, or by flush()."""
     path = tmp_path / "s.db"
 
-    def committed() -> int:
-        with contextlib.closing(sqlite3.connect(path)) as other:
-            return other.execute("SELECT COUNT(*) FROM resources").fetchone()[0]
-
     async with open_state(path, batch_size=3) as store:
         await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
         assert set(await store.rows("User", ["u1"])) == {"u1"}
-        assert committed() == 0
+        assert committed(path) == 0
         await store.record_success("User", "u2", dest_id="d2", digest="x", canonical={})
         await store.record_failure("User", "u3", "boom")  # the third row: a batch
-        assert committed() == 3
+        assert committed(path) == 3
         await store.record_success("User", "u4", dest_id="d4", digest="x", canonical={})
         await store.flush()
-        assert committed() == 4
+        assert committed(path) == 4
+
+
+async def test_a_write_a_second_after_the_oldest_uncommitted_one_commits(tmp_path: Path) -> None:
+    """Results are not left uncommitted for long when they come slowly: the first write
+    `commit_interval` after the oldest uncommitted one commits them all (a crash loses about that much)."""
+    path = tmp_path / "s.db"
+
+    async with open_state(path, batch_size=1000, commit_interval=0.2) as store:
+        await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
+        await store.record_success("User", "u2", dest_id="d2", digest="x", canonical={})
+        assert committed(path) == 0
+        await asyncio.sleep(0.25)
+        await store.record_success("User", "u3", dest_id="d3", digest="x", canonical={})
+        assert committed(path) == 3
+        await store.forget("User", "u1")
+        assert committed(path) == 3  # the interval starts again
