@@ -154,6 +154,8 @@ class StateStore:
         self._batch_size = batch_size
         self._commit_interval = commit_interval
         self._dirty_since: float | None = None  # time.monotonic() of the oldest write not committed
+        self._intents: dict[tuple[str, str], str | None] = {}  # creates to note (kind, source id) -> match key
+        self._intent_writer: asyncio.Future[None] | None = None  # the commit of the notes taken so far
         self._pending: dict[tuple[str, str], tuple[Any, ...]] = {}  # (kind, source id) -> row to write
         self._pending_deletes: set[tuple[str, str]] = set()
         self._pending_digests: dict[tuple[str, str], str] = {}
@@ -426,8 +428,8 @@ class StateStore:
         )
 
     async def unread_count(self, kind: str) -> int:
-        """Objects with a destination counterpart (or a create noted, `creating`) that this cycle did
-        not read in scope."""
+        """Objects with a destination counterpart (or a create noted before its POST) that this cycle
+        did not read in scope."""
         return sum([len(chunk) async for chunk in self.iter_unread(kind)])
 
     async def iter_unread(self, kind: str, chunk: int = 2000) -> AsyncIterator[list[tuple[ResourceRow, str | None]]]:
@@ -505,21 +507,33 @@ class StateStore:
     async def note_creating(self, kind: str, keys: dict[str, str | None]) -> None:
         """Before creating these objects (source id -> match key): note and commit that we are about
         to, so that if a crash loses the result and the source drops the object, the next cycle can
-        still find what we created and remove it. Objects with a destination id are left as they are."""
-        if not keys:
-            return
-        now = time.time()
-        async with self._lock:
-            await self._write_pending()
-            await self._db.executemany(
-                """INSERT INTO resources (kind, source_id, status, origin, match_key, attempts, created_at, updated_at)
-                   VALUES (?, ?, ?, 'created', ?, 0, ?, ?)
-                   ON CONFLICT (kind, source_id) DO UPDATE SET status = excluded.status, origin = excluded.origin,
-                       match_key = COALESCE(excluded.match_key, resources.match_key)
-                   WHERE resources.dest_id IS NULL""",
-                [(kind, source_id, CREATING, key and key.casefold(), now, now) for source_id, key in keys.items()],
-            )
-            await self._commit()
+        still find what we created and remove it. Rows with a destination id are left as they are.
+        Notes of concurrent callers are committed together (one commit for all who wait)."""
+        for source_id, key in keys.items():
+            self._intents[(kind, source_id)] = key
+        while any((kind, source_id) in self._intents for source_id in keys):
+            if self._intent_writer is None:
+                self._intent_writer = asyncio.ensure_future(self._write_intents())
+            await asyncio.shield(self._intent_writer)
+
+    async def _write_intents(self) -> None:
+        try:
+            async with self._lock:
+                intents, self._intents = self._intents, {}
+                now = time.time()
+                await self._write_pending()
+                await self._db.executemany(
+                    """INSERT INTO resources (kind, source_id, status, origin, match_key, attempts, created_at, updated_at)
+                       VALUES (?, ?, ?, 'created', ?, 0, ?, ?)
+                       ON CONFLICT (kind, source_id) DO UPDATE SET status = excluded.status, origin = excluded.origin,
+                           match_key = COALESCE(excluded.match_key, resources.match_key)
+                       WHERE resources.dest_id IS NULL""",
+                    [(kind, source_id, CREATING, key and key.casefold(), now, now)
+                     for (kind, source_id), key in intents.items()],
+                )
+                await self._commit()
+        finally:
+            self._intent_writer = None
 
     async def note_source_digest(self, kind: str, source_id: str, source_digest: str) -> None:
         """The source object's bytes changed but not what we replicate: remember the new digest."""
@@ -567,13 +581,15 @@ class StateStore:
         if commit or due:
             if self._db.in_transaction:
                 await self._commit()
-            else:
+            elif not (self._pending or self._pending_deletes or self._pending_digests):
                 self._uncommitted, self._dirty_since = 0, None
 
     async def _commit(self) -> None:
         await self._db.commit()
         self._uncommitted = 0
-        self._dirty_since = None
+        # writes buffered while the commit ran are not in it: their time counts from now
+        buffered = self._pending or self._pending_deletes or self._pending_digests
+        self._dirty_since = time.monotonic() if buffered else None
 
     async def _write_pending(self) -> None:
         if not self._pending and not self._pending_deletes and not self._pending_digests:
@@ -651,7 +667,8 @@ _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
 # walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which
 # would cost a table lookup per row before the scratch probe)
-_UNREAD = (f"r.kind = ? AND (+r.dest_id IS NOT NULL OR r.status = '{CREATING}')"
+# (a row with origin 'created' and no destination id is a create noted before its POST, not recorded)
+_UNREAD = (f"r.kind = ? AND (+r.dest_id IS NOT NULL OR r.origin = 'created')"
            f" AND NOT{_READ_IN_SCOPE.removeprefix(' AND')}")
 
 

@@ -82,7 +82,7 @@ from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
-from state.store import CREATING, DISABLED, FAILED, SYNCED
+from state.store import DISABLED, FAILED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -393,6 +393,9 @@ class Cycle:
             raise self._fatal
 
     async def _replicate_kind(self, kind: str) -> None:
+        if self._bulk_references == _REFERENCES_ON:
+            # a server may resolve bulkId in a manager and not in members, or the other way round
+            self._bulk_references = _REFERENCES_UNTRIED
         report = ReadReport(kind=f"source {kind}")
         self.result.reads[report.kind] = report
         held: list[_Waiting] = []
@@ -404,9 +407,7 @@ class Cycle:
                     async for page in pages:
                         if self._fatal is not None or self.stop.is_set():
                             break  # the workers stopped, or we are asked to: reading on would be wasted
-                        steps = await self._plan_page(kind, page, held)
-                        await self._note_creates(steps)
-                        for step in steps:
+                        for step in await self._plan_page(kind, page, held):
                             await self._dispatch(step, send)
                         held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
             except AuthError:
@@ -441,9 +442,7 @@ class Cycle:
         async with self._workers() as send:
             batch = [self._still_own(e.read) for e in ready]
             for index in range(0, len(batch), _PAGE_CANON_BATCH):
-                steps = await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None)
-                await self._note_creates(steps)
-                for step in steps:
+                for step in await self._plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
                     await self._dispatch(step, send)
         if not forced:
             return [e for e in left if not e.done]
@@ -477,9 +476,7 @@ class Cycle:
             read = self._still_own(entry.read)
             entry.read = dataclasses.replace(entry.read, canonical={})  # the form is no longer kept
             targets = entry.targets if entry.moves == self._moves else None  # None: ask the state again
-            steps = await self._plan_batch(entry.kind, [read], None, targets=targets)
-            await self._note_creates(steps)
-            for step in steps:
+            for step in await self._plan_batch(entry.kind, [read], None, targets=targets):
                 await self._dispatch(step, None)
 
     def _still_own(self, read: _Read) -> _Read:
@@ -722,9 +719,10 @@ class Cycle:
             await send.put(step)
 
     async def _note_creates(self, steps: list[Step]) -> None:
-        """Before new objects are created: commit that they are about to be (state `creating`), so
-        that an object whose result a crash loses, and that the source drops before the next cycle,
-        is still found and removed (`_resolve_intents`). One commit per page of creates."""
+        """Right before objects are POSTed (their absence proven: no object to adopt): commit that
+        they are about to be (state `creating`), so that an object whose result a crash loses, and
+        that the source drops before the next cycle, is still found and removed (`_resolve_intents`).
+        The store commits the notes of concurrent workers together."""
         if self.dry_run:
             return
         by_kind: dict[str, dict[str, str | None]] = {}
@@ -828,7 +826,7 @@ class Cycle:
         replan: list[_Referrer] = []
         for chunk in self._bulk_chunks(bulked):
             joined = await self._join_referrers(chunk, replan)
-            await self._note_creates([chunk[index][0] for index in joined])
+            await self._note_creates([step for step, operation in chunk if operation["method"] == "POST"])
             singles.extend(await self._send_bulk(chunk, joined, replan))
         await asyncio.gather(*(self._run_step(step) for step in singles))
         await self._replan_referrers(replan)
@@ -1010,9 +1008,7 @@ class Cycle:
         for referrer in referrers:
             rows = await self.store.rows(referrer.kind, [referrer.read.source_id])
             read = dataclasses.replace(referrer.read, row=rows.get(referrer.read.source_id))
-            steps = await self._plan_batch(referrer.kind, [read], None)
-            await self._note_creates(steps)
-            for step in steps:
+            for step in await self._plan_batch(referrer.kind, [read], None):
                 await (self._dispatch(step, None) if step.action in (NOTHING, SKIP) else self._run_step(step))
 
     async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
@@ -1072,6 +1068,7 @@ class Cycle:
                 await self._adopt(step, existing)
                 return
             try:
+                await self._note_creates([step])
                 created = await self._post(step)
                 break
             except ConflictError:
@@ -1099,6 +1096,10 @@ class Cycle:
             body["members"] = first
         created = await self.destination.create(step.kind, body)
         if rest:
+            # recorded before the PATCHes, so that one failing leaves the object ours with what it holds
+            written = {**step.desired, "members": first}
+            await self._record(dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None),
+                               created["id"], origin="created")
             for patch in chunk_requests([{"op": "add", "path": "members", "value": rest}], self.policy.member_chunk):
                 await self.destination.patch(step.kind, created["id"], patch)
         return created
@@ -1303,12 +1304,20 @@ class Cycle:
         """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
         the last written forms (for labels and disabling), which counting does not need."""
         owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
-        intents = {sid: row for sid, (row, _) in owned.items() if row.status == CREATING and not row.dest_id}
-        if intents:
-            found = await self._resolve_intents(kind, intents)
+        intents = {sid: row for sid, (row, _) in owned.items() if not row.dest_id}  # creates noted, not recorded
+        found = await self._resolve_intents(kind, intents) if intents else {}
+        if found:
             owned = {sid: (row._replace(dest_id=found.get(sid, row.dest_id)), why) for sid, (row, why) in owned.items()}
         stored = await self._stored_many(kind, {sid: (row, row.digest) for sid, (row, _) in owned.items()},
                                          everything=with_forms)
+        for source_id, dest_id in found.items() if with_forms else ():
+            # nothing of it was recorded: what it holds (to disable it, to name it) is read from it
+            try:
+                live = canonicalise(await self.destination.get(kind, dest_id), kind)
+            except NotFoundError:
+                del stored[source_id]
+                continue
+            stored[source_id] = dataclasses.replace(stored[source_id], canonical=live)
         steps = []
         for source_id, known in stored.items():
             step = plan_removal(kind=kind, source_id=source_id, stored=known,
@@ -1318,25 +1327,29 @@ class Cycle:
         return steps
 
     async def _resolve_intents(self, kind: str, intents: dict[str, ResourceRow]) -> dict[str, str]:
-        """Objects gone from the source whose create was noted but whose result was not (a crash in
-        between): the destination ids of those the destination holds under their match key and no
-        other object of ours claims. The destination is listed for this if it was not. The notes of
-        the others are dropped (their create never reached the destination, or it cannot be told
-        which of several objects sharing the key it made)."""
+        """Objects gone from the source whose create was noted right before its POST but whose result
+        was not recorded (a crash, or a failure after the POST): the destination ids of those the
+        destination holds under their match key and no other object of ours claims (had the POST met
+        an object already there, we would have adopted it, which makes it ours as well). The
+        destination is listed for this if it was not this cycle. The notes of the others are dropped:
+        their create never reached the destination, several objects share the key, or the listing is
+        incomplete (then a warning says so, rather than listing it again every cycle)."""
         async with self._listing_lock:
-            listing = self.dest[kind]
-            if listing is None or not listing.complete:
-                listing = self.dest[kind] = await self._list_destination(kind)
+            if self.dest[kind] is None:
+                self.dest[kind] = await self._list_destination(kind)
+        listing = self.dest[kind]
+        assert listing is not None
         if not listing.complete:
-            return {}
+            log.warning("destination %s listing incomplete: %d objects whose create a crash or failure left "
+                        "unrecorded cannot be looked for, and are forgotten", kind, len(intents))
         keys = [row.match_key for row in intents.values() if row.match_key]
-        listed = await self.store.listed_keys(kind, keys) if listing.listed and keys else {}
+        listed = await self.store.listed_keys(kind, keys) if listing.complete and listing.listed and keys else {}
         found = {}
         for source_id, row in intents.items():
             dest_id = listed.get(row.match_key or "")
             if dest_id is not None and set(await self.store.owners(kind, dest_id)) <= {source_id}:
                 found[source_id] = dest_id
-            else:
+            elif not self.dry_run:
                 await self.store.forget(kind, source_id)
         return found
 

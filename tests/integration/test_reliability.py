@@ -403,8 +403,64 @@ async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_i
     for user in servers.source.users.values():  # nor do they manage anyone any more
         if user.get(ENTERPRISE_USER, {}).get("manager", {}).get("value") in lost:
             del user[ENTERPRISE_USER]["manager"]
+    async with open_state(servers.state) as store:
+        noted = await store.count(USER)
+    plan = await replicate(servers.config(), mode=INCREMENTAL, dry_run=True)
+    assert plan.counts["delete_planned"] == 3, plan.summary()
+    async with open_state(servers.state) as store:
+        assert await store.count(USER) == noted  # a dry run changes no state
     result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     assert result.counts["deleted"] == 3, result.summary()
     await servers.check()
     again = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     assert writes(again.destination_requests) == 0 and again.destination_requests.get("GET", 0) <= 1
+
+
+async def test_a_noted_create_is_disabled_with_what_it_holds(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With remove_action = disable, an object whose create result was lost is disabled, not
+    replaced by a bare {active: false} (nothing of it was recorded; it is read first), also on a
+    destination without PATCH, where disabling is a PUT of the whole object."""
+    from state.store import StateStore
+
+    ids = seed(servers.source, 5, 2)
+    record_success = StateStore.record_success
+
+    async def losing_one(self: StateStore, kind: str, source_id: str, **fields: Any) -> None:
+        if source_id != ids[4]:
+            await record_success(self, kind, source_id, **fields)
+
+    monkeypatch.setattr(StateStore, "record_success", losing_one)
+    await replicate(servers.config(groups=False), mode=INCREMENTAL, dry_run=False)
+    monkeypatch.undo()
+    name = servers.source.users[ids[4]]["userName"]
+    delete_user(servers.source, ids[4])
+    servers.destination.patch_supported = False
+    result = await replicate(servers.config(groups=False, remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["disabled"] == 1, result.summary()
+    (kept,) = [user for user in servers.destination.users.values() if user["userName"] == name]
+    assert kept["active"] is False and kept["name"] and kept["emails"]
+
+
+async def test_a_group_whose_member_patch_fails_after_its_post_stays_ours(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large group is created, then a PATCH adding its other members is refused: the group is
+    recorded with what it holds (so it is ours, and the next cycle adds the rest) instead of lost."""
+    from replicator.errors import BadRequestError
+
+    ids = [servers.source.add_user(user)["id"] for user in sample_users(30)]
+    servers.source.add_group(sample_group("Big", ids))
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise BadRequestError("PATCH answered 400: refused", status=400)
+
+    monkeypatch.setattr(ScimClient, "patch", refused)
+    first = await replicate(servers.config(member_chunk=10), mode=INCREMENTAL, dry_run=False)
+    monkeypatch.undo()
+    assert first.counts["failed"] == 1, first.summary()
+    (group,) = servers.destination.groups.values()
+    async with open_state(servers.state) as store:
+        (row,) = [row async for row in store.iter_rows(GROUP)]
+    assert row.dest_id == group["id"]
+    second = await replicate(servers.config(member_chunk=10), mode=INCREMENTAL, dry_run=False)
+    assert second.outcome == "ok" and second.counts["created"] == 0, second.summary()
+    await servers.check()

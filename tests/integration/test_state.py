@@ -214,3 +214,28 @@ async def test_a_write_a_second_after_the_oldest_uncommitted_one_commits(tmp_pat
         assert committed(path) == 3
         await store.forget("User", "u1")
         assert committed(path) == 3  # the interval starts again
+
+
+async def test_a_result_recorded_while_a_commit_runs_is_committed_about_a_second_later(tmp_path: Path) -> None:
+    """A write buffered while a commit is in flight is not in it: its time counts from then, so a
+    later read commits it once `commit_interval` has passed (it is not left for the end of the run)."""
+    path = tmp_path / "s.db"
+    async with open_state(path, commit_interval=0.2) as store:
+        real_commit = store._db.commit
+
+        async def slow_commit() -> None:
+            await asyncio.sleep(0.05)  # other tasks run while the commit is in flight
+            await real_commit()
+
+        store._db.commit = slow_commit  # type: ignore[method-assign]
+        await store.record_success("User", "A", dest_id="d1", digest="x", canonical={})
+        await asyncio.sleep(0.25)
+        reading = asyncio.create_task(store.rows("User", ["A"]))  # commits A, which is due
+        await asyncio.sleep(0.02)
+        await store.record_success("User", "B", dest_id="d2", digest="x", canonical={})
+        await reading
+        assert committed(path) == 1
+        await asyncio.sleep(0.25)
+        await store.rows("User", ["A"])
+        assert committed(path) == 2
+        store._db.commit = real_commit  # type: ignore[method-assign]
