@@ -2,15 +2,16 @@
 
 Tables:
 - `resources`: one row per (kind, source id): destination id, digest and canonical form last written to
-  the destination, status (`synced`, `disabled`, `failed`, or `creating`: a create is about to be sent,
-  noted and committed first so that a crash cannot orphan its object), how the destination object came to be ours
-  (`created` or `adopted`), its case-folded match key, the digest of the source bytes last written
+  the destination, status (`synced`, `disabled`, `failed`, or `creating`: a create is about to be
+  POSTed, noted and committed first so that a crash cannot orphan its object), how the destination
+  object came to be ours (`created` or `adopted`; `created` without a destination id: a create noted
+  whose result was not recorded), its case-folded match key, the digest of the source bytes last written
   (the zero-change check), the last error and retry bookkeeping.
 - `runs`: one row per cycle: mode, start/end, outcome and counts (JSON).
 
 Writes are buffered and committed in batches (`batch_size` rows, or `flush()`, or at the first write
-`commit_interval` seconds after the oldest write not committed), so results are durable as operations
-succeed without a commit per row, and a crash loses at most a batch or about a second of results. A read writes the buffered rows first, without
+or read `commit_interval` seconds after the oldest write not committed), so results are durable as
+operations succeed without a commit per row. A read writes the buffered rows first, without
 committing them: the connection sees its own open transaction, and a commit per page of the source
 was a third of the state's CPU time. One lock serialises every use of the
 connection: many workers record results concurrently, and SQLite must never see a cursor of one task
