@@ -549,13 +549,17 @@ class StateStore:
         self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
+    def _buffered(self) -> int:
+        """Writes buffered and not yet written into the transaction."""
+        return len(self._pending) + len(self._pending_deletes) + len(self._pending_digests)
+
     def _mark_dirty(self) -> None:
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
 
     def _commit_due(self) -> bool:
         """A batch of rows waits, or the oldest write not committed is `commit_interval` old."""
-        waiting = self._uncommitted + len(self._pending) + len(self._pending_deletes) + len(self._pending_digests)
+        waiting = self._uncommitted + self._buffered()
         if waiting >= self._batch_size:
             return True
         return self._dirty_since is not None and time.monotonic() - self._dirty_since >= self._commit_interval
@@ -582,20 +586,19 @@ class StateStore:
         if commit or due:
             if self._db.in_transaction:
                 await self._commit()
-            elif not (self._pending or self._pending_deletes or self._pending_digests):
+            elif not self._buffered():
                 self._uncommitted, self._dirty_since = 0, None
 
     async def _commit(self) -> None:
         await self._db.commit()
         self._uncommitted = 0
         # writes buffered while the commit ran are not in it: their time counts from now
-        buffered = self._pending or self._pending_deletes or self._pending_digests
-        self._dirty_since = time.monotonic() if buffered else None
+        self._dirty_since = time.monotonic() if self._buffered() else None
 
     async def _write_pending(self) -> None:
-        if not self._pending and not self._pending_deletes and not self._pending_digests:
+        if not self._buffered():
             return
-        self._uncommitted += len(self._pending) + len(self._pending_deletes) + len(self._pending_digests)
+        self._uncommitted += self._buffered()
         digests, self._pending_digests = self._pending_digests, {}
         await self._db.executemany(
             "UPDATE resources SET source_digest = ? WHERE kind = ? AND source_id = ?",

@@ -200,14 +200,19 @@ class _Referrer:
     targets: tuple[dict[str, str], dict[str, str]]
     named: dict[str, tuple[str, str]]
 
+    def targets_by(self, bulk_ids: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Its targets, those created in the request given by `bulk_ids` (bulkId -> what names it:
+        `bulkId:x` in the request, the new destination id once it ran; missing: left out)."""
+        users, groups = dict(self.targets[0]), dict(self.targets[1])
+        for source_id, (kind, bulk_id) in self.named.items():
+            if bulk_id in bulk_ids:
+                (users if kind == USER else groups)[source_id] = bulk_ids[bulk_id]
+        return users, groups
+
     def resolved(self, step: Step, created: dict[str, str]) -> tuple[Step, bool]:
         """The step as the destination holds it once the request ran (`created`: bulkId -> new id);
         and whether every reference resolved (a target whose create failed is left out)."""
-        users, groups = dict(self.targets[0]), dict(self.targets[1])
-        for source_id, (kind, bulk_id) in self.named.items():
-            if bulk_id in created:
-                (users if kind == USER else groups)[source_id] = created[bulk_id]
-        desired, unresolved = translate(self.read.canonical, self.kind, users, groups)
+        desired, unresolved = translate(self.read.canonical, self.kind, *self.targets_by(created))
         source_digest = None if unresolved else step.source_digest
         return dataclasses.replace(step, desired=desired, digest=digest(desired), source_digest=source_digest), not unresolved
 
@@ -897,9 +902,7 @@ class Cycle:
                     return joined  # another request became the trial, or the trial said no (meanwhile)
                 entry.done = True  # from here on it is ours: written in this request, or planned again after it
                 entry.read = dataclasses.replace(entry.read, canonical={})
-                placeholders = ({**referrer.targets[0]}, {**referrer.targets[1]})
-                for source_id, (kind, bulk_id) in referrer.named.items():
-                    placeholders[0 if kind == USER else 1][source_id] = f"bulkId:{bulk_id}"
+                placeholders = referrer.targets_by({bulk_id: f"bulkId:{bulk_id}" for _, bulk_id in referrer.named.values()})
                 steps = await self._plan_batch(referrer.kind, [referrer.read], None, targets=placeholders)
                 operation = self._bulk_operation(steps[0], True) if len(steps) == 1 and steps[0].action == CREATE else None
                 cost = len(encode(operation)) + 2 if operation is not None else 0
@@ -1015,7 +1018,8 @@ class Cycle:
             self._bulk_references = _REFERENCES_OFF
             for sent, step, dest_id in written:
                 live = canonicalise(await self.destination.get(step.kind, dest_id), step.kind)
-                # what we sent is what we wrote: its bulkId values are ours to replace, in merge mode too
+                # what we sent is what we wrote (a member whose target failed included): its bulkId
+                # values are ours to replace, which the form recorded no longer says
                 await self._write_operations(plan_adoption(step=step, live=live, dest_id=dest_id, policy=self.policy,
                                                            previous=sent.desired, reason="bulkId references not resolved"))
         except ScimError as exc:

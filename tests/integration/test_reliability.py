@@ -379,6 +379,22 @@ async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: 
     assert writes(third.destination_requests) == 0 and third.counts["unchanged"] == 3
 
 
+async def replicate_losing_results(config: Config, lost: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One cycle whose results for these source ids never reach the state, as if a crash lost them
+    after their creates reached the destination."""
+    from state.store import StateStore
+
+    record_success = StateStore.record_success
+
+    async def losing(self: StateStore, kind: str, source_id: str, **fields: Any) -> None:
+        if source_id not in lost:
+            await record_success(self, kind, source_id, **fields)
+
+    monkeypatch.setattr(StateStore, "record_success", losing)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    monkeypatch.undo()
+
+
 @pytest.mark.parametrize("first_run", [True, False], ids=["first run (listed)", "later run (looked up)"])
 async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_is_removed(
         servers: Servers, monkeypatch: pytest.MonkeyPatch, first_run: bool) -> None:
@@ -386,8 +402,6 @@ async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_i
     objects before the next cycle: the note committed before each create (per page when a listing
     proved them absent, else right before the POST) lets that cycle find them on the destination
     and remove them (nothing else records them as ours)."""
-    from state.store import StateStore
-
     ids = seed(servers.source, 30, 2)
     lost = set(ids[10:13])
     if not first_run:  # the state knows the others: the next cycle does not list the destination
@@ -395,15 +409,7 @@ async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_i
             delete_user(servers.source, user_id)
         await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
         lost = {servers.source.add_user(user)["id"] for user in sample_users(33)[30:]}
-    record_success = StateStore.record_success
-
-    async def losing_some(self: StateStore, kind: str, source_id: str, **fields: Any) -> None:
-        if source_id not in lost:
-            await record_success(self, kind, source_id, **fields)
-
-    monkeypatch.setattr(StateStore, "record_success", losing_some)
-    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
-    monkeypatch.undo()
+    await replicate_losing_results(servers.config(), lost, monkeypatch)
     assert len(servers.destination.users) == 30
     for user_id in lost:
         delete_user(servers.source, user_id)
@@ -427,18 +433,8 @@ async def test_a_noted_create_is_disabled_with_what_it_holds(servers: Servers, m
     """With remove_action = disable, an object whose create result was lost is disabled, not
     replaced by a bare {active: false} (nothing of it was recorded; it is read first), also on a
     destination without PATCH, where disabling is a PUT of the whole object."""
-    from state.store import StateStore
-
     ids = seed(servers.source, 5, 2)
-    record_success = StateStore.record_success
-
-    async def losing_one(self: StateStore, kind: str, source_id: str, **fields: Any) -> None:
-        if source_id != ids[4]:
-            await record_success(self, kind, source_id, **fields)
-
-    monkeypatch.setattr(StateStore, "record_success", losing_one)
-    await replicate(servers.config(groups=False), mode=INCREMENTAL, dry_run=False)
-    monkeypatch.undo()
+    await replicate_losing_results(servers.config(groups=False), {ids[4]}, monkeypatch)
     name = servers.source.users[ids[4]]["userName"]
     delete_user(servers.source, ids[4])
     servers.destination.patch_supported = False
