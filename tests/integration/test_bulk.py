@@ -248,3 +248,28 @@ async def test_a_lost_answer_to_the_trial_leaves_no_bulk_id_behind(tmp_path: Pat
         await s.check()
         again = await replicate(s.config(concurrency=2), mode=INCREMENTAL, dry_run=False)
         assert writes(again.destination_requests) == 0
+
+
+async def test_a_trial_referrer_whose_target_failed_is_repaired_too(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a server that stores `bulkId:` values as given, a referrer whose target's create failed in
+    the trial keeps no `bulkId:` member: it is repaired with the form it was sent (the form recorded
+    no longer names that member), and gets the real member once the target replicates."""
+    from replicator.pipeline import cycle
+
+    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    async with servers_with(tmp_path, bulk_resolves_references=False) as s:
+        schema = ["urn:ietf:params:scim:schemas:core:2.0:Group"]
+        inner = s.source.add_group({"schemas": schema, "displayName": "inner", "externalId": "REFUSE-ME"})
+        outer = s.source.add_group({"schemas": schema, "displayName": "outer",
+                                    "members": [{"value": inner["id"], "type": "Group"}]})
+        s.source.groups = {outer["id"]: outer, inner["id"]: inner}  # the referrer is listed first
+        s.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+        first = await replicate(s.config(concurrency=1), mode=INCREMENTAL, dry_run=False)
+        assert first.counts["failed"] == 1, first.summary()
+        (written,) = s.destination.groups.values()
+        assert not written.get("members")  # the stray bulkId:... member was removed
+        s.destination.faults = Faults()
+        second = await replicate(s.config(concurrency=1), mode=INCREMENTAL, dry_run=False)
+        assert second.outcome == "ok", second.summary()
+        await s.check()
