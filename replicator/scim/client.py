@@ -144,6 +144,14 @@ class Latencies:
             self.observer(seconds)
 
 
+def aligned_count(wanted: int, read: int) -> int:
+    """The largest page size up to `wanted` that divides `read`, the number of resources read so far.
+
+    Some servers list page number (startIndex-1) // count instead of starting at startIndex; with such
+    a count they still start the next page where the last one ended. Pure."""
+    return next((size for size in range(wanted, 1, -1) if read % size == 0), 1)
+
+
 def _remembering() -> Callable[[list[str]], Awaitable[set[str]]]:
     """A `read_before` that keeps the ids read in a set."""
     seen: set[str] = set()
@@ -519,7 +527,8 @@ class ScimClient:
 
         `max_page_bytes`: ask for pages of about this size at most (for resources as large as a group
         of every user): the first page asks for one resource, each next one for as many as the last
-        page's resources average into that size, at most four times as many as before and `page_size`.
+        page's resources average into that size, at most four times as many as before and `page_size`,
+        and a divisor of the number read so far (`aligned_count`).
 
         The next page is requested while the caller works on this one. Duplicates are found with
         `read_before(ids)` (which notes the ids and returns those it was given before) when the caller
@@ -571,7 +580,7 @@ class ScimClient:
                 fresh = await self._fresh_resources(page, report, with_raw, read_before)
                 if max_page_bytes is not None and page.Resources:
                     fits = int(max_page_bytes * len(page.Resources) / max(1, len(payload)))
-                    count = max(1, min(page_size, 4 * count, fits))
+                    count = aligned_count(max(1, min(page_size, 4 * count, fits)), start - 1 + len(page.Resources))
                 if use_cursor:
                     if page.nextCursor and page.Resources:
                         ahead = request_page(start, page.nextCursor)

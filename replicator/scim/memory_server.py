@@ -709,6 +709,7 @@ class MemoryScimServer:
         bulk_max_payload: int = 1_048_576,
         bulk_resolves_references: bool = True,
         unique_group_names: bool = True,
+        pages_by_number: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -724,6 +725,9 @@ class MemoryScimServer:
         # False: a quirk of some servers: `bulkId:x` in an operation's data is stored as given
         self.bulk_resolves_references = bulk_resolves_references
         self.unique_group_names = unique_group_names  # False: two groups may share a displayName
+        # True: a quirk of some servers: they list page number (startIndex-1) // count, so a page
+        # starts at a multiple of count whatever startIndex asked for
+        self.pages_by_number = pages_by_number
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -1031,6 +1035,8 @@ class MemoryScimServer:
         if self.cursor_paging and "cursor" in query:
             return self._cursor_page(matched, query["cursor"], count)
         start_index = max(_int_param(query, "startIndex", 1), 1)
+        if self.pages_by_number and count:
+            start_index = (start_index - 1) // count * count + 1
         page = matched[start_index - 1 : start_index - 1 + count]
         if self.list_omits_members and kind is GROUP:
             page = [{k: v for k, v in item.items() if k != "members"} for item in page]

@@ -4,6 +4,7 @@ cancels it, and a caller-kept record of ids (the state's scratch table) finds du
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import aclosing
 
 from replicator.scim.client import Latencies, ReadReport, ScimClient
@@ -77,7 +78,8 @@ async def test_a_caller_kept_record_of_ids_finds_duplicates_across_pages() -> No
 
 async def test_pages_of_large_resources_are_sized_by_bytes() -> None:
     """With `max_page_bytes`, the first page asks for one resource and each next page for as many as
-    the last page's average size fits (growing at most fourfold), so two large groups come alone."""
+    the last page's average size fits (growing at most fourfold, and dividing the number read so far),
+    so two large groups come alone."""
     async with serve() as (server, url):
         _users(server, 1000)
         everyone = [{"value": user_id, "type": "User"} for user_id in server.users]
@@ -91,8 +93,27 @@ async def test_pages_of_large_resources_are_sized_by_bytes() -> None:
             assert len(str(everyone)) > 50_000  # a large group is over half of max_page_bytes
             plain = [len(page) async for page in client.iter_pages("Group", ReadReport("Group"), page_size=50,
                                                                    cursor=False)]
-    assert sizes == [1, 1, 1, 4, 13] and report.complete
+    assert sizes == [1, 1, 1, 3, 6, 8] and report.complete
     assert plain == [20]
+
+
+async def test_byte_sized_pages_stay_aligned_for_a_server_that_pages_by_page_number() -> None:
+    """Some servers list page (startIndex-1) // count, not from startIndex: the count of a byte-sized page
+    divides the number read so far, so each page starts where the last one ended and none is skipped."""
+    async with serve(pages_by_number=True) as (server, url):
+        _users(server, 1000)
+        everyone = [{"value": user_id, "type": "User"} for user_id in server.users]
+        for index in range(40):
+            members = everyone if index in (0, 1, 7) else everyone[:1]
+            server.add_group({"schemas": [GROUP_SCHEMA], "displayName": f"group{index:02d}", "members": members})
+        async with ScimClient(url) as client:
+            report = ReadReport("Group")
+            names = [json.loads(raw)["displayName"]
+                     async for page in client.iter_pages("Group", report, page_size=50, cursor=False,
+                                                         with_raw=True, max_page_bytes=100_000)
+                     for _, raw in page]
+    assert names == [f"group{index:02d}" for index in range(40)]
+    assert report.complete and report.duplicates == 0
 
 
 def test_latencies_keep_a_bounded_uniform_sample_and_tell_an_observer_every_one() -> None:
