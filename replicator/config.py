@@ -4,11 +4,12 @@ Precedence: built-in defaults < TOML file (`--config`) < environment (`SCIMREP_*
 Every leaf setting has one name in each layer, derived from its dotted path:
 `source.url` is `[source] url = ...` in TOML, `SCIMREP_SOURCE_URL` in the environment and
 `--source-url` on the command line. A secret may also come from a file: `SCIMREP_SOURCE_TOKEN_FILE`.
-Unknown keys and bad values fail with the field's dotted name. Secrets never appear in `repr`.
+Unknown keys (and unknown SCIMREP_ variables) and bad values fail with the field's name. Secrets never appear in `repr`.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -224,7 +225,22 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
                     _set(tree, path, handle.read().strip())
             except OSError as exc:
                 raise ConfigError(f"{origin}: cannot read {file_path}: {exc.strerror}") from None
+    _refuse_unknown_variables(environ)
     return tree
+
+
+def _refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """A misspelled SCIMREP_ variable would leave its setting at the default without a word."""
+    known = {ENV_PREFIX + "CONFIG", ENV_PREFIX + "SECRETS_DIR"}
+    for path, _ in iter_leaves():
+        known.add(env_name(path))
+        if path.rsplit(".", 1)[-1] in SECRET_FIELDS:
+            known.add(env_name(path) + "_FILE")
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known:
+            likely = difflib.get_close_matches(name, known, n=1)
+            hint = f" (did you mean {likely[0]}?)" if likely else ""
+            raise ConfigError(f"unknown environment variable {name}{hint}")
 
 
 def apply_presets(config: Config) -> Config:

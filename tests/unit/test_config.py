@@ -125,6 +125,22 @@ def test_wrong_nested_type_names_the_dotted_field(tmp_path: Path) -> None:
     assert "sync.member_chunk" in message
 
 
+def test_unknown_environment_variable_fails_with_its_name_and_the_likely_one() -> None:
+    """A misspelled SCIMREP_ variable would otherwise be ignored silently (and a setting left at its
+    default): it fails, naming the variable and the closest known one."""
+    message = config_error(environ={**ENDPOINTS, "SCIMREP_CONCURENCY": "4"})
+    assert "SCIMREP_CONCURENCY" in message and "SCIMREP_CONCURRENCY" in message
+
+
+def test_known_environment_variables_other_than_settings_are_accepted(tmp_path: Path) -> None:
+    """SCIMREP_CONFIG, SCIMREP_SECRETS_DIR and SCIMREP_<secret>_FILE are not settings and not typos."""
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    config = load_config(environ={**ENDPOINTS, "SCIMREP_SECRETS_DIR": str(tmp_path),
+                                  "SCIMREP_SOURCE_TOKEN_FILE": str(token)})
+    assert config.source.token == "s3cret"
+
+
 def test_missing_source_url_names_source_url() -> None:
     """Without a source URL the error names source.url."""
     message = config_error(environ={"SCIMREP_DESTINATION_URL": "https://b.example"})
