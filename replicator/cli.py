@@ -130,16 +130,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_async(show_status(config, args.output))
         config = load_config(config_file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
-        print(f"scim-replicator: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _stopped(exc, EXIT_USAGE, json_report=getattr(args, "output", "text") == "json")
     setup_logging(config.log_level, config.log_format)
     if args.once or args.full or args.dry_run:
         mode = FULL if args.full else INCREMENTAL
-        return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output))
+        return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
+                          json_report=args.output == "json")
     return _run_async(run_forever(config))
 
 
-def _run_async(coro: Any) -> int:
+def _run_async(coro: Any, *, json_report: bool = False) -> int:
     try:
         import uvloop
 
@@ -149,11 +149,18 @@ def _run_async(coro: Any) -> int:
     try:
         return int(runner(coro))
     except KeyboardInterrupt:
-        print("scim-replicator: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _stopped("interrupted", EXIT_INTERRUPTED, json_report=json_report)
     except ReplicatorError as exc:
-        print(f"scim-replicator: {exc}", file=sys.stderr)
-        return EXIT_FATAL
+        return _stopped(exc, EXIT_FATAL, json_report=json_report)
+
+
+def _stopped(reason: object, code: int, *, json_report: bool) -> int:
+    """Say why the run stopped: one line on stderr and, for `--output json`, a report on stdout too,
+    so that a machine reading stdout does not find it empty."""
+    print(f"scim-replicator: {reason}", file=sys.stderr)
+    if json_report:
+        print(json.dumps({"outcome": "failed", "error": str(reason), "exit_code": code}, ensure_ascii=False))
+    return code
 
 
 async def replicate(

@@ -119,6 +119,23 @@ async def test_refused_credentials_exit_3_without_leaking_the_token(servers, tmp
         assert wrong not in text and SOURCE_TOKEN not in text
 
 
+async def test_json_output_reports_a_fatal_error_on_stdout(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """With --output json, a run that stops on a fatal error or bad settings still prints a JSON report
+    (outcome failed, the error, the exit code), without the secret."""
+    source, destination, urls = servers
+    wrong = "fake-wrong-tok"
+    flags = endpoint_flags(urls, tmp_path / "s.db")
+    flags[flags.index(DESTINATION_TOKEN)] = wrong
+    code, out, _ = await cli("run", "--once", "--output", "json", *flags)
+    report = json.loads(out)
+    assert code == 3 and report["outcome"] == "failed" and report["exit_code"] == 3
+    assert "refused our credentials" in report["error"] and wrong not in out
+    code, out, _ = await cli("run", "--full", "--output", "json", *endpoint_flags(urls, tmp_path / "s.db"),
+                             "--concurrency", "0")
+    report = json.loads(out)
+    assert code == 2 and report["outcome"] == "failed" and "concurrency" in report["error"]
+
+
 async def test_status_lists_runs_and_failures(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`status` shows tracked objects, the last runs and each failed resource with its reason."""
     source, destination, urls = servers
