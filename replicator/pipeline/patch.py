@@ -4,9 +4,11 @@
 - an attribute gone from `desired` is removed (`remove`), which is how a cleared source value propagates;
 - a changed simple or multi-valued attribute is replaced whole (`replace` on a multi-valued path replaces
   all its values, RFC 7644 3.5.2.3);
-- a changed complex attribute is replaced with only its changed sub-attributes (replace merges), and each
-  vanished sub-attribute is removed by its own `attr.sub` path;
-- extension attributes are addressed as `urn:...:attr` (and `urn:...:attr.sub`);
+- a changed complex attribute changes sub-attribute by sub-attribute: each changed one is replaced and
+  each vanished one removed by its own `attr.sub` path (a replace of `name` with only its changed parts
+  should merge, RFC 7644 3.5.2.3, but some servers replace the whole `name` and lose the other parts,
+  and some accept only `name.givenName` paths);
+- extension attributes are addressed as `urn:...:attr`; a changed complex one is replaced whole;
 - group `members` change by delta only: `add` of the new values, `remove` of `members[value eq "ID"]`.
 
 `chunk_requests` splits operations into PATCH bodies with a bounded number of member changes each.
@@ -44,7 +46,7 @@ def compute_operations(
             ops.extend(_member_operations(old or [], new or [], removable_members))
         elif key.startswith("urn:") and isinstance(new, dict) and isinstance(old, dict):
             for sub in _keys(old, new):
-                ops.extend(_attribute_operations(f"{key}:{sub}", old.get(sub), new.get(sub)))
+                ops.extend(_attribute_operations(f"{key}:{sub}", old.get(sub), new.get(sub), whole=True))
         elif key.startswith("urn:") and isinstance(new, dict):
             # a new extension: set each attribute by its full path
             for sub in new:
@@ -60,18 +62,22 @@ def _keys(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     return sorted(set(a) | set(b))
 
 
-def _attribute_operations(path: str, old: Any, new: Any) -> list[Operation]:
+def _attribute_operations(path: str, old: Any, new: Any, *, whole: bool = False) -> list[Operation]:
+    """`whole`: a changed complex attribute is replaced by its whole new value (after its removal when
+    sub-attributes vanished), which merging and whole-replacing servers read alike; used for extension
+    attributes, whose `urn:...:2.0:User:attr.sub` paths some servers split at the wrong dot."""
     if old == new:
         return []
     if new is None:
         return [{"op": "remove", "path": path}]
     if isinstance(old, dict) and isinstance(new, dict):
-        ops: list[Operation] = [
-            {"op": "remove", "path": f"{path}.{sub}"} for sub in sorted(old) if sub not in new
-        ]
-        changed = {sub: value for sub, value in new.items() if old.get(sub) != value}
-        if changed:
-            ops.append({"op": "replace", "path": path, "value": changed})
+        vanished = sorted(sub for sub in old if sub not in new)
+        if whole:
+            removal = [{"op": "remove", "path": path}] if vanished else []
+            return [*removal, {"op": "replace", "path": path, "value": new}]
+        ops: list[Operation] = [{"op": "remove", "path": f"{path}.{sub}"} for sub in vanished]
+        ops.extend({"op": "replace", "path": f"{path}.{sub}", "value": value}
+                   for sub, value in sorted(new.items()) if old.get(sub) != value)
         return ops
     return [{"op": "replace", "path": path, "value": new}]
 

@@ -522,6 +522,20 @@ def _sync_extension(resource: dict[str, Any], urn: str) -> None:
             schemas.remove(schema)
 
 
+def _replacing_complex_whole(operations: Any) -> Any:
+    """The operations with each replace of a complex attribute by an object preceded by its removal."""
+    if not isinstance(operations, list):
+        return operations
+    out = []
+    for operation in operations:
+        if (isinstance(operation, dict) and str(operation.get("op", "")).lower() == "replace"
+                and isinstance(operation.get("path"), str) and "." not in operation["path"].rpartition(":")[2]
+                and "[" not in operation["path"] and isinstance(operation.get("value"), dict)):
+            out.append({"op": "remove", "path": operation["path"]})
+        out.append(operation)
+    return out
+
+
 def _apply_to_attribute(container: dict[str, Any], name: str, op: str, value: Any) -> None:
     """add/replace/remove on ``container[name]`` (RFC 7644 sections 3.5.2.1-3.5.2.3)."""
     key = find_key(container, name) or name
@@ -710,6 +724,7 @@ class MemoryScimServer:
         bulk_resolves_references: bool = True,
         unique_group_names: bool = True,
         pages_by_number: bool = False,
+        replace_complex_whole: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -728,6 +743,9 @@ class MemoryScimServer:
         # True: a quirk of some servers: they list page number (startIndex-1) // count, so a page
         # starts at a multiple of count whatever startIndex asked for
         self.pages_by_number = pages_by_number
+        # True: a quirk of some servers (against RFC 7644 3.5.2.3): a replace of a complex attribute
+        # (`name`) replaces it whole, dropping the sub-attributes it does not give
+        self.replace_complex_whole = replace_complex_whole
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -1004,6 +1022,8 @@ class MemoryScimServer:
         self, request: web.Request, kind: ResourceKind, body: dict[str, Any]
     ) -> web.Response:
         old = self._existing(kind, request.match_info["id"])
+        if self.replace_complex_whole:
+            body = {**body, "Operations": _replacing_complex_whole(body.get("Operations"))}
         patched = apply_patch(old, body, kind)
         if patched != old:
             self._validate(kind, patched, own_id=old["id"])

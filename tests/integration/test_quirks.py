@@ -13,6 +13,7 @@ from replicator.scim.memory_server import MemoryScimServer
 from tests.harness import writes
 
 SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
 def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> Config:
@@ -48,6 +49,34 @@ async def test_create_answered_with_only_a_location_header(tmp_path: Path) -> No
     config = config_for(source, destination, tmp_path)
     result = await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "ok" and result.counts["created"] == 3
+    again = await replicate(config, mode=FULL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+    await source.stop()
+    await destination.stop()
+
+
+async def test_a_changed_name_part_keeps_the_others_on_a_server_replacing_complex_attributes_whole(
+        tmp_path: Path) -> None:
+    """Some servers replace `name` whole on `replace name {givenName}` (RFC 7644 3.5.2.3 says merge): a
+    changed givenName and manager still leave familyName, formatted and the manager's other parts."""
+    source, destination = MemoryScimServer(), MemoryScimServer(replace_complex_whole=True)
+    await source.start()
+    await destination.start()
+    boss = source.add_user({"schemas": SCHEMA, "userName": "boss"})
+    other = source.add_user({"schemas": SCHEMA, "userName": "other"})
+    user = source.add_user({"schemas": [*SCHEMA, ENTERPRISE], "userName": "ann",
+                            "name": {"givenName": "Ann", "familyName": "Lee", "formatted": "Ann Lee"},
+                            ENTERPRISE: {"department": "R&D", "manager": {"value": boss["id"]}}})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    source.users[user["id"]]["name"]["givenName"] = "Anna"
+    source.users[user["id"]][ENTERPRISE]["manager"] = {"value": other["id"]}
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.counts["updated"] == 1, result.summary()
+    copy = next(u for u in destination.users.values() if u["userName"] == "ann")
+    assert copy["name"] == {"givenName": "Anna", "familyName": "Lee", "formatted": "Ann Lee"}
+    other_copy = next(u for u in destination.users.values() if u["userName"] == "other")
+    assert copy[ENTERPRISE]["department"] == "R&D" and copy[ENTERPRISE]["manager"]["value"] == other_copy["id"]
     again = await replicate(config, mode=FULL, dry_run=False)
     assert writes(again.destination_requests) == 0, again.summary()
     await source.stop()

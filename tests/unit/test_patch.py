@@ -140,12 +140,13 @@ def test_removed_sub_attribute_gives_dotted_remove() -> None:
 
 
 def test_changed_sub_attribute_replaces_only_changed_parts() -> None:
-    """A changed complex attribute is replaced with only its changed sub-attributes (a merge)."""
+    """A changed complex attribute changes by sub-attribute paths: a server that replaces `name` whole
+    on a replace of `name` cannot lose the parts that did not change."""
     old = {"name": {"givenName": "Al", "familyName": "Smith", "middleName": "Q"}}
     new = {"name": {"givenName": "Alan", "familyName": "Smith"}}
     ops = compute_operations(old, new)
     assert {"op": "remove", "path": "name.middleName"} in ops
-    assert {"op": "replace", "path": "name", "value": {"givenName": "Alan"}} in ops
+    assert {"op": "replace", "path": "name.givenName", "value": "Alan"} in ops
     assert len(ops) == 2
     assert apply_operations(old, ops) == new
 
@@ -167,11 +168,23 @@ def test_changed_extension_attribute_uses_urn_path() -> None:
 
 
 def test_changed_manager_uses_urn_path() -> None:
-    """A changed manager is replaced at `urn:...:User:manager`, and applies back."""
+    """A changed manager is replaced whole at `urn:...:User:manager` (no `urn:...:2.0:User:manager.value`
+    path, which some servers split at the dot of `2.0`), and applies back."""
     old = {"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}
     new = {"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m2"}}}
     ops = compute_operations(old, new)
     assert ops == [{"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": {"value": "m2"}}]
+    assert apply_operations(old, ops) == new
+
+
+def test_changed_extension_complex_attribute_is_replaced_whole_after_removal_when_parts_vanish() -> None:
+    """An extension's complex attribute that lost a sub-attribute is removed, then set whole: right on
+    servers that merge a replace and on servers that replace whole."""
+    old = {ENTERPRISE_USER: {"manager": {"value": "m1", "note": "x"}}}
+    new = {ENTERPRISE_USER: {"manager": {"value": "m1"}}}
+    ops = compute_operations(old, new)
+    assert ops == [{"op": "remove", "path": f"{ENTERPRISE_USER}:manager"},
+                   {"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": {"value": "m1"}}]
     assert apply_operations(old, ops) == new
 
 
