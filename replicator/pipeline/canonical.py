@@ -2,7 +2,7 @@
 
 The canonical form is what we replicate: the client-owned attributes of a resource with server-owned
 ones (`id`, `meta`, `schemas`, `User.groups`, every `$ref`, `members[].display`) dropped, empty values
-dropped, and multi-valued attributes sorted, so that two servers holding the same data give the same
+dropped (and entries of multi-valued attributes whose `value` is empty), multi-valued attributes sorted, so that two servers holding the same data give the same
 form. The digest is a 128-bit BLAKE2b of the deterministic JSON encoding, salted with CANON_VERSION so
 that a change of recipe re-baselines instead of looking like a change of every object.
 """
@@ -102,8 +102,9 @@ def _clean(value: Any) -> Any:
         items = []
         for item in value:
             clean = _clean(item)
-            if clean is not None:
-                items.append(clean)
+            if clean is None or (type(item) is dict and "value" in item and "value" not in clean):
+                continue  # an entry whose value is empty (`{"value": "", "primary": true}`) says nothing
+            items.append(clean)
         if len(items) > 1:
             items = sort_values(items)
         return items or None

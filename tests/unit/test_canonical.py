@@ -125,6 +125,23 @@ def test_canonicalise_drops_empty_values_and_none() -> None:
     }
 
 
+def test_canonicalise_drops_multi_valued_entries_whose_value_is_empty() -> None:
+    """Some servers list a user without email as `emails: [{"value": "", "primary": true}]`; keeping
+    `{"primary": true}` would send an email without address, which others refuse. Entries without a
+    `value` sub-attribute at all (addresses) stay."""
+    resource = {
+        "userName": "erin",
+        "emails": [{"value": "", "primary": True}, {"value": "e@example.com", "type": "work"}],
+        "phoneNumbers": [{"value": None, "type": "work"}],
+        "addresses": [{"locality": "Oslo", "primary": True}],
+    }
+    assert canonicalise(resource, USER) == {
+        "userName": "erin",
+        "emails": [{"value": "e@example.com", "type": "work"}],
+        "addresses": [{"locality": "Oslo", "primary": True}],
+    }
+
+
 def test_canonicalise_keeps_falsy_non_empty_values() -> None:
     """False and 0 are real values, not empties: they are kept."""
     resource = {"userName": "f", "active": False, "x-count": 0, "emails": [{"value": "f@x", "primary": False}]}
