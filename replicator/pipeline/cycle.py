@@ -366,6 +366,8 @@ class Cycle:
             log.warning("destination %s listing failed, falling back to lookups: %s", kind, exc)
         if not report.complete:
             self.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
+            if self.mode == FULL:
+                self.result.outcome = "partial"  # objects it left out were not compared with the destination
         return _Destination(complete=report.complete, with_forms=with_forms, listed=count)
 
     # -- one kind -------------------------------------------------------------------------------

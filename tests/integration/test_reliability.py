@@ -175,6 +175,23 @@ async def test_failed_or_truncated_source_read_holds_removals(servers: Servers) 
     await servers.check()
 
 
+async def test_a_full_cycle_with_an_incomplete_destination_listing_is_partial(servers: Servers) -> None:
+    """--full compares every object with the destination; objects a listing left out were not compared,
+    so the cycle says so (outcome partial, exit 1) instead of ok. The next good --full repairs the drift."""
+    seed(servers.source, 60, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    drifted = next(iter(servers.destination.users.values()))
+    drifted["title"] = "changed on the destination"
+    servers.destination.faults = Faults(truncate_total=True)
+    full = await replicate(servers.config(), mode=FULL, dry_run=False)
+    assert full.outcome == "partial", full.summary()
+    assert any("destination User listing incomplete" in note for note in full.notes)
+    servers.destination.faults = Faults()
+    again = await replicate(servers.config(), mode=FULL, dry_run=False)
+    assert again.outcome == "ok" and servers.destination.users[drifted["id"]]["title"] != "changed on the destination"
+    await servers.check()
+
+
 async def test_mass_deletion_is_held_until_allowed(servers: Servers) -> None:
     """Removing most users is held (exit outcome 'held'); an empty source is held; --allow-mass-delete proceeds."""
     ids = seed(servers.source, 40, 3)
