@@ -1121,7 +1121,8 @@ class Cycle:
         log.debug("created %s %s", step.kind, step.label)
 
     async def _post(self, step: Step) -> dict[str, Any]:
-        """POST the object; a large group gets its first chunk of members, the rest as PATCH adds."""
+        """POST the object; a large group gets its first chunk of members, the rest as PATCH adds, as
+        do members the answer shows the server left out (RFC 7644 3.3 lets it ignore POSTed content)."""
         assert step.desired is not None
         members = step.desired.get("members", [])
         first, rest = members[: self.policy.member_chunk], members[self.policy.member_chunk :]
@@ -1129,12 +1130,18 @@ class Cycle:
         if rest:
             body["members"] = first
         created = await self.destination.create(step.kind, body)
-        if rest:
+        left_out = _members_left_out(first, created)
+        if rest or left_out:
             # recorded before the PATCHes, so that one failing leaves the object ours with what it holds
-            written = {**step.desired, "members": first}
+            kept = [member for member in first if member["value"] not in left_out]
+            written = {**step.desired, "members": kept} if kept else {k: v for k, v in step.desired.items() if k != "members"}
             await self._record(dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None),
                                created["id"], origin="created")
-            for patch in chunk_requests([{"op": "add", "path": "members", "value": rest}], self.policy.member_chunk):
+            if left_out:
+                log.info("%s %s: the destination left %d members out of the create; adding them",
+                         step.kind, step.label, len(left_out))
+            added = [member for member in first if member["value"] in left_out] + rest
+            for patch in chunk_requests([{"op": "add", "path": "members", "value": added}], self.policy.member_chunk):
                 await self.destination.patch(step.kind, created["id"], patch)
         return created
 
@@ -1411,6 +1418,16 @@ def _paging(side: SideConfig, kind: str) -> dict[str, Any]:
     if kind == GROUP:
         return {"page_size": min(side.page_size, _GROUP_PAGE), "max_page_bytes": _GROUP_PAGE_BYTES}
     return {"page_size": side.page_size}
+
+
+def _members_left_out(sent: list[dict[str, Any]], created: dict[str, Any]) -> set[str]:
+    """Values of the sent members that the create's answer lists no member for (nothing, when the
+    answer carries no `members` list: many servers leave members out of their answers)."""
+    answered = created.get("members")
+    if not sent or not isinstance(answered, list):
+        return set()
+    held = {str(member.get("value")) for member in answered if isinstance(member, dict)}
+    return {member["value"] for member in sent if member["value"] not in held}
 
 
 def _failure_backoff(attempts: int) -> float:

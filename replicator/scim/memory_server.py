@@ -725,6 +725,7 @@ class MemoryScimServer:
         unique_group_names: bool = True,
         pages_by_number: bool = False,
         replace_complex_whole: bool = False,
+        create_ignores_members: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -746,6 +747,9 @@ class MemoryScimServer:
         # True: a quirk of some servers (against RFC 7644 3.5.2.3): a replace of a complex attribute
         # (`name`) replaces it whole, dropping the sub-attributes it does not give
         self.replace_complex_whole = replace_complex_whole
+        # True: a quirk of some servers (django-scim2): a group POST stores no members and answers
+        # `members: []`; members come only by PATCH (RFC 7644 3.3 lets a server ignore POSTed content)
+        self.create_ignores_members = create_ignores_members
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -1002,7 +1006,11 @@ class MemoryScimServer:
     def _create(
         self, request: web.Request, kind: ResourceKind, body: dict[str, Any]
     ) -> web.Response:
+        if self.create_ignores_members and kind is GROUP:
+            body = {key: value for key, value in body.items() if key != "members"}
         stored = self._insert(kind, body, self._base_for(request))
+        if self.create_ignores_members and kind is GROUP:
+            stored = {**stored, "members": []}
         if not self.create_returns_body:
             return web.Response(status=201, headers={"Location": stored["meta"]["location"]})
         return _json_response(201, stored, headers={"Location": stored["meta"]["location"]})

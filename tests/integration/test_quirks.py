@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from replicator.cli import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.canonical import project
@@ -14,6 +16,7 @@ from tests.harness import writes
 
 SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> Config:
@@ -77,6 +80,27 @@ async def test_a_changed_name_part_keeps_the_others_on_a_server_replacing_comple
     assert copy["name"] == {"givenName": "Anna", "familyName": "Lee", "formatted": "Ann Lee"}
     other_copy = next(u for u in destination.users.values() if u["userName"] == "other")
     assert copy[ENTERPRISE]["department"] == "R&D" and copy[ENTERPRISE]["manager"]["value"] == other_copy["id"]
+    again = await replicate(config, mode=FULL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+    await source.stop()
+    await destination.stop()
+
+
+async def test_members_a_server_left_out_of_a_created_group_are_added(tmp_path: Path) -> None:
+    """A server that ignores `members` in a group POST and answers `members: []` (django-scim2) gets
+    them by PATCH add, small groups and groups beyond member_chunk alike; a --full then writes nothing."""
+    source, destination = MemoryScimServer(), MemoryScimServer(create_ignores_members=True)
+    await source.start()
+    await destination.start()
+    ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(12)]
+    source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "small", "members": [{"value": i} for i in ids[:3]]})
+    source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "large", "members": [{"value": i} for i in ids]})
+    config = config_for(source, destination, tmp_path)
+    config = msgspec.structs.replace(config, sync=msgspec.structs.replace(config.sync, member_chunk=5))
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["created"] == 14, result.summary()
+    sizes = {g["displayName"]: len(g.get("members", [])) for g in destination.groups.values()}
+    assert sizes == {"small": 3, "large": 12}
     again = await replicate(config, mode=FULL, dry_run=False)
     assert writes(again.destination_requests) == 0, again.summary()
     await source.stop()
