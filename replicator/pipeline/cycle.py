@@ -1105,8 +1105,8 @@ class Cycle:
                 await self._note_creates([(step.kind, step.source_id, step.desired)])
                 created = await self._post(step)
                 break
-            except ConflictError:
-                existing = await self._lookup(step, required=True)
+            except ConflictError as conflict:
+                existing = await self._lookup_after_conflict(step, conflict)
                 if existing is None:
                     raise
                 await self._adopt(step, existing)
@@ -1214,12 +1214,25 @@ class Cycle:
             )
         return exact[0] if exact else None
 
+    async def _lookup_after_conflict(self, step: Step, conflict: ConflictError) -> dict[str, Any] | None:
+        """A create answered 409: the object is there. Searched for (unless the destination says it has
+        no filters), then, when the search finds nothing, looked up in a listing, where keys compare
+        without case: some servers answer an unsupported filter with an empty list, some compare a
+        caseExact=false userName case-exactly."""
+        if self.destination.features.filter:
+            existing = await self._lookup(step, required=True)
+            if existing is not None:
+                return existing
+        key = match_value(step.desired or {}, self._match_attribute(step.kind))
+        return None if key is None else await self._lookup_in_listing(step.kind, key, conflict)
+
     async def _lookup_in_listing(self, kind: str, key: str, refusal: ScimError) -> dict[str, Any] | None:
-        """The destination refused the search filter: list it once and look objects up there."""
+        """The destination's search refused or could not explain `refusal`: list it once and look
+        objects up there."""
         async with self._listing_lock:
             listing = self.dest[kind]
             if listing is None or not listing.complete:
-                log.warning("destination refused the %s search (%s): listing it to find objects instead", kind, refusal)
+                log.warning("destination %s search did not serve (%s): listing it to find objects instead", kind, refusal)
                 listing = self.dest[kind] = await self._list_destination(kind)
         if not listing.complete:
             raise refusal

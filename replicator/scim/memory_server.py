@@ -726,6 +726,7 @@ class MemoryScimServer:
         pages_by_number: bool = False,
         replace_complex_whole: bool = False,
         create_ignores_members: bool = False,
+        case_exact_filters: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -750,6 +751,9 @@ class MemoryScimServer:
         # True: a quirk of some servers (django-scim2): a group POST stores no members and answers
         # `members: []`; members come only by PATCH (RFC 7644 3.3 lets a server ignore POSTed content)
         self.create_ignores_members = create_ignores_members
+        # True: a quirk of some servers (SCIMMY): `userName eq "x"` compares case-exactly, though
+        # userName is caseExact=false (RFC 7643 4.1.1, RFC 7644 3.4.2.2); uniqueness still ignores case
+        self.case_exact_filters = case_exact_filters
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -1112,7 +1116,10 @@ class MemoryScimServer:
         candidates = self._indexed_candidates(kind, clauses)
         if candidates is None:
             candidates = list(store.values())
-        return [r for r in candidates if matches_filter(r, clauses, core_schema=kind.core_schema)]
+        found = [r for r in candidates if matches_filter(r, clauses, core_schema=kind.core_schema)]
+        if self.case_exact_filters:
+            found = [r for r in found if all(r.get(attr) == expected for attr, expected in clauses if attr in r)]
+        return found
 
     def _indexed_candidates(
         self, kind: ResourceKind, clauses: list[Clause]

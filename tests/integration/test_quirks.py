@@ -107,6 +107,26 @@ async def test_members_a_server_left_out_of_a_created_group_are_added(tmp_path: 
     await destination.stop()
 
 
+async def test_a_conflict_that_the_search_cannot_explain_is_looked_up_in_a_listing(tmp_path: Path) -> None:
+    """A destination whose filters compare userName case-exactly (SCIMMY) answers 409 to a new user
+    whose userName an existing one holds in another case, and its search finds nothing: the object is
+    found in a listing (keys compared without case) and adopted, instead of failing every cycle."""
+    source, destination = MemoryScimServer(), MemoryScimServer(case_exact_filters=True)
+    await source.start()
+    await destination.start()
+    source.add_user({"schemas": SCHEMA, "userName": "first"})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)  # the state is no longer empty: no listing
+    source.add_user({"schemas": SCHEMA, "userName": "late.comer@example.com", "title": "from the source"})
+    destination.add_user({"schemas": SCHEMA, "userName": "LATE.COMER@EXAMPLE.COM"})
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["adopted"] == 1, result.summary()
+    assert len(destination.users) == 2
+    assert {u.get("title") for u in destination.users.values()} == {None, "from the source"}
+    await source.stop()
+    await destination.stop()
+
+
 def test_list_responses_with_other_spellings_are_read() -> None:
     """`resources`/`TotalResults` spellings and a string totalResults are understood."""
     page = _decode_list(b'{"schemas":[],"resources":[{"id":"a"},{"id":"b"}],"TotalResults":"2"}')
