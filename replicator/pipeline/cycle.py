@@ -82,7 +82,7 @@ from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
-from state.store import DISABLED, FAILED, SYNCED
+from state.store import DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -659,12 +659,9 @@ class Cycle:
             live_here = read.source_id in fresh
             live = forms.get(known.dest_id) if (live_here and known) else None
             row = read.row
-            if (
-                row is not None
-                and row.status == FAILED
-                and self.mode != FULL
-                and (row.next_attempt_at or 0) > time.time()
-            ):
+            # a failed attempt (a create, or an update of an object already there, which keeps its status)
+            # waits for its delay; a success clears it
+            if row is not None and self.mode != FULL and (row.next_attempt_at or 0) > time.time():
                 self.result.counts["backing_off"] += 1
                 continue
             step = plan_upsert(

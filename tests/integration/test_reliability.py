@@ -262,6 +262,24 @@ async def test_bad_input_is_recorded_and_skipped(servers: Servers) -> None:
     assert writes(later.destination_requests) == 0
 
 
+async def test_a_failed_update_of_a_replicated_object_backs_off_too(servers: Servers) -> None:
+    """An update the destination refuses, of an object already there (it keeps its destination id and
+    status), waits for its growing delay like a failed create, instead of being sent every cycle."""
+    seed(servers.source, 10, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    user = next(iter(servers.source.users.values()))
+    user["title"] = "REFUSE-ME"
+    servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+    failed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert failed.outcome == "partial" and failed.destination_requests.get("PATCH") == 1, failed.summary()
+    later = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert later.counts["backing_off"] == 1 and writes(later.destination_requests) == 0, later.summary()
+    servers.destination.faults = Faults()
+    full = await replicate(servers.config(), mode=FULL, dry_run=False)  # --full tries everything at once
+    assert full.outcome == "ok" and full.counts["updated"] == 1, full.summary()
+    await servers.check()
+
+
 HOSTILE = [
     'quote"inside@example.com',
     "back\\slash@example.com",
@@ -473,9 +491,12 @@ async def test_a_group_whose_member_patch_fails_after_its_post_stays_ours(
     async def refused(*args: Any, **kwargs: Any) -> None:
         raise BadRequestError("PATCH answered 400: refused", status=400)
 
-    monkeypatch.setattr(ScimClient, "patch", refused)
-    first = await replicate(servers.config(member_chunk=10), mode=INCREMENTAL, dry_run=False)
-    monkeypatch.undo()
+    from replicator.pipeline import cycle
+
+    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    with monkeypatch.context() as patched:
+        patched.setattr(ScimClient, "patch", refused)
+        first = await replicate(servers.config(member_chunk=10), mode=INCREMENTAL, dry_run=False)
     assert first.counts["failed"] == 1, first.summary()
     (group,) = servers.destination.groups.values()
     async with open_state(servers.state) as store:
