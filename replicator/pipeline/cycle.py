@@ -59,7 +59,7 @@ from replicator.pipeline.canonical import (
     schemas_for,
 )
 from replicator.pipeline import mapping
-from replicator.pipeline.patch import chunk_requests
+from replicator.pipeline.patch import apply_operations, chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
     DELETE,
@@ -1272,13 +1272,29 @@ class Cycle:
     async def _write_operations(self, step: Step) -> None:
         if not step.operations:
             return
-        assert step.dest_id is not None and step.desired is not None
+        assert step.dest_id is not None
         if not self.destination.features.patch:
-            body = {"schemas": schemas_for(step.desired, step.kind), "id": step.dest_id, **step.desired}
-            await self.destination.replace(step.kind, step.dest_id, body)
+            await self._replace_with_operations(step)
             return
-        for body in chunk_requests(step.operations, self.policy.member_chunk):
-            await self.destination.patch(step.kind, step.dest_id, body)
+        try:
+            for body in chunk_requests(step.operations, self.policy.member_chunk):
+                await self.destination.patch(step.kind, step.dest_id, body)
+        except ServerError as exc:
+            if exc.status != 501:
+                raise
+            log.warning("%s %s: the destination does not implement this PATCH (%s); replacing the object with PUT",
+                        step.kind, step.label, exc)
+            await self._replace_with_operations(step)
+
+    async def _replace_with_operations(self, step: Step) -> None:
+        """PUT for a destination without PATCH (or without this PATCH): the object as it is there with
+        the step's operations applied, so that what we do not manage (attributes others set, members
+        we may not remove) is kept, where a PUT of the desired form alone would wipe it."""
+        assert step.dest_id is not None
+        live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
+        form = apply_operations(live, step.operations)
+        body = {"schemas": schemas_for(form, step.kind), "id": step.dest_id, **form}
+        await self.destination.replace(step.kind, step.dest_id, body)
 
     async def _delete(self, step: Step) -> None:
         assert step.dest_id is not None

@@ -127,6 +127,49 @@ async def test_a_conflict_that_the_search_cannot_explain_is_looked_up_in_a_listi
     await destination.stop()
 
 
+async def _replace_scenario(tmp_path: Path, destination: MemoryScimServer) -> None:
+    """A group renamed and a member dropped in the source, a title changed; on the destination, a member
+    and a nickName that others added: replacing objects (PUT) must keep what we do not manage."""
+    source = MemoryScimServer()
+    await source.start()
+    await destination.start()
+    ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}", "title": "old"})["id"] for i in range(3)]
+    group = source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "team", "members": [{"value": i} for i in ids[:2]]})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    copies = {u["userName"]: u for u in destination.users.values()}
+    copies["u0"]["nickName"] = "set on the destination"
+    (copy,) = destination.groups.values()
+    copy["members"].append({"value": copies["u2"]["id"]})  # a member someone added there
+    source.users[ids[0]]["title"] = "new"
+    source.groups[group["id"]]["displayName"] = "team renamed"
+    source.groups[group["id"]]["members"] = [{"value": ids[0]}]
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["updated"] == 2, result.summary()
+    user = destination.users[copies["u0"]["id"]]  # (a PUT stores a new object)
+    assert user["title"] == "new" and user["nickName"] == "set on the destination"
+    copy = destination.groups[copy["id"]]
+    assert copy["displayName"] == "team renamed"
+    assert {m["value"] for m in copy["members"]} == {copies["u0"]["id"], copies["u2"]["id"]}
+    again = await replicate(config, mode=FULL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+    await source.stop()
+    await destination.stop()
+
+
+async def test_a_destination_without_patch_gets_the_live_object_with_our_changes(tmp_path: Path) -> None:
+    """Without PATCH, an update is a PUT of the object as the destination holds it with our operations
+    applied: a PUT of the source form alone would wipe the nickName and the member others added."""
+    await _replace_scenario(tmp_path, MemoryScimServer(patch_supported=False))
+
+
+async def test_a_patch_the_destination_does_not_implement_falls_back_to_put(tmp_path: Path) -> None:
+    """A server that advertises PATCH but answers 501 to some forms of it (django-scim2: a rename by
+    `replace displayName`, a removal by `members[value eq ...]`) gets the change by PUT instead."""
+    destination = MemoryScimServer(patch_paths_unimplemented=("displayName", "members["))
+    await _replace_scenario(tmp_path, destination)
+
+
 def test_list_responses_with_other_spellings_are_read() -> None:
     """`resources`/`TotalResults` spellings and a string totalResults are understood."""
     page = _decode_list(b'{"schemas":[],"resources":[{"id":"a"},{"id":"b"}],"TotalResults":"2"}')
