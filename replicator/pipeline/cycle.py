@@ -1279,10 +1279,10 @@ class Cycle:
         try:
             for body in chunk_requests(step.operations, self.policy.member_chunk):
                 await self.destination.patch(step.kind, step.dest_id, body)
-        except ServerError as exc:
-            if exc.status != 501:
+        except (ServerError, BadRequestError) as exc:
+            if exc.status != 501 and exc.scim_type not in ("invalidPath", "invalidFilter"):
                 raise
-            log.warning("%s %s: the destination does not implement this PATCH (%s); replacing the object with PUT",
+            log.warning("%s %s: the destination does not take this PATCH (%s); replacing the object with PUT",
                         step.kind, step.label, exc)
             await self._replace_with_operations(step)
 

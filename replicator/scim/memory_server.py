@@ -727,7 +727,7 @@ class MemoryScimServer:
         replace_complex_whole: bool = False,
         create_ignores_members: bool = False,
         case_exact_filters: bool = False,
-        patch_paths_unimplemented: tuple[str, ...] = (),
+        patch_refusals: dict[str, tuple[int, str | None]] | None = None,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -755,9 +755,10 @@ class MemoryScimServer:
         # True: a quirk of some servers (SCIMMY): `userName eq "x"` compares case-exactly, though
         # userName is caseExact=false (RFC 7643 4.1.1, RFC 7644 3.4.2.2); uniqueness still ignores case
         self.case_exact_filters = case_exact_filters
-        # a quirk of some servers (django-scim2): a PATCH with an operation whose path starts with one
-        # of these (`displayName`, `members[`) is answered 501, though PATCH is advertised
-        self.patch_paths_unimplemented = patch_paths_unimplemented
+        # a quirk of some servers (django-scim2): a PATCH with an operation whose path starts with a key
+        # of this (`displayName`, `members[`) is answered its (status, scimType), say (501, None) or
+        # (400, "invalidPath"), though PATCH is advertised
+        self.patch_refusals = patch_refusals or {}
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -844,8 +845,9 @@ class MemoryScimServer:
             body = await _read_json_object(request)
             for operation in body.get("Operations") or []:
                 path = operation.get("path") if isinstance(operation, dict) else None
-                if isinstance(path, str) and path.startswith(self.patch_paths_unimplemented or ("\0",)):
-                    raise ScimError(501, f"PATCH of {path} is not implemented")
+                for prefix, (status, scim_type) in self.patch_refusals.items():
+                    if isinstance(path, str) and path.startswith(prefix):
+                        raise ScimError(status, f"PATCH of {path} is not supported", scim_type)
             return self._patch(request, kind, body)
 
         async def delete(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from replicator.cli import replicate
 from replicator.config import Config, SideConfig
@@ -163,11 +164,14 @@ async def test_a_destination_without_patch_gets_the_live_object_with_our_changes
     await _replace_scenario(tmp_path, MemoryScimServer(patch_supported=False))
 
 
-async def test_a_patch_the_destination_does_not_implement_falls_back_to_put(tmp_path: Path) -> None:
+@pytest.mark.parametrize("refusals", [{"displayName": (501, None), "members[": (501, None)},
+                                      {"members[": (400, "invalidFilter")}, {"title": (400, "invalidPath")}])
+async def test_a_patch_the_destination_does_not_take_falls_back_to_put(
+        tmp_path: Path, refusals: dict[str, tuple[int, str | None]]) -> None:
     """A server that advertises PATCH but answers 501 to some forms of it (django-scim2: a rename by
-    `replace displayName`, a removal by `members[value eq ...]`) gets the change by PUT instead."""
-    destination = MemoryScimServer(patch_paths_unimplemented=("displayName", "members["))
-    await _replace_scenario(tmp_path, destination)
+    `replace displayName`, a removal by `members[value eq ...]`), or 400 invalidFilter / invalidPath,
+    gets the change by PUT instead."""
+    await _replace_scenario(tmp_path, MemoryScimServer(patch_refusals=refusals))
 
 
 def test_list_responses_with_other_spellings_are_read() -> None:
