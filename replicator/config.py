@@ -4,7 +4,8 @@ Precedence: built-in defaults < TOML file (`--config`) < environment (`SCIMREP_*
 Every leaf setting has one name in each layer, derived from its dotted path:
 `source.url` is `[source] url = ...` in TOML, `SCIMREP_SOURCE_URL` in the environment and
 `--source-url` on the command line. A secret may also come from a file: `SCIMREP_SOURCE_TOKEN_FILE`.
-Unknown keys (and unknown SCIMREP_ variables) and bad values fail with the field's name. Secrets never appear in `repr`.
+Unknown keys (and unknown SCIMREP_ variables) and bad values fail with the field's name. Secrets never
+appear in `repr`.
 """
 
 from __future__ import annotations

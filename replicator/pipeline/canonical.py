@@ -2,8 +2,8 @@
 
 The canonical form is what we replicate: the client-owned attributes of a resource with server-owned
 ones (`id`, `meta`, `schemas`, `User.groups`, every `$ref`, `members[].display`) dropped, empty values
-dropped (and entries of multi-valued attributes whose `value` is empty), multi-valued attributes sorted, so that two servers holding the same data give the same
-form. The digest is a 128-bit BLAKE2b of the deterministic JSON encoding, salted with CANON_VERSION so
+dropped (and entries of multi-valued attributes whose `value` is empty), and multi-valued attributes
+sorted, so that two servers holding the same data give the same form. The digest is a 128-bit BLAKE2b of the deterministic JSON encoding, salted with CANON_VERSION so
 that a change of recipe re-baselines instead of looking like a change of every object.
 """
 
