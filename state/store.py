@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 import aiosqlite
 import msgspec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -84,6 +84,9 @@ _MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX resources_match ON resources (kind, match_key)",
         "CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status)",
     ],
+    # 4: the digest of the source object as read when it last failed: a source that changed since
+    # (fixed bad data) is tried again at once, not after the failure's delay
+    4: ["ALTER TABLE resources ADD COLUMN failed_source_digest TEXT"],
 }
 
 _SCRATCH = [
@@ -105,7 +108,7 @@ _IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old
 _MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999  # per statement
 _ROWS_PER_STATEMENT = 250
 _ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, match_key, "
-                "source_digest")
+                "source_digest, failed_source_digest")
 
 _ROW_COLUMNS_R = ", ".join("r." + column.strip() for column in _ROW_COLUMNS.split(","))
 
@@ -132,6 +135,7 @@ class ResourceRow(NamedTuple):
     next_attempt_at: float | None = None
     match_key: str | None = None  # case-folded
     source_digest: str | None = None
+    failed_source_digest: str | None = None  # the source digest of the last failure (while next_attempt_at is set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -477,10 +481,12 @@ class StateStore:
         await self._maybe_flush()
 
     async def record_failure(
-        self, kind: str, source_id: str, error: str, *, backoff: Callable[[int], float] = lambda attempts: 0.0
+        self, kind: str, source_id: str, error: str, *, backoff: Callable[[int], float] = lambda attempts: 0.0,
+        source_digest: str | None = None,
     ) -> None:
         """Remember that replicating this object failed, keeping whatever destination id we had; the
-        next attempt is due `backoff(failed attempts so far, this one included)` seconds from now."""
+        next attempt is due `backoff(failed attempts so far, this one included)` seconds from now.
+        `source_digest`: the object as read when it failed (a changed source need not wait)."""
         async with self._lock:
             await self._flush()
             async with self._db.execute(
@@ -491,15 +497,16 @@ class StateStore:
             now = time.time()
             await self._db.execute(
                 """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
-                                          created_at, updated_at)
-                   VALUES (?, ?, ?, ?, 1, ?, ?, ?)
+                                          created_at, updated_at, failed_source_digest)
+                   VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
                    ON CONFLICT (kind, source_id) DO UPDATE SET
                        status = CASE WHEN resources.dest_id IS NULL THEN excluded.status
                                      ELSE resources.status END,
                        error = excluded.error,
                        attempts = resources.attempts + 1,
-                       next_attempt_at = excluded.next_attempt_at""",
-                (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now),
+                       next_attempt_at = excluded.next_attempt_at,
+                       failed_source_digest = excluded.failed_source_digest""",
+                (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now, source_digest),
             )
             self._uncommitted += 1
             self._mark_dirty()

@@ -317,8 +317,11 @@ class Cycle:
             self.result.outcome = "interrupted"
         if self.result.counts["removals_held"] and self.result.outcome == "ok":
             self.result.outcome = "held"
-        if self.result.counts["failed"] and self.result.outcome == "ok":
-            self.result.outcome = "partial"
+        if (self.result.counts["failed"] or self.result.counts["backing_off"]) and self.result.outcome == "ok":
+            self.result.outcome = "partial"  # not everything is replicated
+        if self.result.counts["backing_off"]:
+            self.result.notes.append(f"{self.result.counts['backing_off']} objects that failed wait for their retry "
+                                     "delay (`status` lists them; --full tries them at once)")
 
     async def _read_scoping_groups(self) -> None:
         """Read the source groups once to learn which users the scoping groups hold."""
@@ -567,7 +570,8 @@ class Cycle:
             resource = None  # memory: a large group's decoded form is not kept while the page is planned
             key = match_value(canonical, match_attribute)
             if key is None:
-                await self._fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}")
+                await self._fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}",
+                                 source_digest)
                 continue
             claims.append((key.casefold(), source_id))
             candidates.append((source_id, canonical, source_digest))
@@ -584,7 +588,7 @@ class Cycle:
             owner = owners[key] if owners[key] != source_id else holders.get(key, source_id)
             problem = self._refuse(canonical, source_id, owner, match_attribute)
             if problem:
-                await self._fail(kind, source_id, label_of(canonical, kind), problem)
+                await self._fail(kind, source_id, label_of(canonical, kind), problem, source_digest)
             else:
                 batch.append(_Read(source_id, canonical, source_digest, rows.get(source_id)))
         return await self._plan_batch(kind, batch, held)
@@ -659,9 +663,7 @@ class Cycle:
             live_here = read.source_id in fresh
             live = forms.get(known.dest_id) if (live_here and known) else None
             row = read.row
-            # a failed attempt (a create, or an update of an object already there, which keeps its status)
-            # waits for its delay; a success clears it
-            if row is not None and self.mode != FULL and (row.next_attempt_at or 0) > time.time():
+            if self._backing_off(row, read.source_digest):
                 self.result.counts["backing_off"] += 1
                 continue
             step = plan_upsert(
@@ -683,6 +685,14 @@ class Cycle:
                 step = dataclasses.replace(step, reason=self.scope.inclusion(kind))
             steps.append(step)
         return steps
+
+    def _backing_off(self, row: ResourceRow | None, source_digest: str | None) -> bool:
+        """A failed attempt (a create, or an update of an object already there, which keeps its status)
+        waits for its delay, unless the source object changed since (its bad data may be fixed) or the
+        cycle is full; a success clears it."""
+        if row is None or self.mode == FULL or (row.next_attempt_at or 0) <= time.time():
+            return False
+        return row.failed_source_digest is None or row.failed_source_digest == source_digest
 
     async def _stored_many(
         self, kind: str, wanted: dict[str, tuple[ResourceRow | None, str | None]], *, everything: bool = False
@@ -1065,7 +1075,7 @@ class Cycle:
         except (AuthError, StateError) as exc:
             self._fatal = exc
         except ScimError as exc:
-            await self._fail(step.kind, step.source_id, step.label, str(exc))
+            await self._fail(step.kind, step.source_id, step.label, str(exc), step.source_digest)
             if isinstance(exc, TransportError):
                 self._transport_failures += 1
                 if self._transport_failures >= max(10, 2 * self.config.concurrency):
@@ -1316,7 +1326,8 @@ class Cycle:
         )
         await self._release_waiters(step.kind, step.source_id, dest_id)
 
-    async def _fail(self, kind: str, source_id: str, label: str, reason: str) -> None:
+    async def _fail(self, kind: str, source_id: str, label: str, reason: str, source_digest: str | None = None) -> None:
+        """Count, list and record a failure; `source_digest`: the object as read (None: unknown)."""
         self.result.counts["failed"] += 1
         if self.result.counts["failed"] <= _FAILURES_LISTED:
             self.result.failures.append((kind, label or source_id, reason))
@@ -1324,7 +1335,8 @@ class Cycle:
             self.result.notes.append(f"only the first {_FAILURES_LISTED} failures are listed; `status` shows them all")
         log.warning("failed %s %s (source id %s): %s", kind, label, source_id, reason)
         if not self.dry_run:
-            await self.store.record_failure(kind, source_id, reason, backoff=_failure_backoff)
+            await self.store.record_failure(kind, source_id, reason, backoff=_failure_backoff,
+                                            source_digest=source_digest)
 
     # -- removals -------------------------------------------------------------------------------
 

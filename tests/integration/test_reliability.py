@@ -274,9 +274,26 @@ async def test_a_failed_update_of_a_replicated_object_backs_off_too(servers: Ser
     assert failed.outcome == "partial" and failed.destination_requests.get("PATCH") == 1, failed.summary()
     later = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     assert later.counts["backing_off"] == 1 and writes(later.destination_requests) == 0, later.summary()
+    assert later.outcome == "partial"  # not everything is replicated: exit 1, not 0
     servers.destination.faults = Faults()
     full = await replicate(servers.config(), mode=FULL, dry_run=False)  # --full tries everything at once
     assert full.outcome == "ok" and full.counts["updated"] == 1, full.summary()
+    await servers.check()
+
+
+async def test_a_failed_object_whose_source_changed_is_tried_again_at_once(servers: Servers) -> None:
+    """The delay after a failure is for the same source data: once the bad value is fixed in the
+    source, the next incremental cycle writes the object instead of waiting up to an hour."""
+    seed(servers.source, 10, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    user = next(iter(servers.source.users.values()))
+    user["title"] = "REFUSE-ME"
+    servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
+    failed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert failed.counts["failed"] == 1, failed.summary()
+    user["title"] = "fixed in the source"
+    fixed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert fixed.outcome == "ok" and fixed.counts["updated"] == 1 and not fixed.counts["backing_off"], fixed.summary()
     await servers.check()
 
 
