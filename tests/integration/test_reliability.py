@@ -262,15 +262,21 @@ async def test_bad_input_is_recorded_and_skipped(servers: Servers) -> None:
     assert writes(later.destination_requests) == 0
 
 
-async def test_a_failed_update_of_a_replicated_object_backs_off_too(servers: Servers) -> None:
-    """An update the destination refuses, of an object already there (it keeps its destination id and
-    status), waits for its growing delay like a failed create, instead of being sent every cycle."""
+async def refused_update(servers: Servers) -> tuple[dict[str, Any], Any]:
+    """Replicate a small directory, then change one user's title to a value the destination refuses:
+    (that source user, the result of the cycle whose update failed)."""
     seed(servers.source, 10, 2)
     await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     user = next(iter(servers.source.users.values()))
     user["title"] = "REFUSE-ME"
     servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
-    failed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    return user, await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+
+
+async def test_a_failed_update_of_a_replicated_object_backs_off_too(servers: Servers) -> None:
+    """An update the destination refuses, of an object already there (it keeps its destination id and
+    status), waits for its growing delay like a failed create, instead of being sent every cycle."""
+    _, failed = await refused_update(servers)
     assert failed.outcome == "partial" and failed.destination_requests.get("PATCH") == 1, failed.summary()
     later = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     assert later.counts["backing_off"] == 1 and writes(later.destination_requests) == 0, later.summary()
@@ -284,12 +290,7 @@ async def test_a_failed_update_of_a_replicated_object_backs_off_too(servers: Ser
 async def test_a_failed_object_whose_source_changed_is_tried_again_at_once(servers: Servers) -> None:
     """The delay after a failure is for the same source data: once the bad value is fixed in the
     source, the next incremental cycle writes the object instead of waiting up to an hour."""
-    seed(servers.source, 10, 2)
-    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
-    user = next(iter(servers.source.users.values()))
-    user["title"] = "REFUSE-ME"
-    servers.destination.faults = Faults(refuse_values={"REFUSE-ME"})
-    failed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    user, failed = await refused_update(servers)
     assert failed.counts["failed"] == 1, failed.summary()
     user["title"] = "fixed in the source"
     fixed = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
