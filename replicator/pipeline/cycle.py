@@ -1403,7 +1403,36 @@ class Cycle:
                                 label=label_of(known.canonical or {}, kind), policy=self.policy)
             excluded = owned[source_id][1]
             steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
+        if with_forms:
+            absent = [step.source_id for step in steps if step.action in (DELETE, DISABLE) and not owned[step.source_id][1]]
+            still_there = await self._still_in_source(kind, absent)
+            steps = [step for step in steps if step.source_id not in still_there]
         return steps
+
+    async def _still_in_source(self, kind: str, source_ids: list[str]) -> set[str]:
+        """Of these objects missing from a complete read, those the source does not answer 404 for.
+
+        A read by index can miss an object without noticing: when an object before it is deleted
+        between two pages, it slides onto a page already read (totalResults need not change), and a
+        server may also under-state totalResults. Each one is asked for by id before it is removed;
+        an object that is still there, or that cannot be asked for, is kept, and the cycle says so."""
+        async def answered(source_id: str) -> bool:
+            try:
+                await self.source.get(kind, source_id)
+            except NotFoundError:
+                return False
+            except ScimError as exc:
+                log.warning("%s %s missing from the read could not be looked up in the source: %s", kind, source_id, exc)
+            return True
+
+        found = [sid for sid, there in zip(source_ids, await asyncio.gather(*map(answered, source_ids)), strict=True)
+                 if there]
+        if found:
+            self.result.counts["removals_held"] += len(found)
+            self.result.outcome = "partial"
+            self.result.notes.append(f"{len(found)} {kind}s missing from the source read are still in the source "
+                                     "(it changed during the read?) or could not be looked up: not removed")
+        return set(found)
 
     async def _resolve_intents(self, kind: str, intents: dict[str, ResourceRow]) -> dict[str, str]:
         """Objects gone from the source whose create was noted right before its POST but whose result

@@ -74,6 +74,8 @@ class Faults:
     page_cap: int | None = None
     fail_list_page: int | None = None
     truncate_total: bool = False
+    # totalResults reported at most this (a server under-stating its total)
+    total_cap: int | None = None
     seed: int | None = None
     # probability that a write (POST/PUT/PATCH/DELETE) is carried out and then its answer is lost
     rate_reset_after_write: float = 0.0
@@ -1115,6 +1117,8 @@ class MemoryScimServer:
         return max(count, 0)
 
     def _reported_total(self, total: int) -> int:
+        if self.faults.total_cap is not None:
+            total = min(total, self.faults.total_cap)
         return total + 5 if self.faults.truncate_total else total
 
     def _select(self, kind: ResourceKind, filter_text: str | None) -> list[dict[str, Any]]:

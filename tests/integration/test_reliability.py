@@ -192,6 +192,50 @@ async def test_a_full_cycle_with_an_incomplete_destination_listing_is_partial(se
     await servers.check()
 
 
+async def test_an_object_missing_from_a_read_that_looked_complete_is_not_removed(servers: Servers) -> None:
+    """A source that under-states totalResults (or an object sliding onto a page already read while the
+    source changes) makes a read look complete without some objects: each object missing from the read
+    is asked for by id before it is removed, and those still there are kept (outcome partial)."""
+    ids = seed(servers.source, 110, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    delete_user(servers.source, ids[0])  # really gone
+    servers.source.faults = Faults(total_cap=100)  # the read stops after 100 of the 109
+    capped = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert capped.outcome == "partial" and capped.counts["deleted"] == 1, capped.summary()
+    assert capped.counts["removals_held"] == 9 and any("still in the source" in n for n in capped.notes)
+    assert len(servers.destination.users) == 109
+    servers.source.faults = Faults()
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    await servers.check()
+
+
+async def test_an_object_sliding_onto_a_page_already_read_is_not_removed(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two pages the source deletes an object of page 1 and adds one: totalResults stays, no id
+    repeats, and the first object of page 2 slides onto page 1, unread. It is not removed."""
+    ids = seed(servers.source, 120, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    listing = servers.source._list
+
+    def changing_during_the_read(query, kind):  # type: ignore[no-untyped-def]
+        answer = listing(query, kind)
+        if kind.name == USER and query.get("startIndex") == "1":
+            delete_user(servers.source, ids[0])
+            servers.source.add_user({**sample_users(121)[120]})
+        return answer
+
+    monkeypatch.setattr(servers.source, "_list", changing_during_the_read)
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    monkeypatch.undo()
+    slid = servers.source.users[ids[50]]  # page size 50: the first of page 2 moved onto page 1
+    # (the deleted one was read on page 1 before it went: the next cycle removes it)
+    assert result.counts["deleted"] == 0 and result.counts["removals_held"] == 1, result.summary()
+    assert any(u["userName"] == slid["userName"] for u in servers.destination.users.values())
+    after = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert after.counts["deleted"] == 1, after.summary()
+    await servers.check()
+
+
 async def test_mass_deletion_is_held_until_allowed(servers: Servers) -> None:
     """Removing most users is held (exit outcome 'held'); an empty source is held; --allow-mass-delete proceeds."""
     ids = seed(servers.source, 40, 3)
