@@ -2,7 +2,8 @@
 
 Each scheme gives the `Authorization` header for a request. OAuth2 tokens are cached, refreshed shortly
 before they expire, and refreshed once more when the server answers 401 (`invalidate`). Secrets are
-never put into exception messages or logs.
+never put into exception messages or logs: each scheme names its secrets (`secrets()`), and words a
+server sends back (an error detail that echoes a header or a posted form) pass through `redact`.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from urllib.parse import quote
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
@@ -31,6 +33,17 @@ class Auth(Protocol):
 
     def invalidate(self, header: str | None) -> None: ...
 
+    def secrets(self) -> list[str]: ...
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
+    for secret in secrets:
+        if len(secret) >= 4:
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "***")
+    return text
+
 
 class NoAuth:
     refreshable = False
@@ -41,14 +54,18 @@ class NoAuth:
     def invalidate(self, header: str | None) -> None:
         pass
 
+    def secrets(self) -> list[str]:
+        return []
+
 
 class StaticAuth:
     """A fixed header value: `Bearer <token>` or `Basic <user:password>`."""
 
     refreshable = False
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, secrets: tuple[str, ...] = ()) -> None:
         self._value = value
+        self._secrets = [value.partition(" ")[2], *secrets]
 
     @classmethod
     def bearer(cls, token: str) -> StaticAuth:
@@ -56,13 +73,16 @@ class StaticAuth:
 
     @classmethod
     def basic(cls, username: str, password: str) -> StaticAuth:
-        return cls(_basic(username, password))
+        return cls(_basic(username, password), (password,))
 
     async def header(self, session: aiohttp.ClientSession) -> str | None:
         return self._value
 
     def invalidate(self, header: str | None) -> None:
         pass
+
+    def secrets(self) -> list[str]:
+        return self._secrets
 
     def __repr__(self) -> str:
         return "StaticAuth(***)"
@@ -120,6 +140,10 @@ class ClientCredentials:
         if header is not None and header == self._header:
             self._header = None
 
+    def secrets(self) -> list[str]:
+        secrets = [self._client_secret, _basic(quote(self._client_id, safe=""), quote(self._client_secret, safe=""))]
+        return secrets + ([self._header.partition(" ")[2]] if self._header else [])
+
     async def _fetch(self, session: aiohttp.ClientSession) -> None:
         data: dict[str, Any] = {"grant_type": "client_credentials"}
         if self._scope:
@@ -145,7 +169,7 @@ class ClientCredentials:
                 f"token endpoint {self._token_url} unreachable: {type(exc).__name__}"
             ) from exc
         if status != 200:
-            reason = _oauth_error(body)
+            reason = redact(_oauth_error(body), self.secrets())
             raise AuthError(f"token endpoint {self._token_url} answered {status}{reason}")
         try:
             token = msgspec.json.decode(body, type=_TokenResponse)

@@ -33,7 +33,7 @@ from replicator.errors import (
     TransportError,
     status_error_class,
 )
-from replicator.scim.auth import Auth, NoAuth, auth_for
+from replicator.scim.auth import Auth, NoAuth, auth_for, redact
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 
 if TYPE_CHECKING:
@@ -248,7 +248,8 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None) -> ScimStatusError:
+def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None,
+                         secrets: list[str]) -> ScimStatusError:
     scim_type = detail = None
     try:
         decoded = _any_decoder.decode(body) if body else None
@@ -257,7 +258,8 @@ def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_
     if isinstance(decoded, dict):
         scim_type = decoded.get("scimType") if isinstance(decoded.get("scimType"), str) else None
         raw_detail = decoded.get("detail")
-        detail = str(raw_detail)[:500] if raw_detail is not None else None
+        # a server may echo what it was sent (the Authorization header included)
+        detail = redact(str(raw_detail), secrets)[:500] if raw_detail is not None else None
     words = " ".join(w for w in (scim_type, detail) if w)
     message = f"{method} {url.path} answered {status}" + (f": {words}" if words else "")
     cls = status_error_class(status)
@@ -423,7 +425,7 @@ class ScimClient:
             if status in (401, 403):
                 raise AuthError(f"{method} {url.path} answered {status}: {self.name} refused our credentials")
             if status >= 300:
-                error = _error_from_response(method, url, status, payload, retry_after)
+                error = _error_from_response(method, url, status, payload, retry_after, self._auth.secrets())
                 if status in (429, 503):
                     self.stats[str(status)] += 1
                     self.pause.extend(error.retry_after if error.retry_after is not None else 1.0)

@@ -83,6 +83,8 @@ class Faults:
     script: list[int] = field(default_factory=list)
     # a write whose JSON body contains one of these strings is refused with 400 invalidValue
     refuse_values: set[str] = field(default_factory=set)
+    # the refusal's detail echoes the request's Authorization header (as careless servers do)
+    echo_authorization: bool = False
     # at most this many requests per second (one second of burst); beyond: 429 with Retry-After
     rate_cap: float | None = None
 
@@ -883,7 +885,8 @@ class MemoryScimServer:
             self._raise_injected_error()
             self._check_authorization(request)
             if request.method in ("POST", "PUT", "PATCH") and not request.path.endswith("/Bulk"):
-                self._refuse_values((await request.read()).decode("utf-8", "replace"))
+                self._refuse_values((await request.read()).decode("utf-8", "replace"),
+                                    request.headers.get("Authorization", ""))
             response = await handler(request)
             if request.method in ("POST", "PUT", "PATCH", "DELETE") and self._roll(self.faults.rate_reset_after_write):
                 return self._drop_connection(request)
@@ -945,10 +948,11 @@ class MemoryScimServer:
 
     # ---------------------------------------------------------------- validation
 
-    def _refuse_values(self, text: str) -> None:
+    def _refuse_values(self, text: str, authorization: str = "") -> None:
         """Faults.refuse_values: a write containing one of them is refused with 400 invalidValue."""
         if self.faults.refuse_values and any(value in text for value in self.faults.refuse_values):
-            raise ScimError(400, "value refused by this server", scim_type="invalidValue")
+            echo = f" (request had Authorization: {authorization})" if self.faults.echo_authorization else ""
+            raise ScimError(400, "value refused by this server" + echo, scim_type="invalidValue")
 
     def _unique_token(self, kind: ResourceKind, resource: Mapping[str, Any]) -> str | None:
         key = find_key(resource, kind.unique_attribute)

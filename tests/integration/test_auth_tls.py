@@ -17,7 +17,7 @@ from replicator.cli import replicate, report_text
 from replicator.config import Config, SideConfig
 from replicator.errors import AuthError, TLSError
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.scim.memory_server import Faults, MemoryScimServer
 
 CLIENT_ID = "worker-app-id"
 CLIENT_SECRET = "fake-secret-x1"
@@ -27,8 +27,8 @@ GOOD_TOKEN = "fake-token-x2"
 class TokenEndpoint:
     """An OAuth2 token endpoint that checks client credentials and hands out tokens in order."""
 
-    def __init__(self, tokens: list[str], *, method: str) -> None:
-        self.tokens, self.method, self.calls = tokens, method, 0
+    def __init__(self, tokens: list[str], *, method: str, echo: bool = False) -> None:
+        self.tokens, self.method, self.calls, self.echo = tokens, method, 0, echo
 
     async def handle(self, request: web.Request) -> web.Response:
         form = await request.post()
@@ -40,7 +40,8 @@ class TokenEndpoint:
         else:
             ok = form.get("client_id") == CLIENT_ID and form.get("client_secret") == CLIENT_SECRET
         if not ok:
-            return web.json_response({"error": "invalid_client", "error_description": "bad credentials"}, status=401)
+            said = f"bad credentials {dict(form)} {request.headers.get('Authorization')}" if self.echo else "bad credentials"
+            return web.json_response({"error": "invalid_client", "error_description": said}, status=401)
         token = self.tokens[min(self.calls, len(self.tokens) - 1)]
         self.calls += 1
         return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
@@ -113,6 +114,51 @@ async def test_refused_client_credentials_stop_the_cycle(token_site, tmp_path: P
         await replicate(config, mode=INCREMENTAL, dry_run=False)
     assert "invalid_client" in str(caught.value) and CLIENT_SECRET not in str(caught.value)
     assert not destination.users
+    await source.stop()
+    await destination.stop()
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_a_token_endpoint_echoing_the_secret_does_not_leak_it(token_site, tmp_path: Path, method: str) -> None:  # type: ignore[no-untyped-def]
+    """A token endpoint whose error_description echoes the posted form and the Authorization header:
+    the client secret does not reach the error, in any of its encodings."""
+    holder, token_url = token_site
+    holder["endpoint"] = TokenEndpoint([GOOD_TOKEN], method="other", echo=True)  # refuses every client
+    source, destination = await _servers()
+    await destination.start()
+    secret = "fake secret/with+chars=x3"
+    config = Config(
+        source=SideConfig(url=source.base_url or "", token="plain-source-token"),
+        destination=SideConfig(url=destination.base_url or "", client_id=CLIENT_ID, client_secret=secret,
+                               token_url=token_url, token_auth_method=method),  # type: ignore[arg-type]
+        state=str(tmp_path / "s.db"),
+    )
+    with pytest.raises(AuthError) as caught:
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+    message = str(caught.value)
+    assert "invalid_client" in message and "***" in message
+    for form in (secret, "fake+secret%2Fwith%2Bchars%3Dx3", "fake%20secret%2Fwith%2Bchars%3Dx3",
+                 base64.b64encode(f"{CLIENT_ID}:fake%20secret%2Fwith%2Bchars%3Dx3".encode()).decode()):
+        assert form not in message
+    await source.stop()
+    await destination.stop()
+
+
+async def test_a_destination_echoing_the_token_in_an_error_does_not_leak_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A 400 whose detail echoes the Authorization header: the token reaches neither the failure
+    reason, the log, the report nor the state file."""
+    source, destination = await _servers()
+    destination.faults = Faults(refuse_values={"u1"}, echo_authorization=True)
+    await destination.start()
+    config = Config(source=SideConfig(url=source.base_url or "", token="plain-source-token"),
+                    destination=SideConfig(url=destination.base_url or "", token=GOOD_TOKEN),
+                    state=str(tmp_path / "s.db"))
+    caplog.set_level(logging.DEBUG)
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.counts["failed"] == 1 and "Authorization: Bearer ***" in result.failures[0][2]
+    text = caplog.text + report_text(result) + (tmp_path / "s.db").read_bytes().decode("latin-1")
+    assert GOOD_TOKEN not in text
     await source.stop()
     await destination.stop()
 
