@@ -40,6 +40,7 @@ from replicator.errors import (
     BadRequestError,
     ConflictError,
     NotFoundError,
+    ProtocolError,
     ReplicatorError,
     ScimError,
     ScimStatusError,
@@ -1304,7 +1305,26 @@ class Cycle:
         live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
         form = apply_operations(live, step.operations)
         body = {"schemas": schemas_for(form, step.kind), "id": step.dest_id, **form}
-        await self.destination.replace(step.kind, step.dest_id, body)
+        answer = await self.destination.replace(step.kind, step.dest_id, body)
+        await self._check_put_members(step, form.get("members", []), answer)
+
+    async def _check_put_members(self, step: Step, sent: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
+        """Some servers' PUT ignores `members` (django-scim2). When the answer shows it, members it lacks
+        are added by PATCH, and members it kept though the PUT left them out fail the object (they
+        stay, so the next attempt tries again) rather than pass for replicated."""
+        held = answer.get("members") if answer is not None and step.kind == GROUP else None
+        if not isinstance(held, list):
+            return
+        assert step.dest_id is not None
+        values = {str(member.get("value")) for member in held if isinstance(member, dict)}
+        missing = [member for member in sent if member["value"] not in values]
+        for patch in chunk_requests([{"op": "add", "path": "members", "value": missing}] if missing else [],
+                                    self.policy.member_chunk):
+            await self.destination.patch(step.kind, step.dest_id, patch)
+        kept = values - {member["value"] for member in sent}
+        if kept:
+            raise ProtocolError(f"PUT {step.kind} {step.label}: the destination kept {len(kept)} member(s) it was "
+                                "asked to remove (its PUT ignores members and it refused the PATCH that removes them)")
 
     async def _delete(self, step: Step) -> None:
         assert step.dest_id is not None

@@ -671,8 +671,11 @@ class ScimClient:
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
         await self.request("PATCH", self.resource_url(kind, resource_id), body=body)
 
-    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
-        await self.request("PUT", self.resource_url(kind, resource_id), body=body)
+    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PUT; the resource the server answered with, or None when it answered without one."""
+        url = self.resource_url(kind, resource_id)
+        reply = await self.request("PUT", url, body=body)
+        return self._expect_resource("PUT", url, reply.body) if reply.body.strip() else None
 
     async def delete(self, kind: str, resource_id: str) -> None:
         await self.request("DELETE", self.resource_url(kind, resource_id))

@@ -732,6 +732,7 @@ class MemoryScimServer:
         create_ignores_members: bool = False,
         case_exact_filters: bool = False,
         patch_refusals: dict[str, tuple[int, str | None]] | None = None,
+        put_ignores_members: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
         self.faults = faults if faults is not None else Faults()
@@ -763,6 +764,7 @@ class MemoryScimServer:
         # of this (`displayName`, `members[`) is answered its (status, scimType), say (501, None) or
         # (400, "invalidPath"), though PATCH is advertised
         self.patch_refusals = patch_refusals or {}
+        self.put_ignores_members = put_ignores_members  # True: a group PUT keeps the members it had (django-scim2)
         self.bulk_bodies: list[dict[str, Any]] | None = None  # a list: keep every Bulk request's body
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, dict[str, Any]] = {}
@@ -1042,6 +1044,10 @@ class MemoryScimServer:
         old = self._existing(kind, request.match_info["id"])
         _require_schemas(body)
         attributes = _client_attributes(body)
+        if self.put_ignores_members and kind is GROUP:
+            attributes = {k: v for k, v in attributes.items() if k != "members"}
+            if "members" in old:
+                attributes["members"] = old["members"]
         self._validate(kind, attributes, own_id=old["id"])
         resource = {"id": old["id"], **attributes, "meta": self._touched(old["meta"])}
         self._save(kind, resource)

@@ -174,6 +174,33 @@ async def test_a_patch_the_destination_does_not_take_falls_back_to_put(
     await _replace_scenario(tmp_path, MemoryScimServer(patch_refusals=refusals))
 
 
+async def test_member_changes_a_put_ignored_are_patched_or_reported(tmp_path: Path) -> None:
+    """django-scim2 answers 501 to a rename and to a member removal by PATCH, and its PUT ignores members:
+    after the PUT, members its answer lacks are added by PATCH, and a member it kept though we removed it
+    fails the object (recorded, retried later) instead of being reported as replicated."""
+    source = MemoryScimServer()
+    destination = MemoryScimServer(patch_refusals={"displayName": (501, None), "members[": (501, None)},
+                                   put_ignores_members=True)
+    await source.start()
+    await destination.start()
+    ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(3)]
+    group = source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "team", "members": [{"value": ids[0]}]})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    source.groups[group["id"]]["displayName"] = "team renamed"
+    source.groups[group["id"]]["members"] = [{"value": ids[0]}, {"value": ids[1]}]  # an addition with the rename
+    renamed = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    copies = {u["userName"]: u["id"] for u in destination.users.values()}
+    (copy,) = destination.groups.values()
+    assert renamed.outcome == "ok", renamed.summary()
+    assert copy["displayName"] == "team renamed" and {m["value"] for m in copy["members"]} == {copies["u0"], copies["u1"]}
+    source.groups[group["id"]]["members"] = [{"value": ids[1]}]  # a removal it cannot make
+    removed = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert removed.outcome == "partial" and "kept 1 member" in removed.failures[0][2], removed.summary()
+    await source.stop()
+    await destination.stop()
+
+
 def test_list_responses_with_other_spellings_are_read() -> None:
     """`resources`/`TotalResults` spellings and a string totalResults are understood."""
     page = _decode_list(b'{"schemas":[],"resources":[{"id":"a"},{"id":"b"}],"TotalResults":"2"}')
