@@ -83,7 +83,7 @@ from replicator.pipeline.scope import group_member_users
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
-from state.store import DISABLED, SYNCED
+from state.store import CREATING, DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -264,6 +264,9 @@ class Cycle:
         self._bulk_trial: list[tuple[Step, dict[str, Any]]] | None = None  # the Bulk request that tries them
         self._maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._noted: set[tuple[str, str]] = set()  # creates noted in the state and not yet done
+        # objects whose create an earlier run noted and never recorded (a crash): what a destination
+        # object under their key holds is what we put there
+        self._unfinished_creates: set[tuple[str, str]] = set()
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
             for kind in (USER, GROUP)
@@ -639,6 +642,8 @@ class Cycle:
         if targets is None:
             targets = await self._targets(kind, [read.canonical for read in batch])
         for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
+            if read.row is not None and read.row.status == CREATING:
+                self._unfinished_creates.add((kind, read.source_id))
             desired, unresolved = translate(read.canonical, kind, *targets)
             if unresolved and held is not None:
                 self._wait_for(kind, read, unresolved, targets, held)
@@ -1164,10 +1169,12 @@ class Cycle:
                 await self.store.forget(step.kind, previous_owner)
                 self._taken_over.add((step.kind, previous_owner))
                 self._moves += 1
-        adoption = plan_adoption(
-            step=step, live=canonicalise(existing, step.kind), dest_id=existing["id"], policy=self.policy,
-            previous=written,
-        )
+        live = canonicalise(existing, step.kind)
+        if written is None and (step.kind, step.source_id) in self._unfinished_creates and live.get("members"):
+            # our create whose result a crash lost: its members are the ones we added (in merge mode they
+            # are ours to remove), not someone else's
+            written = {"members": live["members"]}
+        adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=self.policy, previous=written)
         await self._write_operations(adoption)
         await self._record(adoption, existing["id"], origin="adopted")
         self.result.counts["adopted"] += 1

@@ -526,6 +526,24 @@ async def test_an_object_created_before_a_crash_and_then_dropped_by_the_source_i
     assert writes(again.destination_requests) == 0 and again.destination_requests.get("GET", 0) <= 1
 
 
+async def test_members_of_a_group_created_before_a_crash_stay_ours_to_remove(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash loses the result of a group's create, and the source then drops a member: the next
+    cycle adopts the group under its note, and in merge mode the members on it are the ones we added,
+    so the dropped one is removed (not kept as someone else's member, which left access in place)."""
+    seed(servers.source, 20, 2)
+    group = next(g for g in servers.source.groups.values() if len(g.get("members", [])) >= 2)
+    await replicate_losing_results(servers.config(), {group["id"]}, monkeypatch)
+    dropped = group["members"].pop()
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["adopted"] == 1, result.summary()
+    (copy,) = [g for g in servers.destination.groups.values() if g["displayName"] == group["displayName"]]
+    name = servers.source.users[dropped["value"]]["userName"]
+    dropped_copy = next(u["id"] for u in servers.destination.users.values() if u["userName"] == name)
+    assert dropped_copy not in {m["value"] for m in copy["members"]}
+    await servers.check()
+
+
 async def test_a_noted_create_is_disabled_with_what_it_holds(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     """With remove_action = disable, an object whose create result was lost is disabled, not
     replaced by a bare {active: false} (nothing of it was recorded; it is read first), also on a
