@@ -556,6 +556,25 @@ class StateStore:
         self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
+    async def replan_referrers(self, kind: str, dest_ids: set[str]) -> None:
+        """Objects of `kind` whose last written form names one of these destination ids (a member, a
+        manager: objects re-created under a new id, or removed) lose their source digest, so that the
+        zero-change path does not skip them while their source bytes stay the same. Past a hundred
+        ids every object of the kind is planned again, which is cheaper than a hundred scans."""
+        if not dest_ids:
+            return
+        async with self._lock:
+            await self._flush()
+            if len(dest_ids) > 100:
+                await self._db.execute("UPDATE resources SET source_digest = NULL WHERE kind = ?", (kind,))
+            else:
+                await self._db.executemany(
+                    "UPDATE resources SET source_digest = NULL WHERE kind = ? AND instr(canon, ?) > 0",
+                    [(kind, b'"value":' + _encode(dest_id)) for dest_id in sorted(dest_ids)])
+            self._uncommitted += 1
+            self._mark_dirty()
+            await self._flush()
+
     def _buffered(self) -> int:
         """Writes buffered and not yet written into the transaction."""
         return len(self._pending) + len(self._pending_deletes) + len(self._pending_digests)

@@ -267,6 +267,10 @@ class Cycle:
         # objects whose create an earlier run noted and never recorded (a crash): what a destination
         # object under their key holds is what we put there
         self._unfinished_creates: set[tuple[str, str]] = set()
+        # destination ids that stopped naming our objects this cycle (re-created elsewhere, deleted):
+        # groups and users that name them (members, managers) must be planned again
+        self._gone_dest_ids: set[str] = set()
+        self._replanned_for: dict[str, set[str]] = {kind: set() for kind in KINDS}  # gone ids handled, by kind
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
             for kind in (USER, GROUP)
@@ -312,8 +316,12 @@ class Cycle:
         for kind in kinds:
             if self.mode == FULL or self._recovering or await self.store.count(kind) == 0:
                 self.dest[kind] = await self._list_destination(kind)
+            if kind == GROUP:
+                await self._replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
             await self._replicate_kind(kind)
         await self._remove_vanished(kinds)
+        for kind in KINDS:  # for the next cycle: what this one re-created or removed since
+            await self._replan_referrers_of_gone(kind)
         if self.dry_run:
             self.result.changes = list(self._planned.values())
             self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
@@ -405,6 +413,14 @@ class Cycle:
             self._steps = previous
         if self._fatal is not None:
             raise self._fatal
+
+    async def _replan_referrers_of_gone(self, kind: str) -> None:
+        """Objects of `kind` naming a destination id that is gone are planned again (the zero-change
+        path would keep a re-created member out of its unchanged group)."""
+        fresh = self._gone_dest_ids - self._replanned_for[kind]
+        if fresh and not self.dry_run:
+            await self.store.replan_referrers(kind, fresh)
+        self._replanned_for[kind] |= fresh
 
     async def _replicate_kind(self, kind: str) -> None:
         if self._bulk_references == _REFERENCES_ON:
@@ -1271,6 +1287,7 @@ class Cycle:
                 await self.store.forget(step.kind, step.source_id)
                 return
             log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
+            self._gone_dest_ids.add(step.dest_id)
             await self._create(dataclasses.replace(step, action=CREATE, dest_id=None, operations=[],
                                                    reason=RECREATE_REASON))
             return
@@ -1339,6 +1356,7 @@ class Cycle:
             await self.destination.delete(step.kind, step.dest_id)
         except NotFoundError:
             pass  # already gone: that is what we wanted
+        self._gone_dest_ids.add(step.dest_id)
         await self.store.forget(step.kind, step.source_id)
         self.result.counts["deleted"] += 1
 

@@ -236,6 +236,31 @@ async def test_an_object_sliding_onto_a_page_already_read_is_not_removed(
     await servers.check()
 
 
+async def test_a_member_re_created_on_the_destination_rejoins_its_unchanged_group(servers: Servers) -> None:
+    """A user deleted on the destination, then changed in the source: its PATCH answers 404 and it is
+    re-created under a new id; its groups, unchanged in the source, get the new id in the same cycle,
+    and the users it manages (already planned in that cycle) in the next one."""
+    seed(servers.source, 20, 2)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    member = next(m["value"] for g in servers.source.groups.values() for m in g.get("members", [])
+                  if m["value"] in servers.source.users)
+    name = servers.source.users[member]["userName"]
+    old = next(u["id"] for u in servers.destination.users.values() if u["userName"] == name)
+    del servers.destination.users[old]
+    for group in servers.destination.groups.values():  # as servers do: a deleted user leaves its groups
+        group["members"] = [m for m in group.get("members", []) if m["value"] != old]
+    servers.source.users[member]["title"] = "changed"
+    result = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    assert result.counts["recreated"] == 1, result.summary()
+    new = next(u["id"] for u in servers.destination.users.values() if u["userName"] == name)
+    groups = [g for g in servers.source.groups.values() if any(m["value"] == member for m in g.get("members", []))]
+    for group in groups:
+        (copy,) = [g for g in servers.destination.groups.values() if g["displayName"] == group["displayName"]]
+        assert new in {m["value"] for m in copy["members"]}
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    await servers.check()
+
+
 async def test_mass_deletion_is_held_until_allowed(servers: Servers) -> None:
     """Removing most users is held (exit outcome 'held'); an empty source is held; --allow-mass-delete proceeds."""
     ids = seed(servers.source, 40, 3)

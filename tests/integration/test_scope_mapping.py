@@ -149,6 +149,28 @@ async def test_user_filter_scope(directory: Directory) -> None:
     assert result.counts["out_of_scope"] == 3
 
 
+async def test_a_user_back_in_scope_rejoins_its_unchanged_group(directory: Directory) -> None:
+    """A user leaves the scope (deleted on the destination) and comes back (created under a new id)
+    while its group never changes in the source: incremental cycles put it back in the group (the
+    zero-change path used to skip the group until a --full)."""
+    d = directory
+    d.user("ann")
+    d.user("bob")
+    d.group("eng", ["ann", "bob"])
+    config = d.config(scope=ScopeConfig(user_filter="active eq true"), allow_mass_delete=True)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    d.source.users[d.users["bob"]]["active"] = False
+    left = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert left.counts["deleted"] == 1 and "bob" not in d.destination_users(), left.summary()
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    d.source.users[d.users["bob"]]["active"] = True
+    back = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert back.counts["created"] == 1, back.summary()
+    assert d.destination_members("eng") == {"ann", "bob"}
+    again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
+
+
 async def test_bad_scope_filter_fails_before_any_request(directory: Directory) -> None:
     """A filter that does not parse is a configuration error naming the field."""
     from replicator.errors import ConfigError
