@@ -267,9 +267,11 @@ class Cycle:
         # objects whose create an earlier run noted and never recorded (a crash): what a destination
         # object under their key holds is what we put there
         self._unfinished_creates: set[tuple[str, str]] = set()
-        # destination ids that stopped naming our objects this cycle (re-created elsewhere, deleted):
-        # groups and users that name them (members, managers) must be planned again
-        self._gone_dest_ids: set[str] = set()
+        # destination ids that stopped naming our objects this cycle: groups and users that name them
+        # (members, managers) must be planned again; for removed ones only groups (a scan of every
+        # user's written form per removal would cost more than the dangling manager it would find)
+        self._recreated_dest_ids: set[str] = set()
+        self._removed_dest_ids: set[str] = set()
         self._replanned_for: dict[str, set[str]] = {kind: set() for kind in KINDS}  # gone ids handled, by kind
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
@@ -417,7 +419,8 @@ class Cycle:
     async def _replan_referrers_of_gone(self, kind: str) -> None:
         """Objects of `kind` naming a destination id that is gone are planned again (the zero-change
         path would keep a re-created member out of its unchanged group)."""
-        fresh = self._gone_dest_ids - self._replanned_for[kind]
+        gone = self._recreated_dest_ids | (self._removed_dest_ids if kind == GROUP else set())
+        fresh = gone - self._replanned_for[kind]
         if fresh and not self.dry_run:
             await self.store.replan_referrers(kind, fresh)
         self._replanned_for[kind] |= fresh
@@ -1287,7 +1290,7 @@ class Cycle:
                 await self.store.forget(step.kind, step.source_id)
                 return
             log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
-            self._gone_dest_ids.add(step.dest_id)
+            self._recreated_dest_ids.add(step.dest_id)
             await self._create(dataclasses.replace(step, action=CREATE, dest_id=None, operations=[],
                                                    reason=RECREATE_REASON))
             return
@@ -1356,7 +1359,7 @@ class Cycle:
             await self.destination.delete(step.kind, step.dest_id)
         except NotFoundError:
             pass  # already gone: that is what we wanted
-        self._gone_dest_ids.add(step.dest_id)
+        self._removed_dest_ids.add(step.dest_id)
         await self.store.forget(step.kind, step.source_id)
         self.result.counts["deleted"] += 1
 
