@@ -356,6 +356,12 @@ def validate_side(side: str, cfg: SideConfig) -> None:
         raise ConfigError(f"{side}.url is required (flag {flag_name(side + '.url')}, env {env_name(side + '.url')})")
     if not cfg.url.startswith(("http://", "https://")):
         raise ConfigError(f"{side}.url must start with http:// or https://")
+    for name in ("url", "token_url"):
+        value = getattr(cfg, name)
+        if value and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
+            # (the message does not repeat the URL: the part before @ may be a password)
+            raise ConfigError(f"{side}.{name} must not carry user:password@ (use {side}.username and "
+                              f"{side}.password, or a token)")
     if not 1 <= cfg.page_size <= 10000:
         raise ConfigError(f"{side}.page_size must be between 1 and 10000")
     if cfg.timeout <= 0:

@@ -141,6 +141,12 @@ def test_known_environment_variables_other_than_settings_are_accepted(tmp_path: 
     assert config.source.token == "s3cret"
 
 
+def test_credentials_in_a_url_are_refused_without_repeating_them() -> None:
+    """user:password@ in a URL fails fast naming the field, and the message does not echo the password."""
+    message = config_error(environ={**ENDPOINTS, "SCIMREP_SOURCE_URL": "https://admin:pa55word@scim.example/v2"})
+    assert "source.url" in message and "pa55word" not in message
+
+
 def test_missing_source_url_names_source_url() -> None:
     """Without a source URL the error names source.url."""
     message = config_error(environ={"SCIMREP_DESTINATION_URL": "https://b.example"})
