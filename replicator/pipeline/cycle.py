@@ -1172,10 +1172,14 @@ class Cycle:
             if left_out:
                 log.info("%s %s: the destination left %d members out of the create; adding them",
                          step.kind, step.label, len(left_out))
-            added = [member for member in first if member["value"] in left_out] + rest
-            for patch in chunk_requests([{"op": "add", "path": "members", "value": added}], self.policy.member_chunk):
-                await self.destination.patch(step.kind, created["id"], patch)
+            await self._add_members(step.kind, created["id"], [m for m in first if m["value"] in left_out] + rest)
         return created
+
+    async def _add_members(self, kind: str, dest_id: str, members: list[dict[str, Any]]) -> None:
+        """PATCH adds of these members, at most `member_chunk` per request."""
+        if members:
+            for patch in chunk_requests([{"op": "add", "path": "members", "value": members}], self.policy.member_chunk):
+                await self.destination.patch(kind, dest_id, patch)
 
     async def _adopt(self, step: Step, existing: dict[str, Any]) -> None:
         # a source object that came back under a new id takes over the destination object, and with
@@ -1339,15 +1343,11 @@ class Cycle:
         """Some servers' PUT ignores `members` (django-scim2). When the answer shows it, members it lacks
         are added by PATCH, and members it kept though the PUT left them out fail the object (they
         stay, so the next attempt tries again) rather than pass for replicated."""
-        held = answer.get("members") if answer is not None and step.kind == GROUP else None
-        if not isinstance(held, list):
+        values = _answered_member_values(answer) if step.kind == GROUP else None
+        if values is None:
             return
         assert step.dest_id is not None
-        values = {str(member.get("value")) for member in held if isinstance(member, dict)}
-        missing = [member for member in sent if member["value"] not in values]
-        for patch in chunk_requests([{"op": "add", "path": "members", "value": missing}] if missing else [],
-                                    self.policy.member_chunk):
-            await self.destination.patch(step.kind, step.dest_id, patch)
+        await self._add_members(step.kind, step.dest_id, [member for member in sent if member["value"] not in values])
         kept = values - {member["value"] for member in sent}
         if kept:
             raise ProtocolError(f"PUT {step.kind} {step.label}: the destination kept {len(kept)} member(s) it was "
@@ -1535,13 +1535,20 @@ def _paging(side: SideConfig, kind: str) -> dict[str, Any]:
     return {"page_size": side.page_size}
 
 
+def _answered_member_values(answer: dict[str, Any] | None) -> set[str] | None:
+    """The member values a server's answer lists; None when it carries no `members` list (many
+    servers leave members out of their answers, which then tells nothing)."""
+    members = answer.get("members") if answer is not None else None
+    if not isinstance(members, list):
+        return None
+    return {str(member.get("value")) for member in members if isinstance(member, dict)}
+
+
 def _members_left_out(sent: list[dict[str, Any]], created: dict[str, Any]) -> set[str]:
-    """Values of the sent members that the create's answer lists no member for (nothing, when the
-    answer carries no `members` list: many servers leave members out of their answers)."""
-    answered = created.get("members")
-    if not sent or not isinstance(answered, list):
+    """Values of the sent members that the create's answer lists no member for."""
+    held = _answered_member_values(created)
+    if not sent or held is None:
         return set()
-    held = {str(member.get("value")) for member in answered if isinstance(member, dict)}
     return {member["value"] for member in sent if member["value"] not in held}
 
 
