@@ -221,10 +221,12 @@ class StateStore:
         )
         return dict(rows)
 
-    async def dest_ids(self, kind: str, source_ids: list[str], *, read_in_scope: bool = False) -> dict[str, str]:
+    async def dest_ids(self, kind: str, source_ids: list[str], *, not_out_of_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
-        (buffered writes first; a read does not force a commit). `read_in_scope`: only objects this
-        cycle read in scope (buffered writes are of such objects)."""
+        (buffered writes first; a read does not force a commit). `not_out_of_scope`: leave out objects
+        this cycle read out of scope (those it did not read still count: a read can miss an object
+        that is still there, and one really gone is removed at the end of the cycle, after which
+        what names it is planned again)."""
         out: dict[str, str] = {}
         missing = []
         for source_id in source_ids:
@@ -236,7 +238,7 @@ class StateStore:
             elif key not in self._pending_deletes:
                 missing.append(source_id)
         # no `dest_id IS NOT NULL` in SQL: SQLite would then scan the kind's rows by that index
-        scope = _READ_IN_SCOPE if read_in_scope else ""
+        scope = _NOT_READ_OUT_OF_SCOPE if not_out_of_scope else ""
         rows = await self._select_in(
             f"SELECT source_id, dest_id FROM resources r WHERE kind = ?{scope} AND source_id IN", kind, missing
         )
@@ -694,6 +696,8 @@ class StateStore:
             ]
 
 
+_NOT_READ_OUT_OF_SCOPE = """ AND NOT EXISTS (
+    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NOT NULL)"""
 _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
 # walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which

@@ -544,7 +544,7 @@ class Cycle:
                 if planned is not None:
                     found[source_id] = planned.dest_id
             wanted = [source_id for source_id in wanted if source_id not in found]
-        found.update(await self.store.dest_ids(kind, wanted, read_in_scope=self._read_complete[kind]))
+        found.update(await self.store.dest_ids(kind, wanted, not_out_of_scope=self._read_complete[kind]))
         listing = self.dest[kind]
         if self.mode == FULL and listing is not None and listing.complete:
             # objects deleted on the destination are no reference targets until re-created

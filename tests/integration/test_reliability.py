@@ -197,13 +197,18 @@ async def test_an_object_missing_from_a_read_that_looked_complete_is_not_removed
     source changes) makes a read look complete without some objects: each object missing from the read
     is asked for by id before it is removed, and those still there are kept (outcome partial)."""
     ids = seed(servers.source, 110, 2)
+    late = servers.source.add_group(sample_group("Late", ids[105:110]))
     await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     delete_user(servers.source, ids[0])  # really gone
+    late["members"].append({"value": ids[1], "type": "User"})  # the group changes in the capped cycle
     servers.source.faults = Faults(total_cap=100)  # the read stops after 100 of the 109
     capped = await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     assert capped.outcome == "partial" and capped.counts["deleted"] == 1, capped.summary()
     assert capped.counts["removals_held"] == 9 and any("still in the source" in n for n in capped.notes)
     assert len(servers.destination.users) == 109
+    # the users the read missed are still members of the group it re-planned (their access stays)
+    (copy,) = [g for g in servers.destination.groups.values() if g["displayName"] == "Late"]
+    assert len(copy["members"]) == 6
     servers.source.faults = Faults()
     await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
     await servers.check()

@@ -102,19 +102,22 @@ async def test_objects_not_read_in_scope_are_the_removal_candidates(tmp_path: Pa
         assert unread == [("gone", None), ("scoped-out", "not in group Staff")]
 
 
-async def test_destination_ids_come_from_buffered_writes_and_can_be_limited_to_this_read(tmp_path: Path) -> None:
-    """dest_ids sees writes not yet committed and forgotten rows; `read_in_scope` keeps only objects
-    this cycle read in scope."""
+async def test_destination_ids_come_from_buffered_writes_and_can_leave_out_objects_read_out_of_scope(
+        tmp_path: Path) -> None:
+    """dest_ids sees writes not yet committed and forgotten rows; `not_out_of_scope` leaves out objects
+    this cycle read out of scope, and keeps those it did not read (a read can miss a live object)."""
     async with open_state(tmp_path / "s.db", batch_size=1000) as store:
         await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
         await store.flush()
         await store.record_success("User", "u2", dest_id="d2", digest="x", canonical={})  # still buffered
         await store.record_success("User", "u3", dest_id="d3", digest="x", canonical={})
+        await store.record_success("User", "u5", dest_id="d5", digest="x", canonical={})
         await store.flush()
         await store.forget("User", "u3")  # buffered delete
         assert await store.dest_ids("User", ["u1", "u2", "u3", "u4"]) == {"u1": "d1", "u2": "d2"}
-        await store.note_read("User", ["u2"])
-        assert await store.dest_ids("User", ["u1", "u2"], read_in_scope=True) == {"u2": "d2"}
+        await store.note_read("User", ["u2", "u5"])
+        await store.mark_read("User", out_of_scope={"u5": "inactive"}, changed=[])
+        assert await store.dest_ids("User", ["u1", "u2", "u5"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
 
 
 async def test_a_failure_backs_off_by_the_number_of_failed_attempts(tmp_path: Path) -> None:
