@@ -455,8 +455,9 @@ class Cycle:
             report.problems.append(self._scope_problem)  # scope unknown: nothing may be removed
         while held and not self.stop.is_set():
             held = await self._write_held(kind, held)
-        # after a complete read, objects gone from the source are no reference targets any more (some
-        # servers keep deleted users among group members); they are removed at the end of the cycle
+        # after a complete read, objects read out of scope are no reference targets any more; objects
+        # not read still are (a read can miss a live one): those really gone are removed at the end
+        # of the cycle, and what names them is planned again by the next
         self._read_complete[kind] = report.complete
         if not report.complete:
             self.result.outcome = "partial"
