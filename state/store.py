@@ -558,6 +558,26 @@ class StateStore:
         self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
+    async def forms_naming(self, kind: str, dest_ids: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(source id, destination id, last written form) of our objects of `kind` whose written form
+        names one of these destination ids (as a member or a manager value). One scan of the kind's
+        written forms."""
+        if not dest_ids:
+            return []
+        needles = [b'"value":' + _encode(dest_id) for dest_id in sorted(dest_ids)]
+        async with self._lock:
+            await self._flush()
+            found = []
+            for start in range(0, len(needles), _IN_CHUNK):
+                chunk = needles[start:start + _IN_CHUNK]
+                where = " OR ".join(["instr(canon, ?) > 0"] * len(chunk))
+                async with self._db.execute(
+                    f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL AND ({where})",
+                    (kind, *chunk),
+                ) as cursor:
+                    found += [(sid, did, _decode(canon)) for sid, did, canon in await cursor.fetchall()]
+        return list({sid: (sid, did, form) for sid, did, form in found}.values())
+
     async def replan_referrers(self, kind: str, dest_ids: set[str]) -> None:
         """Objects of `kind` whose last written form names one of these destination ids (a member, a
         manager: objects re-created under a new id, or removed) lose their source digest, so that the

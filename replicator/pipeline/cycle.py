@@ -74,6 +74,7 @@ from replicator.pipeline.plan import (
     Stored,
     label_of,
     plan_adoption,
+    plan_member_drop,
     plan_removal,
     plan_upsert,
     removal_guard,
@@ -267,9 +268,8 @@ class Cycle:
         # objects whose create an earlier run noted and never recorded (a crash): what a destination
         # object under their key holds is what we put there
         self._unfinished_creates: set[tuple[str, str]] = set()
-        # destination ids that stopped naming our objects this cycle: groups and users that name them
-        # (members, managers) must be planned again; for removed ones only groups (a scan of every
-        # user's written form per removal would cost more than the dangling manager it would find)
+        # destination ids that stopped naming our objects this cycle: groups and users that name a
+        # re-created one are planned again; groups naming a deleted one lose that member at the end
         self._recreated_dest_ids: set[str] = set()
         self._removed_dest_ids: set[str] = set()
         self._replanned_for: dict[str, set[str]] = {kind: set() for kind in KINDS}  # gone ids handled, by kind
@@ -322,7 +322,8 @@ class Cycle:
                 await self._replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
             await self._replicate_kind(kind)
         await self._remove_vanished(kinds)
-        for kind in KINDS:  # for the next cycle: what this one re-created or removed since
+        await self._drop_removed_members()
+        for kind in KINDS:  # for the next cycle: what this one re-created since
             await self._replan_referrers_of_gone(kind)
         if self.dry_run:
             self.result.changes = list(self._planned.values())
@@ -419,11 +420,23 @@ class Cycle:
     async def _replan_referrers_of_gone(self, kind: str) -> None:
         """Objects of `kind` naming a destination id that is gone are planned again (the zero-change
         path would keep a re-created member out of its unchanged group)."""
-        gone = self._recreated_dest_ids | (self._removed_dest_ids if kind == GROUP else set())
-        fresh = gone - self._replanned_for[kind]
+        fresh = self._recreated_dest_ids - self._replanned_for[kind]
         if fresh and not self.dry_run:
             await self.store.replan_referrers(kind, fresh)
         self._replanned_for[kind] |= fresh
+
+    async def _drop_removed_members(self) -> None:
+        """Groups we wrote that name an object this cycle deleted lose that member now: a source that
+        keeps deleted users among members leaves the group unchanged, and a destination that does not
+        drop them itself would keep it. Later cycles plan such a group again (its source names an
+        object we no longer have), so that an object back in scope rejoins it."""
+        if not self._removed_dest_ids or self.dry_run or self.stop.is_set():
+            return
+        for source_id, dest_id, written in await self.store.forms_naming(GROUP, self._removed_dest_ids):
+            step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
+                                    dest_id=dest_id, gone=self._removed_dest_ids)
+            if step is not None:
+                await self._run_step(step)
 
     async def _replicate_kind(self, kind: str) -> None:
         if self._bulk_references == _REFERENCES_ON:

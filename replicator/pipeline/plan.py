@@ -162,6 +162,21 @@ def plan_removal(
     return Step(DELETE, **base, reason="gone from the source")
 
 
+def plan_member_drop(
+    *, source_id: str, label: str, written: dict[str, Any], dest_id: str, gone: set[str]
+) -> Step | None:
+    """A group we wrote whose members include destination objects deleted this cycle (`gone`): the
+    PATCH that takes them out, or None. The step records no source digest, so that the group is
+    planned again while its source still names them (some sources keep deleted users as members)."""
+    members = written.get("members", [])
+    kept = [member for member in members if member["value"] not in gone]
+    if len(kept) == len(members):
+        return None
+    desired = {**written, "members": kept} if kept else {k: v for k, v in written.items() if k != "members"}
+    return Step(PATCH, kind=GROUP, source_id=source_id, label=label, desired=desired, digest=digest(desired),
+                dest_id=dest_id, operations=compute_operations(written, desired), reason="a member was removed")
+
+
 def _member_values(canonical: dict[str, Any]) -> set[str]:
     return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
 

@@ -22,6 +22,7 @@ from replicator.pipeline.plan import (
     Stored,
     label_of,
     plan_adoption,
+    plan_member_drop,
     plan_removal,
     plan_upsert,
 )
@@ -387,3 +388,16 @@ def test_groups_are_deleted_not_disabled() -> None:
     assert step.action == DELETE
     assert step.operations == []
     assert removal(GROUP, SyncConfig(remove_action="delete")).action == DELETE
+
+
+def test_a_deleted_member_is_dropped_from_a_group_we_wrote() -> None:
+    """The PATCH removes exactly the deleted members and records no source digest (the source may still
+    name them); a group without them needs nothing, and a group left empty loses `members`."""
+    written = {"displayName": "Team", "members": [{"value": "d1"}, {"value": "d2", "type": "User"}]}
+    step = plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d2", "d9"})
+    assert step is not None and step.action == PATCH and step.dest_id == "G" and step.source_digest is None
+    assert step.operations == [{"op": "remove", "path": 'members[value eq "d2"]'}]
+    assert step.desired == {"displayName": "Team", "members": [{"value": "d1"}]}
+    assert plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d9"}) is None
+    emptied = plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d1", "d2"})
+    assert emptied is not None and emptied.desired == {"displayName": "Team"}
