@@ -101,6 +101,24 @@ async def test_fault_soak_converges_without_duplicates(servers: Servers) -> None
     assert writes(again.destination_requests) == 0, again.summary()
 
 
+async def test_objects_that_faults_defeat_are_listed_failures_never_silent(servers: Servers) -> None:
+    """Faults that defeat some requests' every retry (45% 429, 10% 503, 3% resets, two attempts): the
+    run ends partial, every object missing on the destination is among the listed failures, and a
+    --full run without faults then makes the copy exact, with no duplicate."""
+    seed(servers.source, 150, 8)
+    servers.destination.faults = Faults(rate_429=0.45, retry_after="0", rate_503=0.1, rate_reset=0.03, seed=21)
+    result = await replicate(servers.config(retry_attempts=2), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "partial" and result.counts["failed"] > 0, result.summary()
+    servers.destination.faults = Faults()
+    copied = {u["userName"] for u in servers.destination.users.values()}
+    copied |= {g["displayName"] for g in servers.destination.groups.values()}
+    expected = {u["userName"] for u in servers.source.users.values()} | {g["displayName"] for g in servers.source.groups.values()}
+    assert expected - copied <= {label for _, label, _ in result.failures}
+    full = await replicate(servers.config(), mode=FULL, dry_run=False)
+    assert full.outcome == "ok", full.summary()
+    await servers.check()
+
+
 async def test_lost_answers_to_writes_do_not_duplicate(servers: Servers) -> None:
     """Writes carried out whose answer is lost (30%) are looked up, not posted twice."""
     seed(servers.source, 60, 4)
