@@ -1,7 +1,7 @@
 """Benchmark runner: every figure next to a baseline measured in the same run, each replicator run in a
 fresh subprocess, results as JSON lines.
 
-    python bench/run.py                      # the full table (100k users, RSS up to 1M; about 25 minutes here)
+    python bench/run.py                      # the full table (100k users, RSS up to 1M; about 35 minutes here)
     python bench/run.py --scale quick        # the same scenarios on small data (about 2 minutes)
     python bench/run.py --only copy,latency  # some scenarios
     python bench/report.py bench/results/latest.jsonl   # table + plots
