@@ -224,9 +224,9 @@ class StateStore:
     async def dest_ids(self, kind: str, source_ids: list[str], *, not_out_of_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
         (buffered writes first; a read does not force a commit). `not_out_of_scope`: leave out objects
-        this cycle read out of scope (those it did not read still count: a read can miss an object
-        that is still there, and one really gone is removed at the end of the cycle, after which
-        what names it is planned again)."""
+        this cycle read out of scope, and disabled ones it did not read (those it did not read still
+        count otherwise: a read can miss an object that is still there, and one really gone is removed
+        at the end of the cycle, which takes it out of the groups that name it)."""
         out: dict[str, str] = {}
         missing = []
         for source_id in source_ids:
@@ -559,24 +559,41 @@ class StateStore:
         await self._maybe_flush()
 
     async def forms_naming(self, kind: str, dest_ids: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
-        """(source id, destination id, last written form) of our objects of `kind` whose written form
-        names one of these destination ids (as a member or a manager value). One scan of the kind's
-        written forms."""
+        """(source id, destination id, last written form) of our groups (`kind`) whose written form has
+        one of these destination ids among its members."""
         if not dest_ids:
             return []
         needles = [b'"value":' + _encode(dest_id) for dest_id in sorted(dest_ids)]
+        # up to 20 ids, SQLite looks for them (a scan each); past that every written form is read
+        # once and its member values checked here
+        where = " OR ".join(["instr(canon, ?) > 0"] * len(needles)) if len(needles) <= 20 else "1"
         async with self._lock:
             await self._flush()
-            found = []
-            for start in range(0, len(needles), _IN_CHUNK):
-                chunk = needles[start:start + _IN_CHUNK]
-                where = " OR ".join(["instr(canon, ?) > 0"] * len(chunk))
-                async with self._db.execute(
-                    f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL AND ({where})",
-                    (kind, *chunk),
-                ) as cursor:
-                    found += [(sid, did, _decode(canon)) for sid, did, canon in await cursor.fetchall()]
-        return list({sid: (sid, did, form) for sid, did, form in found}.values())
+            async with self._db.execute(
+                f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL AND ({where})",
+                (kind, *needles) if len(needles) <= 20 else (kind,),
+            ) as cursor:
+                rows = await cursor.fetchall()
+        found = []
+        for source_id, dest_id, canon in rows:
+            form = _decode(canon) if canon else {}
+            values = {member.get("value") for member in form.get("members", ()) if isinstance(member, dict)}
+            if not values.isdisjoint(dest_ids):
+                found.append((source_id, dest_id, form))
+        return found
+
+    async def forget_source_digests(self, kind: str, source_ids: list[str]) -> None:
+        """These objects lose their source digest: the next cycle plans them even if their source is
+        unchanged."""
+        if not source_ids:
+            return
+        async with self._lock:
+            await self._flush()
+            await self._db.executemany("UPDATE resources SET source_digest = NULL WHERE kind = ? AND source_id = ?",
+                                       [(kind, source_id) for source_id in source_ids])
+            self._uncommitted += 1
+            self._mark_dirty()
+            await self._flush()
 
     async def replan_referrers(self, kind: str, dest_ids: set[str]) -> None:
         """Objects of `kind` whose last written form names one of these destination ids (a member, a
@@ -716,8 +733,12 @@ class StateStore:
             ]
 
 
+# reference targets after a complete read: not read out of scope, and not disabled unless read in scope
+# (we disable what left the source or the scope)
 _NOT_READ_OUT_OF_SCOPE = """ AND NOT EXISTS (
-    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NOT NULL)"""
+    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NOT NULL)
+    AND (r.status != 'disabled' OR EXISTS (
+    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL))"""
 _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
 # walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which

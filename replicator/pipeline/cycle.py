@@ -271,7 +271,7 @@ class Cycle:
         # destination ids that stopped naming our objects this cycle: groups and users that name a
         # re-created one are planned again; groups naming a deleted one lose that member at the end
         self._recreated_dest_ids: set[str] = set()
-        self._removed_dest_ids: set[str] = set()
+        self._removed_dest_ids: dict[str, set[str]] = {kind: set() for kind in KINDS}
         self._replanned_for: dict[str, set[str]] = {kind: set() for kind in KINDS}  # gone ids handled, by kind
         self._rules_key = {
             kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
@@ -430,13 +430,19 @@ class Cycle:
         keeps deleted users among members leaves the group unchanged, and a destination that does not
         drop them itself would keep it. Later cycles plan such a group again (its source names an
         object we no longer have), so that an object back in scope rejoins it."""
-        if not self._removed_dest_ids or self.dry_run or self.stop.is_set():
+        removed = self._removed_dest_ids
+        if not any(removed.values()) or self.dry_run or self.stop.is_set():
             return
-        for source_id, dest_id, written in await self.store.forms_naming(GROUP, self._removed_dest_ids):
+        steps = []
+        for source_id, dest_id, written in await self.store.forms_naming(GROUP, set().union(*removed.values())):
             step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
-                                    dest_id=dest_id, gone=self._removed_dest_ids)
+                                    dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
             if step is not None:
-                await self._run_step(step)
+                steps.append(step)
+        # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
+        await self.store.forget_source_digests(GROUP, [step.source_id for step in steps])
+        for step in steps:
+            await self._run_step(step)
 
     async def _replicate_kind(self, kind: str) -> None:
         if self._bulk_references == _REFERENCES_ON:
@@ -1088,6 +1094,7 @@ class Cycle:
     async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
         """Record a successful operation; False when it must be done again by the single path."""
         if step.action == DELETE and (200 <= result.status < 300 or result.status == 404):
+            self._removed_dest_ids[step.kind].add(step.dest_id or "")
             await self.store.forget(step.kind, step.source_id)
             self.result.counts["deleted"] += 1
             return True
@@ -1346,9 +1353,16 @@ class Cycle:
         """PUT for a destination without PATCH (or without this PATCH): the object as it is there with
         the step's operations applied, so that what we do not manage (attributes others set, members
         we may not remove) is kept, where a PUT of the desired form alone would wipe it."""
-        assert step.dest_id is not None
+        assert step.dest_id is not None and step.desired is not None
         live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
+        spelling = {key.lower(): key for key in step.desired}  # attribute names are case-insensitive
+        live = {spelling.get(key.lower(), key): value for key, value in live.items()}
         form = apply_operations(live, step.operations)
+        if step.kind == GROUP and step.desired.get("members"):
+            # a server that leaves members out of a read, or caps them, must not have ours wiped by
+            # the PUT: every member we want is in it, besides the others the read showed
+            held = {member["value"] for member in form.get("members", [])}
+            form["members"] = form.get("members", []) + [m for m in step.desired["members"] if m["value"] not in held]
         body = {"schemas": schemas_for(form, step.kind), "id": step.dest_id, **form}
         answer = await self.destination.replace(step.kind, step.dest_id, body)
         await self._check_put_members(step, form.get("members", []), answer)
@@ -1373,7 +1387,7 @@ class Cycle:
             await self.destination.delete(step.kind, step.dest_id)
         except NotFoundError:
             pass  # already gone: that is what we wanted
-        self._removed_dest_ids.add(step.dest_id)
+        self._removed_dest_ids[step.kind].add(step.dest_id)
         await self.store.forget(step.kind, step.source_id)
         self.result.counts["deleted"] += 1
 

@@ -163,13 +163,25 @@ def plan_removal(
 
 
 def plan_member_drop(
-    *, source_id: str, label: str, written: dict[str, Any], dest_id: str, gone: set[str]
+    *, source_id: str, label: str, written: dict[str, Any], dest_id: str, gone_users: set[str],
+    gone_groups: set[str],
 ) -> Step | None:
-    """A group we wrote whose members include destination objects deleted this cycle (`gone`): the
-    PATCH that takes them out, or None. The step records no source digest, so that the group is
-    planned again while its source still names them (some sources keep deleted users as members)."""
+    """A group we wrote whose members include destination objects deleted this cycle: the PATCH that
+    takes them out, or None. A member typed User or Group matches only deleted objects of its kind (some
+    servers number users and groups apart, so a group "1" is not the user "1"); an untyped one any
+    deleted id (ids are unique across kinds, RFC 7643 3.1). The step records no source digest, so that
+    the group is planned again while its source still names them (some sources keep deleted users as
+    members)."""
+    def gone(member: dict[str, Any]) -> bool:
+        value, kind = member["value"], member.get("type")
+        if kind == USER:
+            return value in gone_users
+        if kind == GROUP:
+            return value in gone_groups
+        return value in gone_users or value in gone_groups
+
     members = written.get("members", [])
-    kept = [member for member in members if member["value"] not in gone]
+    kept = [member for member in members if not gone(member)]
     if len(kept) == len(members):
         return None
     desired = {**written, "members": kept} if kept else {k: v for k, v in written.items() if k != "members"}

@@ -141,8 +141,8 @@ class ClientCredentials:
             self._header = None
 
     def secrets(self) -> list[str]:
-        secrets = [self._client_secret, _basic(quote(self._client_id, safe=""), quote(self._client_secret, safe=""))]
-        return secrets + ([self._header.partition(" ")[2]] if self._header else [])
+        basic = _basic(quote(self._client_id, safe=""), quote(self._client_secret, safe="")).partition(" ")[2]
+        return [self._client_secret, basic] + ([self._header.partition(" ")[2]] if self._header else [])
 
     async def _fetch(self, session: aiohttp.ClientSession) -> None:
         data: dict[str, Any] = {"grant_type": "client_credentials"}
@@ -169,7 +169,7 @@ class ClientCredentials:
                 f"token endpoint {self._token_url} unreachable: {type(exc).__name__}"
             ) from exc
         if status != 200:
-            reason = redact(_oauth_error(body), self.secrets())
+            reason = _oauth_error(body, self.secrets())
             raise AuthError(f"token endpoint {self._token_url} answered {status}{reason}")
         try:
             token = msgspec.json.decode(body, type=_TokenResponse)
@@ -181,14 +181,14 @@ class ClientCredentials:
         self._header = f"Bearer {token.access_token}"
 
 
-def _oauth_error(body: bytes) -> str:
+def _oauth_error(body: bytes, secrets: list[str]) -> str:
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return ""
     if not isinstance(decoded, dict):
         return ""
-    parts = [str(decoded[k])[:200] for k in ("error", "error_description") if decoded.get(k)]
+    parts = [redact(str(decoded[k]), secrets)[:200] for k in ("error", "error_description") if decoded.get(k)]
     return (": " + " - ".join(parts)) if parts else ""
 
 

@@ -256,7 +256,7 @@ def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_
     except msgspec.DecodeError:
         decoded = None
     if isinstance(decoded, dict):
-        scim_type = decoded.get("scimType") if isinstance(decoded.get("scimType"), str) else None
+        scim_type = redact(decoded["scimType"], secrets)[:100] if isinstance(decoded.get("scimType"), str) else None
         raw_detail = decoded.get("detail")
         # a server may echo what it was sent (the Authorization header included)
         detail = redact(str(raw_detail), secrets)[:500] if raw_detail is not None else None

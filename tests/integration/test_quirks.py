@@ -201,6 +201,33 @@ async def test_member_changes_a_put_ignored_are_patched_or_reported(tmp_path: Pa
     await destination.stop()
 
 
+async def test_a_put_keeps_the_members_a_read_left_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination without PATCH whose GET of a group leaves `members` out: the PUT built from that
+    read must still carry every member we want, not only the one being added."""
+    from replicator.scim.client import ScimClient
+
+    source, destination = MemoryScimServer(), MemoryScimServer(patch_supported=False)
+    await source.start()
+    await destination.start()
+    ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(5)]
+    group = source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "team", "members": [{"value": i} for i in ids[:4]]})
+    config = config_for(source, destination, tmp_path)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    get = ScimClient.get
+
+    async def without_members(self: ScimClient, kind: str, resource_id: str) -> dict[str, object]:
+        return {k: v for k, v in (await get(self, kind, resource_id)).items() if k != "members"}
+
+    monkeypatch.setattr(ScimClient, "get", without_members)
+    source.groups[group["id"]]["members"].append({"value": ids[4]})
+    result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok" and result.counts["updated"] == 1, result.summary()
+    (copy,) = destination.groups.values()
+    assert len(copy["members"]) == 5
+    await source.stop()
+    await destination.stop()
+
+
 def test_list_responses_with_other_spellings_are_read() -> None:
     """`resources`/`TotalResults` spellings and a string totalResults are understood."""
     page = _decode_list(b'{"schemas":[],"resources":[{"id":"a"},{"id":"b"}],"TotalResults":"2"}')

@@ -284,6 +284,26 @@ async def test_a_member_re_created_on_the_destination_rejoins_its_unchanged_grou
     await servers.check()
 
 
+async def test_a_disabled_user_is_no_member_target(servers: Servers) -> None:
+    """With remove_action = disable, a user gone from a source that keeps it among group members is
+    disabled, and a group re-planned later does not keep it as a member (it is no reference target)."""
+    ids = seed(servers.source, 20, 2)
+    config = servers.config(remove_action="disable")
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    group = next(g for g in servers.source.groups.values() if len(g.get("members", [])) >= 3)
+    gone = group["members"][0]["value"]
+    name = servers.source.users[gone]["userName"]
+    del servers.source.users[gone]  # the source keeps it among the group's members
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    group["displayName"] += " renamed"  # re-planned
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    disabled = next(u for u in servers.destination.users.values() if u["userName"] == name)
+    assert disabled["active"] is False
+    (copy,) = [g for g in servers.destination.groups.values() if g["displayName"] == group["displayName"]]
+    assert disabled["id"] not in {m["value"] for m in copy["members"]}
+    assert ids
+
+
 async def test_mass_deletion_is_held_until_allowed(servers: Servers) -> None:
     """Removing most users is held (exit outcome 'held'); an empty source is held; --allow-mass-delete proceeds."""
     ids = seed(servers.source, 40, 3)

@@ -392,12 +392,20 @@ def test_groups_are_deleted_not_disabled() -> None:
 
 def test_a_deleted_member_is_dropped_from_a_group_we_wrote() -> None:
     """The PATCH removes exactly the deleted members and records no source digest (the source may still
-    name them); a group without them needs nothing, and a group left empty loses `members`."""
+    name them); a group without them needs nothing, and a group left empty loses `members`. A typed
+    member matches only deleted objects of its kind: servers that number users and groups apart have
+    a user "d2" and a group "d2"."""
     written = {"displayName": "Team", "members": [{"value": "d1"}, {"value": "d2", "type": "User"}]}
-    step = plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d2", "d9"})
+
+    def drop(users: set[str], groups: set[str] = set()) -> Step | None:  # noqa: B006
+        return plan_member_drop(source_id="g", label="Team", written=written, dest_id="G",
+                                gone_users=users, gone_groups=groups)
+
+    step = drop({"d2", "d9"})
     assert step is not None and step.action == PATCH and step.dest_id == "G" and step.source_digest is None
     assert step.operations == [{"op": "remove", "path": 'members[value eq "d2"]'}]
     assert step.desired == {"displayName": "Team", "members": [{"value": "d1"}]}
-    assert plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d9"}) is None
-    emptied = plan_member_drop(source_id="g", label="Team", written=written, dest_id="G", gone={"d1", "d2"})
+    assert drop({"d9"}) is None
+    assert drop(set(), {"d2"}) is None  # the group "d2" was deleted, not the user "d2"
+    emptied = drop({"d2"}, {"d1"})
     assert emptied is not None and emptied.desired == {"displayName": "Team"}
