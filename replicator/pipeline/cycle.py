@@ -1094,7 +1094,8 @@ class Cycle:
     async def _apply_bulk_result(self, step: Step, result: BulkResult) -> bool:
         """Record a successful operation; False when it must be done again by the single path."""
         if step.action == DELETE and (200 <= result.status < 300 or result.status == 404):
-            self._removed_dest_ids[step.kind].add(step.dest_id or "")
+            if step.dest_id:
+                self._removed_dest_ids[step.kind].add(step.dest_id)
             await self.store.forget(step.kind, step.source_id)
             self.result.counts["deleted"] += 1
             return True
