@@ -558,29 +558,23 @@ class StateStore:
         self._pending_deletes.add((kind, source_id))
         await self._maybe_flush()
 
-    async def forms_naming(self, kind: str, dest_ids: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
-        """(source id, destination id, last written form) of our groups (`kind`) whose written form has
-        one of these destination ids among its members."""
+    async def written_forms_naming(self, kind: str, dest_ids: set[str]) -> list[tuple[str, str, dict[str, Any]]]:
+        """(source id, destination id, last written form) of our objects of `kind` whose written form
+        may name one of these destination ids (as a member or a manager value): a superset, which the
+        caller narrows. Up to 20 ids SQLite looks for them in the JSON (one scan); past that every
+        written form of the kind is returned."""
         if not dest_ids:
             return []
-        needles = [b'"value":' + _encode(dest_id) for dest_id in sorted(dest_ids)]
-        # up to 20 ids, SQLite looks for them (a scan each); past that every written form is read
-        # once and its member values checked here
-        where = " OR ".join(["instr(canon, ?) > 0"] * len(needles)) if len(needles) <= 20 else "1"
+        needles = [b'"value":' + _encode(dest_id) for dest_id in sorted(dest_ids)] if len(dest_ids) <= 20 else []
+        where = " AND (" + " OR ".join(["instr(canon, ?) > 0"] * len(needles)) + ")" if needles else ""
         async with self._lock:
             await self._flush()
             async with self._db.execute(
-                f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL AND ({where})",
-                (kind, *needles) if len(needles) <= 20 else (kind,),
+                f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
+                (kind, *needles),
             ) as cursor:
                 rows = await cursor.fetchall()
-        found = []
-        for source_id, dest_id, canon in rows:
-            form = _decode(canon) if canon else {}
-            values = {member.get("value") for member in form.get("members", ()) if isinstance(member, dict)}
-            if not values.isdisjoint(dest_ids):
-                found.append((source_id, dest_id, form))
-        return found
+        return [(source_id, dest_id, _decode(canon)) for source_id, dest_id, canon in rows if canon]
 
     async def forget_source_digests(self, kind: str, source_ids: list[str]) -> None:
         """These objects lose their source digest: the next cycle plans them even if their source is
@@ -591,26 +585,6 @@ class StateStore:
             await self._flush()
             await self._db.executemany("UPDATE resources SET source_digest = NULL WHERE kind = ? AND source_id = ?",
                                        [(kind, source_id) for source_id in source_ids])
-            self._uncommitted += 1
-            self._mark_dirty()
-            await self._flush()
-
-    async def replan_referrers(self, kind: str, dest_ids: set[str]) -> None:
-        """Objects of `kind` whose last written form names one of these destination ids (a member, a
-        manager: objects re-created under a new id, or removed) lose their source digest, so that the
-        zero-change path does not skip them while their source bytes stay the same. Each id costs a
-        scan of the kind's written forms (about 20 ms for the groups of 100k users); past 50 ids every
-        object of the kind is planned again instead."""
-        if not dest_ids:
-            return
-        async with self._lock:
-            await self._flush()
-            if len(dest_ids) > 50:
-                await self._db.execute("UPDATE resources SET source_digest = NULL WHERE kind = ?", (kind,))
-            else:
-                await self._db.executemany(
-                    "UPDATE resources SET source_digest = NULL WHERE kind = ? AND instr(canon, ?) > 0",
-                    [(kind, b'"value":' + _encode(dest_id)) for dest_id in sorted(dest_ids)])
             self._uncommitted += 1
             self._mark_dirty()
             await self._flush()

@@ -422,7 +422,9 @@ class Cycle:
         path would keep a re-created member out of its unchanged group)."""
         fresh = self._recreated_dest_ids - self._replanned_for[kind]
         if fresh and not self.dry_run:
-            await self.store.replan_referrers(kind, fresh)
+            naming = [sid for sid, _, written in await self.store.written_forms_naming(kind, fresh)
+                      if reference_values(written, kind) & fresh]
+            await self.store.forget_source_digests(kind, naming)
         self._replanned_for[kind] |= fresh
 
     async def _drop_removed_members(self) -> None:
@@ -434,7 +436,7 @@ class Cycle:
         if not any(removed.values()) or self.dry_run or self.stop.is_set():
             return
         steps = []
-        for source_id, dest_id, written in await self.store.forms_naming(GROUP, set().union(*removed.values())):
+        for source_id, dest_id, written in await self.store.written_forms_naming(GROUP, set().union(*removed.values())):
             step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
                                     dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
             if step is not None:
