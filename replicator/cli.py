@@ -218,8 +218,8 @@ def _counts_text(result: CycleResult) -> str:
 def describe_step(step: Step) -> str:
     """One readable line per planned change, with its operations."""
     head = f"{step.action:<7} {step.kind:<5} {step.label or step.source_id}"
-    if step.reason:
-        head += f"  ({step.reason})"
+    if step.reason or step.held_why:
+        head += f"  ({'; '.join(filter(None, (step.reason, step.held_why)))})"
     lines = [head]
     for op in step.operations:
         value = op.get("value")
@@ -234,6 +234,8 @@ def report_text(result: CycleResult) -> str:
     lines += [describe_step(step) for step in result.changes]
     for kind, label, reason in result.failures:
         lines.append(f"failed  {kind:<5} {label}: {reason}")
+    for kind, label, reason in result.held:
+        lines.append(f"held    {kind:<5} {label}: {reason}")
     lines += [f"note: {note}" for note in result.notes]
     lines.append(
         "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
@@ -250,6 +252,7 @@ def report_json(result: CycleResult) -> dict[str, Any]:
             for s in result.changes
         ],
         "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
+        "held": [{"kind": k, "label": label, "reason": r} for k, label, r in result.held],
     }
 
 

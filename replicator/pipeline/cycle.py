@@ -80,7 +80,7 @@ from replicator.pipeline.plan import (
     removal_guard,
 )
 from replicator.pipeline.references import reference_values, referenced_ids, translate
-from replicator.pipeline.scope import group_member_users
+from replicator.pipeline.scope import empty_scope_problem, group_member_users, missing_names_problem
 from replicator.scim.client import BulkResult, ReadReport, ScimClient
 from replicator.scim.filters import render
 from state import ResourceRow, StateStore
@@ -98,6 +98,7 @@ _GROUP_PAGE = 50
 _GROUP_PAGE_BYTES = 2_000_000  # about 15k members
 _FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
+_HELD_LISTED = 50  # held removals listed by name in the report (all are counted)
 _Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
 _BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
@@ -132,6 +133,7 @@ class CycleResult:
     counts: Counter[str] = field(default_factory=Counter)
     changes: list[Step] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
+    held: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, label, why): what the guards held
     reads: dict[str, ReadReport] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source_requests: dict[str, int] = field(default_factory=dict)
@@ -153,6 +155,16 @@ class CycleResult:
             "destination_flow": self.destination_flow,
             "notes": self.notes,
         }
+
+
+@dataclass
+class _Removals:
+    """The guard's verdict on one kind's removals: the candidates (None: too many to keep; read
+    again), how many steps they make, and why they are held (None: they may proceed)."""
+
+    kept: list[_Unread] | None
+    planned: int
+    held: str | None
 
 
 @dataclass
@@ -253,6 +265,10 @@ class Cycle:
         self._recovering = False  # the previous run did not finish: list the destination to adopt
         self.scope, self.rules = compile_rules(config)
         self._scope_problem: str | None = None
+        self._halted: str | None = None  # a scope that matches nothing: the cycle stopped before writing
+        self._read_out_of_scope: Counter[str] = Counter()
+        self._group_names_read: set[str] = set()  # of scope.group_names, those the source has
+        self._removals: dict[str, _Removals] = {}  # per kind: what the guard decided, before any removal
         self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
         self._moves = 0  # objects that got another destination id this cycle (re-created, taken over)
         self._taken_over: set[tuple[str, str]] = set()  # objects whose destination object another took
@@ -312,31 +328,72 @@ class Cycle:
         if self.policy.bulk == "auto" and features.bulk and features.patch and not self.dry_run:
             self._bulk_size = max(1, min(self.policy.bulk_size, features.bulk_max_operations or self.policy.bulk_size))
             self._bulk_ceiling = max(self._bulk_size, features.bulk_max_operations)
-        kinds = KINDS if self.policy.groups else (USER,)
-        if self.scope.needs_groups_first:
-            await self._read_scoping_groups()
-        for kind in kinds:
-            if self.mode == FULL or self._recovering or await self.store.count(kind) == 0:
-                self.dest[kind] = await self._list_destination(kind)
-            if kind == GROUP:
-                await self._replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
-            await self._replicate_kind(kind)
-        await self._remove_vanished(kinds)
-        await self._drop_removed_members()
-        for kind in KINDS:  # for the next cycle: what this one re-created since
-            await self._replan_referrers_of_gone(kind)
+        await self._replicate()
         if self.dry_run:
             self.result.changes = list(self._planned.values())
             self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
         if self.stop.is_set():
             self.result.outcome = "interrupted"
-        if self.result.counts["removals_held"] and self.result.outcome == "ok":
+        held = self.result.counts["removals_held"] or self.result.counts["member_removals_held"] or self._halted
+        if held and self.result.outcome == "ok":
             self.result.outcome = "held"
         if (self.result.counts["failed"] or self.result.counts["backing_off"]) and self.result.outcome == "ok":
             self.result.outcome = "partial"  # not everything is replicated
         if self.result.counts["backing_off"]:
             self.result.notes.append(f"{self.result.counts['backing_off']} objects that failed wait for their retry "
                                      "delay (`status` lists them; --full tries them at once)")
+
+    async def _replicate(self) -> None:
+        """The phases: scope groups, users, groups, removals. A scope that matches nothing stops it
+        before anything is written for the kind it empties (and anything after it)."""
+        kinds = KINDS if self.policy.groups else (USER,)
+        if self.scope.needs_groups_first:
+            await self._read_scoping_groups()
+            if self._halted:
+                return
+        for kind in kinds:
+            if self.mode == FULL or self._recovering or await self.store.count(kind) == 0:
+                self.dest[kind] = await self._list_destination(kind)
+            if kind == GROUP:
+                await self._replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
+            await self._replicate_kind(kind)
+            if await self._scope_matches_nothing(kind):
+                return
+            if kind == USER and GROUP in kinds and self._read_complete[USER] and not self.stop.is_set():
+                # users whose removal the guard holds stay members of the groups planned next
+                await self._judge_removals(USER)
+        await self._remove_vanished(kinds)
+        await self._drop_removed_members()
+        for kind in KINDS:  # for the next cycle: what this one re-created since
+            await self._replan_referrers_of_gone(kind)
+
+    def _halt(self, problem: str) -> None:
+        """Stop the cycle before it writes what a scope mistake would: the outcome is held (exit 4)."""
+        if self.policy.allow_mass_delete:
+            self.result.notes.append(f"{problem} (going on: mass removal allowed)")
+            return
+        self._halted = problem
+        self.result.notes.append(f"{problem}: stopped before any change; fix the scope, or run with "
+                                 "--allow-mass-delete if everyone is meant to leave it")
+        log.error("scope matches nothing: %s", problem)
+
+    async def _scope_matches_nothing(self, kind: str) -> bool:
+        """After a complete read of a kind: whether the scope kept out every object of it we replicate,
+        or names groups the source does not have; the cycle then stops (held)."""
+        if not self._read_complete[kind] or self.stop.is_set() or not self.scope.configured:
+            return False
+        if kind == GROUP and self.scope.group_names:
+            # a group listed before it exists is common: a note (the removal guard covers the rest)
+            missing = missing_names_problem("scope.group_names", sorted(self.scope.group_names - self._group_names_read),
+                                            ())
+            if missing:
+                self.result.notes.append(missing)
+        in_scope = await self.store.in_scope_count(kind)
+        problem = empty_scope_problem(kind, self.scope, read=in_scope + self._read_out_of_scope[kind],
+                                      in_scope=in_scope, tracked=await self.store.count(kind))
+        if problem:
+            self._halt(problem)
+        return self._halted is not None
 
     async def _read_scoping_groups(self) -> None:
         """Read the source groups once to learn which users the scoping groups hold."""
@@ -355,8 +412,9 @@ class Cycle:
             self._scope_problem = "the source groups that define the scope could not be read completely"
         members, missing = group_member_users(groups, self.scope.user_groups, nested=self.scope.nested)
         self.scope.group_members = members
-        if missing:
-            self.result.notes.append(f"scope.user_groups not found in the source: {', '.join(missing)}")
+        problem = missing_names_problem("scope.user_groups", missing, [name for name, _ in groups.values()])
+        if problem and report.complete:
+            self._halt(problem)
 
     async def _list_destination(self, kind: str) -> _Destination:
         report = ReadReport(kind=f"destination {kind}")
@@ -566,7 +624,9 @@ class Cycle:
                 if planned is not None:
                     found[source_id] = planned.dest_id
             wanted = [source_id for source_id in wanted if source_id not in found]
-        found.update(await self.store.dest_ids(kind, wanted, not_out_of_scope=self._read_complete[kind]))
+        # objects read out of scope are no targets after a complete read, unless their removal is held
+        leaving = self._read_complete[kind] and not self._removals_held(kind)
+        found.update(await self.store.dest_ids(kind, wanted, not_out_of_scope=leaving))
         listing = self.dest[kind]
         if self.mode == FULL and listing is not None and listing.complete:
             # objects deleted on the destination are no reference targets until re-created
@@ -599,10 +659,13 @@ class Cycle:
             resource = None
             if self.scope.configured:
                 resource = _decode_resource(raw)
+                if kind == GROUP and resource.get("displayName") in self.scope.group_names:
+                    self._group_names_read.add(resource["displayName"])
                 excluded = self.scope.exclusion(kind, resource)
                 if excluded:
                     out_of_scope[source_id] = excluded
                     self.result.counts["out_of_scope"] += 1
+                    self._read_out_of_scope[kind] += 1
                     continue  # if we replicated it, it is deprovisioned like a removed object
             if self._unchanged_since_last_write(marks.get(source_id), source_digest):
                 continue
@@ -724,7 +787,11 @@ class Cycle:
                 live_known=live_here,
                 policy=self.policy,
             )
-            if step.action == NOTHING:
+            held_exits = kind == GROUP and self._removals_held(USER)
+            self._count_held_members(step)
+            if step.held_members or held_exits:
+                pass  # planned again next cycle: the members held stay only while the guard holds them
+            elif step.action == NOTHING:
                 await self._note_source_digest(kind, read)
             elif step.action != SKIP:
                 step = dataclasses.replace(step, source_digest=read.source_digest)
@@ -732,6 +799,13 @@ class Cycle:
                 step = dataclasses.replace(step, reason=self.scope.inclusion(kind))
             steps.append(step)
         return steps
+
+    def _count_held_members(self, step: Step) -> None:
+        """A group step whose member removals the membership guard held: counted and listed."""
+        if step.held_members:
+            self.result.counts["member_removals_held"] += step.held_members
+            self.result.held.append((step.kind, step.label, step.held_why))
+            log.error("member removals of group %s held: %s", step.label, step.held_why)
 
     def _backing_off(self, row: ResourceRow | None, source_digest: str | None) -> bool:
         """A failed attempt (a create, or an update of an object already there, which keeps its status)
@@ -1222,6 +1296,7 @@ class Cycle:
             # are ours to remove), not someone else's
             written = {"members": live["members"]}
         adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=self.policy, previous=written)
+        self._count_held_members(adoption)
         await self._write_operations(adoption)
         await self._record(adoption, existing["id"], origin="adopted")
         self.result.counts["adopted"] += 1
@@ -1332,8 +1407,10 @@ class Cycle:
         log.info("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
         live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
         previous = await self.store.canonical(step.kind, step.source_id)
-        return plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=self.policy,
-                             previous=previous, reason="re-read from the destination")
+        replanned = plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=self.policy,
+                                  previous=previous, reason="re-read from the destination")
+        self._count_held_members(replanned)
+        return replanned
 
     async def _write_operations(self, step: Step) -> None:
         if not step.operations:
@@ -1421,7 +1498,8 @@ class Cycle:
 
     async def _remove_vanished(self, kinds: tuple[str, ...]) -> None:
         """Remove (or disable) what we created or adopted and the source no longer has, kind by kind
-        (groups before users), in chunks of the state; held by the mass-removal guard."""
+        (groups before users), in chunks of the state; held by the mass-removal guard, which decides
+        for every kind before anything is removed."""
         if self.stop.is_set():
             return
         if not all(self._read_complete[kind] for kind in kinds):
@@ -1430,33 +1508,50 @@ class Cycle:
                 self.result.counts["removals_held"] += held
                 self.result.notes.append(f"{held} removals held: the source read was not complete")
             return
-        allowed: list[tuple[str, list[_Unread] | None]] = []
-        for kind in reversed(kinds):  # first count them all: the guard decides before anything is removed
-            removals, planned, kept = 0, 0, []  # the candidates are kept for the second pass unless many
-            async for chunk in self.store.iter_unread(kind):
-                steps = await self._removal_steps(kind, chunk, with_forms=False)
-                removals += sum(1 for step in steps if step.action in (DELETE, DISABLE))
-                planned += len(steps)
-                if kept is not None:
-                    kept.append(chunk)
-                    if len(kept) * len(chunk) > _REMOVALS_KEPT:
-                        kept = None
-            tracked = await self.store.count(kind)
-            seen = await self.store.in_scope_count(kind)
-            held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
-            if held:
-                self.result.counts["removals_held"] += removals
-                self.result.notes.append(
-                    f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
-                )
-                log.error("mass removal of %ss held: %s", kind, held)
-            elif planned:
-                allowed.append((kind, kept))
-        for kind, kept in allowed:
+        for kind in reversed(kinds):
+            if kind not in self._removals:
+                await self._judge_removals(kind)
+        for kind in reversed(kinds):
+            verdict = self._removals[kind]
+            if verdict.held or not verdict.planned:
+                continue
             async with self._workers() as send:
-                async for chunk in _replay(kept) if kept is not None else self.store.iter_unread(kind):
+                async for chunk in _replay(verdict.kept) if verdict.kept is not None else self.store.iter_unread(kind):
                     for step in await self._removal_steps(kind, chunk, with_forms=True):
                         await self._dispatch(step, send)
+
+    async def _judge_removals(self, kind: str) -> None:
+        """Count this kind's removals and let the guard decide (users: right after their read, so
+        that users whose removal is held stay members of the groups planned next)."""
+        removals, planned, kept = 0, 0, []  # the candidates are kept for the second pass unless many
+        listed: list[tuple[str, str, str]] = []
+        async for chunk in self.store.iter_unread(kind):
+            steps = await self._removal_steps(kind, chunk, with_forms=False)
+            removing = [step for step in steps if step.action in (DELETE, DISABLE)]
+            removals += len(removing)
+            planned += len(steps)
+            keys = {row.source_id: row.match_key for row, _ in chunk}
+            listed += [(kind, step.label or keys.get(step.source_id) or step.source_id, step.action)
+                       for step in removing[: max(0, _HELD_LISTED - len(listed))]]
+            if kept is not None:
+                kept.append(chunk)
+                if len(kept) * len(chunk) > _REMOVALS_KEPT:
+                    kept = None
+        tracked = await self.store.count(kind)
+        seen = await self.store.in_scope_count(kind)
+        held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
+        self._removals[kind] = _Removals(kept, planned, held)
+        if held:
+            self.result.counts["removals_held"] += removals
+            self.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
+            self.result.notes.append(
+                f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
+            )
+            log.error("mass removal of %ss held: %s", kind, held)
+
+    def _removals_held(self, kind: str) -> bool:
+        verdict = self._removals.get(kind)
+        return verdict is not None and verdict.held is not None
 
     async def _removal_steps(self, kind: str, chunk: _Unread, *, with_forms: bool) -> list[Step]:
         """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads

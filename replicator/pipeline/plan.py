@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replicator.config import SyncConfig
-from replicator.pipeline.canonical import GROUP, USER, digest, project
+from replicator.pipeline.canonical import GROUP, USER, digest, project, sort_values
 from replicator.pipeline.patch import Operation, compute_operations
 
 CREATE = "create"
@@ -49,6 +49,8 @@ class Step:
     operations: list[Operation] = field(default_factory=list)
     reason: str = ""
     source_digest: str | None = None  # of the source object's bytes as read (recorded with the write)
+    held_members: int = 0  # member removals the membership guard kept out of this step (see hold_member_removals)
+    held_why: str = ""  # ...and why
 
     @property
     def writes(self) -> bool:
@@ -72,8 +74,14 @@ def plan_upsert(
     `live_known`: the destination was listed completely this cycle, so `live` (its canonical form, or
     None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
     """
-    want = desired_digest or digest(desired)
-    base = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want}
+    held, held_why = 0, ""
+    if kind == GROUP and stored is not None and not (live_known and live is None):
+        before = live if live_known and live is not None else (stored.canonical or {})
+        removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
+        desired, held, held_why = hold_member_removals(desired, before, removable, policy)
+    want = digest(desired) if held else desired_digest or digest(desired)
+    base = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
+            "held_members": held, "held_why": held_why}
     if stored is None:
         if not policy.create:
             return Step(SKIP, **base, reason="create is switched off")
@@ -120,20 +128,27 @@ def plan_adoption(
     it yet, so in `merge` mode none of its members is removed).
     """
     assert step.desired is not None
-    current = project(live, step.desired, previous or {})
+    desired, want, held, held_why = step.desired, step.digest, 0, ""
     removable = _removable_members(policy, previous or {}, live)
-    operations = compute_operations(current, step.desired, removable_members=removable)
+    if step.kind == GROUP:
+        desired, held, held_why = hold_member_removals(desired, live, removable, policy)
+        if held:
+            want = digest(desired)
+    current = project(live, desired, previous or {})
+    operations = compute_operations(current, desired, removable_members=removable)
     return Step(
         PATCH if operations else RECORD,
         kind=step.kind,
         source_id=step.source_id,
         label=step.label,
-        desired=step.desired,
-        digest=step.digest,
+        desired=desired,
+        digest=want,
         dest_id=dest_id,
         operations=operations,
         reason=reason,
-        source_digest=step.source_digest,
+        source_digest=None if held else step.source_digest,
+        held_members=held,
+        held_why=held_why,
     )
 
 
@@ -201,12 +216,35 @@ def _removable_members(policy: SyncConfig, previous: dict[str, Any], live: dict[
     return _member_values(previous) | {value for value in _member_values(live) if value.startswith("bulkId:")}
 
 
-def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig) -> str | None:
+def hold_member_removals(
+    desired: dict[str, Any], before: dict[str, Any], removable: set[str] | None, policy: SyncConfig
+) -> tuple[dict[str, Any], int, str]:
+    """The membership guard: (desired form, member removals held, why) for one group.
+
+    `before` is the group as it stands (live, or as we last wrote it) and `removable` the member values
+    we may remove (None: any). When the removals exceed `max_delete_count`, or are more than
+    `max_delete_percent` of the group's members (ignored for 5 removals or fewer), they are held: the
+    members stay in the desired form, so nothing removes them and the form recorded says they are
+    there. `allow_mass_delete` lifts it, as it does the guard on objects."""
+    if policy.allow_mass_delete:
+        return desired, 0, ""
+    members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
+    wanted = _member_values(desired)
+    removed = [m for m in members if m["value"] not in wanted and (removable is None or m["value"] in removable)]
+    why = removal_guard(removals=len(removed), tracked=len(members), seen=len(members), policy=policy,
+                        noun="members")
+    if why is None:
+        return desired, 0, ""
+    kept = sort_values([*desired.get("members", ()), *removed])
+    return {**desired, "members": kept}, len(removed), f"{len(removed)} member removals held: {why}"
+
+
+def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig, noun: str = "tracked") -> str | None:
     """Why this cycle's removals of one kind must be held, or None when they may proceed.
 
     Held: an empty source while we track objects; more than `max_delete_count` removals; more than
     `max_delete_percent` of the tracked objects (ignored for 5 removals or fewer). The guard is
-    lifted by `allow_mass_delete`.
+    lifted by `allow_mass_delete`. `noun` names what `tracked` counts, for the message.
     """
     if removals == 0 or policy.allow_mass_delete:
         return None
@@ -216,7 +254,7 @@ def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig)
         return f"{removals} removals exceed sync.max_delete_count={policy.max_delete_count}"
     percent = 100.0 * removals / max(tracked, 1)
     if removals > 5 and percent > policy.max_delete_percent:
-        return f"{removals} removals are {percent:.0f}% of {tracked} tracked, over sync.max_delete_percent={policy.max_delete_percent:g}"
+        return f"{removals} removals are {percent:.0f}% of {tracked} {noun}, over sync.max_delete_percent={policy.max_delete_percent:g}"
     return None
 
 
@@ -229,5 +267,6 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 
 __all__ = [
     "RECREATE_REASON", "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
-    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "removal_guard", "label_of",
+    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "removal_guard", "hold_member_removals",
+    "label_of",
 ]

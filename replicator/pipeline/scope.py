@@ -10,7 +10,8 @@ configured remove action applies, under the same mass-delete guard; the reason i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import difflib
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,3 +135,32 @@ def group_member_users(
             else:
                 users.add(value)
     return users, sorted(wanted - found)
+
+
+def missing_names_problem(setting: str, missing: Iterable[str], known: Collection[str]) -> str | None:
+    """The error for scope group names the source does not have (a typo must not take everyone out of
+    scope), with the closest names it does have; None when none is missing."""
+    parts = []
+    for name in missing:
+        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+        parts.append(repr(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
+    if not parts:
+        return None
+    return f"{setting} names groups the source does not have: {', '.join(parts)}"
+
+
+def empty_scope_problem(kind: str, scope: Scope, *, read: int, in_scope: int, tracked: int) -> str | None:
+    """The error for a scope that keeps every object of this kind out while we track some of them
+    (a filter that matches nothing would deprovision them all), naming the settings; else None."""
+    if in_scope or not tracked or not read:
+        return None  # (a source that returned nothing is the removal guard's case)
+    if kind == USER:
+        settings = [name for name, used in (("scope.user_filter", scope.user_filter_text),
+                                            ("scope.user_groups", scope.user_groups)) if used]
+    else:
+        settings = [name for name, used in (("scope.group_names", scope.group_names),
+                                            ("scope.group_filter", scope.group_filter_text)) if used]
+    if not settings:
+        return None
+    return (f"{' and '.join(settings)} match none of the {read} {kind}s read from the source while {tracked} "
+            "are replicated")
