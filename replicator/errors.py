@@ -8,6 +8,7 @@
         │   ├── ScimTimeoutError        no answer within the configured timeout             (retryable)
         │   └── TLSError                certificate refused, TLS failure                     (terminal)
         ├── AuthError                   token endpoint refused us, or 401/403 after a refresh (terminal)
+        │   └── RedirectError           a redirect off the configured origin, or one we cannot follow (terminal)
         ├── ProtocolError               the answer is not the SCIM we expect (bad JSON, wrong shape) (terminal)
         └── ScimStatusError             a non-2xx answer; keeps status, scimType, detail, Retry-After
             ├── BadRequestError         400: the server refuses this resource               (terminal, per resource)
@@ -68,6 +69,15 @@ class TLSError(TransportError):
 
 class AuthError(ScimError):
     """Authentication failed: the token endpoint refused us, or the server did after a refresh."""
+
+
+class RedirectError(AuthError):
+    """A redirect we do not follow: to another scheme, host or port than the one configured, without a
+    Location, past the hop limit, or one that would turn a write into a GET.
+
+    A kind of AuthError because whatever answers there is not the server we were configured to trust:
+    it stops the cycle wherever refused credentials do (exit 3), and is never retried.
+    """
 
 
 class ProtocolError(ScimError):

@@ -4,6 +4,9 @@ Each scheme gives the `Authorization` header for a request. OAuth2 tokens are ca
 before they expire, and refreshed once more when the server answers 401 (`invalidate`). Secrets are
 never put into exception messages or logs: each scheme names its secrets (`secrets()`), and words a
 server sends back (an error detail that echoes a header or a posted form) pass through `redact`.
+
+Where our credentials go is decided here too: `redirect_target` is the rule the token request and the
+SCIM client both follow (a redirect is followed only within the configured origin).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 import msgspec
+from yarl import URL
 
-from replicator.errors import AuthError, TransportError
+from replicator.errors import AuthError, RedirectError, TransportError
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
@@ -43,6 +47,46 @@ def redact(text: str, secrets: Iterable[str]) -> str:
             for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
                 text = text.replace(form, "***")
     return text
+
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5  # redirects followed for one request; one more is an error (a loop, most likely)
+
+
+def shown_url(url: URL) -> str:
+    """A URL fit for a message: scheme, host, port and path; no user, password, query or fragment."""
+    return str(url.with_user(None).with_query(None).with_fragment(None))[:300]
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return url.scheme.lower(), (url.host or "").lower(), url.port
+
+
+def redirect_target(method: str, url: URL, status: int, location: str | None, *, origin: URL, hops: int,
+                    where: str, secrets: Iterable[str]) -> URL:
+    """The URL to ask next, with the same method (and body), after `url` answered a redirect `status`
+    with `location`, `hops` redirects having been followed before. Pure; raises RedirectError for a redirect
+    we do not follow: none is followed to another scheme, host or port than `origin`'s, past
+    MAX_REDIRECTS, or by turning a non-GET into a GET (301/302/303 are followed for GET only).
+    `where` starts the message (say "GET /v2/Users on source")."""
+    if location is None or not location.strip():
+        raise RedirectError(redact(f"{where} answered {status} without a Location: not followed", secrets))
+    try:
+        target = url.join(URL(location.strip()))
+        same_origin = target.absolute and bool(target.host) and _origin(target) == _origin(origin)
+    except ValueError as exc:
+        raise RedirectError(redact(f"{where} answered {status} with a Location that is not a URL", secrets)) from exc
+    shown = shown_url(target)
+    if not same_origin:
+        raise RedirectError(redact(f"{where} answered {status}: redirect to {shown} not followed (not the "
+                                   f"configured origin {shown_url(origin.with_path(''))})", secrets))
+    if hops >= MAX_REDIRECTS:
+        raise RedirectError(redact(f"{where} answered {status}: redirect to {shown} not followed (more than "
+                                   f"{MAX_REDIRECTS} redirects, a loop?)", secrets))
+    if status in (301, 302, 303) and method != "GET":
+        raise RedirectError(redact(f"{where} answered {status}: redirect to {shown} not followed (it would turn "
+                                   f"the {method} into a GET; only 307 and 308 keep it)", secrets))
+    return target
 
 
 class NoAuth:
@@ -155,15 +199,23 @@ class ClientCredentials:
         else:
             # RFC 6749 2.3.1: both parts are form-urlencoded before HTTP basic
             headers["Authorization"] = _basic(quote(self._client_id, safe=""), quote(self._client_secret, safe=""))
+        configured = url = URL(self._token_url)
         try:
-            async with session.post(
-                self._token_url,
-                data=data,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self._timeout),
-            ) as response:
-                body = await response.read()
-                status = response.status
+            for hops in range(MAX_REDIRECTS + 1):
+                async with session.post(
+                    url,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=self._timeout),
+                    allow_redirects=False,  # aiohttp would follow to any origin, and a POST as a GET
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+                    location = response.headers.get("Location")
+                if status not in REDIRECT_STATUSES:
+                    break
+                url = redirect_target("POST", url, status, location, origin=configured, hops=hops,
+                                      where=f"token endpoint {shown_url(url)}", secrets=self.secrets())
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise TransportError(
                 f"token endpoint {self._token_url} unreachable: {type(exc).__name__}"

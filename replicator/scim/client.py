@@ -33,7 +33,7 @@ from replicator.errors import (
     TransportError,
     status_error_class,
 )
-from replicator.scim.auth import Auth, NoAuth, auth_for, redact
+from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, auth_for, redact, redirect_target
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 
 if TYPE_CHECKING:
@@ -395,11 +395,7 @@ class ScimClient:
             self.requests[method] += 1
             started = time.monotonic()
             try:
-                async with self._session.request(method, url, params=params, data=data, headers=headers) as response:
-                    payload = await response.read()
-                    status = response.status
-                    retry_after = response.headers.get("Retry-After")
-                    location = response.headers.get("Location")
+                status, payload, retry_after, location = await self._exchange(method, url, params, data, headers)
             except asyncio.TimeoutError as exc:
                 overloaded = True
                 self.stats["timeouts"] += 1
@@ -436,6 +432,25 @@ class ScimClient:
                 self._bucket.rate = self._learner.rate or self._bucket.rate
             return Reply(status, payload, location)
         raise AssertionError("unreachable")
+
+    async def _exchange(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None,
+                        headers: dict[str, str]) -> tuple[int, bytes, str | None, str | None]:
+        """One request, following redirects that stay within the configured origin (`redirect_target`
+        decides; aiohttp's own following would leave it, and turn a POST into a GET); each request is
+        counted. Returns status, body, Retry-After and Location."""
+        assert self._session is not None
+        for hops in range(MAX_REDIRECTS + 1):
+            async with self._session.request(method, url, params=params, data=data, headers=headers,
+                                             allow_redirects=False) as response:
+                payload = await response.read()
+                status, location = response.status, response.headers.get("Location")
+                if status not in REDIRECT_STATUSES:
+                    return status, payload, response.headers.get("Retry-After"), location
+            url = redirect_target(method, url, status, location, origin=self.base_url, hops=hops,
+                                  where=f"{method} {url.path} on {self.name}", secrets=self._auth.secrets())
+            params = None  # the Location says the whole URL to ask next
+            self.requests[method] += 1
+        raise AssertionError("unreachable: redirect_target refuses the hop past MAX_REDIRECTS")
 
     def _learn_rate(self, pause: float | None) -> None:
         """After a 429, pace requests just under the rate the server accepted (until the learner
