@@ -525,8 +525,10 @@ class Cycle:
                         for step in steps:
                             await self._dispatch(step, send)
                         held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
-            except AuthError:
-                raise
+            except AuthError as exc:
+                # raised here, the workers' task group would wrap it in an ExceptionGroup (a traceback,
+                # exit 1): `_workers` raises it as it is once they stopped
+                self._fatal = self._fatal or exc
             except ScimError as exc:
                 log.error("reading source %s failed: %s", kind, exc)
                 self.result.notes.append(f"source {kind} read failed: {exc}")

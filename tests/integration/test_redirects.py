@@ -107,6 +107,7 @@ def config(source_url: str, destination_url: str, state: Path) -> Config:
 CROSS_ORIGIN_CASES = {
     # case: (side whose server redirects, path prefix redirected, path the Location names)
     "destination Users": ("destination", "/v2/Users", "/v2/Users"),
+    "source Users": ("source", "/v2/Users", "/v2/Users"),
     "source ServiceProviderConfig": ("source", "/v2/ServiceProviderConfig", "/v2/ServiceProviderConfig"),
     "destination ServiceProviderConfig": ("destination", "/v2/ServiceProviderConfig", "/v2/ServiceProviderConfig"),
     "destination token endpoint": ("destination", "/as/token", "/as/token"),
