@@ -49,7 +49,6 @@ from replicator.errors import (
     TransportError,
 )
 from replicator.pipeline.canonical import (
-    CANON_VERSION,
     GROUP,
     KINDS,
     USER,
@@ -289,10 +288,7 @@ class Cycle:
         self._recreated_dest_ids: set[str] = set()
         self._removed_dest_ids: dict[str, set[str]] = {kind: set() for kind in KINDS}
         self._replanned_for: dict[str, set[str]] = {kind: set() for kind in KINDS}  # gone ids handled, by kind
-        self._rules_key = {
-            kind: hashlib.blake2b(repr((CANON_VERSION, self.rules[kind])).encode(), digest_size=16).digest()
-            for kind in (USER, GROUP)
-        }
+        self._rules_key = {kind: mapping.rules_key(self.rules[kind]) for kind in (USER, GROUP)}
 
     # -- the cycle ------------------------------------------------------------------------------
 

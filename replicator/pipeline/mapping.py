@@ -16,10 +16,15 @@ the attributes it touches.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import dataclasses
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from replicator.errors import ConfigError
+from replicator.pipeline.canonical import CANON_VERSION
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,6 @@ class Rules:
     rename: tuple[tuple[str, str], ...] = ()
     constants: tuple[tuple[str, Any], ...] = ()
     schema_urns: tuple[tuple[str, str], ...] = ()
-    extensions: frozenset[str] = field(default_factory=frozenset)  # URNs named in the rules
 
     @property
     def empty(self) -> bool:
@@ -55,17 +59,21 @@ def make_rules(
     for source, target in (schema_urns or {}).items():
         if not source.startswith("urn:") or not target.startswith("urn:"):
             raise ConfigError(f"{where}.schema_urns: both sides must be URNs ({source!r} -> {target!r})")
-    urns = {p.rpartition(":")[0] for p in paths if p.startswith("urn:")} | set(schema_urns or {}) | set(
-        (schema_urns or {}).values()
-    )
     return Rules(
         include=tuple(include or ()),
         exclude=tuple(exclude or ()),
         rename=tuple((rename or {}).items()),
         constants=tuple((constants or {}).items()),
         schema_urns=tuple((schema_urns or {}).items()),
-        extensions=frozenset(urns),
     )
+
+
+def rules_key(rules: Rules) -> bytes:
+    """A 16-byte key that changes when the rules or the canonical recipe change, and only then: it salts
+    the zero-change digests, so it must be the same in every process (a deterministic encoding, not a
+    repr, whose order can follow the hash seed)."""
+    encoded = msgspec.json.encode([CANON_VERSION, dataclasses.asdict(rules)], order="deterministic")
+    return hashlib.blake2b(encoded, digest_size=16).digest()
 
 
 def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:

@@ -105,3 +105,24 @@ def test_empty_scope_problem() -> None:
     assert empty_scope_problem("User", scope, read=40, in_scope=0, tracked=0) is None
     assert empty_scope_problem("User", scope, read=0, in_scope=0, tracked=40) is None  # the removal guard's case
     assert empty_scope_problem("Group", scope, read=5, in_scope=0, tracked=5) is None  # no group rule set
+
+
+def test_zero_change_key_is_the_same_in_every_process() -> None:
+    """The rules' key (the zero-change salt) does not follow the hash seed: 8 processes, one key."""
+    import os
+    import subprocess
+    import sys
+
+    program = (
+        "from replicator.pipeline.mapping import make_rules, rules_key\n"
+        "rules = make_rules(exclude=['urn:a:b:1.0:User:x', 'urn:c:d:1.0:User:y', 'nickName'],\n"
+        "                   schema_urns={'urn:p:src:custom': 'urn:p:dst:custom', 'urn:q:src': 'urn:q:dst'},\n"
+        "                   constants={'urn:e:f:1.0:User:org': {'b': 1, 'a': [2, 1]}})\n"
+        "print(rules_key(rules).hex())\n"
+    )
+    keys = {
+        subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+        for seed in range(8)
+    }
+    assert len(keys) == 1 and len(keys.pop()) == 32
