@@ -62,7 +62,8 @@ READ_ONLY_ATTRIBUTES = frozenset({"id", "meta"})
 class Faults:
     """Faults the server injects; every field may be changed while it runs.
 
-    ``seed`` is read once, when the server is built.
+    ``seed`` is read when the Faults are given to the server (built with them, or assigned to its
+    ``faults``): the same Faults give the same faults in the same order.
     """
 
     latency: float = 0.0
@@ -735,7 +736,7 @@ class MemoryScimServer:
         put_ignores_members: bool = False,
     ) -> None:
         self.bearer_token = bearer_token
-        self.faults = faults if faults is not None else Faults()
+        self.faults = faults if faults is not None else Faults()  # (seeds the faults' random stream)
         self.patch_supported = patch_supported
         self.filter_supported = filter_supported
         self.cursor_paging = cursor_paging
@@ -772,7 +773,6 @@ class MemoryScimServer:
         self.request_times: list[float] = []  # time.monotonic() of each request, in order
         self._cap_bucket: tuple[float, float] = (0.0, 0.0)  # (tokens, last refill) of Faults.rate_cap
         self.base_url: str | None = None
-        self._random = random.Random(self.faults.seed)
         self._list_requests: collections.Counter[str] = collections.Counter()
         # kind name -> normalised userName/displayName -> id
         self._unique_index: dict[str, dict[str, str]] = {USER.name: {}, GROUP.name: {}}
@@ -803,6 +803,15 @@ class MemoryScimServer:
         for kind in (USER, GROUP):
             self._add_routes(app, kind)
         return app
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._faults = faults
+        self._random = random.Random(faults.seed)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on ``host:port`` (0 picks a free port); return the base URL ending in /v2."""

@@ -144,9 +144,9 @@ async def test_retry_after_pauses_every_worker(servers: Servers) -> None:
 
 
 async def test_crash_at_random_moments_then_clean_run(servers: Servers) -> None:
-    """kill -9 at several random moments (with source changes in between), then a clean run: equal, no duplicates."""
+    """kill -9 at several random moments mid-write (with source changes in between), then a clean run: equal, no duplicates."""
     ids = seed(servers.source, 300, 6)
-    servers.destination.faults = Faults(latency=0.004)
+    servers.destination.faults = Faults(latency=0.02)
     rng = random.Random(2024)
     flags = ["--source-url", servers.source.base_url or "", "--source-token", TOKEN,
              "--destination-url", servers.destination.base_url or "", "--destination-token", TOKEN,
@@ -156,14 +156,23 @@ async def test_crash_at_random_moments_then_clean_run(servers: Servers) -> None:
             sys.executable, "-m", "replicator", "run", "--once", *flags,
             stdout=asyncio.subprocess.DEVNULL, stderr=stderr, env=dict(os.environ))
 
+    def writes_so_far() -> int:
+        return sum(1 for method, _ in servers.destination.request_log if method in ("POST", "PATCH", "PUT", "DELETE"))
+
     for round_ in range(4):
+        before = writes_so_far()
         process = await run_once(asyncio.subprocess.DEVNULL)
-        await asyncio.sleep(rng.uniform(0.6, 1.6))
-        if process.returncode is None:
-            process.send_signal(signal.SIGKILL)
-        await process.wait()
-        # the source keeps changing between crashes
-        servers.source.users[ids[round_ + 10]]["title"] = f"changed in round {round_}"
+        kill_after = rng.randint(3, 40)  # writes of this run: each round has at least 80 to make
+        deadline = asyncio.get_running_loop().time() + 60
+        while writes_so_far() - before < kill_after and process.returncode is None:
+            assert asyncio.get_running_loop().time() < deadline, "the run made no progress"
+            await asyncio.sleep(0.005)
+        assert process.returncode is None, f"round {round_}: the run ended before the kill"
+        process.send_signal(signal.SIGKILL)
+        assert await process.wait() == -signal.SIGKILL  # the kill landed mid-run
+        # the source keeps changing between crashes: work for the next run, a change and a deletion
+        for user_id in ids[100:180]:
+            servers.source.users[user_id]["title"] = f"changed in round {round_}"
         delete_user(servers.source, ids[round_ + 50])
     servers.destination.faults = Faults()
     process = await run_once(asyncio.subprocess.PIPE)

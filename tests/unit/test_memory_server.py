@@ -666,3 +666,24 @@ async def test_seeded_dice_are_reproducible() -> None:
             outcomes.append([(await call(http, "GET", f"{url}/Users"))[0] for _ in range(12)])
     assert outcomes[0] == outcomes[1]
     assert set(outcomes[0]) == {200, 429}
+
+
+async def test_faults_assigned_later_are_seeded_by_their_seed() -> None:
+    """Faults given to a running server take their seed: the same Faults give the same faults in order."""
+    server = MemoryScimServer()
+    url = await server.start()
+    try:
+        async def statuses() -> list[int]:
+            server.faults = Faults(rate_500=0.5, seed=7)
+            async with aiohttp.ClientSession() as session:
+                out = []
+                for _ in range(30):
+                    async with session.get(url + "/Users") as response:
+                        out.append(response.status)
+                return out
+
+        first, second = await statuses(), await statuses()
+        assert first == second
+        assert 200 in first and 500 in first  # the faults fired, as the seed decided
+    finally:
+        await server.stop()
