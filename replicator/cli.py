@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import itertools
 import json
 import logging
 import sys
+import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -228,14 +230,28 @@ def describe_step(step: Step) -> str:
     return "\n".join(lines)
 
 
+def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
+    """What the guards held, one line per reason with the objects it holds (a long list is wrapped)."""
+    lines = []
+    for (kind, reason), entries in itertools.groupby(held, key=lambda entry: (entry[0], entry[2])):
+        labels = [label for _, label, _ in entries]
+        if len(labels) == 1:
+            lines.append(f"held    {kind:<5} {labels[0]}: {reason}")
+            continue
+        lines.append(f"held    {kind:<5} {len(labels)} listed: {reason}")
+        lines += textwrap.wrap(", ".join(labels), width=100, initial_indent=" " * 14, subsequent_indent=" " * 14)
+    return lines
+
+
 def report_text(result: CycleResult) -> str:
     title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
+    if result.dry_run and result.outcome != "ok":
+        title += f", {result.outcome}"
     lines = [f"{title} in {result.seconds:.2f}s: {_counts_text(result)}"]
     lines += [describe_step(step) for step in result.changes]
     for kind, label, reason in result.failures:
         lines.append(f"failed  {kind:<5} {label}: {reason}")
-    for kind, label, reason in result.held:
-        lines.append(f"held    {kind:<5} {label}: {reason}")
+    lines += held_lines(result.held)
     lines += [f"note: {note}" for note in result.notes]
     lines.append(
         "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
