@@ -662,3 +662,19 @@ async def test_a_group_whose_member_patch_fails_after_its_post_stays_ours(
     second = await replicate(servers.config(member_chunk=10), mode=INCREMENTAL, dry_run=False)
     assert second.outcome == "ok" and second.counts["created"] == 0, second.summary()
     await servers.check()
+
+
+async def test_removals_held_by_the_guard_and_an_incomplete_read_are_counted_once(servers: Servers) -> None:
+    """Users held by the guard, then a group read that fails: each held removal is counted once, none is made."""
+    ids = seed(servers.source, 40, 3)
+    await replicate(servers.config(), mode=INCREMENTAL, dry_run=False)
+    for user_id in ids[:30]:
+        delete_user(servers.source, user_id)
+    failing = servers.source._list_requests["Group"] + 1  # (the server counts list requests per kind)
+    servers.source.faults = Faults(fail_list_page=failing)  # the next Groups page fails; users are read first
+    result = await replicate(servers.config(retry_attempts=1), mode=INCREMENTAL, dry_run=False)
+    assert servers.source._list_requests["Group"] >= failing  # the fault was reached
+    assert result.reads["source Group"].complete is False
+    # the 30 users the guard held, and the 4 groups the failed read did not see (once each)
+    assert result.counts["removals_held"] == 30 + 4, result.summary()
+    assert len(servers.destination.users) == 40
