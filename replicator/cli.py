@@ -4,7 +4,8 @@ Exit codes:
   0  the cycle completed and every resource is replicated
   1  the cycle completed, but some resources failed or a read was incomplete (see the log / `status`)
   2  bad usage or configuration (nothing was contacted)
-  3  the cycle could not run: authentication refused, server unreachable, state unusable
+  3  the cycle could not run: authentication refused, server unreachable, state unusable or held by
+     another run
   4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
   130 interrupted
 """
@@ -30,6 +31,8 @@ from replicator.logs import setup_logging
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
 from replicator.pipeline.plan import Step
 from replicator.scim.client import ScimClient, client_for
+from state.errors import StateFileError
+from state.lock import hold_state_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 log = logging.getLogger("replicator")
@@ -132,11 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _stopped(exc, EXIT_USAGE, json_report=getattr(args, "output", "text") == "json")
     setup_logging(config.log_level, config.log_format)
-    if args.once or args.full or args.dry_run:
-        mode = FULL if args.full else INCREMENTAL
-        return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
-                          json_report=args.output == "json")
-    return _run_async(run_forever(config))
+    json_report = args.output == "json"
+    try:
+        with hold_state_lock(config.state):  # one run per state file, from before any network call to the end
+            if args.once or args.full or args.dry_run:
+                mode = FULL if args.full else INCREMENTAL
+                return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
+                                  json_report=json_report)
+            return _run_async(run_forever(config), json_report=json_report)
+    except StateFileError as exc:  # another run holds the state, or its lock file cannot be made
+        return _stopped(exc, EXIT_FATAL, json_report=json_report)
 
 
 def _run_async(coro: Any, *, json_report: bool = False) -> int:
@@ -171,7 +179,6 @@ async def replicate(
     (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
     watches the cycle (the daemon's metrics)."""
     from state import open_state
-    from state.errors import StateFileError
 
     connections = config.concurrency + 4
     async with AsyncExitStack() as stack:
