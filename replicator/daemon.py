@@ -128,7 +128,7 @@ class Daemon:
             await self._runner.cleanup()
             self._runner = None
             reason = os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
-            raise ListenError(f"listen {self.config.listen}: cannot serve /healthz and /metrics there: {reason}") from exc
+            raise ListenError(f"listen {self.config.listen}: cannot serve health and metrics there: {reason}") from exc
         address = self._runner.addresses[0]
         self.bound = (str(address[0]), int(address[1]))
         log.info("health and metrics on http://%s:%d", *self.bound)

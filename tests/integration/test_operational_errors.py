@@ -40,8 +40,11 @@ class GatedServer(MemoryScimServer):
         return await super()._around_handler(request, handler)
 
 
+Servers = tuple[GatedServer, GatedServer]
+
+
 @pytest.fixture
-async def servers() -> AsyncIterator[tuple[GatedServer, GatedServer]]:
+async def servers() -> AsyncIterator[Servers]:
     source, destination = GatedServer(bearer_token=TOKEN), GatedServer(bearer_token=TOKEN)
     await source.start()
     await destination.start()
@@ -93,7 +96,7 @@ def unusable_states(tmp: Path) -> dict[str, tuple[Path, str]]:
 
 @pytest.mark.parametrize("fault", ["not SQLite", "a directory", "folder not creatable"])
 @pytest.mark.parametrize("mode", [["run", "--once"], ["run", "--full"], ["run"]])
-async def test_an_unusable_state_file_is_one_line_and_exit_3(servers, tmp_path: Path, fault: str, mode: list[str]) -> None:  # type: ignore[no-untyped-def]
+async def test_an_unusable_state_file_is_one_line_and_exit_3(servers: Servers, tmp_path: Path, fault: str, mode: list[str]) -> None:
     """A state that is not SQLite, is a directory, or whose folder cannot be made: one line naming it,
     exit 3, JSON on stdout with --output json, no request to either server (one-shot runs and the daemon)."""
     source, destination = servers
@@ -119,7 +122,7 @@ async def test_status_on_an_unusable_state_file_is_one_line_and_exit_3(tmp_path:
     assert_json_report(out, message, 3)
 
 
-async def test_a_listen_port_in_use_is_one_line_and_exit_3(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_listen_port_in_use_is_one_line_and_exit_3(servers: Servers, tmp_path: Path) -> None:
     """The daemon whose `listen` port is taken says so in one line naming `listen` and the address,
     exits 3 (JSON with --output json) and contacts no server."""
     source, destination = servers
@@ -136,7 +139,7 @@ async def test_a_listen_port_in_use_is_one_line_and_exit_3(servers, tmp_path: Pa
 
 @pytest.mark.parametrize("args", [["run", "--once"], ["run", "--once", "--dry-run", "--output", "json"]],
                          ids=["small text report", "large JSON plan"])
-async def test_a_reader_that_left_changes_nothing_but_the_output(servers, tmp_path: Path, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+async def test_a_reader_that_left_changes_nothing_but_the_output(servers: Servers, tmp_path: Path, args: list[str]) -> None:
     """stdout's reader is gone before the report (`| head -1`): no traceback, the run's own exit code
     (0), the work done; the JSON plan is larger than a pipe buffer, so `print` itself meets the pipe."""
     source, destination = servers
@@ -153,7 +156,7 @@ async def test_a_reader_that_left_changes_nothing_but_the_output(servers, tmp_pa
     assert len(destination.users) == (0 if "--dry-run" in args else 305)
 
 
-async def test_head_closing_the_pipe_keeps_the_exit_code(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_head_closing_the_pipe_keeps_the_exit_code(servers: Servers, tmp_path: Path) -> None:
     """`run --once --dry-run --output json | head -c1` (the shell's own pipe; a plan of about 1 MB, far
     more than the pipe holds, so that head leaves while it is written): no traceback, exit code 0."""
     source, destination = servers
@@ -169,7 +172,7 @@ async def test_head_closing_the_pipe_keeps_the_exit_code(servers, tmp_path: Path
     assert out.decode() == "{ 0\n"
 
 
-async def test_a_state_whose_reads_fail_during_the_cycle_is_one_line_and_exit_3(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_state_whose_reads_fail_during_the_cycle_is_one_line_and_exit_3(servers: Servers, tmp_path: Path) -> None:
     """The state breaks while the cycle runs (its table dropped underneath it): StateError, one line
     naming the state file, exit 3, JSON on stdout; no traceback."""
     source, destination = servers
@@ -188,7 +191,7 @@ async def test_a_state_whose_reads_fail_during_the_cycle_is_one_line_and_exit_3(
     assert_json_report(out.decode(), message, 3)
 
 
-async def test_a_state_refusing_the_workers_writes_is_one_line_and_exit_3(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_state_refusing_the_workers_writes_is_one_line_and_exit_3(servers: Servers, tmp_path: Path) -> None:
     """The state refuses writes (as a full disk would) when a worker notes a create: one line naming
     the file, exit 3, JSON on stdout; the run is not recorded as finished (the next one recovers)."""
     source, destination = servers

@@ -41,8 +41,11 @@ class GatedServer(MemoryScimServer):
         return await super()._around_handler(request, handler)
 
 
+Servers = tuple[GatedServer, GatedServer]
+
+
 @pytest.fixture
-async def servers() -> AsyncIterator[tuple[GatedServer, GatedServer]]:
+async def servers() -> AsyncIterator[Servers]:
     source, destination = GatedServer(bearer_token=TOKEN), GatedServer(bearer_token=TOKEN)
     await source.start()
     await destination.start()
@@ -81,7 +84,7 @@ async def held_in_flight(destination: GatedServer, process: asyncio.subprocess.P
     assert destination.arrived.is_set(), "the first run never reached the destination"
 
 
-async def test_a_second_run_on_the_same_state_exits_3_at_once_and_contacts_nobody(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_second_run_on_the_same_state_exits_3_at_once_and_contacts_nobody(servers: Servers, tmp_path: Path) -> None:
     """While a run is in flight, a second `run --once` on its state exits 3 naming the state and the
     holder's pid, without a request to either server; the first then finishes with its own counts."""
     source, destination = servers
@@ -107,7 +110,7 @@ async def test_a_second_run_on_the_same_state_exits_3_at_once_and_contacts_nobod
     assert code == 0, err
 
 
-async def test_a_lock_left_by_a_killed_run_does_not_block(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_a_lock_left_by_a_killed_run_does_not_block(servers: Servers, tmp_path: Path) -> None:
     """kill -9 of a run holding the lock leaves its lock file behind; the next run takes it and replicates."""
     source, destination = servers
     env = env_for(source, destination, tmp_path / "state.db")
@@ -122,7 +125,7 @@ async def test_a_lock_left_by_a_killed_run_does_not_block(servers, tmp_path: Pat
     assert len(destination.users) == 5
 
 
-async def test_the_daemon_refuses_to_start_twice(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_daemon_refuses_to_start_twice(servers: Servers, tmp_path: Path) -> None:
     """A second daemon on the same state (even on another port) exits 3 naming the first one's pid,
     before it serves anything or contacts a server; the first keeps running and stops on SIGTERM."""
     source, destination = servers
@@ -153,5 +156,6 @@ async def test_the_daemon_refuses_to_start_twice(servers, tmp_path: Path) -> Non
 
 def test_the_refusal_names_the_holder_when_its_note_can_be_read() -> None:
     """The message names the state file, and the holder's pid and start when the lock file says them."""
-    assert locked_message("s.db", holder_note(4242, 0.0)).startswith("state file s.db is in use by another run (pid 4242, started ")
+    refusal = locked_message("s.db", holder_note(4242, 0.0))
+    assert refusal.startswith("state file s.db is in use by another run (pid 4242, started ")
     assert locked_message("s.db", b"") == "state file s.db is in use by another process; one run per state file"
