@@ -4,7 +4,8 @@ Exit codes:
   0  the cycle completed and every resource is replicated
   1  the cycle completed, but some resources failed or a read was incomplete (see the log / `status`)
   2  bad usage or configuration (nothing was contacted)
-  3  the cycle could not run: authentication refused, server unreachable, state unusable
+  3  the cycle could not run: authentication refused, server unreachable, state unusable or held by
+     another run, the daemon's `listen` address unusable
   4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
   130 interrupted
 """
@@ -13,25 +14,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import itertools
 import json
 import logging
+import os
 import sys
 import textwrap
 import types
 import typing
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, TextIO
 
 from replicator import __version__
 from replicator.config import Config, flag_name, iter_leaves, load_config
-from replicator.errors import ConfigError, ReplicatorError
+from replicator.errors import ConfigError, ReplicatorError, StateError
 from replicator.logs import setup_logging
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
 from replicator.pipeline.plan import Step
 from replicator.scim.client import ScimClient, client_for
+from state.errors import StateFileError
+from state.lock import hold_state_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 log = logging.getLogger("replicator")
@@ -116,7 +121,56 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+class _StdoutReaderMayLeave:
+    """stdout for a reader that may stop reading (`| head -1`): once its pipe is closed, the rest of
+    the output is dropped instead of raising BrokenPipeError, and file descriptor 1 goes to /dev/null
+    (as Python's docs advise) so that the interpreter's last flush does not fail again."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.reader_left = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_left:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._drop_the_rest()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_left:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._drop_the_rest()
+
+    def _drop_the_rest(self) -> None:
+        self.reader_left = True
+        with contextlib.suppress(OSError, ValueError):  # a stream without a file descriptor: nothing to redirect
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(devnull, self.stream.fileno())
+            finally:
+                os.close(devnull)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit code. A reader of stdout that leaves early does not change
+    it: the run's work is done and its code stands; the rest of the report is dropped."""
+    stdout = _StdoutReaderMayLeave(sys.stdout)
+    sys.stdout = stdout  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        stdout.flush()
+        sys.stdout = stdout.stream
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
@@ -129,16 +183,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                                             need_endpoints=False))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
-            return _run_async(show_status(config, args.output))
+            return _run_async(show_status(config, args.output), json_report=args.output == "json")
         config = load_config(config_file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
         return _stopped(exc, EXIT_USAGE, json_report=getattr(args, "output", "text") == "json")
     setup_logging(config.log_level, config.log_format)
-    if args.once or args.full or args.dry_run:
-        mode = FULL if args.full else INCREMENTAL
-        return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
-                          json_report=args.output == "json")
-    return _run_async(run_forever(config))
+    json_report = args.output == "json"
+    try:
+        with hold_state_lock(config.state):  # one run per state file, from before any network call to the end
+            if args.once or args.full or args.dry_run:
+                mode = FULL if args.full else INCREMENTAL
+                return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
+                                  json_report=json_report)
+            return _run_async(run_forever(config), json_report=json_report)
+    except StateFileError as exc:  # another run holds the state, or its lock file cannot be made
+        return _stopped(exc, EXIT_FATAL, json_report=json_report)
 
 
 def _run_async(coro: Any, *, json_report: bool = False) -> int:
@@ -152,7 +211,7 @@ def _run_async(coro: Any, *, json_report: bool = False) -> int:
         return int(runner(coro))
     except KeyboardInterrupt:
         return _stopped("interrupted", EXIT_INTERRUPTED, json_report=json_report)
-    except ReplicatorError as exc:
+    except (ReplicatorError, StateFileError) as exc:  # StateFileError: `status`, the daemon's first look at the state
         return _stopped(exc, EXIT_FATAL, json_report=json_report)
 
 
@@ -173,27 +232,39 @@ async def replicate(
     (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
     watches the cycle (the daemon's metrics)."""
     from state import open_state
-    from state.errors import StateFileError
 
     connections = config.concurrency + 4
-    async with AsyncExitStack() as stack:
-        try:
+    try:
+        async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_state(config.state))
-        except (StateFileError, OSError) as exc:
-            from replicator.errors import StateError
+            source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
+            destination = await stack.enter_async_context(
+                client_for(config.destination, "destination", max_connections=config.concurrency,
+                           min_concurrency=config.min_concurrency)
+            )
+            if clients is not None:
+                clients[:] = [source, destination]
+            if on_latency is not None:
+                for client in (source, destination):
+                    client.latency.observer = functools.partial(on_latency, client.name)
+            return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
+    except (StateFileError, ExceptionGroup) as exc:  # the state's errors, once, wherever the cycle met them
+        failure = _state_failure(exc)
+        if failure is None:
+            raise
+        log.debug("state failure", exc_info=exc)
+        raise StateError(str(failure)) from exc
 
-            raise StateError(f"state file {config.state}: {exc}") from exc
-        source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
-        destination = await stack.enter_async_context(
-            client_for(config.destination, "destination", max_connections=config.concurrency,
-                       min_concurrency=config.min_concurrency)
-        )
-        if clients is not None:
-            clients[:] = [source, destination]
-        if on_latency is not None:
-            for client in (source, destination):
-                client.latency.observer = functools.partial(on_latency, client.name)
-        return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
+
+def _state_failure(exc: BaseException) -> StateFileError | None:
+    """The state's error that `exc` is, or holds (a worker's, through the cycle's task group)."""
+    if isinstance(exc, StateFileError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _state_failure(inner)) is not None:
+                return found
+    return None
 
 
 async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import signal
 import time
@@ -25,7 +26,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from replicator.config import Config
-from replicator.errors import AuthError, ReplicatorError, TransportError
+from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.scim.client import ScimClient
 
@@ -121,7 +122,13 @@ class Daemon:
         host, _, port = self.config.listen.rpartition(":")
         self._runner = web.AppRunner(self.make_app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        try:
+            await web.TCPSite(self._runner, host.strip("[]"), int(port)).start()
+        except OSError as exc:  # in use, or not an address of this host
+            await self._runner.cleanup()
+            self._runner = None
+            reason = os.strerror(exc.errno).lower() if exc.errno and exc.errno > 0 else exc.strerror or str(exc)
+            raise ListenError(f"listen {self.config.listen}: cannot serve health and metrics there: {reason}") from exc
         address = self._runner.addresses[0]
         self.bound = (str(address[0]), int(address[1]))
         log.info("health and metrics on http://%s:%d", *self.bound)

@@ -2,7 +2,9 @@
 
     ReplicatorError                     base of everything we raise on purpose
     ├── ConfigError                     bad configuration; names the field; before any I/O   (terminal)
-    ├── StateError                      the state file cannot be opened or is from a newer version (terminal)
+    ├── StateError                      the state file cannot be used (not SQLite, a directory, no permission,
+    │                                   a full disk, from a newer version) or another run holds it (terminal)
+    ├── ListenError                     the daemon cannot serve its `listen` address (in use, not ours) (terminal)
     └── ScimError                       anything that went wrong talking to a SCIM server
         ├── TransportError              connect error, reset, TLS failure, timeout          (retryable)
         │   ├── ScimTimeoutError        no answer within the configured timeout             (retryable)
@@ -37,7 +39,11 @@ class ConfigError(ReplicatorError):
 
 
 class StateError(ReplicatorError):
-    """The state database cannot be used."""
+    """The state database cannot be used, or another run holds it; the message names the file."""
+
+
+class ListenError(ReplicatorError):
+    """The daemon cannot serve `listen`; the message names the setting and the address."""
 
 
 class ScimError(ReplicatorError):

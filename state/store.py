@@ -26,11 +26,17 @@ state is read per page of the source (`unchanged_marks`, `rows`, `dest_ids`), ne
 
 The schema is versioned with `PRAGMA user_version` and migrated step by step; a database from a newer
 version is refused.
+
+A state file that cannot be used (not SQLite, a directory, a folder that cannot be made, no permission,
+a full disk, an I/O error) raises `StateUnusableError` naming the file, from `open_state` and from every
+public method of the store: callers translate one error, not sqlite3's and the OS's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import inspect
 import json
 import os
 import sqlite3
@@ -43,6 +49,9 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 import msgspec
+
+from state.errors import StateUnusableError
+from state.lock import make_state_folder
 
 SCHEMA_VERSION = 4
 
@@ -151,10 +160,69 @@ class RunRecord:
     counts: dict[str, Any]
 
 
+def _state_errors_named(cls: type[StateStore]) -> type[StateStore]:
+    """Class decorator, the store's error seam: every public coroutine and async generator method raises
+    StateUnusableError naming the file (and the method) where SQLite or the OS raised. After one, the
+    store is broken for good: every later call raises it again, so that a cycle that met it is never
+    recorded as finished (its run stays unfinished, as after a crash, and the next one recovers)."""
+    for name, method in list(vars(cls).items()):
+        if name.startswith("_"):
+            continue
+        if inspect.isasyncgenfunction(method):
+            setattr(cls, name, _naming_generator(method))
+        elif inspect.iscoroutinefunction(method):
+            setattr(cls, name, _naming_coroutine(method))
+    return cls
+
+
+def _naming_coroutine(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def named(self: StateStore, *args: Any, **kwargs: Any) -> Any:
+        if self.broken is not None:
+            raise StateUnusableError(self.broken)
+        try:
+            return await method(self, *args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            self.broken = _unusable_message(self.path, exc, method.__name__)
+            raise StateUnusableError(self.broken) from exc
+
+    return named
+
+
+def _naming_generator(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def named(self: StateStore, *args: Any, **kwargs: Any) -> Any:
+        if self.broken is not None:
+            raise StateUnusableError(self.broken)
+        items = method(self, *args, **kwargs)
+        try:
+            async for item in items:
+                yield item
+        except (sqlite3.Error, OSError) as exc:
+            self.broken = _unusable_message(self.path, exc, method.__name__)
+            raise StateUnusableError(self.broken) from exc
+        finally:
+            await items.aclose()
+
+    return named
+
+
+def _unusable_message(path: str, exc: BaseException, doing: str | None = None) -> str:
+    """One line naming the state file and what is wrong with it (sqlite's or the OS's words)."""
+    if isinstance(exc, sqlite3.DatabaseError) and "file is not a database" in str(exc):
+        return f"state file {path} is not a SQLite database ({exc})"
+    reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+    return f"state file {path}: {reason}" + (f" ({doing})" if doing else "")
+
+
+@_state_errors_named
 class StateStore:
     """Async access to the state database. Create with `open_state`."""
 
-    def __init__(self, db: aiosqlite.Connection, batch_size: int, commit_interval: float = 1.0) -> None:
+    def __init__(self, db: aiosqlite.Connection, batch_size: int, commit_interval: float = 1.0,
+                 *, path: str = ":memory:") -> None:
+        self.path = path  # the state file, named in errors
+        self.broken: str | None = None  # the first error met, raised again by every later call
         self._db = db
         self._batch_size = batch_size
         self._commit_interval = commit_interval
@@ -755,26 +823,35 @@ async def _migrate(db: aiosqlite.Connection, path: str) -> None:
 async def open_state(
     path: str | os.PathLike[str], *, batch_size: int = 1000, commit_interval: float = 1.0
 ) -> AsyncIterator[StateStore]:
-    """Open (creating with mode 0600 if needed) and migrate the state database; flush on exit."""
-    target = Path(path)
-    if str(path) != ":memory:":
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists():
-            fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
-    db = await aiosqlite.connect(str(path))
+    """Open (creating with mode 0600 if needed) and migrate the state database; flush on exit.
+    A file that cannot be used raises StateUnusableError (NewerSchemaError for a newer schema)."""
+    target, shown = Path(path), os.fspath(path)
     try:
-        await db.execute("PRAGMA journal_mode = WAL")
-        await db.execute("PRAGMA synchronous = NORMAL")
-        await db.execute("PRAGMA busy_timeout = 5000")
-        await db.create_function("casefold", 1, _casefold, deterministic=True)
-        await _migrate(db, str(path))
-        await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
-        await db.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages for the state...
-        await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
-        for statement in _SCRATCH:
-            await db.execute(statement)
-        store = StateStore(db, batch_size, commit_interval)
+        if shown != ":memory:":
+            if target.is_dir():
+                raise StateUnusableError(f"state file {shown} is a directory")
+            make_state_folder(shown)
+            if not target.exists():
+                fd = os.open(target, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        db = await aiosqlite.connect(shown)
+    except (sqlite3.Error, OSError) as exc:
+        raise StateUnusableError(_unusable_message(shown, exc)) from exc
+    try:
+        try:
+            await db.execute("PRAGMA journal_mode = WAL")
+            await db.execute("PRAGMA synchronous = NORMAL")
+            await db.execute("PRAGMA busy_timeout = 5000")
+            await db.create_function("casefold", 1, _casefold, deterministic=True)
+            await _migrate(db, shown)
+            await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
+            await db.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages for the state...
+            await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
+            for statement in _SCRATCH:
+                await db.execute(statement)
+        except (sqlite3.Error, OSError) as exc:
+            raise StateUnusableError(_unusable_message(shown, exc)) from exc
+        store = StateStore(db, batch_size, commit_interval, path=shown)
         try:
             yield store
         finally:
