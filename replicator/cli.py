@@ -294,8 +294,14 @@ async def show_status(config: Config, output: str) -> int:
         counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
         notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
-        print(f"run {run.id} {started} {run.mode} {run.outcome or 'unfinished'}: "
-              + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing done")
+        outcome = run.outcome or "unfinished"
+        phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
+        if phase:  # interrupted or failed: how far it got
+            outcome = f"{outcome} during {phase}"
+            notes = [note for note in notes if note != outcome]
+        done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
+        print(f"run {run.id} {started} {run.mode} {outcome}: "
+              + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
               + "".join(f"; {note}" for note in notes))
     for kind, source_id, error, attempts in failures:
         print(f"failed {kind} {source_id} (attempts {attempts}): {error}")
