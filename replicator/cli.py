@@ -6,7 +6,8 @@ Exit codes:
   2  bad usage or configuration (nothing was contacted)
   3  the cycle could not run: authentication refused, server unreachable, state unusable
   4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
-  130 interrupted
+  130 interrupted by SIGTERM/SIGINT: calls in flight finished (within `grace`), the report was printed and
+      the run recorded `interrupted`; a second signal stops at once (still recorded)
 """
 
 from __future__ import annotations
