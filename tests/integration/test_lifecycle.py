@@ -166,7 +166,8 @@ async def test_a_second_signal_stops_a_one_shot_run_at_once_and_it_is_still_reco
         [run] = await store.last_runs(1)
         assert await store.last_run_unfinished()
     assert run.outcome == "interrupted" and run.counts["phase"] == "users"
-    assert run.counts["counts"]["created"] >= 10
+    # (calls abandoned in flight may have landed unrecorded: the next run adopts them)
+    assert 0 < run.counts["counts"]["created"] <= len(destination.users)
     await assert_next_run_recovers(env, destination)
 
 
@@ -208,7 +209,9 @@ async def test_a_cancelled_cycle_is_recorded_interrupted(
             await asyncio.wait_for(cycle, 10)
         [run] = await store.last_runs(1)
         assert run.outcome == "interrupted" and run.ended_at is not None
-        assert run.counts["phase"] == "users" and run.counts["counts"]["created"] >= 10
+        assert run.counts["phase"] == "users"
+        # (creates cancelled in flight may have landed unrecorded: the next run lists the destination)
+        assert 0 < run.counts["counts"]["created"] <= len(destination.users)
         assert "interrupted during users" in run.counts["notes"]
         assert await store.last_run_unfinished()
 
