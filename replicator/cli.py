@@ -7,7 +7,8 @@ Exit codes:
   3  the cycle could not run: authentication refused, server unreachable, state unusable or held by
      another run, the daemon's `listen` address unusable
   4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
-  130 interrupted
+  130 interrupted by SIGTERM/SIGINT: calls in flight finished (within `grace`), the report was printed and
+      the run recorded `interrupted`; a second signal stops at once (still recorded)
 """
 
 from __future__ import annotations
@@ -268,12 +269,37 @@ def _state_failure(exc: BaseException) -> StateFileError | None:
 
 
 async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:
-    result = await replicate(config, mode=mode, dry_run=dry_run)
+    """One cycle and its report. SIGTERM/SIGINT drain it as they drain the daemon (stop reading, let the
+    calls in flight finish within `grace`, record the run `interrupted`, print the report): exit 130.
+    A second signal, or the end of the grace, stops at once; the run is still recorded: exit 130."""
+    from replicator.daemon import Shutdown
+
+    shutdown = Shutdown(config.grace)
+    shutdown.install()
+    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop))
+    shutdown.watch(work)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if not shutdown.cancelled:
+            raise
+        recorded = "" if dry_run else "; the state records the run as interrupted"
+        print(f"scim-replicator: interrupted: stopped at once, calls in flight abandoned{recorded}", file=sys.stderr)
+        if output == "json":
+            print(json.dumps({"outcome": "interrupted", "error": "stopped at once", "exit_code": EXIT_INTERRUPTED}))
+        return EXIT_INTERRUPTED
+    finally:
+        shutdown.uninstall()
     log.info("cycle finished", extra={"fields": result.summary()})
     if output == "json":
         print(json.dumps(report_json(result), indent=2, ensure_ascii=False))
     else:
         print(report_text(result))
+    if shutdown.requested:
+        recorded = "" if dry_run else "; the state is saved and the next run checks the destination"
+        print(f"scim-replicator: interrupted by {shutdown.signal_name or 'a stop request'}: calls in flight "
+              f"finished ({_counts_text(result)}){recorded}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return {"ok": EXIT_OK, "held": EXIT_HELD}.get(result.outcome, EXIT_PARTIAL)
 
 
@@ -344,17 +370,31 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 
 
 def probe_health(config: Config) -> int:
-    """0 when the daemon on `listen` answers /healthz, else 1 (stdlib only: runs in HEALTHCHECK)."""
+    """0 when the daemon on `listen` answers /healthz and does not say it is unhealthy (`unhealthy_after`
+    cycles in a row could not reach a server or were refused credentials), else 1 (stdlib only: runs
+    in HEALTHCHECK)."""
     import urllib.request
 
     host, _, port = config.listen.rpartition(":")
     host = "127.0.0.1" if host in ("0.0.0.0", "", "*") else host.strip("[]")
+    url = f"http://{host}:{port}/healthz"
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=4) as response:
-            return EXIT_OK if response.status == 200 else 1
+        with urllib.request.urlopen(url, timeout=4) as response:
+            if response.status != 200:
+                return 1
+            body = response.read()
     except OSError as exc:
-        print(f"scim-replicator: health probe failed: {exc}", file=sys.stderr)
+        print(f"scim-replicator: health probe of {url} failed: {exc}", file=sys.stderr)
         return 1
+    try:
+        facts = json.loads(body)
+    except ValueError:
+        facts = None
+    if isinstance(facts, dict) and facts.get("healthy") is False:
+        print(f"scim-replicator: unhealthy: {facts.get('unreachable_cycles')} cycles in a row could not reach a "
+              f"server or were refused credentials (last error: {facts.get('last_error')})", file=sys.stderr)
+        return 1
+    return EXIT_OK
 
 
 async def show_status(config: Config, output: str) -> int:
@@ -384,8 +424,14 @@ async def show_status(config: Config, output: str) -> int:
         counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
         notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
-        print(f"run {run.id} {started} {run.mode} {run.outcome or 'unfinished'}: "
-              + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing done")
+        outcome = run.outcome or "unfinished"
+        phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
+        if phase:  # interrupted or failed: how far it got
+            outcome = f"{outcome} during {phase}"
+            notes = [note for note in notes if note != outcome]
+        done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
+        print(f"run {run.id} {started} {run.mode} {outcome}: "
+              + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
               + "".join(f"; {note}" for note in notes))
     for kind, source_id, error, attempts in failures:
         print(f"failed {kind} {source_id} (attempts {attempts}): {error}")

@@ -137,6 +137,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     full_interval: float = 86400.0
     listen: str = "127.0.0.1:8080"
     grace: float = 30.0
+    unhealthy_after: int = 3  # cycles in a row unable to reach a server (or refused credentials): unhealthy
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
 
@@ -317,6 +318,8 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError("interval_jitter must be between 0 and 1 (a fraction of interval)")
     if config.grace < 0:
         raise ConfigError("grace must be >= 0 seconds")
+    if config.unhealthy_after < 1:
+        raise ConfigError("unhealthy_after must be at least 1 (cycles)")
     host, _, port = config.listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"listen must be HOST:PORT, got {config.listen!r}")

@@ -2,10 +2,15 @@
 
 - An incremental cycle every `interval` seconds (plus up to `interval_jitter` of it at random), a full
   reconcile at start when the state is empty and then every `full_interval`. Cycles never overlap.
-- `/healthz` (alive), `/readyz` (ready after a cycle that reached both servers; not ready while the
-  last cycle could not: unreachable, credentials refused), `/metrics` (Prometheus) on `listen`.
-- SIGTERM/SIGINT: stop reading, let calls in flight finish within `grace` seconds, flush the state,
-  exit 0. A second signal cancels the cycle at once (exit 130).
+- Consecutive failed cycles back off: the wait after the n-th is interval x 2^(n-1), at most
+  interval x BACKOFF_MAX_FACTOR (`backoff_delay`); a cycle that completes resets it.
+- `/healthz` (alive: 200 while the process serves; its JSON says whether the daemon is healthy: not
+  after `unhealthy_after` cycles in a row that could not reach a server or were refused credentials,
+  which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
+  both servers; not ready while the last cycle could not: unreachable, credentials refused),
+  `/metrics` (Prometheus) on `listen`.
+- SIGTERM/SIGINT (`Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
+  within `grace` seconds, flush the state, exit 0. A second signal cancels the cycle at once (exit 130).
 
 The HTTP endpoint is this module's own seam (aiohttp.web); the SCIM side stays in `replicator.scim`.
 """
@@ -33,6 +38,7 @@ from replicator.scim.client import ScimClient
 log = logging.getLogger("replicator.daemon")
 
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
+BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most interval x this between them
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "backing_off")
 
@@ -81,6 +87,76 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = BACKOFF_MAX_FACTOR) -> float:
+    """Seconds before the next cycle (before jitter): `interval`, or after the n-th failed cycle in a
+    row interval x 2^(n-1), at most interval x `max_factor`."""
+    if consecutive_failures < 1:
+        return interval
+    return interval * min(2.0 ** min(consecutive_failures - 1, 62), max_factor)
+
+
+class Shutdown:
+    """The two-stage stop of a run, daemon or one-shot. The first SIGTERM/SIGINT (or `request()`) sets
+    `stop` (read no more, let the calls in flight finish, record, return) and arms a `grace` timer; a
+    second signal, or the timer, cancels the watched task at once (`cancelled`)."""
+
+    def __init__(self, grace: float) -> None:
+        self.grace = grace
+        self.stop = asyncio.Event()
+        self.requests = 0  # signals (and request() calls) received
+        self.signal_name: str | None = None  # the first signal's name
+        self.cancelled = False  # the watched work was cancelled: a second signal, or the grace ran out
+        self._task: asyncio.Future[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._installed: list[signal.Signals] = []
+
+    @property
+    def requested(self) -> bool:
+        return self.requests > 0
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT on the running loop (where the platform lets us)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.request, sig)
+                self._installed.append(sig)
+
+    def uninstall(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def watch(self, task: asyncio.Future[Any]) -> None:
+        """`task` is the work a second signal (or the end of the grace) cancels."""
+        self._task = task
+        if self.cancelled:
+            task.cancel()
+
+    def request(self, sig: signal.Signals | None = None) -> None:
+        """First call: drain and stop. Second call: cancel the watched task at once."""
+        self.requests += 1
+        if self.requests == 1:
+            self.signal_name = sig.name if sig is not None else None
+            log.info("stopping%s: finishing calls in flight (grace %.0fs; a second signal stops at once)",
+                     f" on {self.signal_name}" if self.signal_name else "", self.grace)
+            self.stop.set()
+            self._timer = asyncio.get_running_loop().call_later(self.grace, self._cancel, "the grace period ended")
+        else:
+            self._cancel("second signal")
+
+    def _cancel(self, why: str) -> None:
+        if self._task is not None and not self._task.done():
+            log.warning("%s: stopping now", why)
+            self.cancelled = True
+            self._task.cancel()
+        elif self._task is None:
+            self.cancelled = True  # nothing runs yet: the work is cancelled as soon as it is watched
+
+
 class Daemon:
     """Runs cycles until stopped. `run()` returns the exit code."""
 
@@ -89,9 +165,10 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.ready = False
         self.cycles_done = 0
-        self._stop = asyncio.Event()  # no new cycle; the current one drains
-        self._cycle_stop = asyncio.Event()  # handed to the running cycle
-        self._signals = 0
+        self.shutdown = Shutdown(config.grace)  # its stop event: no new cycle, the current one drains
+        self.consecutive_failures = 0  # failed cycles in a row (back-off)
+        self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
+        self.last_error: str | None = None  # class of the last failed cycle's error
         self._cycle_task: asyncio.Task[CycleResult] | None = None
         self._clients: list[ScimClient] = []
         self._runner: web.AppRunner | None = None
@@ -100,8 +177,12 @@ class Daemon:
     # -- HTTP endpoint --------------------------------------------------------------------------
 
     def make_app(self) -> web.Application:
-        async def healthz(request: web.Request) -> web.Response:
-            return web.json_response({"status": "alive", "cycles": self.cycles_done})
+        async def healthz(request: web.Request) -> web.Response:  # liveness: 200 while we serve
+            return web.json_response({
+                "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
+                "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
+                "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
+            })
 
         async def readyz(request: web.Request) -> web.Response:
             status = 200 if self.ready else 503
@@ -137,25 +218,13 @@ class Daemon:
 
     def request_stop(self) -> None:
         """First call: drain and stop. Second call: cancel the running cycle at once."""
-        self._signals += 1
-        if self._signals == 1:
-            log.info("stopping: finishing calls in flight (grace %.0fs)", self.config.grace)
-            self._stop.set()
-            self._cycle_stop.set()
-            asyncio.get_running_loop().call_later(self.config.grace, self._cancel_cycle)
-        else:
-            log.warning("second signal: stopping now")
-            self._cancel_cycle()
+        self.shutdown.request()
 
-    def _cancel_cycle(self) -> None:
-        if self._cycle_task is not None and not self._cycle_task.done():
-            self._cycle_task.cancel()
-
-    def _install_signal_handlers(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop)
+    @property
+    def healthy(self) -> bool:
+        """Not after `unhealthy_after` cycles in a row that could not reach a server or were refused
+        credentials (what a restart or an operator must fix); other failures back off but stay healthy."""
+        return self.unreachable_cycles < self.config.unhealthy_after
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -163,29 +232,27 @@ class Daemon:
         from replicator.cli import replicate
         from state import open_state
 
-        self._install_signal_handlers()
+        self.shutdown.install()
         await self._start_http()
         last_full = time.monotonic()  # the next full reconcile is due full_interval from now...
         try:
             async with open_state(self.config.state) as store:
                 state_empty = await store.count() == 0  # ...or at once, when nothing is replicated yet
-            while not self._stop.is_set():
+            while not self.shutdown.stop.is_set():
                 full_due = state_empty or time.monotonic() - last_full >= self.config.full_interval
                 mode = FULL if full_due else INCREMENTAL
-                self._cycle_stop = asyncio.Event()
-                if self._stop.is_set():
-                    break
                 self._clients = []
                 self._cycle_task = asyncio.create_task(
-                    replicate(self.config, mode=mode, dry_run=False, stop=self._cycle_stop, clients=self._clients,
+                    replicate(self.config, mode=mode, dry_run=False, stop=self.shutdown.stop, clients=self._clients,
                               on_latency=self.metrics.observe_latency)
                 )
+                self.shutdown.watch(self._cycle_task)
                 try:
                     result = await self._cycle_task
                 except asyncio.CancelledError:
-                    if self._signals:
+                    if self.shutdown.cancelled:
                         log.warning("cycle cancelled by shutdown")
-                        return EXIT_INTERRUPTED if self._signals > 1 else EXIT_OK
+                        return EXIT_INTERRUPTED if self.shutdown.requests > 1 else EXIT_OK
                     raise
                 except ReplicatorError as exc:
                     self._after_failure(mode, exc)
@@ -194,13 +261,19 @@ class Daemon:
                     if mode == FULL and result.outcome in ("ok", "partial", "held"):
                         last_full, state_empty = time.monotonic(), False
                 await self._sleep(self._next_delay())
-            return EXIT_OK if self._signals < 2 else EXIT_INTERRUPTED
+            return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
         finally:
+            self.shutdown.uninstall()
             if self._runner is not None:
                 await self._runner.cleanup()
 
     def _after_cycle(self, result: CycleResult) -> None:
         self.cycles_done += 1
+        if result.outcome == "failed":
+            self._count_failure("CycleFailed", unreachable=False)
+        elif result.outcome != "interrupted":  # it completed
+            self.consecutive_failures = self.unreachable_cycles = 0
+            self.last_error = None
         self.metrics.record(result, self._clients)
         self.ready = result.outcome in ("ok", "partial", "held") or (result.outcome == "interrupted" and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
@@ -211,15 +284,30 @@ class Daemon:
 
     def _after_failure(self, mode: str, exc: ReplicatorError) -> None:
         self.cycles_done += 1
+        self._count_failure(type(exc).__name__, unreachable=isinstance(exc, AuthError | TransportError))
         self.metrics.cycles.labels(mode, "failed").inc()
         if isinstance(exc, AuthError | TransportError):
             self.ready = False
         self.metrics.ready.set(1 if self.ready else 0)
         log.error("%s cycle failed: %s", mode, exc)
 
+    def _count_failure(self, error_class: str, *, unreachable: bool) -> None:
+        self.consecutive_failures += 1
+        self.unreachable_cycles = self.unreachable_cycles + 1 if unreachable else 0
+        self.last_error = error_class
+        if self.unreachable_cycles == self.config.unhealthy_after:
+            log.error("unhealthy: %d cycles in a row could not reach a server or were refused credentials "
+                      "(last: %s)", self.unreachable_cycles, error_class)
+
     def _next_delay(self) -> float:
-        return self.config.interval * (1 + random.uniform(0, self.config.interval_jitter))
+        delay = backoff_delay(self.config.interval, self.consecutive_failures)
+        delay *= 1 + random.uniform(0, self.config.interval_jitter)
+        if self.consecutive_failures and not self.shutdown.stop.is_set():
+            log.warning("next cycle in %.1fs after %d consecutive failures", delay, self.consecutive_failures,
+                        extra={"fields": {"next_cycle_seconds": round(delay, 3),
+                                          "consecutive_failures": self.consecutive_failures}})
+        return delay
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), timeout=seconds)
+            await asyncio.wait_for(self.shutdown.stop.wait(), timeout=seconds)

@@ -744,15 +744,33 @@ class StateStore:
             return int(cursor.lastrowid or 0)
 
     async def last_run_unfinished(self) -> bool:
-        """True when the latest non-dry run never finished (the process died mid-cycle)."""
+        """True when the latest non-dry run did not finish its plan: the process died mid-cycle (no end
+        recorded), or it ended `interrupted` (a signal, a cancellation) or `failed` (a fatal error).
+        Its writes may not all be recorded: the next run treats it like a crash."""
         async with self._lock:
             async with self._db.execute(
-                "SELECT ended_at FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
+                "SELECT ended_at, outcome FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1"
             ) as cursor:
                 row = await cursor.fetchone()
-            return row is not None and row[0] is None
+            return row is not None and (row[0] is None or row[1] in ("interrupted", "failed"))
 
     async def finish_run(self, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
+        """Record how a run ended and commit what is buffered, also when the caller is cancelled: the
+        write runs in a task of its own, which a cancelled caller still waits for before it re-raises
+        (called from the `finally` of a cycle being cancelled, a further cancellation, such as a second
+        signal, would otherwise stop the record half-way)."""
+        write = asyncio.ensure_future(self._finish_run(run_id, outcome, counts))
+        cancelled = False
+        while not write.done():
+            try:
+                await asyncio.wait([write])  # (wait, unlike await, leaves the write running when we are cancelled)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        write.result()
+
+    async def _finish_run(self, run_id: int, outcome: str, counts: dict[str, Any]) -> None:
         async with self._lock:
             await self._flush()
             await self._db.execute(

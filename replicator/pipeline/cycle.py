@@ -293,7 +293,11 @@ class Cycle:
     # -- the cycle ------------------------------------------------------------------------------
 
     async def run(self) -> CycleResult:
+        """Run the cycle and record it. A cycle that does not finish its plan is never recorded `ok`:
+        `failed` when an error stops it, `interrupted` when it is stopped (the stop event, a
+        cancellation, KeyboardInterrupt), with the phase it reached; the next run then recovers."""
         started = time.monotonic()
+        self._phase = "discovery"  # how far the cycle got (`_run` moves it on): users, groups, removals
         self._recovering = await self.store.last_run_unfinished()
         await self.store.begin_cycle()
         run_id = None if self.dry_run else await self.store.start_run(self.mode, self.dry_run)
@@ -303,7 +307,15 @@ class Cycle:
             self.result.outcome = "failed"
             self.result.notes.append(str(exc))
             raise
+        except Exception:
+            self.result.outcome = "failed"
+            raise
+        except BaseException:  # cancelled, KeyboardInterrupt: stopped before the end of the plan
+            self.result.outcome = "interrupted"
+            raise
         finally:
+            if self.result.outcome in ("interrupted", "failed"):
+                self.result.notes.append(f"{self.result.outcome} during {self._phase}")
             self.result.seconds = time.monotonic() - started
             self.result.source_requests = dict(self.source.requests)
             self.result.destination_requests = dict(self.destination.requests)
@@ -315,7 +327,10 @@ class Cycle:
                 **_percentiles_ms(self.destination.latency.sample),
             }
             if run_id is not None:
-                await self.store.finish_run(run_id, self.result.outcome, self.result.summary())
+                counts = self.result.summary()
+                if self.result.outcome in ("interrupted", "failed"):
+                    counts["phase"] = self._phase
+                await self.store.finish_run(run_id, self.result.outcome, counts)  # (survives cancellation)
         return self.result
 
     async def _run(self) -> None:
@@ -344,10 +359,14 @@ class Cycle:
         before anything is written for the kind it empties (and anything after it)."""
         kinds = KINDS if self.policy.groups else (USER,)
         if self.scope.needs_groups_first:
+            self._phase = "scope groups"
             await self._read_scoping_groups()
             if self._halted:
                 return
         for kind in kinds:
+            if self.stop.is_set():
+                break  # asked to stop: no further kind is read
+            self._phase = f"{kind.lower()}s"
             if self.mode == FULL or self._recovering or await self.store.count(kind) == 0:
                 self.dest[kind] = await self._list_destination(kind)
             if kind == GROUP:
@@ -358,6 +377,8 @@ class Cycle:
             if kind == USER and GROUP in kinds and self._read_complete[USER] and not self.stop.is_set():
                 # users whose removal the guard holds stay members of the groups planned next
                 await self._judge_removals(USER)
+        if not self.stop.is_set():
+            self._phase = "removals"
         await self._remove_vanished(kinds)
         await self._drop_removed_members()
         for kind in KINDS:  # for the next cycle: what this one re-created since
