@@ -40,7 +40,7 @@ log = logging.getLogger("replicator.daemon")
 EXIT_OK, EXIT_INTERRUPTED = 0, 130
 BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most interval x this between them
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
-               "failed", "removals_held", "backing_off")
+               "failed", "removals_held", "member_removals_held", "backing_off")
 
 
 class Metrics:
