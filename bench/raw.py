@@ -23,10 +23,10 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, schemas_for  # noqa: E402
-from replicator.sample_data import group_plan, sample_group, sample_users  # noqa: E402
+from data import bench_group_plan
 
-from data import bench_group_plan  # noqa: E402
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, schemas_for
+from replicator.sample_data import group_plan, sample_group, sample_users
 
 CHUNK = 100
 

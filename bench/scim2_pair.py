@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replicator.scim.client import ScimClient  # noqa: E402
-from tests.harness import assert_replicated, scim2_server, seed  # noqa: E402
+from replicator.scim.client import ScimClient
+from tests.harness import assert_replicated, scim2_server, seed
 
 
 def run_cli(source: str, destination: str, state: Path, *extra: str) -> tuple[float, dict]:

@@ -21,11 +21,11 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from replicator.pipeline.canonical import ENTERPRISE_USER  # noqa: E402
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users  # noqa: E402
-from replicator.scim.memory_server import Faults, MemoryScimServer  # noqa: E402
+from data import bench_group_plan
 
-from data import bench_group_plan  # noqa: E402
+from replicator.pipeline.canonical import ENTERPRISE_USER
+from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
+from replicator.scim.memory_server import Faults, MemoryScimServer
 
 
 def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:
@@ -46,7 +46,7 @@ def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
     async def set_faults(request: web.Request) -> web.Response:
         fields = await request.json()
         server.faults = Faults(**fields)
-        server._random.seed(fields.get("seed"))  # noqa: SLF001 - the bench owns this server
+        server._random.seed(fields.get("seed"))
         return web.json_response({"faults": dataclasses.asdict(server.faults)}, dumps=_dumps)
 
     async def stats(request: web.Request) -> web.Response:

@@ -20,6 +20,7 @@ repairs drift there. `dry_run` plans everything and writes nothing (neither dest
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -48,6 +49,7 @@ from replicator.errors import (
     StateError,
     TransportError,
 )
+from replicator.pipeline import mapping
 from replicator.pipeline.canonical import (
     GROUP,
     KINDS,
@@ -58,7 +60,6 @@ from replicator.pipeline.canonical import (
     match_value,
     schemas_for,
 )
-from replicator.pipeline import mapping
 from replicator.pipeline.patch import apply_operations, chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -664,7 +665,8 @@ class Cycle:
         self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
     ) -> list[Step]:
         # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
-        reading = asyncio.ensure_future(self.store.unchanged_marks(kind, [source_id for source_id, _ in page]))
+        reading = asyncio.ensure_future(  # noqa: RUF006 (awaited below)
+            self.store.unchanged_marks(kind, [source_id for source_id, _ in page]))
         await asyncio.sleep(0)  # let the query start
         digests = [self._source_digest(kind, raw) for _, raw in page]
         marks = await reading
@@ -1482,10 +1484,8 @@ class Cycle:
 
     async def _delete(self, step: Step) -> None:
         assert step.dest_id is not None
-        try:
+        with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
             await self.destination.delete(step.kind, step.dest_id)
-        except NotFoundError:
-            pass  # already gone: that is what we wanted
         self._removed_dest_ids[step.kind].add(step.dest_id)
         await self.store.forget(step.kind, step.source_id)
         self.result.counts["deleted"] += 1

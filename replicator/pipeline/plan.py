@@ -266,7 +266,22 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 
 
 __all__ = [
-    "RECREATE_REASON", "CREATE", "PATCH", "RECORD", "NOTHING", "SKIP", "DELETE", "DISABLE", "GROUP", "USER",
-    "Stored", "Step", "plan_upsert", "plan_adoption", "plan_removal", "removal_guard", "hold_member_removals",
+    "CREATE",
+    "DELETE",
+    "DISABLE",
+    "GROUP",
+    "NOTHING",
+    "PATCH",
+    "RECORD",
+    "RECREATE_REASON",
+    "SKIP",
+    "USER",
+    "Step",
+    "Stored",
+    "hold_member_removals",
     "label_of",
+    "plan_adoption",
+    "plan_removal",
+    "plan_upsert",
+    "removal_guard",
 ]

@@ -15,8 +15,8 @@ import asyncio
 import base64
 import time
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 import msgspec
@@ -216,7 +216,7 @@ class ClientCredentials:
                     break
                 url = redirect_target("POST", url, status, location, origin=configured, hops=hops,
                                       where=f"token endpoint {shown_url(url)}", secrets=self.secrets())
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransportError(
                 f"token endpoint {self._token_url} unreachable: {type(exc).__name__}"
             ) from exc
@@ -244,7 +244,7 @@ def _oauth_error(body: bytes, secrets: list[str]) -> str:
     return (": " + " - ".join(parts)) if parts else ""
 
 
-def auth_for(cfg: "SideConfig") -> Auth:
+def auth_for(cfg: SideConfig) -> Auth:
     """The authentication scheme a side's configuration asks for."""
     mode = cfg.auth_mode
     if mode == "bearer" and cfg.token:

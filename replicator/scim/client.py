@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
 import msgspec
@@ -306,7 +306,7 @@ class ScimClient:
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
 
-    async def __aenter__(self) -> ScimClient:
+    async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -396,7 +396,7 @@ class ScimClient:
             started = time.monotonic()
             try:
                 status, payload, retry_after, location = await self._exchange(method, url, params, data, headers)
-            except asyncio.TimeoutError as exc:
+            except TimeoutError as exc:
                 overloaded = True
                 self.stats["timeouts"] += 1
                 raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time", sent=True) from exc

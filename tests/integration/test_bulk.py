@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,8 +16,8 @@ from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.sample_data import group_plan, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
-from tests.integration.test_reliability import Servers, delete_user
 from tests.harness import writes
+from tests.integration.test_reliability import Servers, delete_user
 
 TOKEN = "reliability-token"
 
@@ -118,7 +119,7 @@ def chain_of_managers(server: MemoryScimServer, length: int, prefix: str = "chai
     """Users listed before their manager: each one's manager is the next user (the last has none)."""
     schema = ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER]
     ids = [server.add_user({"schemas": schema, "userName": f"{prefix}{n}@example.com"})["id"] for n in range(length)]
-    for user_id, manager_id in zip(ids, ids[1:], strict=False):
+    for user_id, manager_id in itertools.pairwise(ids):
         server.users[user_id][ENTERPRISE_USER] = {"manager": {"value": manager_id}}
     return ids
 

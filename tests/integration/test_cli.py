@@ -50,7 +50,7 @@ def endpoint_flags(urls: tuple[str, str], state: Path) -> list[str]:
 
 async def test_full_then_once_json_report_and_zero_writes(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`run --full` copies everything (exit 0); `run --once --output json` then reports no writes."""
-    source, destination, urls = servers
+    _source, destination, urls = servers
     state = tmp_path / "state.db"
     code, out, err = await cli("run", "--full", *endpoint_flags(urls, state))
     assert code == 0, err
@@ -66,7 +66,7 @@ async def test_full_then_once_json_report_and_zero_writes(servers, tmp_path: Pat
 
 async def test_dry_run_prints_plan_and_writes_nothing(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """`--dry-run` prints each planned change (text and JSON) and leaves the destination empty."""
-    source, destination, urls = servers
+    _source, destination, urls = servers
     code, out, err = await cli("run", "--once", "--dry-run", *endpoint_flags(urls, tmp_path / "s.db"))
     assert code == 0, err
     assert "plan (dry run, nothing written)" in out
@@ -80,14 +80,14 @@ async def test_dry_run_prints_plan_and_writes_nothing(servers, tmp_path: Path) -
 
 async def test_configuration_from_toml_and_environment(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Settings come from a TOML file and SCIMREP_* variables (secrets from *_FILE), flags winning."""
-    source, destination, urls = servers
+    _source, destination, urls = servers
     secret = tmp_path / "dest-token"
     secret.write_text(DESTINATION_TOKEN + "\n")
     config = tmp_path / "replicator.toml"
     config.write_text(f'state = "{tmp_path / "toml.db"}"\nconcurrency = 4\n[source]\nurl = "{urls[0]}"\n'
                       f'[destination]\nurl = "http://127.0.0.1:9/v2"\n')
     env = {"SCIMREP_SOURCE_TOKEN": SOURCE_TOKEN, "SCIMREP_DESTINATION_TOKEN_FILE": str(secret)}
-    code, out, err = await cli("run", "--once", "--config", str(config), "--destination-url", urls[1], env=env)
+    code, _out, err = await cli("run", "--once", "--config", str(config), "--destination-url", urls[1], env=env)
     assert code == 0, err
     assert len(destination.users) == 5
 
@@ -108,7 +108,7 @@ async def test_bad_configuration_names_the_field_and_contacts_nothing(servers, t
 
 async def test_refused_credentials_exit_3_without_leaking_the_token(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """A wrong token stops the run with exit 3 and a one-line message that does not contain the token."""
-    source, destination, urls = servers
+    _source, _destination, urls = servers
     wrong = "fake-wrong-tok"
     flags = endpoint_flags(urls, tmp_path / "s.db")
     flags[flags.index(DESTINATION_TOKEN)] = wrong
@@ -122,7 +122,7 @@ async def test_refused_credentials_exit_3_without_leaking_the_token(servers, tmp
 async def test_json_output_reports_a_fatal_error_on_stdout(servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """With --output json, a run that stops on a fatal error or bad settings still prints a JSON report
     (outcome failed, the error, the exit code), without the secret."""
-    source, destination, urls = servers
+    _source, _destination, urls = servers
     wrong = "fake-wrong-tok"
     flags = endpoint_flags(urls, tmp_path / "s.db")
     flags[flags.index(DESTINATION_TOKEN)] = wrong

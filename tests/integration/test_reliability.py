@@ -6,6 +6,7 @@ Every test ends by checking the destination against the source and counting dupl
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -137,7 +138,7 @@ async def test_retry_after_pauses_every_worker(servers: Servers) -> None:
     result = await replicate(servers.config(concurrency=8), mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "ok", result.summary()
     times = servers.destination.request_times
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert max(gaps) >= 0.9  # nobody sent anything during the pause
     assert result.destination_flow["paused_seconds"] >= 0.9
     await servers.check()
@@ -431,8 +432,8 @@ HOSTILE = [
 
 async def test_hostile_strings_replicate_and_adopt(pair) -> None:  # type: ignore[no-untyped-def]
     """Quotes, backslashes, filter syntax, emoji, RTL and 4 KB values in userName/displayName replicate and adopt."""
-    from tests.harness import make_config, patch_body, read_all
     from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
+    from tests.harness import make_config, patch_body, read_all
 
     schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
     config = make_config(pair.source_url, pair.destination_url, pair.state,

@@ -7,8 +7,9 @@ outcome is held (exit code 4); lifting the guard with `allow_mass_delete` then l
 
 from __future__ import annotations
 
-import msgspec
 from typing import Any
+
+import msgspec
 
 from replicator.cli import replicate
 from replicator.config import Config, ScopeConfig

@@ -175,7 +175,7 @@ async def test_bad_scope_filter_fails_before_any_request(directory: Directory) -
     """A filter that does not parse is a configuration error naming the field."""
     from replicator.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="scope.user_filter"):
+    with pytest.raises(ConfigError, match=r"scope\.user_filter"):
         await replicate(directory.config(scope=ScopeConfig(user_filter='active eq true and (')),
                         mode=INCREMENTAL, dry_run=False)
     assert not directory.source.request_log

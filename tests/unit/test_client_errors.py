@@ -197,7 +197,7 @@ async def test_bearer_token_is_sent(mocked: Any) -> None:
     mocked.get(ONE_USER, status=200, body=json.dumps({"id": "u-1", "userName": "a"}))
     async with ScimClient(BASE, auth=StaticAuth.bearer("tok"), name="dest", retry=NO_RETRY) as client:
         assert (await client.get("User", "u-1"))["userName"] == "a"
-    ((_, url), calls) = next(iter(mocked.requests.items()))
+    ((_, _url), calls) = next(iter(mocked.requests.items()))
     assert calls[0].kwargs["headers"]["Authorization"] == "Bearer tok"
 
 

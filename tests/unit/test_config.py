@@ -266,7 +266,7 @@ def test_pingone_preset_needs_both_parts() -> None:
     from replicator.config import load_config
     from replicator.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="source.pingone_region and source.pingone_environment"):
+    with pytest.raises(ConfigError, match=r"source\.pingone_region and source\.pingone_environment"):
         load_config(environ={"SCIMREP_SOURCE_PINGONE_REGION": "eu", "SCIMREP_SOURCE_URL": "https://a/v2",
                              "SCIMREP_DESTINATION_URL": "https://b/v2"})
 

@@ -13,11 +13,11 @@ import pytest
 from replicator.scim.memory_server import (
     ENTERPRISE_USER_SCHEMA,
     ERROR_SCHEMA,
+    GROUP,
     GROUP_SCHEMA,
     LIST_RESPONSE_SCHEMA,
     PATCH_OP_SCHEMA,
     USER_SCHEMA,
-    GROUP,
     Faults,
     MemoryScimServer,
     ScimError,
