@@ -358,7 +358,7 @@ class StateStore:
 
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
-        sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", ()
+        sql, args = "SELECT COUNT(*) FROM resources WHERE dest_id IS NOT NULL", tuple[str, ...]()
         if kind:
             sql, args = sql + " AND kind = ?", (kind,)
         return await self._scalar(sql, args)
@@ -372,7 +372,7 @@ class StateStore:
                 "ORDER BY kind, source_id",
                 (FAILED,),
             ) as cursor:
-                return [tuple(r) for r in await cursor.fetchall()]  # type: ignore[misc]
+                return [(r[0], r[1], r[2], r[3]) for r in await cursor.fetchall()]
 
     # -- this cycle's scratch (temporary tables) -------------------------------------------------
 

@@ -1012,7 +1012,7 @@ class Cycle:
     async def _absent_from_listing(self, creates: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
         """Source ids of these new objects ((kind, source id, form)) whose match key a complete
         listing of the destination lacks."""
-        absent = set()
+        absent: set[str] = set()
         for kind in {kind for kind, _, _ in creates}:
             dest = self.dest[kind]
             if dest is None or not dest.complete:
@@ -1400,7 +1400,8 @@ class Cycle:
         return existing
 
     async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
-        assert step.dest_id is not None
+        dest_id = step.dest_id
+        assert dest_id is not None
         try:
             try:
                 await self._write_operations(step)
@@ -1414,11 +1415,11 @@ class Cycle:
                 await self.store.forget(step.kind, step.source_id)
                 return
             log.warning("%s %s vanished from the destination: re-creating it", step.kind, step.label)
-            self._recreated_dest_ids.add(step.dest_id)
+            self._recreated_dest_ids.add(dest_id)
             await self._create(dataclasses.replace(step, action=CREATE, dest_id=None, operations=[],
                                                    reason=RECREATE_REASON))
             return
-        await self._record(step, step.dest_id, status=status)
+        await self._record(step, dest_id, status=status)
         if step.action != RECORD:
             self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
 
@@ -1543,7 +1544,8 @@ class Cycle:
     async def _judge_removals(self, kind: str) -> None:
         """Count this kind's removals and let the guard decide (users: right after their read, so
         that users whose removal is held stay members of the groups planned next)."""
-        removals, planned, kept = 0, 0, []  # the candidates are kept for the second pass unless many
+        removals, planned = 0, 0
+        kept: list[_Unread] | None = []  # the candidates are kept for the second pass unless many
         listed: list[tuple[str, str, str]] = []
         async for chunk in self.store.iter_unread(kind):
             steps = await self._removal_steps(kind, chunk, with_forms=False)
@@ -1700,7 +1702,7 @@ def _members_left_out(sent: list[dict[str, Any]], created: dict[str, Any]) -> se
 
 def _failure_backoff(attempts: int) -> float:
     """Seconds before a failed object is tried again by an incremental cycle: 30 s, doubling, at most 1 h."""
-    return min(3600.0, 30.0 * 2 ** (attempts - 1))
+    return min(3600.0, 30.0 * 2.0 ** (attempts - 1))
 
 
 def _created_counter(step: Step) -> str:
@@ -1712,7 +1714,9 @@ def _percentiles_ms(samples: list[float]) -> dict[str, float]:
     if not samples:
         return {}
     ordered = sorted(samples)
-    pick = lambda q: round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)  # noqa: E731
+    def pick(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
     return {"latency_p50_ms": pick(0.5), "latency_p90_ms": pick(0.9), "latency_p99_ms": pick(0.99)}
 
 

@@ -80,7 +80,7 @@ def plan_upsert(
         removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
         desired, held, held_why = hold_member_removals(desired, before, removable, policy)
     want = digest(desired) if held else desired_digest or digest(desired)
-    base = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
+    base: dict[str, Any] = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
             "held_members": held, "held_why": held_why}
     if stored is None:
         if not policy.create:
@@ -156,7 +156,7 @@ def plan_removal(
     *, kind: str, source_id: str, stored: Stored, label: str, policy: SyncConfig
 ) -> Step:
     """Plan an object we manage that is no longer in the source."""
-    base = {"kind": kind, "source_id": source_id, "label": label, "dest_id": stored.dest_id}
+    base: dict[str, Any] = {"kind": kind, "source_id": source_id, "label": label, "dest_id": stored.dest_id}
     action = policy.remove_action if kind == USER else DELETE
     if action == DISABLE:
         if stored.disabled:
