@@ -91,9 +91,9 @@ user=$($DOCKER image inspect "$TAG" --format '{{.Config.User}}')
 case "$user" in ""|root|0|0:*|root:*) echo "FAIL: image runs as root (USER='$user')"; exit 1;; esac
 
 # --- 5. two SCIM servers on the host -------------------------------------------------------------------
-start_server() {  # NAME ARGS...: starts bench/scim_server.py (not in a subshell, so PIDS is kept)
+start_server() {  # NAME ARGS...: starts bench.scim_server (not in a subshell, so PIDS is kept)
   local out=$WORK/$1.out; shift
-  "$PY" "$ROOT/bench/scim_server.py" "$@" >"$out" 2>&1 &
+  (cd "$ROOT" && exec "$PY" -m bench.scim_server "$@") >"$out" 2>&1 &  # exec: the PID is the server's
   PIDS+=($!)
 }
 server_url() {
@@ -138,10 +138,9 @@ wait_healthy
 healthy_seconds=$((SECONDS - run_start))
 wait_ready
 step "healthy after ${healthy_seconds}s and ready; checking the destination"
-"$PY" - "$SOURCE" "$DESTINATION" <<'PYCHECK'
+(cd "$ROOT" && "$PY" - "$SOURCE" "$DESTINATION") <<'PYCHECK'
 import sys
-sys.path.insert(0, "bench")
-from common import check_equal
+from bench.common import check_equal
 duplicates = check_equal(sys.argv[1], sys.argv[2])
 assert duplicates == 0, f"{duplicates} duplicates on the destination"
 print("destination equals source, no duplicates")
@@ -157,10 +156,9 @@ code=$($DOCKER inspect "$NAME" --format '{{.State.ExitCode}}')
 $DOCKER logs "$NAME" 2>&1 | tail -3
 
 # --- 8. restart on the same volume: zero writes -----------------------------------------------------------
-"$PY" - "$DESTINATION" <<'PYCLEAR'
+(cd "$ROOT" && "$PY" - "$DESTINATION") <<'PYCLEAR'
 import sys
-sys.path.insert(0, "bench")
-from common import admin
+from bench.common import admin
 admin(sys.argv[1], "clear-stats", {})
 PYCLEAR
 step "docker start again on the same volume"
@@ -168,10 +166,9 @@ $DOCKER start "$NAME" >/dev/null
 wait_healthy
 wait_ready
 sleep 3  # at least one more incremental cycle
-"$PY" - "$DESTINATION" <<'PYWRITES'
+(cd "$ROOT" && "$PY" - "$DESTINATION") <<'PYWRITES'
 import sys
-sys.path.insert(0, "bench")
-from common import admin
+from bench.common import admin
 requests = admin(sys.argv[1], "stats")["requests"]
 writes = sum(n for method, n in requests.items() if method in ("POST", "PUT", "PATCH", "DELETE"))
 assert writes == 0, f"the second start wrote {writes} times: {requests}"

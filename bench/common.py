@@ -13,21 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from replicator.scim.client import ScimClient
+from tests.harness import assert_replicated, count_duplicates
 
-from replicator.scim.client import ScimClient  # noqa: E402
-from tests.harness import assert_replicated, count_duplicates  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
 def bench_server(**options: Any) -> Iterator[str]:
     """bench/scim_server.py in its own process; yields its base URL."""
-    command = [sys.executable, str(ROOT / "bench" / "scim_server.py")]
+    command = [sys.executable, "-m", "bench.scim_server"]
     for key, value in options.items():
         if value is not None:
             command += [f"--{key.replace('_', '-')}", str(value)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
@@ -99,10 +98,10 @@ _reap_with_rusage()
 
 def raw(mode: str, url: str, **options: Any) -> dict[str, Any]:
     """bench/raw.py in a fresh process (the baseline measured in the same run)."""
-    command = [sys.executable, str(ROOT / "bench" / "raw.py"), mode, "--url", url]
+    command = [sys.executable, "-m", "bench.raw", mode, "--url", url]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT / "bench")
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout)
 
 

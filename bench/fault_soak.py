@@ -3,7 +3,7 @@ on the destination, against the same copy without faults, each in a fresh replic
 destination must end equal to the source with no duplicate; when a run lists failed objects (a request
 whose every retry met a fault), a --full run without faults must finish them.
 
-    python bench/fault_soak.py --users 2000 --groups 100 --runs 3
+    python -m bench.fault_soak --users 2000 --groups 100 --runs 3
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import admin, bench_server, check_equal, run_replicator
+from bench.common import admin, bench_server, check_equal, run_replicator
 
 FAULTS = {"rate_429": 0.2, "retry_after": "1", "rate_503": 0.05, "rate_reset": 0.01, "latency": 0.005}
 

@@ -1,7 +1,7 @@
 """Baselines: what a minimal aiohttp client does with the same work, measured in the same run.
 
-    python bench/raw.py post --url URL --users N --groups G --concurrency C [--plan bench]
-    python bench/raw.py read --url URL [--page-size 500]
+    python -m bench.raw post --url URL --users N --groups G --concurrency C [--plan bench]
+    python -m bench.raw read --url URL [--page-size 500]
 
 `post` sends the POSTs a first copy needs (the same user bodies; groups with their first 100 members,
 the rest as PATCH adds of 100, member ids as in the source) from `concurrency` workers on uvloop;
@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import msgspec
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data import bench_group_plan
-
+from bench.data import bench_group_plan
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, schemas_for
 from replicator.sample_data import group_plan, sample_group, sample_users
 

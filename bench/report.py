@@ -1,6 +1,6 @@
 """Benchmark report: the table (medians over runs, with the goals) and the plots.
 
-    python bench/report.py bench/results/latest.jsonl [--plots bench/plots]
+    python -m bench.report bench/results/latest.jsonl [--plots bench/plots]
 
 Needs the `bench` extra for the plots (pip install -e '.[bench]'); the table needs nothing.
 """

@@ -1,10 +1,10 @@
 """Benchmark runner: every figure next to a baseline measured in the same run, each replicator run in a
 fresh subprocess, results as JSON lines.
 
-    python bench/run.py                      # the full table (100k users, RSS up to 1M; about 35 minutes here)
-    python bench/run.py --scale quick        # the same scenarios on small data (about 2 minutes)
-    python bench/run.py --only copy,latency  # some scenarios
-    python bench/report.py bench/results/latest.jsonl   # table + plots
+    python -m bench.run                      # the full table (100k users, RSS up to 1M; about 35 minutes here)
+    python -m bench.run --scale quick        # the same scenarios on small data (about 2 minutes)
+    python -m bench.run --only copy,latency  # some scenarios
+    python -m bench.report bench/results/latest.jsonl   # table + plots
 
 Scenarios (median of --runs runs in the report):
 - copy: full copy of N users + G groups (Zipf group sizes, one with everyone) to a zero-latency
@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import admin, bench_server, raw, run_replicator
+from bench.common import admin, bench_server, raw, run_replicator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = {

@@ -1,6 +1,6 @@
 """First copy and second run between two scim2-server processes (the core issue's acceptance figure).
 
-    python bench/scim2_pair.py --users 1000 --groups 50 --runs 3
+    python -m bench.scim2_pair --users 1000 --groups 50 --runs 3
 
 Seeds the source over HTTP, then runs `scim-replicator run --once` in a fresh subprocess (first copy)
 and again (second run), and prints wall time, requests per object and the second run's requests.
@@ -17,8 +17,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from replicator.scim.client import ScimClient
 from tests.harness import assert_replicated, scim2_server, seed

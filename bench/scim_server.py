@@ -1,6 +1,6 @@
 """A benchmark SCIM server in its own process: the in-memory server on uvloop, with control routes.
 
-    python bench/scim_server.py --port 0 [--users N --groups M] [--latency S] [--rate-429 P] ...
+    python -m bench.scim_server --port 0 [--users N --groups M] [--latency S] [--rate-429 P] ...
 
 Prints `READY <base url>` on stdout when it serves. Control routes (not under /v2, no faults):
 `POST /_admin/faults` (JSON fields of Faults), `GET /_admin/stats` (requests by method, resources held),
@@ -13,16 +13,11 @@ import argparse
 import asyncio
 import dataclasses
 import random
-import sys
 from collections import Counter
-from pathlib import Path
 
 from aiohttp import web
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from data import bench_group_plan
-
+from bench.data import bench_group_plan
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer

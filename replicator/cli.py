@@ -16,31 +16,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
-import itertools
 import json
-import logging
 import os
 import sys
-import textwrap
 import types
 import typing
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from replicator import __version__
+from replicator.app import read_status, run_one_cycle
 from replicator.config import Config, flag_name, iter_leaves, load_config
-from replicator.errors import ConfigError, ReplicatorError, StateError
+from replicator.daemon import Daemon
+from replicator.demo import run_demo
+from replicator.errors import ConfigError, ReplicatorError
 from replicator.logs import setup_logging
-from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult, run_cycle
-from replicator.pipeline.plan import Step
-from replicator.scim.client import ScimClient, client_for
+from replicator.pipeline.cycle import FULL, INCREMENTAL
+from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from state.errors import StateFileError
 from state.lock import hold_state_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-log = logging.getLogger("replicator")
 
 
 def _bool(text: str) -> bool:
@@ -175,8 +171,6 @@ def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from replicator.demo import run_demo
-
             setup_logging("warning", "text")
             return _run_async(run_demo(users=args.users, groups=args.groups))
         if args.command == "healthcheck":
@@ -225,72 +219,18 @@ def _stopped(reason: object, code: int, *, json_report: bool) -> int:
     return code
 
 
-async def replicate(
-    config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
-    clients: list[ScimClient] | None = None, on_latency: Callable[[str, float], None] | None = None,
-) -> CycleResult:
-    """Open both clients and the state, and run one cycle. `clients` receives the open clients
-    (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
-    watches the cycle (the daemon's metrics)."""
-    from state import open_state
-
-    connections = config.concurrency + 4
-    try:
-        async with AsyncExitStack() as stack:
-            store = await stack.enter_async_context(open_state(config.state))
-            source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
-            destination = await stack.enter_async_context(
-                client_for(config.destination, "destination", max_connections=config.concurrency,
-                           min_concurrency=config.min_concurrency)
-            )
-            if clients is not None:
-                clients[:] = [source, destination]
-            if on_latency is not None:
-                for client in (source, destination):
-                    client.latency.observer = functools.partial(on_latency, client.name)
-            return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
-    except (StateFileError, ExceptionGroup) as exc:  # the state's errors, once, wherever the cycle met them
-        failure = _state_failure(exc)
-        if failure is None:
-            raise
-        log.debug("state failure", exc_info=exc)
-        raise StateError(str(failure)) from exc
-
-
-def _state_failure(exc: BaseException) -> StateFileError | None:
-    """The state's error that `exc` is, or holds (a worker's, through the cycle's task group)."""
-    if isinstance(exc, StateFileError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            if (found := _state_failure(inner)) is not None:
-                return found
-    return None
-
-
 async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:
     """One cycle and its report. SIGTERM/SIGINT drain it as they drain the daemon (stop reading, let the
     calls in flight finish within `grace`, record the run `interrupted`, print the report): exit 130.
     A second signal, or the end of the grace, stops at once; the run is still recorded: exit 130."""
-    from replicator.daemon import Shutdown
-
-    shutdown = Shutdown(config.grace)
-    shutdown.install()
-    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop))
-    shutdown.watch(work)
-    try:
-        result = await work
-    except asyncio.CancelledError:
-        if not shutdown.cancelled:
-            raise
+    run = await run_one_cycle(config, mode=mode, dry_run=dry_run)
+    result, shutdown = run.result, run.shutdown
+    if result is None:
         recorded = "" if dry_run else "; the state records the run as interrupted"
         print(f"scim-replicator: interrupted: stopped at once, calls in flight abandoned{recorded}", file=sys.stderr)
         if output == "json":
             print(json.dumps({"outcome": "interrupted", "error": "stopped at once", "exit_code": EXIT_INTERRUPTED}))
         return EXIT_INTERRUPTED
-    finally:
-        shutdown.uninstall()
-    log.info("cycle finished", extra={"fields": result.summary()})
     if output == "json":
         print(json.dumps(report_json(result), indent=2, ensure_ascii=False))
     else:
@@ -298,75 +238,14 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
     if shutdown.requested:
         recorded = "" if dry_run else "; the state is saved and the next run checks the destination"
         print(f"scim-replicator: interrupted by {shutdown.signal_name or 'a stop request'}: calls in flight "
-              f"finished ({_counts_text(result)}){recorded}", file=sys.stderr)
+              f"finished ({counts_text(result)}){recorded}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return {"ok": EXIT_OK, "held": EXIT_HELD}.get(result.outcome, EXIT_PARTIAL)
 
 
 async def run_forever(config: Config) -> int:
     """The daemon: cycles on an interval, health and metrics endpoint, graceful shutdown."""
-    from replicator.daemon import Daemon
-
     return await Daemon(config).run()
-
-
-def _counts_text(result: CycleResult) -> str:
-    return ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count) or "nothing to do"
-
-
-def describe_step(step: Step) -> str:
-    """One readable line per planned change, with its operations."""
-    head = f"{step.action:<7} {step.kind:<5} {step.label or step.source_id}"
-    if step.reason or step.held_why:
-        head += f"  ({'; '.join(filter(None, (step.reason, step.held_why)))})"
-    lines = [head]
-    for op in step.operations:
-        value = op.get("value")
-        shown = "" if "value" not in op else " = " + json.dumps(value, ensure_ascii=False)[:200]
-        lines.append(f"          {op['op']} {op['path']}{shown}")
-    return "\n".join(lines)
-
-
-def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
-    """What the guards held, one line per reason with the objects it holds (a long list is wrapped)."""
-    lines = []
-    for (kind, reason), entries in itertools.groupby(held, key=lambda entry: (entry[0], entry[2])):
-        labels = [label for _, label, _ in entries]
-        if len(labels) == 1:
-            lines.append(f"held    {kind:<5} {labels[0]}: {reason}")
-            continue
-        lines.append(f"held    {kind:<5} {len(labels)} listed: {reason}")
-        lines += textwrap.wrap(", ".join(labels), width=100, initial_indent=" " * 14, subsequent_indent=" " * 14)
-    return lines
-
-
-def report_text(result: CycleResult) -> str:
-    title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
-    if result.dry_run and result.outcome != "ok":
-        title += f", {result.outcome}"
-    lines = [f"{title} in {result.seconds:.2f}s: {_counts_text(result)}"]
-    lines += [describe_step(step) for step in result.changes]
-    for kind, label, reason in result.failures:
-        lines.append(f"failed  {kind:<5} {label}: {reason}")
-    lines += held_lines(result.held)
-    lines += [f"note: {note}" for note in result.notes]
-    lines.append(
-        "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
-    )
-    return "\n".join(lines)
-
-
-def report_json(result: CycleResult) -> dict[str, Any]:
-    return {
-        **result.summary(),
-        "changes": [
-            {"action": s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
-             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations}
-            for s in result.changes
-        ],
-        "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
-        "held": [{"kind": k, "label": label, "reason": r} for k, label, r in result.held],
-    }
 
 
 def probe_health(config: Config) -> int:
@@ -398,41 +277,12 @@ def probe_health(config: Config) -> int:
 
 
 async def show_status(config: Config, output: str) -> int:
-    import dataclasses
-    import os
-    import time
-
-    from state import open_state
-
     if not os.path.exists(config.state):
         print(f"scim-replicator: state file {config.state} does not exist (set --state)", file=sys.stderr)
         return EXIT_USAGE
-    async with open_state(config.state) as store:
-        runs = await store.last_runs(10)
-        failures = await store.failures()
-        tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
+    status = await read_status(config.state)
     if output == "json":
-        print(json.dumps({
-            "tracked": tracked,
-            "runs": [dataclasses.asdict(r) for r in runs],
-            "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in failures],
-        }, indent=2, default=str))
+        print(json.dumps(status_json(status), indent=2, default=str))
         return EXIT_OK
-    print(f"state {config.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
-          f"{len(failures)} failed")
-    for run in runs:
-        counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
-        notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
-        outcome = run.outcome or "unfinished"
-        phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
-        if phase:  # interrupted or failed: how far it got
-            outcome = f"{outcome} during {phase}"
-            notes = [note for note in notes if note != outcome]
-        done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
-        print(f"run {run.id} {started} {run.mode} {outcome}: "
-              + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
-              + "".join(f"; {note}" for note in notes))
-    for kind, source_id, error, attempts in failures:
-        print(f"failed {kind} {source_id} (attempts {attempts}): {error}")
+    print(status_text(status))
     return EXIT_OK

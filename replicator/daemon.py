@@ -9,7 +9,7 @@
   which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
   both servers; not ready while the last cycle could not: unreachable, credentials refused),
   `/metrics` (Prometheus) on `listen`.
-- SIGTERM/SIGINT (`Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
+- SIGTERM/SIGINT (`replicator.shutdown.Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
   within `grace` seconds, flush the state, exit 0. A second signal cancels the cycle at once (exit 130).
 
 The HTTP endpoint is this module's own seam (aiohttp.web); the SCIM side stays in `replicator.scim`.
@@ -22,7 +22,6 @@ import contextlib
 import logging
 import os
 import random
-import signal
 import time
 from typing import Any
 
@@ -30,10 +29,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from replicator.app import replicate
 from replicator.config import Config
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.scim.client import ScimClient
+from replicator.shutdown import Shutdown
+from state import open_state
 
 log = logging.getLogger("replicator.daemon")
 
@@ -93,68 +95,6 @@ def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = 
     if consecutive_failures < 1:
         return interval
     return interval * min(2.0 ** min(consecutive_failures - 1, 62), max_factor)
-
-
-class Shutdown:
-    """The two-stage stop of a run, daemon or one-shot. The first SIGTERM/SIGINT (or `request()`) sets
-    `stop` (read no more, let the calls in flight finish, record, return) and arms a `grace` timer; a
-    second signal, or the timer, cancels the watched task at once (`cancelled`)."""
-
-    def __init__(self, grace: float) -> None:
-        self.grace = grace
-        self.stop = asyncio.Event()
-        self.requests = 0  # signals (and request() calls) received
-        self.signal_name: str | None = None  # the first signal's name
-        self.cancelled = False  # the watched work was cancelled: a second signal, or the grace ran out
-        self._task: asyncio.Future[Any] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._installed: list[signal.Signals] = []
-
-    @property
-    def requested(self) -> bool:
-        return self.requests > 0
-
-    def install(self) -> None:
-        """Handle SIGTERM and SIGINT on the running loop (where the platform lets us)."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, self.request, sig)
-                self._installed.append(sig)
-
-    def uninstall(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in self._installed:
-            loop.remove_signal_handler(sig)
-        self._installed.clear()
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def watch(self, task: asyncio.Future[Any]) -> None:
-        """`task` is the work a second signal (or the end of the grace) cancels."""
-        self._task = task
-        if self.cancelled:
-            task.cancel()
-
-    def request(self, sig: signal.Signals | None = None) -> None:
-        """First call: drain and stop. Second call: cancel the watched task at once."""
-        self.requests += 1
-        if self.requests == 1:
-            self.signal_name = sig.name if sig is not None else None
-            log.info("stopping%s: finishing calls in flight (grace %.0fs; a second signal stops at once)",
-                     f" on {self.signal_name}" if self.signal_name else "", self.grace)
-            self.stop.set()
-            self._timer = asyncio.get_running_loop().call_later(self.grace, self._cancel, "the grace period ended")
-        else:
-            self._cancel("second signal")
-
-    def _cancel(self, why: str) -> None:
-        if self._task is not None and not self._task.done():
-            log.warning("%s: stopping now", why)
-            self.cancelled = True
-            self._task.cancel()
-        elif self._task is None:
-            self.cancelled = True  # nothing runs yet: the work is cancelled as soon as it is watched
 
 
 class Daemon:
@@ -229,9 +169,6 @@ class Daemon:
     # -- the loop -------------------------------------------------------------------------------
 
     async def run(self) -> int:
-        from replicator.cli import replicate
-        from state import open_state
-
         self.shutdown.install()
         await self._start_http()
         last_full = time.monotonic()  # the next full reconcile is due full_interval from now...

@@ -9,10 +9,11 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from replicator.cli import replicate, report_text
+from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
+from replicator.report import report_text
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import serve
 from replicator.snapshot import differences, snapshot

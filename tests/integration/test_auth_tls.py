@@ -13,10 +13,11 @@ import pytest
 import trustme
 from aiohttp import web
 
-from replicator.cli import replicate, report_text
+from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.errors import AuthError, TLSError
 from replicator.pipeline.cycle import INCREMENTAL
+from replicator.report import report_text
 from replicator.scim.memory_server import Faults, MemoryScimServer
 
 CLIENT_ID = "worker-app-id"

@@ -228,7 +228,7 @@ async def test_the_store_names_its_file_when_sqlite_fails(tmp_path: Path) -> Non
 
 def test_a_state_error_is_found_inside_the_task_groups_that_carry_it() -> None:
     """replicate() translates a state error also when the cycle's task groups wrapped it (a worker's)."""
-    from replicator.cli import _state_failure
+    from replicator.app import _state_failure
 
     failure = StateUnusableError("state file s.db: disk I/O error (record_success)")
     assert _state_failure(ExceptionGroup("outer", [ValueError("x"), ExceptionGroup("inner", [failure])])) is failure

@@ -7,7 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.canonical import project
 from replicator.pipeline.cycle import FULL, INCREMENTAL

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from yarl import URL
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.errors import RedirectError
 from replicator.pipeline.cycle import INCREMENTAL

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.client import ReadReport

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, ScopeConfig
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL

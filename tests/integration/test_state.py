@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.memory_server import MemoryScimServer

@@ -7,8 +7,9 @@ import asyncio
 import pytest
 
 from replicator.config import Config, load_config
-from replicator.daemon import BACKOFF_MAX_FACTOR, Shutdown, backoff_delay
+from replicator.daemon import BACKOFF_MAX_FACTOR, backoff_delay
 from replicator.errors import ConfigError
+from replicator.shutdown import Shutdown
 
 
 def test_backoff_doubles_after_each_consecutive_failure_up_to_the_cap() -> None:

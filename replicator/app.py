@@ -1,0 +1,106 @@
+"""The composition root: what a run is made of, without the command line.
+
+`replicate()` opens the state and the two directories and runs one cycle, translating the state's
+errors (wherever the cycle met them) into one `StateError`. `run_one_cycle()` is a one-shot run's core:
+that cycle under SIGTERM/SIGINT draining (`Shutdown`). `read_status()` reads what `status` shows.
+Nothing here parses arguments, prints or chooses an exit code: that is `replicator.cli`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+from replicator.config import Config
+from replicator.errors import StateError
+from replicator.pipeline.cycle import CycleResult, run_cycle
+from replicator.report import StateStatus
+from replicator.scim.client import ScimClient, client_for
+from replicator.shutdown import Shutdown
+from state import open_state
+from state.errors import StateFileError
+
+log = logging.getLogger("replicator")
+
+
+async def replicate(
+    config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
+    clients: list[ScimClient] | None = None, on_latency: Callable[[str, float], None] | None = None,
+) -> CycleResult:
+    """Open both clients and the state, and run one cycle. `clients` receives the open clients
+    (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
+    watches the cycle (the daemon's metrics)."""
+    connections = config.concurrency + 4
+    try:
+        async with AsyncExitStack() as stack:
+            store = await stack.enter_async_context(open_state(config.state))
+            source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
+            destination = await stack.enter_async_context(
+                client_for(config.destination, "destination", max_connections=config.concurrency,
+                           min_concurrency=config.min_concurrency)
+            )
+            if clients is not None:
+                clients[:] = [source, destination]
+            if on_latency is not None:
+                for client in (source, destination):
+                    client.latency.observer = functools.partial(on_latency, client.name)
+            return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
+    except (StateFileError, ExceptionGroup) as exc:  # the state's errors, once, wherever the cycle met them
+        failure = _state_failure(exc)
+        if failure is None:
+            raise
+        log.debug("state failure", exc_info=exc)
+        raise StateError(str(failure)) from exc
+
+
+def _state_failure(exc: BaseException) -> StateFileError | None:
+    """The state's error that `exc` is, or holds (a worker's, through the cycle's task group)."""
+    if isinstance(exc, StateFileError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := _state_failure(inner)) is not None:
+                return found
+    return None
+
+
+@dataclass(frozen=True)
+class OneShotRun:
+    """How a one-shot cycle ended: its result, or None when it was stopped at once (a second signal,
+    or the end of the grace); `shutdown` says whether, and by which signal, a stop was requested."""
+
+    result: CycleResult | None
+    shutdown: Shutdown
+
+
+async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotRun:
+    """One cycle that SIGTERM/SIGINT drain as they drain the daemon (stop reading, let the calls in
+    flight finish within `grace`, record the run `interrupted`). A second signal, or the end of the
+    grace, stops it at once (the run is still recorded): then there is no result."""
+    shutdown = Shutdown(config.grace)
+    shutdown.install()
+    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop))
+    shutdown.watch(work)
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if not shutdown.cancelled:
+            raise
+        return OneShotRun(None, shutdown)
+    finally:
+        shutdown.uninstall()
+    log.info("cycle finished", extra={"fields": result.summary()})
+    return OneShotRun(result, shutdown)
+
+
+async def read_status(state_path: str) -> StateStatus:
+    """What `status` reports, read from the state file (which must exist: opening creates it)."""
+    async with open_state(state_path) as store:
+        runs = await store.last_runs(10)
+        failures = await store.failures()
+        tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
+    return StateStatus(state_path, tracked, runs, failures)

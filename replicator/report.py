@@ -1,0 +1,119 @@
+"""The reports: a cycle's (text for people, JSON for machines) and the state's (`status`).
+
+Pure formatting: every function takes what was done or read and returns text or plain data; nothing
+here reads the state, talks to a server or prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import textwrap
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.pipeline.cycle import CycleResult
+from replicator.pipeline.plan import Step
+from state import RunRecord
+
+
+def counts_text(result: CycleResult) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count) or "nothing to do"
+
+
+def describe_step(step: Step) -> str:
+    """One readable line per planned change, with its operations."""
+    head = f"{step.action:<7} {step.kind:<5} {step.label or step.source_id}"
+    if step.reason or step.held_why:
+        head += f"  ({'; '.join(filter(None, (step.reason, step.held_why)))})"
+    lines = [head]
+    for op in step.operations:
+        value = op.get("value")
+        shown = "" if "value" not in op else " = " + json.dumps(value, ensure_ascii=False)[:200]
+        lines.append(f"          {op['op']} {op['path']}{shown}")
+    return "\n".join(lines)
+
+
+def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
+    """What the guards held, one line per reason with the objects it holds (a long list is wrapped)."""
+    lines = []
+    for (kind, reason), entries in itertools.groupby(held, key=lambda entry: (entry[0], entry[2])):
+        labels = [label for _, label, _ in entries]
+        if len(labels) == 1:
+            lines.append(f"held    {kind:<5} {labels[0]}: {reason}")
+            continue
+        lines.append(f"held    {kind:<5} {len(labels)} listed: {reason}")
+        lines += textwrap.wrap(", ".join(labels), width=100, initial_indent=" " * 14, subsequent_indent=" " * 14)
+    return lines
+
+
+def report_text(result: CycleResult) -> str:
+    title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
+    if result.dry_run and result.outcome != "ok":
+        title += f", {result.outcome}"
+    lines = [f"{title} in {result.seconds:.2f}s: {counts_text(result)}"]
+    lines += [describe_step(step) for step in result.changes]
+    for kind, label, reason in result.failures:
+        lines.append(f"failed  {kind:<5} {label}: {reason}")
+    lines += held_lines(result.held)
+    lines += [f"note: {note}" for note in result.notes]
+    lines.append(
+        "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
+    )
+    return "\n".join(lines)
+
+
+def report_json(result: CycleResult) -> dict[str, Any]:
+    return {
+        **result.summary(),
+        "changes": [
+            {"action": s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
+             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations}
+            for s in result.changes
+        ],
+        "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
+        "held": [{"kind": k, "label": label, "reason": r} for k, label, r in result.held],
+    }
+
+
+@dataclass(frozen=True)
+class StateStatus:
+    """What `status` shows: objects replicated by kind, the last runs (newest first), the failed
+    resources as (kind, source id, error, attempts)."""
+
+    state: str
+    tracked: dict[str, int]
+    runs: list[RunRecord]
+    failures: list[tuple[str, str, str | None, int]]
+
+
+def status_json(status: StateStatus) -> dict[str, Any]:
+    return {
+        "tracked": status.tracked,
+        "runs": [dataclasses.asdict(r) for r in status.runs],
+        "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in status.failures],
+    }
+
+
+def status_text(status: StateStatus) -> str:
+    tracked, failures = status.tracked, status.failures
+    lines = [f"state {status.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
+             f"{len(failures)} failed"]
+    for run in status.runs:
+        counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
+        notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+        outcome = run.outcome or "unfinished"
+        phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
+        if phase:  # interrupted or failed: how far it got
+            outcome = f"{outcome} during {phase}"
+            notes = [note for note in notes if note != outcome]
+        done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
+        lines.append(f"run {run.id} {started} {run.mode} {outcome}: "
+                     + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
+                     + "".join(f"; {note}" for note in notes))
+    for kind, source_id, error, attempts in failures:
+        lines.append(f"failed {kind} {source_id} (attempts {attempts}): {error}")
+    return "\n".join(lines)
