@@ -7,7 +7,7 @@ from typing import Any
 from replicator.cli import replicate
 from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.scim.client import ReadReport
+from replicator.scim.paging import ReadReport
 from state import open_state
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, Pair
 from tests.harness import (
