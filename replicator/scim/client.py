@@ -1,15 +1,15 @@
-"""The SCIM client: one aiohttp session per side, typed errors, paging, discovery.
+"""The SCIM client: one aiohttp session per side; the only code that makes SCIM requests.
 
-Every foreign error is translated here, once, into the error tree of `replicator.errors`, keeping the
-server's words (status, scimType, detail, Retry-After). Listing advances by the number of items actually
-returned, stops at totalResults or an empty page, removes duplicate ids, and reports in `ReadReport`
-whether the read can be trusted as complete (only a complete read may lead to deletions).
+`ScimClient` sends each request under the server's pause, rate limit and concurrency limit, follows
+redirects only within the configured origin (`auth.redirect_target`), retries what `retry.retry_verdict`
+allows, and hands every failure to `status`, which translates it once into `replicator.errors`. Answers
+are decoded by `wire`; a listing's bookkeeping (duplicates, totalResults, completeness) is `paging`'s:
+listing advances by the number of items actually returned and stops at totalResults or an empty page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import ssl
 import time
 from collections import Counter
@@ -22,28 +22,23 @@ import stamina
 from yarl import URL
 
 from replicator import __version__
-from replicator.errors import (
-    AuthError,
-    ProtocolError,
-    ScimStatusError,
-    ScimTimeoutError,
-    TLSError,
-    TransportError,
-)
+from replicator.errors import AuthError, ProtocolError, ScimStatusError, ScimTimeoutError
 from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, auth_for, redirect_target
+from replicator.scim.latency import Latencies
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
-from replicator.scim.paging import ReadReport, aligned_count, fresh_resources, remembering
-from replicator.scim.retry import RetryPolicy
-from replicator.scim.status import error_from_response, status_overloads, tls_reason
+from replicator.scim.paging import ReadReport, fresh_resources, next_count, note_total, remembering, uses_cursor
+from replicator.scim.retry import RetryPolicy, retry_verdict
+from replicator.scim.status import FOREIGN_ERRORS, error_from_response, status_overloads, transport_error
 from replicator.scim.wire import (
     SCIM_JSON,
     BulkResult,
     ServerFeatures,
-    _field,
     any_decoder,
-    bulk_result,
+    bulk_results,
+    decode_json,
     decode_list,
-    positive_int,
+    expect_resource,
+    features_from,
 )
 
 if TYPE_CHECKING:
@@ -65,29 +60,6 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     location: str | None
-
-
-class Latencies:
-    """Request durations: a fixed-size uniform sample (for percentiles) and an optional observer that
-    sees each one as it happens (the daemon's histogram). Memory does not grow with the request count."""
-
-    def __init__(self, keep: int = 4096) -> None:
-        self.sample: list[float] = []
-        self.count = 0
-        self.observer: Callable[[float], None] | None = None
-        self._keep = keep
-        self._random = random.Random(0)
-
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        if len(self.sample) < self._keep:
-            self.sample.append(seconds)
-        else:  # reservoir sampling: every duration so far is in the sample with the same chance
-            slot = self._random.randrange(self.count)
-            if slot < self._keep:
-                self.sample[slot] = seconds
-        if self.observer is not None:
-            self.observer(seconds)
 
 
 class ScimClient:
@@ -189,16 +161,13 @@ class ScimClient:
         raise AssertionError("unreachable")
 
     def _retry_hook(self, *, idempotent: bool) -> Callable[[Exception], bool | float]:
+        """`retry_verdict`, counting each retry in `stats`."""
+
         def retry_on(exc: Exception) -> bool | float:
-            if isinstance(exc, ScimStatusError) and exc.retryable:
-                if not idempotent and exc.status not in (429, 503):
-                    return False
+            verdict = retry_verdict(exc, idempotent=idempotent)
+            if verdict is not False:
                 self.stats["retries"] += 1
-                return exc.retry_after if exc.retry_after is not None else True
-            if isinstance(exc, TransportError) and exc.retryable and (idempotent or not exc.sent):
-                self.stats["retries"] += 1
-                return True
-            return False
+            return verdict
 
         return retry_on
 
@@ -220,21 +189,12 @@ class ScimClient:
             started = time.monotonic()
             try:
                 status, payload, retry_after, location = await self._exchange(method, url, params, data, headers)
-            except TimeoutError as exc:
-                overloaded = True
-                self.stats["timeouts"] += 1
-                raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time", sent=True) from exc
-            except aiohttp.InvalidURL as exc:
-                raise TransportError(f"{method}: invalid URL for {self.name}") from exc
-            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-                raise TLSError(f"{method} {url.path}: TLS with {self.name} failed: {tls_reason(exc)}",
-                               sent=False) from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise TransportError(f"{method} {url.path}: cannot connect to {self.name}: {type(exc).__name__}",
-                                     sent=False) from exc
-            except aiohttp.ClientError as exc:
-                raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}",
-                                     sent=True) from exc
+            except FOREIGN_ERRORS as exc:
+                failure = transport_error(exc, method, url, self.name)
+                if isinstance(failure, ScimTimeoutError):
+                    overloaded = True
+                    self.stats["timeouts"] += 1
+                raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)
                 overloaded = overloaded or status_overloads(status)
@@ -300,24 +260,11 @@ class ScimClient:
         url = self.base_url / "Bulk"
         body = {"schemas": [BULK_REQUEST], "Operations": operations}
         _, payload, _ = await self.request("POST", url, body=body)
-        decoded = self._decode("POST", url, payload)
-        answers = _field(decoded, "Operations") if isinstance(decoded, dict) else None
-        if not isinstance(answers, list):
+        results = bulk_results(operations, decode_json(payload, f"POST {url.path}: {self.name}"))
+        if results is None:
             raise ProtocolError(f"POST {url.path}: {self.name} answered without Operations")
-        by_bulk_id = {str(_field(a, "bulkId")): a for a in answers if isinstance(a, dict) and _field(a, "bulkId")}
-        others = iter(a for a in answers if isinstance(a, dict) and not _field(a, "bulkId"))
-        results: list[BulkResult | None] = []
-        for operation in operations:
-            answer = by_bulk_id.get(str(operation.get("bulkId"))) if operation.get("bulkId") else next(others, None)
-            results.append(bulk_result(answer))
         self.stats["bulk_operations"] += len(operations)
         return results
-
-    def _decode(self, method: str, url: URL, payload: bytes) -> Any:
-        try:
-            return any_decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            raise ProtocolError(f"{method} {url.path}: {self.name} answered with invalid JSON") from exc
 
     def resource_url(self, kind: str, resource_id: str | None = None) -> URL:
         url = self.base_url / ENDPOINTS[kind]
@@ -332,28 +279,9 @@ class ScimClient:
             _, payload, _ = await self.request("GET", url)
         except ScimStatusError:
             return self.features
-        config = self._decode("GET", url, payload)
-        if not isinstance(config, dict):
-            return self.features
-
-        def supported(name: str, default: bool) -> bool:
-            section = config.get(name)
-            return bool(section.get("supported", default)) if isinstance(section, dict) else default
-
-        pagination = config.get("pagination") if isinstance(config.get("pagination"), dict) else {}
-        filter_section = config.get("filter") if isinstance(config.get("filter"), dict) else {}
-        max_results = filter_section.get("maxResults")
-        bulk_section = config.get("bulk") if isinstance(config.get("bulk"), dict) else {}
-        self.features = ServerFeatures(
-            patch=supported("patch", True),
-            filter=supported("filter", True),
-            bulk=supported("bulk", False),
-            bulk_max_operations=positive_int(bulk_section.get("maxOperations")),
-            bulk_max_payload=positive_int(bulk_section.get("maxPayloadSize")),
-            # cursors stay stable while the directory changes; prefer them whenever advertised
-            cursor_paging=bool(pagination.get("cursor")),
-            max_results=max_results if isinstance(max_results, int) and max_results > 0 else None,
-        )
+        features = features_from(decode_json(payload, f"GET {url.path}: {self.name}"))
+        if features is not None:
+            self.features = features
         return self.features
 
     # -- reads --------------------------------------------------------------------------------------
@@ -377,9 +305,7 @@ class ScimClient:
         the problem in `report`, so the caller knows the read is incomplete. Close the iterator
         (`contextlib.aclosing`) when leaving early, so the page requested ahead is cancelled.
         """
-        if cursor is None:
-            cursor = {"cursor": True, "index": False}.get(self._paging, self.features.cursor_paging)
-        use_cursor = cursor
+        use_cursor = uses_cursor(self._paging, self.features.cursor_paging) if cursor is None else cursor
         url = self.resource_url(kind)
         if read_before is None:
             read_before = remembering()
@@ -412,16 +338,11 @@ class ScimClient:
                     raise
                 ahead = None
                 report.pages += 1
-                if page.totalResults is not None:
-                    if report.total_results is not None and page.totalResults != report.total_results:
-                        report.problems.append(
-                            f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
-                        )
-                    report.total_results = page.totalResults if report.total_results is None else report.total_results
+                note_total(report, page.total_results)
                 fresh = await fresh_resources(page, report, with_raw, read_before)
                 if max_page_bytes is not None and page.Resources:
-                    fits = int(max_page_bytes * len(page.Resources) / max(1, len(payload)))
-                    count = aligned_count(max(1, min(page_size, 4 * count, fits)), start - 1 + len(page.Resources))
+                    count = next_count(count, page_size, max_page_bytes, len(page.Resources), len(payload),
+                                       start - 1 + len(page.Resources))
                 if use_cursor:
                     if page.nextCursor and page.Resources:
                         ahead = request_page(start, page.nextCursor)
@@ -429,7 +350,7 @@ class ScimClient:
                     start += len(page.Resources)
                     if not fresh:
                         report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
-                    elif page.totalResults is None or start <= page.totalResults:
+                    elif page.total_results is None or start <= page.total_results:
                         ahead = request_page(start, "")
                 del payload, page  # a page of large groups is megabytes: not kept while the caller works
                 if fresh:
@@ -443,7 +364,7 @@ class ScimClient:
     async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
         url = self.resource_url(kind, resource_id)
         _, payload, _ = await self.request("GET", url)
-        return self._expect_resource("GET", url, payload)
+        return expect_resource(payload, f"GET {url.path}: {self.name}")
 
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """Resources matching a filter (at most a few: this is for finding one object)."""
@@ -469,7 +390,7 @@ class ScimClient:
         if not reply.body.strip() and reply.location:
             # some servers answer 201 with a Location header and no body
             return {**body, "id": URL(reply.location).name}
-        return self._expect_resource("POST", url, reply.body)
+        return expect_resource(reply.body, f"POST {url.path}: {self.name}")
 
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
         await self.request("PATCH", self.resource_url(kind, resource_id), body=body)
@@ -478,18 +399,10 @@ class ScimClient:
         """PUT; the resource the server answered with, or None when it answered without one."""
         url = self.resource_url(kind, resource_id)
         reply = await self.request("PUT", url, body=body)
-        return self._expect_resource("PUT", url, reply.body) if reply.body.strip() else None
+        return expect_resource(reply.body, f"PUT {url.path}: {self.name}") if reply.body.strip() else None
 
     async def delete(self, kind: str, resource_id: str) -> None:
         await self.request("DELETE", self.resource_url(kind, resource_id))
-
-    def _expect_resource(self, method: str, url: URL, payload: bytes) -> dict[str, Any]:
-        resource = self._decode(method, url, payload)
-        if isinstance(resource, dict) and isinstance(resource.get("id"), int) and not isinstance(resource["id"], bool):
-            resource["id"] = str(resource["id"])
-        if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
-            raise ProtocolError(f"{method} {url.path}: {self.name} answered without a resource id")
-        return resource
 
 
 def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurrency: int | None = None) -> ScimClient:

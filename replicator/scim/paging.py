@@ -34,6 +34,30 @@ class ReadReport:
         return self.total_results is None or self.seen >= self.total_results
 
 
+def uses_cursor(paging: str, advertised: bool) -> bool:
+    """Cursor paging when configured so ("cursor"), index paging when configured so ("index"); otherwise
+    ("auto") cursors whenever the server advertises them: they stay stable while the directory changes."""
+    return {"cursor": True, "index": False}.get(paging, advertised)
+
+
+def note_total(report: ReadReport, total: int | None) -> None:
+    """Record a page's totalResults: the first one counts; a different one later is a problem of the read."""
+    if total is None:
+        return
+    if report.total_results is not None and total != report.total_results:
+        report.problems.append(f"totalResults changed during the read ({report.total_results} -> {total})")
+    report.total_results = total if report.total_results is None else report.total_results
+
+
+def next_count(count: int, page_size: int, max_page_bytes: int, resources: int, payload_bytes: int,
+               read: int) -> int:
+    """The count to ask for next when pages should stay under `max_page_bytes`: as many resources as the
+    last page (`resources` in `payload_bytes`) averages into that size, at most four times `count` and
+    `page_size`, at least one, and a divisor of `read` (`aligned_count`)."""
+    fits = int(max_page_bytes * resources / max(1, payload_bytes))
+    return aligned_count(max(1, min(page_size, 4 * count, fits)), read)
+
+
 def aligned_count(wanted: int, read: int) -> int:
     """The largest page size up to `wanted` that divides `read`, the number of resources read so far.
 

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 from yarl import URL
 
+from replicator.errors import ProtocolError
+
 SCIM_JSON = "application/scim+json"
 
 
@@ -48,6 +50,11 @@ class ListResponse(msgspec.Struct):
     totalResults: int | str | None = None
     nextCursor: str | None = None
 
+    @property
+    def total_results(self) -> int | None:
+        """totalResults as a number (`decode_list` has turned a numeric string into one), or None."""
+        return self.totalResults if isinstance(self.totalResults, int) else None
+
 
 def decode_list(payload: bytes) -> ListResponse:
     """A ListResponse, tolerating other spellings of its attribute names (they are case-insensitive,
@@ -72,11 +79,72 @@ class Identified(msgspec.Struct):
     id: Any = None
 
 
+class ErrorBody(msgspec.Struct):
+    """The words of a SCIM error answer (RFC 7644 3.12), as sent: either may be of any JSON type."""
+
+    scimType: Any = None
+    detail: Any = None
+
+
 _list_decoder = msgspec.json.Decoder(ListResponse)
 _raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
 id_decoder = msgspec.json.Decoder(Identified)  # reads only `id`: the zero-change path needs no more
 any_decoder = msgspec.json.Decoder()
+_error_decoder = msgspec.json.Decoder(ErrorBody)
+
+
+def decode_error(body: bytes) -> ErrorBody:
+    """The scimType and detail of an error answer; neither when the body is empty, not JSON, or not an object."""
+    try:
+        return _error_decoder.decode(body) if body else ErrorBody()
+    except msgspec.DecodeError:  # a ValidationError (JSON, but not an object) is one too
+        return ErrorBody()
+
+
+def decode_json(payload: bytes, where: str) -> Any:
+    """Any JSON answer; ProtocolError when it is not JSON (`where`: "GET /v2/Users: source")."""
+    try:
+        return any_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"{where} answered with invalid JSON") from exc
+
+
+def expect_resource(payload: bytes, where: str) -> dict[str, Any]:
+    """A resource answer with its id (a numbered id as a string); ProtocolError when it has none."""
+    resource = decode_json(payload, where)
+    if isinstance(resource, dict) and isinstance(resource.get("id"), int) and not isinstance(resource["id"], bool):
+        resource["id"] = str(resource["id"])
+    if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
+        raise ProtocolError(f"{where} answered without a resource id")
+    return resource
+
+
+def features_from(config: Any) -> ServerFeatures | None:
+    """The features a decoded ServiceProviderConfig advertises; None when it is not an object."""
+    if not isinstance(config, dict):
+        return None
+
+    def supported(name: str, default: bool) -> bool:
+        section = config.get(name)
+        return bool(section.get("supported", default)) if isinstance(section, dict) else default
+
+    def section(name: str) -> dict[str, Any]:
+        value = config.get(name)
+        return value if isinstance(value, dict) else {}
+
+    pagination, filter_section, bulk_section = section("pagination"), section("filter"), section("bulk")
+    max_results = filter_section.get("maxResults")
+    return ServerFeatures(
+        patch=supported("patch", True),
+        filter=supported("filter", True),
+        bulk=supported("bulk", False),
+        bulk_max_operations=positive_int(bulk_section.get("maxOperations")),
+        bulk_max_payload=positive_int(bulk_section.get("maxPayloadSize")),
+        # cursors stay stable while the directory changes; prefer them whenever advertised
+        cursor_paging=bool(pagination.get("cursor")),
+        max_results=max_results if isinstance(max_results, int) and max_results > 0 else None,
+    )
 
 
 def _field(mapping: Any, name: str) -> Any:
@@ -90,10 +158,28 @@ def _field(mapping: Any, name: str) -> Any:
 
 
 def positive_int(value: Any) -> int:
+    """`value` when it is a positive integer (not a bool), else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
+def bulk_results(operations: list[dict[str, Any]], answer: Any) -> list[BulkResult | None] | None:
+    """One result per operation of a Bulk request from the decoded BulkResponse, None where the server
+    gave none (it stopped early); POST results are matched by bulkId, the others by position. None when
+    the answer has no Operations list."""
+    answers = _field(answer, "Operations") if isinstance(answer, dict) else None
+    if not isinstance(answers, list):
+        return None
+    by_bulk_id = {str(_field(a, "bulkId")): a for a in answers if isinstance(a, dict) and _field(a, "bulkId")}
+    others = iter(a for a in answers if isinstance(a, dict) and not _field(a, "bulkId"))
+    results: list[BulkResult | None] = []
+    for operation in operations:
+        matched = by_bulk_id.get(str(operation.get("bulkId"))) if operation.get("bulkId") else next(others, None)
+        results.append(bulk_result(matched))
+    return results
+
+
 def bulk_result(answer: Any) -> BulkResult | None:
+    """One operation's answer; None when it has no status that reads as a number."""
     status = _field(answer, "status")
     if isinstance(status, dict):  # an older draft's {"code": 201}
         status = status.get("code")
