@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from replicator.scim.attributes import get_first_ci
+
 CANON_VERSION = 1
 
 USER = "User"
@@ -134,7 +136,7 @@ def match_value(canonical: dict[str, Any], attribute: str) -> str | None:
     for part in attribute.split("."):
         if not isinstance(value, dict):
             return None
-        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+        value = get_first_ci(value, part)
     return value if isinstance(value, str) and value else None
 
 

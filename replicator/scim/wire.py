@@ -13,6 +13,7 @@ import msgspec
 from yarl import URL
 
 from replicator.errors import ProtocolError
+from replicator.scim.attributes import get_ci
 
 SCIM_JSON = "application/scim+json"
 
@@ -147,16 +148,6 @@ def features_from(config: Any) -> ServerFeatures | None:
     )
 
 
-def _field(mapping: Any, name: str) -> Any:
-    """A JSON attribute by name, case-insensitively (RFC 7643 2.1)."""
-    if not isinstance(mapping, dict):
-        return None
-    if name in mapping:
-        return mapping[name]
-    lowered = name.lower()
-    return next((v for k, v in mapping.items() if k.lower() == lowered), None)
-
-
 def positive_int(value: Any) -> int:
     """`value` when it is a positive integer (not a bool), else 0."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -166,11 +157,11 @@ def bulk_results(operations: list[dict[str, Any]], answer: Any) -> list[BulkResu
     """One result per operation of a Bulk request from the decoded BulkResponse, None where the server
     gave none (it stopped early); POST results are matched by bulkId, the others by position. None when
     the answer has no Operations list."""
-    answers = _field(answer, "Operations") if isinstance(answer, dict) else None
+    answers = get_ci(answer, "Operations") if isinstance(answer, dict) else None
     if not isinstance(answers, list):
         return None
-    by_bulk_id = {str(_field(a, "bulkId")): a for a in answers if isinstance(a, dict) and _field(a, "bulkId")}
-    others = iter(a for a in answers if isinstance(a, dict) and not _field(a, "bulkId"))
+    by_bulk_id = {str(get_ci(a, "bulkId")): a for a in answers if isinstance(a, dict) and get_ci(a, "bulkId")}
+    others = iter(a for a in answers if isinstance(a, dict) and not get_ci(a, "bulkId"))
     results: list[BulkResult | None] = []
     for operation in operations:
         matched = by_bulk_id.get(str(operation.get("bulkId"))) if operation.get("bulkId") else next(others, None)
@@ -180,12 +171,12 @@ def bulk_results(operations: list[dict[str, Any]], answer: Any) -> list[BulkResu
 
 def bulk_result(answer: Any) -> BulkResult | None:
     """One operation's answer; None when it has no status that reads as a number."""
-    status = _field(answer, "status")
+    status = get_ci(answer, "status")
     if isinstance(status, dict):  # an older draft's {"code": 201}
         status = status.get("code")
     try:
         code = int(str(status))
     except (TypeError, ValueError):
         return None
-    location = _field(answer, "location")
-    return BulkResult(code, location if isinstance(location, str) else None, _field(answer, "response"))
+    location = get_ci(answer, "location")
+    return BulkResult(code, location if isinstance(location, str) else None, get_ci(answer, "response"))
