@@ -59,6 +59,7 @@ from functools import lru_cache
 from typing import Any
 
 from replicator.scim.attributes import get_ci
+from replicator.scim.urns import CORE_SCHEMA_PREFIX
 
 CASE_EXACT = frozenset({"id", "externalid", "meta.version", "password", "members.value"})
 """Lower-cased dotted core attribute names whose string values compare case-exactly.
@@ -67,7 +68,6 @@ CASE_EXACT = frozenset({"id", "externalid", "meta.version", "password", "members
 resource ids, which are. Everything else, extension attributes included, ignores case.
 """
 
-CORE_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:"
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 ORDERING_OPS = frozenset({"gt", "ge", "lt", "le"})
 SUBSTRING_OPS = frozenset({"co", "sw", "ew"})
@@ -534,7 +534,7 @@ def _container(path: AttrPath, obj: Any) -> Any:
     if path.urn is None:
         return obj
     urn = path.urn.lower()
-    if urn.startswith(CORE_URN_PREFIX):
+    if urn.startswith(CORE_SCHEMA_PREFIX):
         schemas = get_ci(obj, "schemas")
         if isinstance(schemas, list) and not any(
             isinstance(s, str) and s.lower() == urn for s in schemas
@@ -573,7 +573,7 @@ def _operands(path: AttrPath, obj: Any, scope: str) -> tuple[list[Any], bool]:
         values = [get_ci(e, "value") if isinstance(e, Mapping) else e for e in elements]
         if any(isinstance(e, Mapping) for e in elements):
             dotted += ".value"
-    if path.urn is not None and not path.urn.lower().startswith(CORE_URN_PREFIX):
+    if path.urn is not None and not path.urn.lower().startswith(CORE_SCHEMA_PREFIX):
         key = f"{path.urn.lower()}:{dotted}"
     else:
         key = f"{scope}.{dotted}" if scope else dotted
@@ -650,7 +650,7 @@ def _eval_value_path(node: ValuePath, obj: Any, scope: str) -> bool:
     else:
         elements = [head]
     name = node.path.name.lower()
-    if node.path.urn is not None and not node.path.urn.lower().startswith(CORE_URN_PREFIX):
+    if node.path.urn is not None and not node.path.urn.lower().startswith(CORE_SCHEMA_PREFIX):
         inner = f"{node.path.urn.lower()}:{name}"
     else:
         inner = f"{scope}.{name}" if scope else name

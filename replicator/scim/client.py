@@ -29,6 +29,7 @@ from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucke
 from replicator.scim.paging import ReadReport, fresh_resources, next_count, note_total, remembering, uses_cursor
 from replicator.scim.retry import RetryPolicy, retry_verdict
 from replicator.scim.status import FOREIGN_ERRORS, error_from_response, status_overloads, transport_error
+from replicator.scim.urns import BULK_REQUEST, SEARCH_REQUEST
 from replicator.scim.wire import (
     SCIM_JSON,
     BulkResult,
@@ -44,8 +45,6 @@ from replicator.scim.wire import (
 if TYPE_CHECKING:
     from replicator.config import SideConfig
 
-SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST /.search instead
 
 # retries are counted in ScimClient.stats and reported per cycle; stamina's own log line per retry
