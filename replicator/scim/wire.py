@@ -1,4 +1,5 @@
-"""SCIM wire records: what servers send (ListResponse, ServiceProviderConfig, Bulk answers), decoded.
+"""SCIM wire records: what servers send (resources, ListResponse, errors, ServiceProviderConfig, Bulk
+answers), decoded; an answer that is not JSON, or a resource without an id, is a ProtocolError.
 
 Decoders are built once, at import. Decoding is tolerant where servers are known to differ (attribute
 names in any case, numbers sent as strings) and never guesses beyond that.
@@ -47,6 +48,8 @@ class BulkResult:
 
 
 class ListResponse(msgspec.Struct):
+    """A page of a listing (RFC 7644 3.4.2); read it with `decode_list`."""
+
     Resources: list[msgspec.Raw] = []  # decoded one by one: each keeps its bytes for the caller
     totalResults: int | str | None = None
     nextCursor: str | None = None
@@ -77,6 +80,8 @@ def decode_list(payload: bytes) -> ListResponse:
 
 
 class Identified(msgspec.Struct):
+    """Just the id of a resource."""
+
     id: Any = None
 
 
