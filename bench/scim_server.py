@@ -18,9 +18,9 @@ from collections import Counter
 from aiohttp import web
 
 from bench.data import bench_group_plan
-from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.scim.urns import ENTERPRISE_USER
 
 
 def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:

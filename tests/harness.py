@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.canonical import GROUP, USER
 from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
-from replicator.scim.client import ReadReport, ScimClient
+from replicator.scim.client import ScimClient
+from replicator.scim.paging import ReadReport
+from replicator.scim.urns import ENTERPRISE_USER
 from replicator.snapshot import differences, snapshot
 
 

@@ -14,17 +14,19 @@ from typing import Any
 
 import msgspec
 
+from replicator.scim.attributes import get_first_ci
+from replicator.scim.urns import CORE_GROUP, CORE_USER
+
+# demo.py, sample_data.py and snapshot.py (outside the scim part of issue 14) still import it from here
+from replicator.scim.urns import ENTERPRISE_USER as ENTERPRISE_USER
+
 CANON_VERSION = 1
 
 USER = "User"
 GROUP = "Group"
 KINDS = (USER, GROUP)
 
-ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
-CORE_SCHEMAS = {
-    USER: "urn:ietf:params:scim:schemas:core:2.0:User",
-    GROUP: "urn:ietf:params:scim:schemas:core:2.0:Group",
-}
+CORE_SCHEMAS = {USER: CORE_USER, GROUP: CORE_GROUP}
 
 _SERVER_OWNED_TOP = {"id", "meta", "schemas", "$ref"}
 _SERVER_OWNED_BY_KIND = {USER: {"groups", "password"}, GROUP: set()}
@@ -134,7 +136,7 @@ def match_value(canonical: dict[str, Any], attribute: str) -> str | None:
     for part in attribute.split("."):
         if not isinstance(value, dict):
             return None
-        value = next((v for k, v in value.items() if k.lower() == part.lower()), None)
+        value = get_first_ci(value, part)
     return value if isinstance(value, str) and value else None
 
 

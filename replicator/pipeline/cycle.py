@@ -81,8 +81,10 @@ from replicator.pipeline.plan import (
 )
 from replicator.pipeline.references import reference_values, referenced_ids, translate
 from replicator.pipeline.scope import empty_scope_problem, group_member_users, missing_names_problem
-from replicator.scim.client import BulkResult, ReadReport, ScimClient
+from replicator.scim.client import ScimClient
 from replicator.scim.filters import render
+from replicator.scim.paging import ReadReport
+from replicator.scim.wire import BulkResult
 from state import ResourceRow, StateStore
 from state.store import CREATING, DISABLED, SYNCED
 

@@ -58,6 +58,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from replicator.scim.attributes import get_ci
+from replicator.scim.urns import CORE_SCHEMA_PREFIX
+
 CASE_EXACT = frozenset({"id", "externalid", "meta.version", "password", "members.value"})
 """Lower-cased dotted core attribute names whose string values compare case-exactly.
 
@@ -65,7 +68,6 @@ CASE_EXACT = frozenset({"id", "externalid", "meta.version", "password", "members
 resource ids, which are. Everything else, extension attributes included, ignores case.
 """
 
-CORE_URN_PREFIX = "urn:ietf:params:scim:schemas:core:2.0:"
 COMPARE_OPS = frozenset({"eq", "ne", "co", "sw", "ew", "gt", "ge", "lt", "le"})
 ORDERING_OPS = frozenset({"gt", "ge", "lt", "le"})
 SUBSTRING_OPS = frozenset({"co", "sw", "ew"})
@@ -527,32 +529,19 @@ def _chain(node: And | Or) -> list[Node]:
     return operands
 
 
-def _lookup(obj: Any, name: str) -> Any:
-    """``obj[name]`` with the key matched case-insensitively; None if absent or not a mapping."""
-    if not isinstance(obj, Mapping):
-        return None
-    if name in obj:
-        return obj[name]
-    folded = name.lower()
-    for key, value in obj.items():
-        if isinstance(key, str) and key.lower() == folded:
-            return value
-    return None
-
-
 def _container(path: AttrPath, obj: Any) -> Any:
     """The mapping holding the path's attribute: the resource itself, or its extension object."""
     if path.urn is None:
         return obj
     urn = path.urn.lower()
-    if urn.startswith(CORE_URN_PREFIX):
-        schemas = _lookup(obj, "schemas")
+    if urn.startswith(CORE_SCHEMA_PREFIX):
+        schemas = get_ci(obj, "schemas")
         if isinstance(schemas, list) and not any(
             isinstance(s, str) and s.lower() == urn for s in schemas
         ):
             return None
         return obj
-    return _lookup(obj, path.urn)
+    return get_ci(obj, path.urn)
 
 
 def _raw(path: AttrPath, obj: Any) -> list[Any]:
@@ -562,16 +551,16 @@ def _raw(path: AttrPath, obj: Any) -> list[Any]:
         return (
             [obj] if path.name.lower() == "value" and path.sub is None and path.urn is None else []
         )
-    head = _lookup(_container(path, obj), path.name)
+    head = get_ci(_container(path, obj), path.name)
     if path.sub is None:
         return [head]
     if isinstance(head, list):
         out: list[Any] = []
         for element in head:
-            value = _lookup(element, path.sub)
+            value = get_ci(element, path.sub)
             out.extend(value if isinstance(value, list) else [value])
         return out
-    return [_lookup(head, path.sub)]
+    return [get_ci(head, path.sub)]
 
 
 def _operands(path: AttrPath, obj: Any, scope: str) -> tuple[list[Any], bool]:
@@ -581,10 +570,10 @@ def _operands(path: AttrPath, obj: Any, scope: str) -> tuple[list[Any], bool]:
     if path.sub is None and len(values) == 1 and isinstance(values[0], list):
         # A multi-valued attribute compared without a sub-attribute compares each element's `value`.
         elements = values[0]
-        values = [_lookup(e, "value") if isinstance(e, Mapping) else e for e in elements]
+        values = [get_ci(e, "value") if isinstance(e, Mapping) else e for e in elements]
         if any(isinstance(e, Mapping) for e in elements):
             dotted += ".value"
-    if path.urn is not None and not path.urn.lower().startswith(CORE_URN_PREFIX):
+    if path.urn is not None and not path.urn.lower().startswith(CORE_SCHEMA_PREFIX):
         key = f"{path.urn.lower()}:{dotted}"
     else:
         key = f"{scope}.{dotted}" if scope else dotted
@@ -653,7 +642,7 @@ def _is_present(value: Any) -> bool:
 
 
 def _eval_value_path(node: ValuePath, obj: Any, scope: str) -> bool:
-    head = _lookup(_container(node.path, obj), node.path.name)
+    head = get_ci(_container(node.path, obj), node.path.name)
     if isinstance(head, list):
         elements = head
     elif head is None:
@@ -661,7 +650,7 @@ def _eval_value_path(node: ValuePath, obj: Any, scope: str) -> bool:
     else:
         elements = [head]
     name = node.path.name.lower()
-    if node.path.urn is not None and not node.path.urn.lower().startswith(CORE_URN_PREFIX):
+    if node.path.urn is not None and not node.path.urn.lower().startswith(CORE_SCHEMA_PREFIX):
         inner = f"{node.path.urn.lower()}:{name}"
     else:
         inner = f"{scope}.{name}" if scope else name

@@ -25,6 +25,7 @@ import msgspec
 
 from replicator.errors import ConfigError
 from replicator.pipeline.canonical import CANON_VERSION
+from replicator.scim.attributes import get_first_ci, key_ci, keys_ci
 
 
 @dataclass(frozen=True)
@@ -122,28 +123,28 @@ def _get(resource: dict[str, Any], path: str) -> Any:
     for key in _split(resource, path):
         if not isinstance(value, dict):
             return None
-        value = next((v for k, v in value.items() if k.lower() == key.lower()), None)
+        value = get_first_ci(value, key)
     return value
 
 
 def _set(resource: dict[str, Any], keys: list[str], value: Any) -> None:
     target = resource
     for key in keys[:-1]:
-        existing = next((k for k in target if k.lower() == key.lower()), key)
+        existing = key_ci(target, key) or key
         if not isinstance(target.get(existing), dict):
             target[existing] = {}
         target = target[existing]
-    existing = next((k for k in target if k.lower() == keys[-1].lower()), keys[-1])
+    existing = key_ci(target, keys[-1]) or keys[-1]
     target[existing] = value
 
 
 def _delete(resource: dict[str, Any], keys: list[str]) -> None:
     target: Any = resource
     for key in keys[:-1]:
-        target = next((v for k, v in target.items() if k.lower() == key.lower()), None)
+        target = get_first_ci(target, key)
         if not isinstance(target, dict):
             return
-    for key in [k for k in target if k.lower() == keys[-1].lower()]:
+    for key in keys_ci(target, keys[-1]):
         del target[key]
 
 

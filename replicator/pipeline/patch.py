@@ -21,8 +21,8 @@ import copy
 from typing import Any
 
 from replicator.scim.filters import quote
+from replicator.scim.urns import PATCH_OP
 
-PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 Operation = dict[str, Any]
 
 
@@ -126,7 +126,7 @@ def chunk_requests(ops: list[Operation], max_members: int) -> list[dict[str, Any
                 budget = max_members
             bodies[-1].append(piece)
             budget -= size
-    return [{"schemas": [PATCH_SCHEMA], "Operations": body} for body in bodies if body]
+    return [{"schemas": [PATCH_OP], "Operations": body} for body in bodies if body]
 
 
 def apply_operations(resource: dict[str, Any], ops: list[Operation]) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, sort_values
+from replicator.pipeline.canonical import GROUP, USER, sort_values
+from replicator.scim.urns import ENTERPRISE_USER
 
 
 def translate(

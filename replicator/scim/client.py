@@ -1,21 +1,19 @@
-"""The SCIM client: one aiohttp session per side, typed errors, paging, discovery.
+"""The SCIM client: one aiohttp session per side; the only code that makes SCIM requests.
 
-Every foreign error is translated here, once, into the error tree of `replicator.errors`, keeping the
-server's words (status, scimType, detail, Retry-After). Listing advances by the number of items actually
-returned, stops at totalResults or an empty page, removes duplicate ids, and reports in `ReadReport`
-whether the read can be trusted as complete (only a complete read may lead to deletions).
+`ScimClient` sends each request under the server's pause, rate limit and concurrency limit, follows
+redirects only within the configured origin (`auth.redirect_target`), retries what `retry.retry_verdict`
+allows, and hands every failure to `status`, which translates it once into `replicator.errors`. Answers
+are decoded by `wire`; a listing's bookkeeping (duplicates, totalResults, completeness) is `paging`'s:
+listing advances by the number of items actually returned and stops at totalResults or an empty page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
 import ssl
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
@@ -24,24 +22,29 @@ import stamina
 from yarl import URL
 
 from replicator import __version__
-from replicator.errors import (
-    AuthError,
-    ProtocolError,
-    ScimStatusError,
-    ScimTimeoutError,
-    TLSError,
-    TransportError,
-    status_error_class,
-)
-from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, auth_for, redact, redirect_target
+from replicator.errors import AuthError, ProtocolError, ScimStatusError, ScimTimeoutError
+from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, auth_for, redirect_target
+from replicator.scim.latency import Latencies
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
+from replicator.scim.paging import ReadReport, fresh_resources, next_count, note_total, remembering, uses_cursor
+from replicator.scim.retry import RetryPolicy, retry_verdict
+from replicator.scim.status import FOREIGN_ERRORS, error_from_response, status_overloads, transport_error
+from replicator.scim.urns import BULK_REQUEST, SEARCH_REQUEST
+from replicator.scim.wire import (
+    SCIM_JSON,
+    BulkResult,
+    ServerFeatures,
+    any_decoder,
+    bulk_results,
+    decode_json,
+    decode_list,
+    expect_resource,
+    features_from,
+)
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
 
-SCIM_JSON = "application/scim+json"
-SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
-BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST /.search instead
 
 # retries are counted in ScimClient.stats and reported per cycle; stamina's own log line per retry
@@ -56,214 +59,6 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     location: str | None
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounds of the retry layer: attempts and total seconds per call, backoff, longest pause."""
-
-    attempts: int = 8
-    timeout: float = 300.0
-    wait_initial: float = 0.2
-    wait_max: float = 30.0
-    max_pause: float = 300.0
-
-
-def status_overloads(status: int | None) -> bool:
-    """Statuses that mean 'send less': the concurrency limit is cut on them."""
-    return status in (429, 503)
-
-
-@dataclass(frozen=True)
-class ServerFeatures:
-    """What a server says it supports (GET /ServiceProviderConfig), with safe defaults."""
-
-    patch: bool = True
-    filter: bool = True
-    cursor_paging: bool = False
-    max_results: int | None = None
-    bulk: bool = False
-    bulk_max_operations: int = 0
-    bulk_max_payload: int = 0
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    """The answer to one operation of a Bulk request (RFC 7644 3.7.3)."""
-
-    status: int
-    location: str | None = None
-    response: Any = None
-
-    @property
-    def resource_id(self) -> str | None:
-        if isinstance(self.response, dict) and isinstance(self.response.get("id"), str | int):
-            return str(self.response["id"])
-        return URL(self.location).name if self.location else None
-
-
-@dataclass
-class ReadReport:
-    """How a listing went; `complete` is the only licence to treat an absent object as deleted."""
-
-    kind: str
-    total_results: int | None = None
-    seen: int = 0
-    duplicates: int = 0
-    pages: int = 0
-    problems: list[str] = field(default_factory=list)
-    finished: bool = False
-
-    @property
-    def complete(self) -> bool:
-        if not self.finished or self.problems:
-            return False
-        return self.total_results is None or self.seen >= self.total_results
-
-
-class Latencies:
-    """Request durations: a fixed-size uniform sample (for percentiles) and an optional observer that
-    sees each one as it happens (the daemon's histogram). Memory does not grow with the request count."""
-
-    def __init__(self, keep: int = 4096) -> None:
-        self.sample: list[float] = []
-        self.count = 0
-        self.observer: Callable[[float], None] | None = None
-        self._keep = keep
-        self._random = random.Random(0)
-
-    def add(self, seconds: float) -> None:
-        self.count += 1
-        if len(self.sample) < self._keep:
-            self.sample.append(seconds)
-        else:  # reservoir sampling: every duration so far is in the sample with the same chance
-            slot = self._random.randrange(self.count)
-            if slot < self._keep:
-                self.sample[slot] = seconds
-        if self.observer is not None:
-            self.observer(seconds)
-
-
-def aligned_count(wanted: int, read: int) -> int:
-    """The largest page size up to `wanted` that divides `read`, the number of resources read so far.
-
-    Some servers list page number (startIndex-1) // count instead of starting at startIndex; with such
-    a count they still start the next page where the last one ended. Pure."""
-    return next((size for size in range(wanted, 1, -1) if read % size == 0), 1)
-
-
-def _remembering() -> Callable[[list[str]], Awaitable[set[str]]]:
-    """A `read_before` that keeps the ids read in a set."""
-    seen: set[str] = set()
-
-    async def read_before(ids: list[str]) -> set[str]:
-        earlier = {rid for rid in ids if rid in seen}
-        seen.update(ids)
-        return earlier
-
-    return read_before
-
-
-class _ListResponse(msgspec.Struct):
-    Resources: list[msgspec.Raw] = []  # decoded one by one: each keeps its bytes for the caller
-    totalResults: int | str | None = None
-    nextCursor: str | None = None
-
-
-def _decode_list(payload: bytes) -> _ListResponse:
-    """A ListResponse, tolerating other spellings of its attribute names (they are case-insensitive,
-    and some servers write `resources`) and totalResults sent as a string."""
-    page = _list_decoder.decode(payload)
-    if not page.Resources and page.totalResults is None:
-        fields = {key.lower(): value for key, value in _raw_fields_decoder.decode(payload).items()}
-        if "resources" in fields or "totalresults" in fields:
-            page = _ListResponse(
-                _raw_list_decoder.decode(fields["resources"]) if "resources" in fields else [],
-                _any_decoder.decode(fields["totalresults"]) if "totalresults" in fields else None,
-                _any_decoder.decode(fields["nextcursor"]) if "nextcursor" in fields else None,
-            )
-    if isinstance(page.totalResults, str):
-        page.totalResults = int(page.totalResults) if page.totalResults.strip().isdigit() else None
-    elif page.totalResults is not None and not isinstance(page.totalResults, int):
-        page.totalResults = None
-    return page
-
-
-class _Identified(msgspec.Struct):
-    id: Any = None
-
-
-_list_decoder = msgspec.json.Decoder(_ListResponse)
-_raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
-_id_decoder = msgspec.json.Decoder(_Identified)  # reads only `id`: the zero-change path needs no more
-_any_decoder = msgspec.json.Decoder()
-
-
-def _field(mapping: Any, name: str) -> Any:
-    """A JSON attribute by name, case-insensitively (RFC 7643 2.1)."""
-    if not isinstance(mapping, dict):
-        return None
-    if name in mapping:
-        return mapping[name]
-    lowered = name.lower()
-    return next((v for k, v in mapping.items() if k.lower() == lowered), None)
-
-
-def _positive_int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _bulk_result(answer: Any) -> BulkResult | None:
-    status = _field(answer, "status")
-    if isinstance(status, dict):  # an older draft's {"code": 201}
-        status = status.get("code")
-    try:
-        code = int(str(status))
-    except (TypeError, ValueError):
-        return None
-    location = _field(answer, "location")
-    return BulkResult(code, location if isinstance(location, str) else None, _field(answer, "response"))
-
-
-def _tls_reason(exc: Exception) -> str:
-    """The certificate problem in a few words (no URL, no headers)."""
-    reason = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
-    return f"{type(exc).__name__}: {str(reason)[:200]}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None,
-                         secrets: list[str]) -> ScimStatusError:
-    scim_type = detail = None
-    try:
-        decoded = _any_decoder.decode(body) if body else None
-    except msgspec.DecodeError:
-        decoded = None
-    if isinstance(decoded, dict):
-        scim_type = redact(decoded["scimType"], secrets)[:100] if isinstance(decoded.get("scimType"), str) else None
-        raw_detail = decoded.get("detail")
-        # a server may echo what it was sent (the Authorization header included)
-        detail = redact(str(raw_detail), secrets)[:500] if raw_detail is not None else None
-    words = " ".join(w for w in (scim_type, detail) if w)
-    message = f"{method} {url.path} answered {status}" + (f": {words}" if words else "")
-    cls = status_error_class(status)
-    return cls(message, status=status, scim_type=scim_type, detail=detail, retry_after=parse_retry_after(retry_after))
 
 
 class ScimClient:
@@ -365,16 +160,13 @@ class ScimClient:
         raise AssertionError("unreachable")
 
     def _retry_hook(self, *, idempotent: bool) -> Callable[[Exception], bool | float]:
+        """`retry_verdict`, counting each retry in `stats`."""
+
         def retry_on(exc: Exception) -> bool | float:
-            if isinstance(exc, ScimStatusError) and exc.retryable:
-                if not idempotent and exc.status not in (429, 503):
-                    return False
+            verdict = retry_verdict(exc, idempotent=idempotent)
+            if verdict is not False:
                 self.stats["retries"] += 1
-                return exc.retry_after if exc.retry_after is not None else True
-            if isinstance(exc, TransportError) and exc.retryable and (idempotent or not exc.sent):
-                self.stats["retries"] += 1
-                return True
-            return False
+            return verdict
 
         return retry_on
 
@@ -396,21 +188,12 @@ class ScimClient:
             started = time.monotonic()
             try:
                 status, payload, retry_after, location = await self._exchange(method, url, params, data, headers)
-            except TimeoutError as exc:
-                overloaded = True
-                self.stats["timeouts"] += 1
-                raise ScimTimeoutError(f"{method} {url.path}: no answer from {self.name} in time", sent=True) from exc
-            except aiohttp.InvalidURL as exc:
-                raise TransportError(f"{method}: invalid URL for {self.name}") from exc
-            except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
-                raise TLSError(f"{method} {url.path}: TLS with {self.name} failed: {_tls_reason(exc)}",
-                               sent=False) from exc
-            except aiohttp.ClientConnectorError as exc:
-                raise TransportError(f"{method} {url.path}: cannot connect to {self.name}: {type(exc).__name__}",
-                                     sent=False) from exc
-            except aiohttp.ClientError as exc:
-                raise TransportError(f"{method} {url.path}: {self.name} connection failed: {type(exc).__name__}",
-                                     sent=True) from exc
+            except FOREIGN_ERRORS as exc:
+                failure = transport_error(exc, method, url, self.name)
+                if isinstance(failure, ScimTimeoutError):
+                    overloaded = True
+                    self.stats["timeouts"] += 1
+                raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)
                 overloaded = overloaded or status_overloads(status)
@@ -421,7 +204,7 @@ class ScimClient:
             if status in (401, 403):
                 raise AuthError(f"{method} {url.path} answered {status}: {self.name} refused our credentials")
             if status >= 300:
-                error = _error_from_response(method, url, status, payload, retry_after, self._auth.secrets())
+                error = error_from_response(method, url, status, payload, retry_after, self._auth.secrets())
                 if status in (429, 503):
                     self.stats[str(status)] += 1
                     self.pause.extend(error.retry_after if error.retry_after is not None else 1.0)
@@ -476,24 +259,11 @@ class ScimClient:
         url = self.base_url / "Bulk"
         body = {"schemas": [BULK_REQUEST], "Operations": operations}
         _, payload, _ = await self.request("POST", url, body=body)
-        decoded = self._decode("POST", url, payload)
-        answers = _field(decoded, "Operations") if isinstance(decoded, dict) else None
-        if not isinstance(answers, list):
+        results = bulk_results(operations, decode_json(payload, f"POST {url.path}: {self.name}"))
+        if results is None:
             raise ProtocolError(f"POST {url.path}: {self.name} answered without Operations")
-        by_bulk_id = {str(_field(a, "bulkId")): a for a in answers if isinstance(a, dict) and _field(a, "bulkId")}
-        others = iter(a for a in answers if isinstance(a, dict) and not _field(a, "bulkId"))
-        results: list[BulkResult | None] = []
-        for operation in operations:
-            answer = by_bulk_id.get(str(operation.get("bulkId"))) if operation.get("bulkId") else next(others, None)
-            results.append(_bulk_result(answer))
         self.stats["bulk_operations"] += len(operations)
         return results
-
-    def _decode(self, method: str, url: URL, payload: bytes) -> Any:
-        try:
-            return _any_decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            raise ProtocolError(f"{method} {url.path}: {self.name} answered with invalid JSON") from exc
 
     def resource_url(self, kind: str, resource_id: str | None = None) -> URL:
         url = self.base_url / ENDPOINTS[kind]
@@ -508,28 +278,9 @@ class ScimClient:
             _, payload, _ = await self.request("GET", url)
         except ScimStatusError:
             return self.features
-        config = self._decode("GET", url, payload)
-        if not isinstance(config, dict):
-            return self.features
-
-        def supported(name: str, default: bool) -> bool:
-            section = config.get(name)
-            return bool(section.get("supported", default)) if isinstance(section, dict) else default
-
-        pagination = config.get("pagination") if isinstance(config.get("pagination"), dict) else {}
-        filter_section = config.get("filter") if isinstance(config.get("filter"), dict) else {}
-        max_results = filter_section.get("maxResults")
-        bulk_section = config.get("bulk") if isinstance(config.get("bulk"), dict) else {}
-        self.features = ServerFeatures(
-            patch=supported("patch", True),
-            filter=supported("filter", True),
-            bulk=supported("bulk", False),
-            bulk_max_operations=_positive_int(bulk_section.get("maxOperations")),
-            bulk_max_payload=_positive_int(bulk_section.get("maxPayloadSize")),
-            # cursors stay stable while the directory changes; prefer them whenever advertised
-            cursor_paging=bool(pagination.get("cursor")),
-            max_results=max_results if isinstance(max_results, int) and max_results > 0 else None,
-        )
+        features = features_from(decode_json(payload, f"GET {url.path}: {self.name}"))
+        if features is not None:
+            self.features = features
         return self.features
 
     # -- reads --------------------------------------------------------------------------------------
@@ -553,12 +304,10 @@ class ScimClient:
         the problem in `report`, so the caller knows the read is incomplete. Close the iterator
         (`contextlib.aclosing`) when leaving early, so the page requested ahead is cancelled.
         """
-        if cursor is None:
-            cursor = {"cursor": True, "index": False}.get(self._paging, self.features.cursor_paging)
-        use_cursor = cursor
+        use_cursor = uses_cursor(self._paging, self.features.cursor_paging) if cursor is None else cursor
         url = self.resource_url(kind)
         if read_before is None:
-            read_before = _remembering()
+            read_before = remembering()
 
         count = page_size if max_page_bytes is None else 1
 
@@ -576,7 +325,7 @@ class ScimClient:
             while ahead is not None:
                 try:
                     payload = (await ahead).body
-                    page = _decode_list(payload)
+                    page = decode_list(payload)
                 except msgspec.ValidationError as exc:
                     report.problems.append(f"page {report.pages + 1}: not a SCIM ListResponse")
                     raise ProtocolError(f"GET {url.path}: {self.name} sent a page that is not a ListResponse") from exc
@@ -588,16 +337,11 @@ class ScimClient:
                     raise
                 ahead = None
                 report.pages += 1
-                if page.totalResults is not None:
-                    if report.total_results is not None and page.totalResults != report.total_results:
-                        report.problems.append(
-                            f"totalResults changed during the read ({report.total_results} -> {page.totalResults})"
-                        )
-                    report.total_results = page.totalResults if report.total_results is None else report.total_results
-                fresh = await self._fresh_resources(page, report, with_raw, read_before)
+                note_total(report, page.total_results)
+                fresh = await fresh_resources(page, report, with_raw, read_before)
                 if max_page_bytes is not None and page.Resources:
-                    fits = int(max_page_bytes * len(page.Resources) / max(1, len(payload)))
-                    count = aligned_count(max(1, min(page_size, 4 * count, fits)), start - 1 + len(page.Resources))
+                    count = next_count(count, page_size, max_page_bytes, len(page.Resources), len(payload),
+                                       start - 1 + len(page.Resources))
                 if use_cursor:
                     if page.nextCursor and page.Resources:
                         ahead = request_page(start, page.nextCursor)
@@ -605,7 +349,7 @@ class ScimClient:
                     start += len(page.Resources)
                     if not fresh:
                         report.problems.append(f"page {report.pages}: only ids already seen (server ignores startIndex?)")
-                    elif page.totalResults is None or start <= page.totalResults:
+                    elif page.total_results is None or start <= page.total_results:
                         ahead = request_page(start, "")
                 del payload, page  # a page of large groups is megabytes: not kept while the caller works
                 if fresh:
@@ -616,46 +360,10 @@ class ScimClient:
                 ahead.cancel()
                 await asyncio.gather(ahead, return_exceptions=True)
 
-    async def _fresh_resources(
-        self, page: _ListResponse, report: ReadReport, with_raw: bool,
-        read_before: Callable[[list[str]], Awaitable[set[str]]],
-    ) -> list[Any]:
-        """The page's resources with an id that was not read before: decoded, or (id, bytes) pairs."""
-        identified: list[tuple[str, Any]] = []
-        for raw in page.Resources:
-            try:
-                if with_raw:
-                    resource = None
-                    rid = _id_decoder.decode(raw).id
-                else:
-                    resource = _any_decoder.decode(raw)
-                    rid = resource.get("id") if isinstance(resource, dict) else None
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                rid = None
-            if isinstance(rid, int) and not isinstance(rid, bool):
-                rid = str(rid)  # some servers number their resources
-                if isinstance(resource, dict):
-                    resource["id"] = rid
-            if not isinstance(rid, str) or not rid:
-                report.problems.append(f"page {report.pages}: a resource without id")
-                continue
-            identified.append((rid, (rid, bytes(raw)) if with_raw else resource))
-        earlier = await read_before(list(dict.fromkeys(rid for rid, _ in identified)))
-        fresh: list[Any] = []
-        on_page: set[str] = set()
-        for rid, item in identified:
-            if rid in earlier or rid in on_page:
-                report.duplicates += 1
-                continue
-            on_page.add(rid)
-            fresh.append(item)
-        report.seen += len(fresh)
-        return fresh
-
     async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
         url = self.resource_url(kind, resource_id)
         _, payload, _ = await self.request("GET", url)
-        return self._expect_resource("GET", url, payload)
+        return expect_resource(payload, f"GET {url.path}: {self.name}")
 
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """Resources matching a filter (at most a few: this is for finding one object)."""
@@ -668,7 +376,7 @@ class ScimClient:
             body = {"schemas": [SEARCH_REQUEST], "filter": filter_expression, "count": 10}
             _, payload, _ = await self.request("POST", url, body=body, idempotent=True)
         try:
-            found = [_any_decoder.decode(raw) for raw in _decode_list(payload).Resources]
+            found = [any_decoder.decode(raw) for raw in decode_list(payload).Resources]
             return [r for r in found if isinstance(r, dict)]
         except msgspec.DecodeError as exc:
             raise ProtocolError(f"GET {url.path}: {self.name} sent a search answer that is not a ListResponse") from exc
@@ -681,7 +389,7 @@ class ScimClient:
         if not reply.body.strip() and reply.location:
             # some servers answer 201 with a Location header and no body
             return {**body, "id": URL(reply.location).name}
-        return self._expect_resource("POST", url, reply.body)
+        return expect_resource(reply.body, f"POST {url.path}: {self.name}")
 
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
         await self.request("PATCH", self.resource_url(kind, resource_id), body=body)
@@ -690,18 +398,10 @@ class ScimClient:
         """PUT; the resource the server answered with, or None when it answered without one."""
         url = self.resource_url(kind, resource_id)
         reply = await self.request("PUT", url, body=body)
-        return self._expect_resource("PUT", url, reply.body) if reply.body.strip() else None
+        return expect_resource(reply.body, f"PUT {url.path}: {self.name}") if reply.body.strip() else None
 
     async def delete(self, kind: str, resource_id: str) -> None:
         await self.request("DELETE", self.resource_url(kind, resource_id))
-
-    def _expect_resource(self, method: str, url: URL, payload: bytes) -> dict[str, Any]:
-        resource = self._decode(method, url, payload)
-        if isinstance(resource, dict) and isinstance(resource.get("id"), int) and not isinstance(resource["id"], bool):
-            resource["id"] = str(resource["id"])
-        if not isinstance(resource, dict) or not isinstance(resource.get("id"), str):
-            raise ProtocolError(f"{method} {url.path}: {self.name} answered without a resource id")
-        return resource
 
 
 def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurrency: int | None = None) -> ScimClient:

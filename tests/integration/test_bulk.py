@@ -12,10 +12,10 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.sample_data import group_plan, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.scim.urns import ENTERPRISE_USER
 from tests.harness import writes
 from tests.integration.test_reliability import Servers, delete_user
 

@@ -7,8 +7,10 @@ import asyncio
 import json
 from contextlib import aclosing
 
-from replicator.scim.client import Latencies, ReadReport, ScimClient
+from replicator.scim.client import ScimClient
+from replicator.scim.latency import Latencies
 from replicator.scim.memory_server import GROUP_SCHEMA, USER_SCHEMA, Faults, serve
+from replicator.scim.paging import ReadReport
 
 
 def _users(server, count: int) -> None:  # type: ignore[no-untyped-def]

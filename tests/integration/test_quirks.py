@@ -11,8 +11,8 @@ from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.canonical import project
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.scim.client import _decode_list
 from replicator.scim.memory_server import MemoryScimServer
+from replicator.scim.wire import decode_list as _decode_list
 from tests.harness import writes
 
 SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -261,7 +261,7 @@ async def test_group_listing_without_members_is_not_read_as_empty(tmp_path: Path
 
 async def test_numeric_ids_are_handled_as_strings(tmp_path: Path) -> None:
     """A source numbering its resources (ids as JSON numbers) replicates like any other."""
-    from replicator.scim.client import _decode_list
+    from replicator.scim.wire import decode_list as _decode_list
 
     page = _decode_list(b'{"Resources":[{"id":42,"userName":"n"}],"totalResults":1}')
     assert len(page.Resources) == 1

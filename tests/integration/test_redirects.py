@@ -19,8 +19,10 @@ from replicator.config import Config, SideConfig
 from replicator.errors import RedirectError
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.auth import StaticAuth, redirect_target
-from replicator.scim.client import ReadReport, RetryPolicy, ScimClient
+from replicator.scim.client import ScimClient
 from replicator.scim.memory_server import MemoryScimServer
+from replicator.scim.paging import ReadReport
+from replicator.scim.retry import RetryPolicy
 from tests.integration.test_cli import cli
 
 SOURCE_TOKEN = "fake-src-tok"

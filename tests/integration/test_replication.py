@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.app import replicate
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.scim.client import ReadReport
+from replicator.scim.paging import ReadReport
+from replicator.scim.urns import ENTERPRISE_USER
 from state import open_state
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, Pair
 from tests.harness import (

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from replicator.pipeline.canonical import (
     CORE_SCHEMAS,
-    ENTERPRISE_USER,
     GROUP,
     USER,
     canonicalise,
@@ -21,6 +20,7 @@ from replicator.pipeline.canonical import (
     project,
     schemas_for,
 )
+from replicator.scim.urns import ENTERPRISE_USER
 
 # -- what is dropped and what is kept -------------------------------------------------------------
 

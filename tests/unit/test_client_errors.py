@@ -32,7 +32,9 @@ from replicator.errors import (
     UnexpectedStatusError,
 )
 from replicator.scim.auth import StaticAuth
-from replicator.scim.client import ReadReport, RetryPolicy, ScimClient, parse_retry_after
+from replicator.scim.client import ScimClient
+from replicator.scim.paging import ReadReport
+from replicator.scim.retry import RetryPolicy, parse_retry_after
 
 # status mapping is checked one answer at a time: the retry layer has its own tests
 NO_RETRY = RetryPolicy(attempts=1)

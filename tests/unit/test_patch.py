@@ -9,13 +9,14 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, encode, sort_values
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, encode, sort_values
 from replicator.pipeline.patch import (
-    PATCH_SCHEMA,
     apply_operations,
     chunk_requests,
     compute_operations,
 )
+from replicator.scim.urns import ENTERPRISE_USER
+from replicator.scim.urns import PATCH_OP as PATCH_SCHEMA
 
 MEMBER_PREFIX = "members[value eq "
 

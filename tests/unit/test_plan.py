@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replicator.config import SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, digest, sort_values
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, digest, sort_values
 from replicator.pipeline.patch import apply_operations
 from replicator.pipeline.plan import (
     CREATE,
@@ -26,6 +26,7 @@ from replicator.pipeline.plan import (
     plan_removal,
     plan_upsert,
 )
+from replicator.scim.urns import ENTERPRISE_USER
 
 ALICE = {"userName": "alice", "displayName": "Alice", "title": "Engineer", "emails": [{"value": "a@x"}]}
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
+from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.references import translate
+from replicator.scim.urns import ENTERPRISE_USER
 
 USER_IDS = {"su1": "du1", "su2": "du2", "shared": "du-shared"}
 GROUP_IDS = {"sg1": "dg1", "shared": "dg-shared"}

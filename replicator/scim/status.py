@@ -1,0 +1,64 @@
+"""HTTP answers and aiohttp failures, translated once into the error tree of `replicator.errors`.
+
+A non-2xx answer becomes the ScimStatusError subclass for its status (`status_error_class`, whose table
+lives with the error tree), keeping the server's words (scimType and detail: redacted, cut short) and
+its Retry-After. An aiohttp failure becomes exactly one TransportError kind, saying whether the request
+can have reached the server (`sent`). This is the only module that knows aiohttp's exceptions for SCIM
+calls; the client hands it every one it catches. Pure; no I/O.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from yarl import URL
+
+from replicator.errors import ScimStatusError, ScimTimeoutError, TLSError, TransportError, status_error_class
+from replicator.scim.auth import redact
+from replicator.scim.retry import parse_retry_after
+from replicator.scim.wire import decode_error
+
+# what the client catches around one HTTP exchange and hands to `transport_error`
+FOREIGN_ERRORS = (TimeoutError, aiohttp.ClientError)
+
+
+def status_overloads(status: int | None) -> bool:
+    """Statuses that mean 'send less': the concurrency limit is cut on them."""
+    return status in (429, 503)
+
+
+def tls_reason(exc: Exception) -> str:
+    """The certificate problem in a few words (no URL, no headers)."""
+    reason = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return f"{type(exc).__name__}: {str(reason)[:200]}"
+
+
+def error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None,
+                        secrets: list[str]) -> ScimStatusError:
+    """The typed error for a non-2xx answer: its class by status, the server's words redacted of `secrets`."""
+    words_sent = decode_error(body)
+    scim_type = redact(words_sent.scimType, secrets)[:100] if isinstance(words_sent.scimType, str) else None
+    # a server may echo what it was sent (the Authorization header included)
+    detail = redact(str(words_sent.detail), secrets)[:500] if words_sent.detail is not None else None
+    words = " ".join(w for w in (scim_type, detail) if w)
+    message = f"{method} {url.path} answered {status}" + (f": {words}" if words else "")
+    cls = status_error_class(status)
+    return cls(message, status=status, scim_type=scim_type, detail=detail, retry_after=parse_retry_after(retry_after))
+
+
+def transport_error(exc: BaseException, method: str, url: URL, server: str) -> TransportError:
+    """Our one error for a failure of `method url` to `server` that got no HTTP answer (one of FOREIGN_ERRORS).
+
+    Checked most specific first (aiohttp's ServerTimeoutError is a TimeoutError too, its certificate
+    errors are connector errors): a timeout (ScimTimeoutError; sent: the server may have acted), an
+    invalid URL, a TLS failure (TLSError, terminal; not sent), a connection never made (not sent),
+    anything else (sent: the connection broke after the request may have gone out).
+    """
+    if isinstance(exc, TimeoutError):
+        return ScimTimeoutError(f"{method} {url.path}: no answer from {server} in time", sent=True)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return TransportError(f"{method}: invalid URL for {server}")
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+        return TLSError(f"{method} {url.path}: TLS with {server} failed: {tls_reason(exc)}", sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return TransportError(f"{method} {url.path}: cannot connect to {server}: {type(exc).__name__}", sent=False)
+    return TransportError(f"{method} {url.path}: {server} connection failed: {type(exc).__name__}", sent=True)
