@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data import bench_group_plan
 
 from replicator.pipeline.canonical import ENTERPRISE_USER
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 
 
 def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:

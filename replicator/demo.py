@@ -13,9 +13,9 @@ from replicator.cli import replicate, report_text
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.memory_server import serve
 from replicator.snapshot import differences, snapshot
+from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 
 
 def _seed(server, users: int, groups: int) -> None:  # type: ignore[no-untyped-def]

@@ -15,9 +15,9 @@ from typing import Any
 
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.client import ReadReport, ScimClient
 from replicator.snapshot import differences, snapshot
+from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 
 
 def free_port() -> int:

@@ -14,8 +14,8 @@ from replicator.cli import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.sample_data import group_plan, sample_group, sample_users
 from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing.sample_data import group_plan, sample_group, sample_users
 from tests.harness import writes
 from tests.integration.test_reliability import Servers, delete_user
 

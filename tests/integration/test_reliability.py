@@ -21,10 +21,10 @@ from replicator.cli import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
 from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 from state import open_state
 from tests.harness import assert_replicated, count_duplicates, writes
 
