@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from data import bench_group_plan
 
 from replicator.pipeline.canonical import ENTERPRISE_USER
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer, Quirks
 from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 
 
@@ -45,8 +45,7 @@ def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample"
 def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
     async def set_faults(request: web.Request) -> web.Response:
         fields = await request.json()
-        server.faults = Faults(**fields)
-        server._random.seed(fields.get("seed"))
+        server.faults = Faults(**fields)  # (re-seeds the faults' random stream from fields["seed"])
         return web.json_response({"faults": dataclasses.asdict(server.faults)}, dumps=_dumps)
 
     async def stats(request: web.Request) -> web.Response:
@@ -104,8 +103,8 @@ async def main() -> None:
     faults = Faults(latency=args.latency, rate_429=args.rate_429, rate_503=args.rate_503, rate_reset=args.rate_reset,
                     retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed,
                     rate_cap=args.rate_cap, rate_500=args.rate_500)
-    server = MemoryScimServer(bearer_token=args.token, faults=faults,
-                              patch_returns_resource=args.patch_returns_resource, bulk_max_operations=args.bulk)
+    server = MemoryScimServer(bearer_token=args.token, faults=faults, quirks=Quirks(
+        patch_returns_resource=args.patch_returns_resource, bulk_max_operations=args.bulk))
     seed(server, args.users, args.groups, args.plan)
     app = server.make_app()
     add_control_routes(app, server)

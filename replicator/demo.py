@@ -1,6 +1,6 @@
 """`scim-replicator demo`: two in-memory SCIM servers on loopback, sample data, a replication story.
 
-Nothing outside this package is needed: the servers are `replicator.scim.memory_server`, the state is a
+Nothing outside this package is needed: the servers are `replicator.testing`, the state is a
 temporary SQLite file, and everything stops when the demo ends.
 """
 
@@ -13,8 +13,8 @@ from replicator.cli import replicate, report_text
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.scim.memory_server import serve
 from replicator.snapshot import differences, snapshot
+from replicator.testing import serve
 from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 
 

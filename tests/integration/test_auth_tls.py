@@ -17,7 +17,7 @@ from replicator.cli import replicate, report_text
 from replicator.config import Config, SideConfig
 from replicator.errors import AuthError, TLSError
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer
 
 CLIENT_ID = "worker-app-id"
 CLIENT_SECRET = "fake-secret-x1"

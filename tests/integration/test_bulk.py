@@ -14,7 +14,7 @@ from replicator.cli import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer, Quirks
 from replicator.testing.sample_data import group_plan, sample_group, sample_users
 from tests.harness import writes
 from tests.integration.test_reliability import Servers, delete_user
@@ -26,7 +26,8 @@ TOKEN = "reliability-token"
 async def servers_with(tmp_path: Path, **destination_options: Any) -> AsyncIterator[Servers]:
     """A source and a Bulk destination in-memory server (with these options), started and stopped."""
     source = MemoryScimServer(bearer_token=TOKEN)
-    destination = MemoryScimServer(bearer_token=TOKEN, **{"bulk_max_operations": 50, **destination_options})
+    destination = MemoryScimServer(bearer_token=TOKEN,
+                                   quirks=Quirks(**{"bulk_max_operations": 50, **destination_options}))
     await source.start()
     await destination.start()
     try:
@@ -94,7 +95,7 @@ async def test_refused_bulk_operations_are_retried_alone(bulk_servers: Servers) 
 async def test_payload_too_large_falls_back_and_shrinks(tmp_path: Path) -> None:
     """413 from Bulk: the operations go one by one, later batches are smaller, and the copy completes."""
     source = MemoryScimServer()
-    destination = MemoryScimServer(bulk_max_operations=50, bulk_max_payload=4000)
+    destination = MemoryScimServer(quirks=Quirks(bulk_max_operations=50, bulk_max_payload=4000))
     await source.start()
     await destination.start()
     seed(source, 80, 0)

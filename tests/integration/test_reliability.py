@@ -23,7 +23,7 @@ from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer
 from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
 from state import open_state
 from tests.harness import assert_replicated, count_duplicates, writes
@@ -630,7 +630,7 @@ async def test_a_noted_create_is_disabled_with_what_it_holds(servers: Servers, m
     await replicate_losing_results(servers.config(groups=False), {ids[4]}, monkeypatch)
     name = servers.source.users[ids[4]]["userName"]
     delete_user(servers.source, ids[4])
-    servers.destination.patch_supported = False
+    servers.destination.quirks.patch_supported = False
     result = await replicate(servers.config(groups=False, remove_action="disable"), mode=INCREMENTAL, dry_run=False)
     assert result.counts["disabled"] == 1, result.summary()
     (kept,) = [user for user in servers.destination.users.values() if user["userName"] == name]

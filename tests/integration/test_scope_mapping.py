@@ -12,7 +12,7 @@ from replicator.cli import replicate
 from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
 from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from tests.harness import writes
 
 TOKEN = "scope-token"
