@@ -23,23 +23,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data import bench_group_plan
 
-from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.testing import Faults, MemoryScimServer, Quirks
-from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
+from replicator.testing.seeding import NestedGroup, seed_directory
 
 
 def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:
-    stored = [server.add_user(u) for u in sample_users(users)]
-    for index, user in enumerate(stored):
-        boss = manager_index(index)
-        if boss is not None:
-            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    if not groups:
-        return
-    shape = bench_group_plan(users, groups) if plan == "bench" else group_plan(users, groups)
-    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in shape]
-    if len(made) > 1 and plan != "bench":
-        server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+    if plan == "bench":
+        seed_directory(server, users, groups, shape=bench_group_plan)
+    else:
+        seed_directory(server, users, groups, nested=NestedGroup("Nested"))
 
 
 def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:

@@ -12,10 +12,10 @@ import pytest
 
 from replicator.cli import replicate
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER
+from replicator.pipeline.canonical import ENTERPRISE_USER, USER
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.testing import Faults, MemoryScimServer, Quirks
-from replicator.testing.sample_data import group_plan, sample_group, sample_users
+from replicator.testing.seeding import seed_directory
 from tests.harness import writes
 from tests.integration.test_reliability import Servers, delete_user
 
@@ -44,10 +44,8 @@ async def bulk_servers(tmp_path: Path) -> AsyncIterator[Servers]:
 
 
 def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
-    ids = [server.add_user(u)["id"] for u in sample_users(users)]
-    for name, members in group_plan(users, groups):
-        server.add_group(sample_group(name, [ids[i] for i in members[:40]]))
-    return ids
+    """The sample users without managers, and the sample groups cut to 40 members; returns the user ids."""
+    return seed_directory(server, users, groups, managers=False, max_members=40)[USER]
 
 
 def bulk_posts(server: MemoryScimServer) -> int:

@@ -24,7 +24,8 @@ from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
 from replicator.testing import Faults, MemoryScimServer
-from replicator.testing.sample_data import group_plan, manager_index, sample_group, sample_users
+from replicator.testing.sample_data import sample_group, sample_users
+from replicator.testing.seeding import NestedGroup, seed_directory
 from state import open_state
 from tests.harness import assert_replicated, count_duplicates, writes
 
@@ -67,18 +68,9 @@ async def servers(tmp_path: Path) -> AsyncIterator[Servers]:
     await destination.stop()
 
 
-def seed(server: MemoryScimServer, users: int, groups: int, *, names: list[str] | None = None) -> list[str]:
-    stored = [server.add_user(u) for u in sample_users(users)]
-    if names:
-        for user, name in zip(stored, names, strict=False):
-            user["userName"] = name
-    for index, user in enumerate(stored):
-        boss = manager_index(index)
-        if boss is not None:
-            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in group_plan(users, groups)]
-    server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
-    return [u["id"] for u in stored]
+def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
+    """The sample directory with managers and a "Nested" group; returns the user ids."""
+    return seed_directory(server, users, groups, nested=NestedGroup("Nested"))[USER]
 
 
 def delete_user(server: MemoryScimServer, user_id: str) -> None:
