@@ -1,4 +1,4 @@
-"""Seeded benchmark directories: users with realistic attributes (replicator.sample_data) and groups of
+"""Seeded benchmark directories: users with realistic attributes (replicator.testing.sample_data) and groups of
 Zipf-skewed sizes, the first holding every user, so membership work looks like a real tenant's."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import msgspec
 
 from bench.data import bench_group_plan
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, schemas_for
-from replicator.sample_data import group_plan, sample_group, sample_users
+from replicator.testing.sample_data import group_plan, sample_group, sample_users
 
 CHUNK = 100
 

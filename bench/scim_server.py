@@ -18,30 +18,21 @@ from collections import Counter
 from aiohttp import web
 
 from bench.data import bench_group_plan
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
-from replicator.scim.memory_server import Faults, MemoryScimServer
-from replicator.scim.urns import ENTERPRISE_USER
+from replicator.testing import Faults, MemoryScimServer, Quirks
+from replicator.testing.seeding import NestedGroup, seed_directory
 
 
 def seed(server: MemoryScimServer, users: int, groups: int, plan: str = "sample") -> None:
-    stored = [server.add_user(u) for u in sample_users(users)]
-    for index, user in enumerate(stored):
-        boss = manager_index(index)
-        if boss is not None:
-            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    if not groups:
-        return
-    shape = bench_group_plan(users, groups) if plan == "bench" else group_plan(users, groups)
-    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in shape]
-    if len(made) > 1 and plan != "bench":
-        server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+    if plan == "bench":
+        seed_directory(server, users, groups, shape=bench_group_plan)
+    else:
+        seed_directory(server, users, groups, nested=NestedGroup("Nested"))
 
 
 def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
     async def set_faults(request: web.Request) -> web.Response:
         fields = await request.json()
-        server.faults = Faults(**fields)
-        server._random.seed(fields.get("seed"))
+        server.faults = Faults(**fields)  # (re-seeds the faults' random stream from fields["seed"])
         return web.json_response({"faults": dataclasses.asdict(server.faults)}, dumps=_dumps)
 
     async def stats(request: web.Request) -> web.Response:
@@ -99,8 +90,8 @@ async def main() -> None:
     faults = Faults(latency=args.latency, rate_429=args.rate_429, rate_503=args.rate_503, rate_reset=args.rate_reset,
                     retry_after=args.retry_after, page_cap=args.page_cap, seed=args.seed,
                     rate_cap=args.rate_cap, rate_500=args.rate_500)
-    server = MemoryScimServer(bearer_token=args.token, faults=faults,
-                              patch_returns_resource=args.patch_returns_resource, bulk_max_operations=args.bulk)
+    server = MemoryScimServer(bearer_token=args.token, faults=faults, quirks=Quirks(
+        patch_returns_resource=args.patch_returns_resource, bulk_max_operations=args.bulk))
     seed(server, args.users, args.groups, args.plan)
     app = server.make_app()
     add_control_routes(app, server)

@@ -1,6 +1,6 @@
 """`scim-replicator demo`: two in-memory SCIM servers on loopback, sample data, a replication story.
 
-Nothing outside this package is needed: the servers are `replicator.scim.memory_server`, the state is a
+Nothing outside this package is needed: the servers are `replicator.testing`, the state is a
 temporary SQLite file, and everything stops when the demo ends.
 """
 
@@ -11,24 +11,11 @@ from pathlib import Path
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.canonical import ENTERPRISE_USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.report import report_text
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
-from replicator.scim.memory_server import serve
 from replicator.snapshot import differences, snapshot
-
-
-def _seed(server, users: int, groups: int) -> None:  # type: ignore[no-untyped-def]
-    stored = [server.add_user(u) for u in sample_users(users)]
-    for index, user in enumerate(stored):
-        boss = manager_index(index)
-        if boss is not None:
-            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    made = [server.add_group(sample_group(name, [stored[i]["id"] for i in members]))
-            for name, members in group_plan(users, groups)]
-    if len(made) > 1:
-        server.add_group(sample_group("Leadership", [stored[0]["id"]], group_ids=[made[1]["id"]]))
+from replicator.testing import serve
+from replicator.testing.seeding import NestedGroup, seed_directory
 
 
 def _equal(source, destination) -> list[str]:  # type: ignore[no-untyped-def]
@@ -46,7 +33,7 @@ async def run_demo(users: int = 25, groups: int = 5) -> int:
     users, groups = max(users, 8), max(groups, 2)  # the story edits users 1 to 5
     async with serve(bearer_token="demo-source-token") as (source, source_url), \
             serve(bearer_token="demo-destination-token") as (destination, destination_url):
-        _seed(source, users, groups)
+        seed_directory(source, users, groups, nested=NestedGroup("Leadership"))
         with tempfile.TemporaryDirectory() as tmp:
             config = Config(
                 source=SideConfig(url=source_url, token="demo-source-token"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from tests.harness import scim2_server
 
 SOURCE_TOKEN = "source-test-token"

@@ -15,11 +15,10 @@ from typing import Any
 
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport
-from replicator.scim.urns import ENTERPRISE_USER
 from replicator.snapshot import differences, snapshot
+from replicator.testing.seeding import NestedGroup, seed_directory_over_http
 
 
 def free_port() -> int:
@@ -101,21 +100,7 @@ async def count_duplicates(client: ScimClient) -> int:
 
 async def seed(client: ScimClient, users: int, groups: int, *, seed: int = 7) -> dict[str, list[str]]:
     """Create sample users (with managers) and groups (one with everyone, one empty, one nested) over HTTP."""
-    user_ids = []
-    for user in sample_users(users, seed):
-        user_ids.append((await client.create(USER, user))["id"])
-    for index, user_id in enumerate(user_ids):
-        boss = manager_index(index)
-        if boss is not None:
-            await client.patch(USER, user_id, patch_body(
-                [{"op": "replace", "path": f"{ENTERPRISE_USER}:manager", "value": {"value": user_ids[boss]}}]))
-    group_ids = []
-    for name, members in group_plan(users, groups, seed):
-        group_ids.append((await client.create(GROUP, sample_group(name, [user_ids[i] for i in members])))["id"])
-    if len(group_ids) > 1:
-        group_ids.append((await client.create(
-            GROUP, sample_group("Leadership", user_ids[:2], group_ids=[group_ids[1]])))["id"])
-    return {USER: user_ids, GROUP: group_ids}
+    return await seed_directory_over_http(client, users, groups, seed=seed, nested=NestedGroup("Leadership", users=2))
 
 
 def patch_body(operations: list[dict[str, Any]]) -> dict[str, Any]:

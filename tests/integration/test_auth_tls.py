@@ -18,7 +18,7 @@ from replicator.config import Config, SideConfig
 from replicator.errors import AuthError, TLSError
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.report import report_text
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer
 
 CLIENT_ID = "worker-app-id"
 CLIENT_SECRET = "fake-secret-x1"

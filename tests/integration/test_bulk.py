@@ -12,10 +12,11 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
+from replicator.pipeline.canonical import USER
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.sample_data import group_plan, sample_group, sample_users
-from replicator.scim.memory_server import Faults, MemoryScimServer
 from replicator.scim.urns import ENTERPRISE_USER
+from replicator.testing import Faults, MemoryScimServer, Quirks
+from replicator.testing.seeding import seed_directory
 from tests.harness import writes
 from tests.integration.test_reliability import Servers, delete_user
 
@@ -26,7 +27,8 @@ TOKEN = "reliability-token"
 async def servers_with(tmp_path: Path, **destination_options: Any) -> AsyncIterator[Servers]:
     """A source and a Bulk destination in-memory server (with these options), started and stopped."""
     source = MemoryScimServer(bearer_token=TOKEN)
-    destination = MemoryScimServer(bearer_token=TOKEN, **{"bulk_max_operations": 50, **destination_options})
+    destination = MemoryScimServer(bearer_token=TOKEN,
+                                   quirks=Quirks(**{"bulk_max_operations": 50, **destination_options}))
     await source.start()
     await destination.start()
     try:
@@ -43,10 +45,8 @@ async def bulk_servers(tmp_path: Path) -> AsyncIterator[Servers]:
 
 
 def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
-    ids = [server.add_user(u)["id"] for u in sample_users(users)]
-    for name, members in group_plan(users, groups):
-        server.add_group(sample_group(name, [ids[i] for i in members[:40]]))
-    return ids
+    """The sample users without managers, and the sample groups cut to 40 members; returns the user ids."""
+    return seed_directory(server, users, groups, managers=False, max_members=40)[USER]
 
 
 def bulk_posts(server: MemoryScimServer) -> int:
@@ -94,7 +94,7 @@ async def test_refused_bulk_operations_are_retried_alone(bulk_servers: Servers) 
 async def test_payload_too_large_falls_back_and_shrinks(tmp_path: Path) -> None:
     """413 from Bulk: the operations go one by one, later batches are smaller, and the copy completes."""
     source = MemoryScimServer()
-    destination = MemoryScimServer(bulk_max_operations=50, bulk_max_payload=4000)
+    destination = MemoryScimServer(quirks=Quirks(bulk_max_operations=50, bulk_max_payload=4000))
     await source.start()
     await destination.start()
     seed(source, 80, 0)

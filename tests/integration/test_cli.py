@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from tests.harness import writes
 
 SOURCE_TOKEN = "fake-src-tok"

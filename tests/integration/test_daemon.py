@@ -15,7 +15,7 @@ import pytest
 
 from replicator.config import Config, SideConfig
 from replicator.daemon import Daemon
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer
 from tests.harness import free_port
 
 TOKEN = "daemon-token"

@@ -24,7 +24,7 @@ from replicator.config import Config, SideConfig, SyncConfig
 from replicator.daemon import Daemon
 from replicator.pipeline.cycle import INCREMENTAL, run_cycle
 from replicator.scim.client import client_for
-from replicator.scim.memory_server import Faults, MemoryScimServer
+from replicator.testing import Faults, MemoryScimServer
 from state import open_state
 
 TOKEN = "lifecycle-token"

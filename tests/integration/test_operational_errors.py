@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from state import open_state
 from state.errors import StateUnusableError
 from tests.harness import free_port

@@ -9,8 +9,9 @@ from contextlib import aclosing
 
 from replicator.scim.client import ScimClient
 from replicator.scim.latency import Latencies
-from replicator.scim.memory_server import GROUP_SCHEMA, USER_SCHEMA, Faults, serve
 from replicator.scim.paging import ReadReport
+from replicator.testing import Faults, Quirks, serve
+from replicator.testing.protocol import GROUP_SCHEMA, USER_SCHEMA
 
 
 def _users(server, count: int) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +103,7 @@ async def test_pages_of_large_resources_are_sized_by_bytes() -> None:
 async def test_byte_sized_pages_stay_aligned_for_a_server_that_pages_by_page_number() -> None:
     """Some servers list page (startIndex-1) // count, not from startIndex: the count of a byte-sized page
     divides the number read so far, so each page starts where the last one ended and none is skipped."""
-    async with serve(pages_by_number=True) as (server, url):
+    async with serve(quirks=Quirks(pages_by_number=True)) as (server, url):
         _users(server, 1000)
         everyone = [{"value": user_id, "type": "User"} for user_id in server.users]
         for index in range(40):

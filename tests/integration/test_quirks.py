@@ -11,8 +11,8 @@ from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.canonical import project
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.scim.memory_server import MemoryScimServer
 from replicator.scim.wire import decode_list as _decode_list
+from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import writes
 
 SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -27,7 +27,7 @@ def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Pat
 
 async def test_destination_without_filters_adopts_through_a_listing(tmp_path: Path) -> None:
     """A destination that refuses filters: a 409 on create is resolved by listing it once, not by failing."""
-    source, destination = MemoryScimServer(), MemoryScimServer(filter_supported=False)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(filter_supported=False))
     await source.start()
     await destination.start()
     source.add_user({"schemas": SCHEMA, "userName": "first"})
@@ -45,7 +45,7 @@ async def test_destination_without_filters_adopts_through_a_listing(tmp_path: Pa
 
 async def test_create_answered_with_only_a_location_header(tmp_path: Path) -> None:
     """201 with an empty body and a Location header still gives the new object's id."""
-    source, destination = MemoryScimServer(), MemoryScimServer(create_returns_body=False)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(create_returns_body=False))
     await source.start()
     await destination.start()
     for i in range(3):
@@ -63,7 +63,7 @@ async def test_a_changed_name_part_keeps_the_others_on_a_server_replacing_comple
         tmp_path: Path) -> None:
     """Some servers replace `name` whole on `replace name {givenName}` (RFC 7644 3.5.2.3 says merge): a
     changed givenName and manager still leave familyName, formatted and the manager's other parts."""
-    source, destination = MemoryScimServer(), MemoryScimServer(replace_complex_whole=True)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(replace_complex_whole=True))
     await source.start()
     await destination.start()
     boss = source.add_user({"schemas": SCHEMA, "userName": "boss"})
@@ -90,7 +90,7 @@ async def test_a_changed_name_part_keeps_the_others_on_a_server_replacing_comple
 async def test_members_a_server_left_out_of_a_created_group_are_added(tmp_path: Path) -> None:
     """A server that ignores `members` in a group POST and answers `members: []` (django-scim2) gets
     them by PATCH add, small groups and groups beyond member_chunk alike; a --full then writes nothing."""
-    source, destination = MemoryScimServer(), MemoryScimServer(create_ignores_members=True)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(create_ignores_members=True))
     await source.start()
     await destination.start()
     ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(12)]
@@ -112,7 +112,7 @@ async def test_a_conflict_that_the_search_cannot_explain_is_looked_up_in_a_listi
     """A destination whose filters compare userName case-exactly (SCIMMY) answers 409 to a new user
     whose userName an existing one holds in another case, and its search finds nothing: the object is
     found in a listing (keys compared without case) and adopted, instead of failing every cycle."""
-    source, destination = MemoryScimServer(), MemoryScimServer(case_exact_filters=True)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(case_exact_filters=True))
     await source.start()
     await destination.start()
     source.add_user({"schemas": SCHEMA, "userName": "first"})
@@ -161,7 +161,7 @@ async def _replace_scenario(tmp_path: Path, destination: MemoryScimServer) -> No
 async def test_a_destination_without_patch_gets_the_live_object_with_our_changes(tmp_path: Path) -> None:
     """Without PATCH, an update is a PUT of the object as the destination holds it with our operations
     applied: a PUT of the source form alone would wipe the nickName and the member others added."""
-    await _replace_scenario(tmp_path, MemoryScimServer(patch_supported=False))
+    await _replace_scenario(tmp_path, MemoryScimServer(quirks=Quirks(patch_supported=False)))
 
 
 @pytest.mark.parametrize("refusals", [{"displayName": (501, None), "members[": (501, None)},
@@ -171,7 +171,7 @@ async def test_a_patch_the_destination_does_not_take_falls_back_to_put(
     """A server that advertises PATCH but answers 501 to some forms of it (django-scim2: a rename by
     `replace displayName`, a removal by `members[value eq ...]`), or 400 invalidFilter / invalidPath,
     gets the change by PUT instead."""
-    await _replace_scenario(tmp_path, MemoryScimServer(patch_refusals=refusals))
+    await _replace_scenario(tmp_path, MemoryScimServer(quirks=Quirks(patch_refusals=refusals)))
 
 
 async def test_member_changes_a_put_ignored_are_patched_or_reported(tmp_path: Path) -> None:
@@ -179,8 +179,8 @@ async def test_member_changes_a_put_ignored_are_patched_or_reported(tmp_path: Pa
     after the PUT, members its answer lacks are added by PATCH, and a member it kept though we removed it
     fails the object (recorded, retried later) instead of being reported as replicated."""
     source = MemoryScimServer()
-    destination = MemoryScimServer(patch_refusals={"displayName": (501, None), "members[": (501, None)},
-                                   put_ignores_members=True)
+    destination = MemoryScimServer(quirks=Quirks(patch_refusals={"displayName": (501, None), "members[": (501, None)},
+                                                 put_ignores_members=True))
     await source.start()
     await destination.start()
     ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(3)]
@@ -206,7 +206,7 @@ async def test_a_put_keeps_the_members_a_read_left_out(tmp_path: Path, monkeypat
     read must still carry every member we want, not only the one being added."""
     from replicator.scim.client import ScimClient
 
-    source, destination = MemoryScimServer(), MemoryScimServer(patch_supported=False)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=Quirks(patch_supported=False))
     await source.start()
     await destination.start()
     ids = [source.add_user({"schemas": SCHEMA, "userName": f"u{i}"})["id"] for i in range(5)]
@@ -243,7 +243,7 @@ def test_live_attribute_names_in_another_case_are_not_drift() -> None:
 
 async def test_group_listing_without_members_is_not_read_as_empty(tmp_path: Path) -> None:
     """A source that leaves `members` out of group listings: each such group is read alone, members kept."""
-    source, destination = MemoryScimServer(list_omits_members=True), MemoryScimServer()
+    source, destination = MemoryScimServer(quirks=Quirks(list_omits_members=True)), MemoryScimServer()
     await source.start()
     await destination.start()
     ids = [source.add_user({"schemas": SCHEMA, "userName": f"m{i}"})["id"] for i in range(3)]

@@ -20,9 +20,9 @@ from replicator.errors import RedirectError
 from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.auth import StaticAuth, redirect_target
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import MemoryScimServer
 from replicator.scim.paging import ReadReport
 from replicator.scim.retry import RetryPolicy
+from replicator.testing import MemoryScimServer
 from tests.integration.test_cli import cli
 
 SOURCE_TOKEN = "fake-src-tok"

@@ -21,11 +21,12 @@ from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.cycle import FULL, INCREMENTAL
-from replicator.sample_data import group_plan, manager_index, sample_group, sample_users
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import Faults, MemoryScimServer
 from replicator.scim.urns import ENTERPRISE_USER
+from replicator.testing import Faults, MemoryScimServer
+from replicator.testing.sample_data import sample_group, sample_users
+from replicator.testing.seeding import NestedGroup, seed_directory
 from state import open_state
 from tests.harness import assert_replicated, count_duplicates, writes
 
@@ -68,18 +69,9 @@ async def servers(tmp_path: Path) -> AsyncIterator[Servers]:
     await destination.stop()
 
 
-def seed(server: MemoryScimServer, users: int, groups: int, *, names: list[str] | None = None) -> list[str]:
-    stored = [server.add_user(u) for u in sample_users(users)]
-    if names:
-        for user, name in zip(stored, names, strict=False):
-            user["userName"] = name
-    for index, user in enumerate(stored):
-        boss = manager_index(index)
-        if boss is not None:
-            user[ENTERPRISE_USER]["manager"] = {"value": stored[boss]["id"]}
-    made = [server.add_group(sample_group(n, [stored[i]["id"] for i in m])) for n, m in group_plan(users, groups)]
-    server.add_group(sample_group("Nested", [stored[0]["id"]], group_ids=[made[1]["id"]]))
-    return [u["id"] for u in stored]
+def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
+    """The sample directory with managers and a "Nested" group; returns the user ids."""
+    return seed_directory(server, users, groups, nested=NestedGroup("Nested"))[USER]
 
 
 def delete_user(server: MemoryScimServer, user_id: str) -> None:
@@ -631,7 +623,7 @@ async def test_a_noted_create_is_disabled_with_what_it_holds(servers: Servers, m
     await replicate_losing_results(servers.config(groups=False), {ids[4]}, monkeypatch)
     name = servers.source.users[ids[4]]["userName"]
     delete_user(servers.source, ids[4])
-    servers.destination.patch_supported = False
+    servers.destination.quirks.patch_supported = False
     result = await replicate(servers.config(groups=False, remove_action="disable"), mode=INCREMENTAL, dry_run=False)
     assert result.counts["disabled"] == 1, result.summary()
     (kept,) = [user for user in servers.destination.users.values() if user["userName"] == name]

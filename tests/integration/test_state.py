@@ -12,7 +12,7 @@ import pytest
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.pipeline.cycle import INCREMENTAL
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from state import open_state
 from state.errors import NewerSchemaError
 from state.store import _MIGRATIONS, SCHEMA_VERSION

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from replicator.scim.memory_server import MemoryScimServer
+from replicator.testing import MemoryScimServer
 from state.lock import holder_note, locked_message
 from tests.harness import free_port
 

@@ -10,7 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from replicator.scim.memory_server import (
+from replicator.testing import Faults, MemoryScimServer, Quirks, ScimProblem, serve
+from replicator.testing.patch import apply_patch
+from replicator.testing.protocol import (
     ENTERPRISE_USER_SCHEMA,
     ERROR_SCHEMA,
     GROUP,
@@ -18,11 +20,6 @@ from replicator.scim.memory_server import (
     LIST_RESPONSE_SCHEMA,
     PATCH_OP_SCHEMA,
     USER_SCHEMA,
-    Faults,
-    MemoryScimServer,
-    ScimError,
-    apply_patch,
-    serve,
 )
 
 Running = tuple[MemoryScimServer, str, aiohttp.ClientSession]
@@ -189,7 +186,7 @@ async def test_list_pages_advance_in_insertion_order() -> None:
 
 async def test_list_count_defaults_and_caps() -> None:
     """count defaults to and is capped at max_page_size and page_cap; startIndex < 1 means 1."""
-    async with running(max_page_size=3) as (server, url, http):
+    async with running(quirks=Quirks(max_page_size=3)) as (server, url, http):
         for i in range(5):
             server.add_user(user(f"u{i}"))
         _, page, _ = await call(http, "GET", f"{url}/Users")
@@ -211,7 +208,7 @@ async def test_list_count_defaults_and_caps() -> None:
 
 async def test_cursor_paging_walks_all_pages() -> None:
     """cursor= starts paging, nextCursor leads on and is absent on the last page."""
-    async with running(cursor_paging=True) as (server, url, http):
+    async with running(quirks=Quirks(cursor_paging=True)) as (server, url, http):
         for i in range(5):
             server.add_user(user(f"u{i}"))
         seen: list[str] = []
@@ -308,7 +305,7 @@ async def test_unparsable_or_unsupported_filter_is_invalid_filter() -> None:
         ]:
             status, body, _ = await call(http, "GET", f"{url}/Users", params={"filter": expression})
             assert_error(status, body, 400, "invalidFilter")
-    async with running(filter_supported=False) as (_, url, http):
+    async with running(quirks=Quirks(filter_supported=False)) as (_, url, http):
         status, body, _ = await call(
             http, "GET", f"{url}/Users", params={"filter": 'userName eq "a"'}
         )
@@ -458,7 +455,7 @@ def test_patch_member_adds_leave_the_original_and_skip_present_members() -> None
     earlier versions."""
     first = {"id": "g", "displayName": "g", "members": [{"value": "a"}]}
     second = apply_patch(first, patch_body({"op": "add", "path": "members", "value": [{"value": "b"}]}), GROUP)
-    with pytest.raises(ScimError):
+    with pytest.raises(ScimProblem):
         apply_patch(second, patch_body({"op": "add", "path": "members", "value": [{"value": "c"}]},
                                        {"op": "remove"}), GROUP)
     other = apply_patch(first, patch_body({"op": "add", "path": "members", "value": [{"value": "x"}]}), GROUP)
@@ -543,7 +540,7 @@ async def test_patch_enforces_username_uniqueness() -> None:
 
 async def test_patch_configuration_flags() -> None:
     """patch_returns_resource=False answers 204; patch_supported=False answers 501."""
-    async with running(patch_returns_resource=False) as (server, url, http):
+    async with running(quirks=Quirks(patch_returns_resource=False)) as (server, url, http):
         stored = server.add_user(user("ivan"))
         status, body, _ = await call(
             http,
@@ -553,7 +550,7 @@ async def test_patch_configuration_flags() -> None:
         )
         assert (status, body) == (204, None)
         assert server.users[stored["id"]]["title"] == "x"
-    async with running(patch_supported=False) as (server, url, http):
+    async with running(quirks=Quirks(patch_supported=False)) as (server, url, http):
         stored = server.add_user(user("ivan"))
         status, body, _ = await call(
             http, "PATCH", f"{url}/Users/{stored['id']}", patch_body({"op": "remove", "path": "x"})
@@ -568,7 +565,7 @@ async def test_patch_configuration_flags() -> None:
 
 async def test_service_provider_config() -> None:
     """ServiceProviderConfig advertises patch, filter, bearer auth, pagination; no bulk or etag."""
-    async with running(bearer_token="t0k", cursor_paging=True, max_page_size=50) as (_, url, http):
+    async with running(bearer_token="t0k", quirks=Quirks(cursor_paging=True, max_page_size=50)) as (_, url, http):
         headers = {"Authorization": "Bearer t0k"}
         status, config, _ = await call(http, "GET", f"{url}/ServiceProviderConfig", headers=headers)
         assert status == 200

@@ -6,6 +6,7 @@ Used by the demo, the tests and the benchmarks, so that all three speak of the s
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from typing import Any
 
 from replicator.pipeline.canonical import CORE_SCHEMAS, ENTERPRISE_USER, GROUP, USER
@@ -52,7 +53,7 @@ def manager_index(index: int) -> int | None:
     return None if index == 0 else (index - 1) // 5
 
 
-def sample_group(name: str, member_ids: list[str], *, group_ids: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def sample_group(name: str, member_ids: Sequence[str], *, group_ids: Sequence[str] = ()) -> dict[str, Any]:
     members = [{"value": uid, "type": USER} for uid in member_ids]
     members += [{"value": gid, "type": GROUP} for gid in group_ids]
     group: dict[str, Any] = {"schemas": [CORE_SCHEMAS[GROUP]], "displayName": name}
