@@ -21,7 +21,7 @@ import os
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from replicator import __version__
@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit code. A reader of stdout that leaves early does not change
     it: the run's work is done and its code stands; the rest of the report is dropped."""
     stdout = _StdoutReaderMayLeave(sys.stdout)
-    sys.stdout = stdout  # type: ignore[assignment]
+    sys.stdout = stdout
     try:
         return _main(argv)
     finally:
@@ -196,6 +196,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
 
 def _run_async(coro: Any, *, json_report: bool = False) -> int:
+    runner: Callable[..., Any]
     try:
         import uvloop
 

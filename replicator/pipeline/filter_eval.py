@@ -224,7 +224,8 @@ def _lex(text: str) -> list[_Token]:
             i += 1
         elif ch == '"':
             try:
-                value, end = json.decoder.scanstring(text, i + 1, True)
+                # public in json.decoder, missing from typeshed's stub
+                value, end = json.decoder.scanstring(text, i + 1, True)  # type: ignore[attr-defined]
             except json.JSONDecodeError as exc:
                 reason = exc.msg.removesuffix(" at").removesuffix(" starting").lower()
                 raise FilterError(f"invalid string literal: {reason}", exc.pos, text) from None
@@ -522,8 +523,8 @@ def _chain(node: And | Or) -> list[Node]:
     operands: list[Node] = []
     current: Node = node
     while type(current) is kind:
-        operands.append(current.right)  # type: ignore[union-attr]
-        current = current.left  # type: ignore[union-attr]
+        operands.append(current.right)
+        current = current.left
     operands.append(current)
     operands.reverse()
     return operands
@@ -597,13 +598,14 @@ def _compare(actual: Any, op: str, expected: str | float | bool, exact: bool) ->
     if isinstance(expected, str):
         if not isinstance(actual, str):
             return False
-        left, right = _fold(actual, exact), _fold(expected, exact)
+        folded, wanted = _fold(actual, exact), _fold(expected, exact)
         if op == "co":
-            return right in left
+            return wanted in folded
         if op == "sw":
-            return left.startswith(right)
+            return folded.startswith(wanted)
         if op == "ew":
-            return left.endswith(right)
+            return folded.endswith(wanted)
+        left, right = folded, wanted
     elif isinstance(expected, bool):
         return op == "eq" and isinstance(actual, bool) and actual is expected
     else:

@@ -104,7 +104,8 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
             _set(out, _split(out, target), value)
     for target, value in rules.constants:
         _set(out, _split(out, target), copy.deepcopy(value))
-    return _prune(out)
+    pruned: dict[str, Any] = _prune(out)
+    return pruned
 
 
 def _split(resource: dict[str, Any], path: str) -> list[str]:

@@ -181,4 +181,5 @@ def _drop_empty_extension(resource: dict[str, Any], path: str) -> None:
 def _unquote(literal: str) -> str:
     import json
 
-    return json.loads(literal)
+    value: str = json.loads(literal)  # a JSON string literal
+    return value

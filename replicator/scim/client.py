@@ -13,7 +13,7 @@ import asyncio
 import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 import aiohttp
@@ -251,7 +251,7 @@ class ScimClient:
         if self._bucket is None:
             self._bucket = TokenBucket(rate, burst=1.0)
         self._bucket.rate = rate
-        self.stats["learned_rate"] = round(rate, 1)
+        self.stats["learned_rate"] = round(rate, 1)  # type: ignore[assignment]  # the one float this Counter holds
 
     async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
         """Send operations as one Bulk request; one result per operation, None where the server gave
@@ -289,7 +289,7 @@ class ScimClient:
         self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
         with_raw: bool = False, read_before: Callable[[list[str]], Awaitable[set[str]]] | None = None,
         max_page_bytes: int | None = None,
-    ) -> AsyncIterator[list[Any]]:
+    ) -> AsyncGenerator[list[Any], None]:
         """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
         pages of (id, JSON bytes as sent) pairs, left for the caller to decode when it needs to.
 
