@@ -16,8 +16,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 from replicator.config import Config
+from replicator.cycle import CycleResult, run_cycle
 from replicator.errors import StateError
-from replicator.pipeline.cycle import CycleResult, run_cycle
 from replicator.report import StateStatus
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown

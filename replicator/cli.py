@@ -27,11 +27,11 @@ from typing import Any, TextIO
 from replicator import __version__
 from replicator.app import read_status, run_one_cycle
 from replicator.config import Config, flag_name, iter_leaves, load_config
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.logs import setup_logging
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from state.errors import StateFileError
 from state.lock import hold_state_lock

@@ -31,8 +31,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from replicator.app import replicate
 from replicator.config import Config
+from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
-from replicator.pipeline.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.scim.client import ScimClient
 from replicator.shutdown import Shutdown
 from state import open_state

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
-from replicator.pipeline.cycle import FULL, INCREMENTAL
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.report import report_text
 from replicator.snapshot import differences, snapshot
 from replicator.testing import serve

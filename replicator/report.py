@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from replicator.pipeline.cycle import CycleResult
+from replicator.cycle import CycleResult
 from replicator.pipeline.plan import Step
 from state import RunRecord
 

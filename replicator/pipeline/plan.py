@@ -258,6 +258,11 @@ def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig,
     return None
 
 
+def created_counter(step: Step) -> str:
+    """The count a successful create adds to: a re-created object is counted apart."""
+    return "recreated" if step.reason == RECREATE_REASON else "created"
+
+
 def label_of(canonical: dict[str, Any], kind: str) -> str:
     """A human name for logs and plans: userName or displayName."""
     key = "userName" if kind == USER else "displayName"
@@ -278,6 +283,7 @@ __all__ = [
     "USER",
     "Step",
     "Stored",
+    "created_counter",
     "hold_member_removals",
     "label_of",
     "plan_adoption",

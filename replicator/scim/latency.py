@@ -27,3 +27,15 @@ class Latencies:
                 self.sample[slot] = seconds
         if self.observer is not None:
             self.observer(seconds)
+
+
+def percentiles_ms(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99 request latency in milliseconds (empty when there was no request)."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+
+    def pick(q: float) -> float:
+        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"latency_p50_ms": pick(0.5), "latency_p90_ms": pick(0.9), "latency_p99_ms": pick(0.99)}

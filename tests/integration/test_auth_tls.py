@@ -15,8 +15,8 @@ from aiohttp import web
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
+from replicator.cycle import INCREMENTAL
 from replicator.errors import AuthError, TLSError
-from replicator.pipeline.cycle import INCREMENTAL
 from replicator.report import report_text
 from replicator.testing import Faults, MemoryScimServer
 

@@ -12,8 +12,8 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
+from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import USER
-from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import Faults, MemoryScimServer, Quirks
 from replicator.testing.seeding import seed_directory
@@ -170,9 +170,9 @@ async def test_a_referrer_whose_target_fails_in_bulk_is_written_without_it(
         bulk_servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     """The manager's create is refused in the Bulk request its report joined: the report is written
     without a manager, and gets it in the next cycle once the manager replicates."""
-    from replicator.pipeline import cycle
+    from replicator.cycle import runner as cycle
 
-    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     s = bulk_servers
     ids = chain_of_managers(s.source, 3)
     s.source.users[ids[2]]["title"] = "REFUSE-ME"
@@ -260,9 +260,9 @@ async def test_a_trial_referrer_whose_target_failed_is_repaired_too(
     """On a server that stores `bulkId:` values as given, a referrer whose target's create failed in
     the trial keeps no `bulkId:` member: it is repaired with the form it was sent (the form recorded
     no longer names that member), and gets the real member once the target replicates."""
-    from replicator.pipeline import cycle
+    from replicator.cycle import runner as cycle
 
-    monkeypatch.setattr(cycle, "_failure_backoff", lambda attempts: -1.0)  # retry failures at once
+    monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     async with servers_with(tmp_path, bulk_resolves_references=False) as s:
         schema = ["urn:ietf:params:scim:schemas:core:2.0:Group"]
         inner = s.source.add_group({"schemas": schema, "displayName": "inner", "externalId": "REFUSE-ME"})

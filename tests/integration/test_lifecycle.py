@@ -21,8 +21,8 @@ import pytest
 
 from replicator.cli import probe_health
 from replicator.config import Config, SideConfig, SyncConfig
+from replicator.cycle import INCREMENTAL, run_cycle
 from replicator.daemon import Daemon
-from replicator.pipeline.cycle import INCREMENTAL, run_cycle
 from replicator.scim.client import client_for
 from replicator.testing import Faults, MemoryScimServer
 from state import open_state

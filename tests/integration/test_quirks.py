@@ -9,8 +9,8 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import project
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.wire import decode_list as _decode_list
 from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import writes

@@ -16,8 +16,8 @@ from yarl import URL
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
+from replicator.cycle import INCREMENTAL
 from replicator.errors import RedirectError
-from replicator.pipeline.cycle import INCREMENTAL
 from replicator.scim.auth import StaticAuth, redirect_target
 from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport

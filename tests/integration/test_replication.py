@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.app import replicate
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.paging import ReadReport
 from replicator.scim.urns import ENTERPRISE_USER
 from state import open_state

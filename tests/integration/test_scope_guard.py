@@ -13,8 +13,8 @@ import msgspec
 
 from replicator.app import replicate
 from replicator.config import Config, ScopeConfig
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, Pair
 from tests.harness import make_config, patch_body, read_all, seed, writes
 from tests.integration.test_cli import cli

@@ -10,7 +10,7 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
-from replicator.pipeline.cycle import INCREMENTAL
+from replicator.cycle import INCREMENTAL
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import MemoryScimServer
 from tests.harness import writes

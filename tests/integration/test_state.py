@@ -11,7 +11,7 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
-from replicator.pipeline.cycle import INCREMENTAL
+from replicator.cycle import INCREMENTAL
 from replicator.testing import MemoryScimServer
 from state import open_state
 from state.errors import NewerSchemaError

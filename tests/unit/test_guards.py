@@ -130,8 +130,8 @@ def test_zero_change_key_is_the_same_in_every_process() -> None:
 
 def test_held_member_removals_reach_the_metrics() -> None:
     """A cycle's member_removals_held count is exported as an operation, so an alert can fire on it."""
+    from replicator.cycle import CycleResult
     from replicator.daemon import Metrics
-    from replicator.pipeline.cycle import CycleResult
 
     result = CycleResult(mode="full", dry_run=False, outcome="held")
     result.counts["member_removals_held"] = 14

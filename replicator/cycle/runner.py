@@ -1,4 +1,4 @@
-"""One replication cycle: read the source, plan against state (and the live destination), write, record.
+"""One replication cycle (the Cycle class, all of its stages for now): read the source, plan against state (and the live destination), write, record.
 
 Order of work: Users, then Groups (members need user ids), then removals (groups before users).
 Each kind is read page by page into a bounded queue feeding `concurrency` workers, so a slow
@@ -29,13 +29,22 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import msgspec
 
 from replicator.config import Config, SideConfig, compile_rules
+from replicator.cycle.result import FULL, INCREMENTAL, CycleResult
+from replicator.cycle.work import (
+    Listing,
+    PendingRead,
+    Referrer,
+    RemovalVerdict,
+    StepQueue,
+    Unread,
+    Waiting,
+)
 from replicator.errors import (
     AuthError,
     BadRequestError,
@@ -50,6 +59,7 @@ from replicator.errors import (
     TransportError,
 )
 from replicator.pipeline import mapping
+from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import (
     GROUP,
     KINDS,
@@ -60,6 +70,7 @@ from replicator.pipeline.canonical import (
     match_value,
     schemas_for,
 )
+from replicator.pipeline.outcome import cycle_outcome, failure_backoff
 from replicator.pipeline.patch import apply_operations, chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -72,6 +83,7 @@ from replicator.pipeline.plan import (
     SKIP,
     Step,
     Stored,
+    created_counter,
     label_of,
     plan_adoption,
     plan_member_drop,
@@ -83,6 +95,7 @@ from replicator.pipeline.references import reference_values, referenced_ids, tra
 from replicator.pipeline.scope import empty_scope_problem, group_member_users, missing_names_problem
 from replicator.scim.client import ScimClient
 from replicator.scim.filters import render
+from replicator.scim.latency import percentiles_ms
 from replicator.scim.paging import ReadReport
 from replicator.scim.wire import BulkResult
 from state import ResourceRow, StateStore
@@ -90,8 +103,6 @@ from state.store import CREATING, DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
-FULL = "full"
-INCREMENTAL = "incremental"
 _PAGE_CANON_BATCH = 500
 # planning yields to the event loop every this many objects: planning a page of 500 in one go holds
 # the loop for tens of milliseconds, and every answer that arrives meanwhile waits for it
@@ -101,136 +112,12 @@ _GROUP_PAGE_BYTES = 2_000_000  # about 15k members
 _FAILURES_LISTED = 1000  # failures kept for the cycle's report (the state keeps all of them)
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
 _HELD_LISTED = 50  # held removals listed by name in the report (all are counted)
-_Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
 _BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
 # may new objects name their targets by bulkId in the Bulk request that creates them? Untried; on trial
 # (the first such request runs, and no other uses them until it is judged); on; off (the destination
 # stores them as given)
 _REFERENCES_UNTRIED, _REFERENCES_ON_TRIAL, _REFERENCES_ON, _REFERENCES_OFF = "untried", "on trial", "on", "off"
-
-
-class _Steps:
-    """The workers' queue: (step, from the reader?) items, None ends one worker."""
-
-    def __init__(self, bound: int) -> None:
-        self.queue: asyncio.Queue[tuple[Step, bool] | None] = asyncio.Queue()
-        self.room = asyncio.Semaphore(bound)
-
-    async def put(self, step: Step) -> None:
-        """From the reader: waits while `bound` of its steps are queued or running."""
-        await self.room.acquire()
-        self.queue.put_nowait((step, True))
-
-    def put_released(self, step: Step) -> None:
-        self.queue.put_nowait((step, False))
-
-
-@dataclass
-class CycleResult:
-    """What a cycle did: counts, planned changes (dry-run), read reports, requests, outcome."""
-
-    mode: str
-    dry_run: bool
-    counts: Counter[str] = field(default_factory=Counter)
-    changes: list[Step] = field(default_factory=list)
-    failures: list[tuple[str, str, str]] = field(default_factory=list)
-    held: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, label, why): what the guards held
-    reads: dict[str, ReadReport] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    source_requests: dict[str, int] = field(default_factory=dict)
-    destination_requests: dict[str, int] = field(default_factory=dict)
-    destination_flow: dict[str, float] = field(default_factory=dict)
-    seconds: float = 0.0
-    # ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
-    outcome: str = "ok"
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "dry_run": self.dry_run,
-            "outcome": self.outcome,
-            "seconds": round(self.seconds, 3),
-            "counts": dict(sorted(self.counts.items())),
-            "source_requests": self.source_requests,
-            "destination_requests": self.destination_requests,
-            "destination_flow": self.destination_flow,
-            "notes": self.notes,
-        }
-
-
-@dataclass
-class _Removals:
-    """The guard's verdict on one kind's removals: the candidates (None: too many to keep; read
-    again), how many steps they make, and why they are held (None: they may proceed)."""
-
-    kept: list[_Unread] | None
-    planned: int
-    held: str | None
-
-
-@dataclass
-class _Destination:
-    """That the destination was listed (full mode, or a first run that must adopt), and whether
-    completely. The listing itself (ids, match keys, and in full mode the canonical forms) is in the
-    state store's scratch tables."""
-
-    complete: bool
-    with_forms: bool
-    listed: int  # objects listed (0: nothing to look up)
-
-
-@dataclass(slots=True)
-class _Read:
-    """A source object that needs planning: its canonical form, the digest of its bytes as read, and
-    its state row (None: never replicated)."""
-
-    source_id: str
-    canonical: dict[str, Any]
-    source_digest: str | None
-    row: ResourceRow | None
-
-
-@dataclass(eq=False)
-class _Waiting:
-    """An object whose references (manager, members) point at objects without a destination id yet;
-    `targets` holds the (user, group) destination ids of its references known so far, valid while no
-    object has moved to another destination id since (`moves`, the cycle's count of such moves)."""
-
-    kind: str
-    read: _Read
-    pending: set[str]
-    targets: tuple[dict[str, str], dict[str, str]]
-    moves: int
-    done: bool = False
-
-
-@dataclass(slots=True)
-class _Referrer:
-    """A new object that joined the Bulk request creating the objects it refers to, and names them by
-    bulkId there (RFC 7644 3.7.2). `targets`: the destination ids of its other references;
-    `named`: target source id -> (kind, bulkId) of the creates in the same request."""
-
-    kind: str
-    read: _Read
-    targets: tuple[dict[str, str], dict[str, str]]
-    named: dict[str, tuple[str, str]]
-
-    def targets_by(self, bulk_ids: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
-        """Its targets, those created in the request given by `bulk_ids` (bulkId -> what names it:
-        `bulkId:x` in the request, the new destination id once it ran; missing: left out)."""
-        users, groups = dict(self.targets[0]), dict(self.targets[1])
-        for source_id, (kind, bulk_id) in self.named.items():
-            if bulk_id in bulk_ids:
-                (users if kind == USER else groups)[source_id] = bulk_ids[bulk_id]
-        return users, groups
-
-    def resolved(self, step: Step, created: dict[str, str]) -> tuple[Step, bool]:
-        """The step as the destination holds it once the request ran (`created`: bulkId -> new id);
-        and whether every reference resolved (a target whose create failed is left out)."""
-        desired, unresolved = translate(self.read.canonical, self.kind, *self.targets_by(created))
-        source_digest = None if unresolved else step.source_digest
-        return dataclasses.replace(step, desired=desired, digest=digest(desired), source_digest=source_digest), not unresolved
 
 
 class Cycle:
@@ -257,7 +144,7 @@ class Cycle:
         self.dry_run = dry_run
         self.result = CycleResult(mode=mode, dry_run=dry_run)
         self._read_complete: dict[str, bool] = {USER: False, GROUP: False}
-        self.dest: dict[str, _Destination | None] = {USER: None, GROUP: None}
+        self.dest: dict[str, Listing | None] = {USER: None, GROUP: None}
         self._overlay: dict[tuple[str, str], Stored] = {}  # dry-run: what the planned writes would leave
         self._written: set[tuple[str, str]] = set()  # dry-run: objects planned this cycle
         self._started_at = time.time()  # written since then: written by this cycle
@@ -270,11 +157,11 @@ class Cycle:
         self._halted: str | None = None  # a scope that matches nothing: the cycle stopped before writing
         self._read_out_of_scope: Counter[str] = Counter()
         self._group_names_read: set[str] = set()  # of scope.group_names, those the source has
-        self._removals: dict[str, _Removals] = {}  # per kind: what the guard decided, before any removal
-        self._waiters: dict[str, list[_Waiting]] = {}  # target source id -> objects waiting for it
+        self._removals: dict[str, RemovalVerdict] = {}  # per kind: what the guard decided, before any removal
+        self._waiters: dict[str, list[Waiting]] = {}  # target source id -> objects waiting for it
         self._moves = 0  # objects that got another destination id this cycle (re-created, taken over)
         self._taken_over: set[tuple[str, str]] = set()  # objects whose destination object another took
-        self._steps: _Steps | None = None  # the queue of the workers running now
+        self._steps: StepQueue | None = None  # the queue of the workers running now
         self._listing_lock = asyncio.Lock()
         self._bulk_size = 1  # operations a worker gathers into one request: set once the server is known
         self._bulk_ceiling = 1  # operations one Bulk request may hold, objects that join it included
@@ -327,7 +214,7 @@ class Cycle:
                 "concurrency": float(self.destination.limit.current),
                 "concurrency_cuts": float(self.destination.limit.cuts),
                 "paused_seconds": round(self.destination.pause.total, 3),
-                **_percentiles_ms(self.destination.latency.sample),
+                **percentiles_ms(self.destination.latency.sample),
             }
             if run_id is not None:
                 counts = self.result.summary()
@@ -346,13 +233,11 @@ class Cycle:
         if self.dry_run:
             self.result.changes = list(self._planned.values())
             self.result.counts.update(f"{step.action}_planned" for step in self.result.changes)
-        if self.stop.is_set():
-            self.result.outcome = "interrupted"
-        held = self.result.counts["removals_held"] or self.result.counts["member_removals_held"] or self._halted
-        if held and self.result.outcome == "ok":
-            self.result.outcome = "held"
-        if (self.result.counts["failed"] or self.result.counts["backing_off"]) and self.result.outcome == "ok":
-            self.result.outcome = "partial"  # not everything is replicated
+        counts = self.result.counts
+        self.result.outcome = cycle_outcome(
+            self.result.outcome, stopped=self.stop.is_set(), failed=bool(counts["failed"]),
+            held=bool(counts["removals_held"] or counts["member_removals_held"] or self._halted),
+            backing_off=bool(counts["backing_off"]))
         if self.result.counts["backing_off"]:
             self.result.notes.append(f"{self.result.counts['backing_off']} objects that failed wait for their retry "
                                      "delay (`status` lists them; --full tries them at once)")
@@ -436,7 +321,7 @@ class Cycle:
         if problem and report.complete:
             self._halt(problem)
 
-    async def _list_destination(self, kind: str) -> _Destination:
+    async def _list_destination(self, kind: str) -> Listing:
         report = ReadReport(kind=f"destination {kind}")
         self.result.reads[report.kind] = report
         with_forms = self.mode == FULL
@@ -464,12 +349,12 @@ class Cycle:
             self.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
             if self.mode == FULL:
                 self.result.outcome = "partial"  # objects it left out were not compared with the destination
-        return _Destination(complete=report.complete, with_forms=with_forms, listed=count)
+        return Listing(complete=report.complete, with_forms=with_forms, listed=count)
 
     # -- one kind -------------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _workers(self) -> AsyncIterator[_Steps]:
+    async def _workers(self) -> AsyncIterator[StepQueue]:
         """`concurrency` workers taking steps from a queue; on exit, waits until all work is done.
 
         The reader's puts are bounded (memory stays flat however large the source); steps released
@@ -478,7 +363,7 @@ class Cycle:
         checkpoint to every item, which measured as a quarter of the per-object CPU time. The bound
         leaves room for a whole page beyond what the workers hold, so that while the reader fetches
         and plans the next page the workers still have a page of work."""
-        steps = _Steps(self.config.concurrency * max(2, self._bulk_size) + self.config.source.page_size)
+        steps = StepQueue(self.config.concurrency * max(2, self._bulk_size) + self.config.source.page_size)
         previous, self._steps = self._steps, steps
         try:
             async with anyio.create_task_group() as tg:
@@ -530,7 +415,7 @@ class Cycle:
             self._bulk_references = _REFERENCES_UNTRIED
         report = ReadReport(kind=f"source {kind}")
         self.result.reads[report.kind] = report
-        held: list[_Waiting] = []
+        held: list[Waiting] = []
         async with self._workers() as send:
             try:
                 pages = self.source.iter_pages(kind, report, **_paging(self.config.source, kind), with_raw=True,
@@ -563,7 +448,7 @@ class Cycle:
         if not report.complete:
             self.result.outcome = "partial"
 
-    async def _write_held(self, kind: str, held: list[_Waiting]) -> list[_Waiting]:
+    async def _write_held(self, kind: str, held: list[Waiting]) -> list[Waiting]:
         """At the end of a kind: write what still waits. Objects waiting for objects that never got a
         destination id (not in the source, failed, out of scope, or a cycle A in B, B in A) are written
         with the references that do resolve; a second pass then adds the ones that resolve since."""
@@ -587,15 +472,15 @@ class Cycle:
         targets = await self._targets(kind, [e.read.canonical for e in ready])
         again = [e for e in ready if not translate(e.read.canonical, kind, *targets)[1]]
         rows = await self.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
-        return [_Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets, self._moves)
+        return [Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets, self._moves)
                 for e in again]
 
-    def _wait_for(self, kind: str, read: _Read, unresolved: list[str],
-                  targets: tuple[dict[str, str], dict[str, str]], held: list[_Waiting]) -> None:
+    def _wait_for(self, kind: str, read: PendingRead, unresolved: list[str],
+                  targets: tuple[dict[str, str], dict[str, str]], held: list[Waiting]) -> None:
         users, groups = referenced_ids(read.canonical, kind)
         known = ({sid: targets[0][sid] for sid in users if sid in targets[0]},
                  {sid: targets[1][sid] for sid in groups if sid in targets[1]})
-        entry = _Waiting(kind, read, set(unresolved), known, self._moves)
+        entry = Waiting(kind, read, set(unresolved), known, self._moves)
         held.append(entry)
         for target in unresolved:
             self._waiters.setdefault(target, []).append(entry)
@@ -617,7 +502,7 @@ class Cycle:
             for step in await self._plan_batch(entry.kind, [read], None, targets=targets):
                 await self._dispatch(step, None)
 
-    def _still_own(self, read: _Read) -> _Read:
+    def _still_own(self, read: PendingRead) -> PendingRead:
         """A read planned later than it was made: if another source object took its destination
         object meanwhile (adoption), it has none any more."""
         if read.row is not None and (read.row.kind, read.source_id) in self._taken_over:
@@ -664,7 +549,7 @@ class Cycle:
         return await self.store.written_since(kind, source_ids, self._started_at) if source_ids else set()
 
     async def _plan_page(
-        self, kind: str, page: list[tuple[str, bytes]], held: list[_Waiting]
+        self, kind: str, page: list[tuple[str, bytes]], held: list[Waiting]
     ) -> list[Step]:
         # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
         reading = asyncio.ensure_future(  # noqa: RUF006 (awaited below)
@@ -721,7 +606,7 @@ class Cycle:
             if problem:
                 await self._fail(kind, source_id, label_of(canonical, kind), problem, source_digest)
             else:
-                batch.append(_Read(source_id, canonical, source_digest, rows.get(source_id)))
+                batch.append(PendingRead(source_id, canonical, source_digest, rows.get(source_id)))
         return await self._plan_batch(kind, batch, held)
 
     async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
@@ -760,12 +645,12 @@ class Cycle:
         return None
 
     async def _plan_batch(
-        self, kind: str, batch: list[_Read], held: list[_Waiting] | None,
+        self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
         targets: tuple[dict[str, str], dict[str, str]] | None = None,
     ) -> list[Step]:
         """Plan a batch; objects referring to objects without a destination id yet go to `held`.
         `targets`: the destination ids of the batch's references, when the caller knows them."""
-        ready: list[tuple[_Read, str, dict[str, Any], str]] = []
+        ready: list[tuple[PendingRead, str, dict[str, Any], str]] = []
         if targets is None:
             targets = await self._targets(kind, [read.canonical for read in batch])
         for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
@@ -860,7 +745,7 @@ class Cycle:
             out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
-    async def _dispatch(self, step: Step, send: _Steps | None) -> None:
+    async def _dispatch(self, step: Step, send: StepQueue | None) -> None:
         """Count, plan (dry-run), or hand a step to the workers; `send=None` runs it right here."""
         if step.action == NOTHING:
             self.result.counts["unchanged"] += 1
@@ -895,7 +780,7 @@ class Cycle:
         for kind, keys in by_kind.items():
             await self.store.note_creating(kind, keys)
 
-    async def _note_proven_creates(self, steps: list[Step], waiting: list[_Waiting]) -> None:
+    async def _note_proven_creates(self, steps: list[Step], waiting: list[Waiting]) -> None:
         """A page's new objects whose absence a complete listing of the destination proves (they will
         be POSTed, not adopt an object), those that wait for a reference target included, are noted at
         once: one commit per page, not one per group of concurrent creates (a copy of 30k users took
@@ -911,7 +796,7 @@ class Cycle:
             absent = await self._absent_from_listing(creates)
             await self._note_creates([create for create in creates if create[1] in absent])
 
-    async def _note_source_digest(self, kind: str, read: _Read) -> None:
+    async def _note_source_digest(self, kind: str, read: PendingRead) -> None:
         """An unchanged object whose source bytes changed (meta, a read-only attribute): remember the
         new bytes' digest, so the next cycle takes the fast path."""
         row = read.row
@@ -939,7 +824,7 @@ class Cycle:
 
     # -- workers --------------------------------------------------------------------------------
 
-    async def _worker(self, steps: _Steps) -> None:
+    async def _worker(self, steps: StepQueue) -> None:
         while (item := await steps.queue.get()) is not None:
             items = [item]
             lingered = 0
@@ -1001,7 +886,7 @@ class Cycle:
         for step in steps:
             operation = self._bulk_operation(step, step.source_id in absent) if step.action != RECORD else None
             (bulked.append((step, operation)) if operation else singles.append(step))
-        replan: list[_Referrer] = []
+        replan: list[Referrer] = []
         for chunk in self._bulk_chunks(bulked):
             joined = await self._join_referrers(chunk, replan)
             posts = [step for step, operation in chunk if operation["method"] == "POST"]
@@ -1029,14 +914,14 @@ class Cycle:
             absent.update(sid for sid, key in folded.items() if key not in listed)
         return absent
 
-    async def _join_referrers(self, chunk: list[tuple[Step, dict[str, Any]]], replan: list[_Referrer]) -> dict[int, _Referrer]:
+    async def _join_referrers(self, chunk: list[tuple[Step, dict[str, Any]]], replan: list[Referrer]) -> dict[int, Referrer]:
         """New objects waiting only for objects this Bulk request creates join it and name them by
         bulkId (a new group whose new subgroup, a new user whose new manager is in the request), while
         the request has room; so do objects waiting for those, and so on. Returns them by position."""
         named = {step.source_id: (step.kind, operation["bulkId"]) for step, operation in chunk if "bulkId" in operation}
         room = self._bulk_ceiling - len(chunk) if self._waiters and self._may_name_by_bulk_id(chunk) else 0
         payload_room: float | None = None  # measured when a first candidate is found
-        joined: dict[int, _Referrer] = {}
+        joined: dict[int, Referrer] = {}
         frontier = list(named)
         while frontier and room > 0:
             candidates = [(entry, referrer) for entry in self._waiters.get(frontier.pop(), ())
@@ -1079,7 +964,7 @@ class Cycle:
             return self._bulk_trial is chunk
         return self._bulk_references in (_REFERENCES_ON, _REFERENCES_UNTRIED)
 
-    def _as_referrer(self, entry: _Waiting, named: dict[str, tuple[str, str]]) -> _Referrer | None:
+    def _as_referrer(self, entry: Waiting, named: dict[str, tuple[str, str]]) -> Referrer | None:
         """A waiting object that may join a Bulk request creating what it waits for: a new object
         (a create may go in Bulk), small enough, whose every missing reference is created there."""
         if entry.done or entry.moves != self._moves or not self.policy.create or not entry.pending:
@@ -1089,7 +974,7 @@ class Cycle:
         read = self._still_own(entry.read)
         if read.row is not None or len(read.canonical.get("members", ())) > self.policy.member_chunk:
             return None
-        return _Referrer(entry.kind, read, (dict(entry.targets[0]), dict(entry.targets[1])),
+        return Referrer(entry.kind, read, (dict(entry.targets[0]), dict(entry.targets[1])),
                          {source_id: named[source_id] for source_id in entry.pending})
 
     def _bulk_chunks(self, bulked: list[tuple[Step, dict[str, Any]]]) -> list[list[tuple[Step, dict[str, Any]]]]:
@@ -1105,8 +990,8 @@ class Cycle:
             size += cost
         return [chunk for chunk in chunks if chunk]
 
-    async def _send_bulk(self, chunk: list[tuple[Step, dict[str, Any]]], joined: dict[int, _Referrer],
-                         replan: list[_Referrer]) -> list[Step]:
+    async def _send_bulk(self, chunk: list[tuple[Step, dict[str, Any]]], joined: dict[int, Referrer],
+                         replan: list[Referrer]) -> list[Step]:
         """Send one Bulk request; apply each operation's result; return the steps to redo singly.
         Objects that joined it (`joined`, by position) and fail are planned again after the batch."""
         try:
@@ -1179,7 +1064,7 @@ class Cycle:
             log.warning("could not check the bulkId references written (%s): not using them", exc)
             self._bulk_references = _REFERENCES_OFF
 
-    async def _replan_referrers(self, referrers: list[_Referrer]) -> None:
+    async def _replan_referrers(self, referrers: list[Referrer]) -> None:
         """Objects that joined a Bulk request and failed there, or were written without a target
         that failed: plan them again now that the batch's other steps ran, with the references that
         resolve (a target written meanwhile is in, one that failed is left out). One by one, in the
@@ -1204,7 +1089,7 @@ class Cycle:
             if not result.resource_id:
                 return False
             await self._record(step, result.resource_id, origin="created")
-            self.result.counts[_created_counter(step)] += 1
+            self.result.counts[created_counter(step)] += 1
             return True
         assert step.dest_id is not None
         await self._record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
@@ -1270,7 +1155,7 @@ class Cycle:
                     raise
                 log.warning("create of %s %s uncertain (%s): looking it up", step.kind, step.label, exc)
         await self._record(step, created["id"], origin="created")
-        self.result.counts[_created_counter(step)] += 1
+        self.result.counts[created_counter(step)] += 1
         log.debug("created %s %s", step.kind, step.label)
 
     async def _post(self, step: Step) -> dict[str, Any]:
@@ -1283,7 +1168,7 @@ class Cycle:
         if rest:
             body["members"] = first
         created = await self.destination.create(step.kind, body)
-        left_out = _members_left_out(first, created)
+        left_out = members_left_out(first, created)
         if rest or left_out:
             # recorded before the PATCHes, so that one failing leaves the object ours with what it holds
             kept = [member for member in first if member["value"] not in left_out]
@@ -1338,7 +1223,7 @@ class Cycle:
                 return existing
         return await self._lookup(step, required=False)
 
-    async def _from_listing(self, kind: str, listing: _Destination, key: str) -> tuple[bool, dict[str, Any] | None]:
+    async def _from_listing(self, kind: str, listing: Listing, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(True, object or None) when a complete listing settles it; (False, None) when the key is
         ambiguous there (two objects share it) and a search must decide."""
         if not listing.listed:
@@ -1475,7 +1360,7 @@ class Cycle:
         """Some servers' PUT ignores `members` (django-scim2). When the answer shows it, members it lacks
         are added by PATCH, and members it kept though the PUT left them out fail the object (they
         stay, so the next attempt tries again) rather than pass for replicated."""
-        values = _answered_member_values(answer) if step.kind == GROUP else None
+        values = answered_member_values(answer) if step.kind == GROUP else None
         if values is None:
             return
         assert step.dest_id is not None
@@ -1513,7 +1398,7 @@ class Cycle:
             self.result.notes.append(f"only the first {_FAILURES_LISTED} failures are listed; `status` shows them all")
         log.warning("failed %s %s (source id %s): %s", kind, label, source_id, reason)
         if not self.dry_run:
-            await self.store.record_failure(kind, source_id, reason, backoff=_failure_backoff,
+            await self.store.record_failure(kind, source_id, reason, backoff=failure_backoff,
                                             source_digest=source_digest)
 
     # -- removals -------------------------------------------------------------------------------
@@ -1547,7 +1432,7 @@ class Cycle:
         """Count this kind's removals and let the guard decide (users: right after their read, so
         that users whose removal is held stay members of the groups planned next)."""
         removals, planned = 0, 0
-        kept: list[_Unread] | None = []  # the candidates are kept for the second pass unless many
+        kept: list[Unread] | None = []  # the candidates are kept for the second pass unless many
         listed: list[tuple[str, str, str]] = []
         async for chunk in self.store.iter_unread(kind):
             steps = await self._removal_steps(kind, chunk, with_forms=False)
@@ -1564,7 +1449,7 @@ class Cycle:
         tracked = await self.store.count(kind)
         seen = await self.store.in_scope_count(kind)
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
-        self._removals[kind] = _Removals(kept, planned, held)
+        self._removals[kind] = RemovalVerdict(kept, planned, held)
         if held:
             self.result.counts["removals_held"] += removals
             self.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
@@ -1577,7 +1462,7 @@ class Cycle:
         verdict = self._removals.get(kind)
         return verdict is not None and verdict.held is not None
 
-    async def _removal_steps(self, kind: str, chunk: _Unread, *, with_forms: bool) -> list[Step]:
+    async def _removal_steps(self, kind: str, chunk: Unread, *, with_forms: bool) -> list[Step]:
         """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
         the last written forms (for labels and disabling), which counting does not need."""
         owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
@@ -1666,7 +1551,7 @@ class Cycle:
 _decode_resource = msgspec.json.Decoder(dict).decode
 
 
-async def _replay(chunks: list[_Unread]) -> AsyncIterator[_Unread]:
+async def _replay(chunks: list[Unread]) -> AsyncIterator[Unread]:
     for chunk in chunks:
         yield chunk
 
@@ -1683,43 +1568,6 @@ def _paging(side: SideConfig, kind: str) -> dict[str, Any]:
     if kind == GROUP:
         return {"page_size": min(side.page_size, _GROUP_PAGE), "max_page_bytes": _GROUP_PAGE_BYTES}
     return {"page_size": side.page_size}
-
-
-def _answered_member_values(answer: dict[str, Any] | None) -> set[str] | None:
-    """The member values a server's answer lists; None when it carries no `members` list (many
-    servers leave members out of their answers, which then tells nothing)."""
-    members = answer.get("members") if answer is not None else None
-    if not isinstance(members, list):
-        return None
-    return {str(member.get("value")) for member in members if isinstance(member, dict)}
-
-
-def _members_left_out(sent: list[dict[str, Any]], created: dict[str, Any]) -> set[str]:
-    """Values of the sent members that the create's answer lists no member for."""
-    held = _answered_member_values(created)
-    if not sent or held is None:
-        return set()
-    return {member["value"] for member in sent if member["value"] not in held}
-
-
-def _failure_backoff(attempts: int) -> float:
-    """Seconds before a failed object is tried again by an incremental cycle: 30 s, doubling, at most 1 h."""
-    return min(3600.0, 30.0 * 2.0 ** (attempts - 1))
-
-
-def _created_counter(step: Step) -> str:
-    return "recreated" if step.reason == RECREATE_REASON else "created"
-
-
-def _percentiles_ms(samples: list[float]) -> dict[str, float]:
-    """p50/p90/p99 request latency in milliseconds (empty when there was no request)."""
-    if not samples:
-        return {}
-    ordered = sorted(samples)
-    def pick(q: float) -> float:
-        return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {"latency_p50_ms": pick(0.5), "latency_p90_ms": pick(0.9), "latency_p99_ms": pick(0.99)}
 
 
 async def run_cycle(
