@@ -29,8 +29,9 @@ _HOLDER_BYTES = 512  # more than a holder note ever takes
 
 
 def lock_path_for(state_path: str | os.PathLike[str]) -> Path:
-    """The lock file of a state file: `<state>.lock` in the same folder."""
-    return Path(f"{os.fspath(state_path)}.lock")
+    """The lock file of a state file: `<state>.lock` beside the file the path really names (links
+    resolved, so that a second run reaching the same file through a symbolic link is refused too)."""
+    return Path(f"{os.path.realpath(os.fspath(state_path))}.lock")
 
 
 def holder_note(pid: int, started_at: float) -> bytes:

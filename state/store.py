@@ -824,6 +824,13 @@ async def _migrate(db: aiosqlite.Connection, path: str) -> None:
     async with db.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
     version = int(row[0]) if row else 0
+    if version == 0:
+        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+                              "('resources', 'runs') LIMIT 3") as cursor:
+            foreign = [str(name) for (name,) in await cursor.fetchall()]
+        if foreign:  # someone else's database (a mistyped path): adding our tables to it would change it
+            raise StateUnusableError(f"state file {path} is an SQLite database of something else (it holds tables "
+                                     f"{', '.join(foreign)}), not a scim-replicator state: give another path")
     if version > SCHEMA_VERSION:
         from state.errors import NewerSchemaError
 

@@ -90,11 +90,21 @@ def unusable_states(tmp: Path) -> dict[str, tuple[Path, str]]:
     folder.mkdir()
     regular = tmp / "regular-file"
     regular.write_text("x")  # (root ignores permissions: a folder under a file cannot be made by anyone)
+    foreign = tmp / "shop.db"  # another application's database, given by mistake
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT)")
+        db.execute("INSERT INTO orders (item) VALUES ('tea')")
     return {"not SQLite": (text, "not a SQLite database"), "a directory": (folder, "is a directory"),
-            "folder not creatable": (regular / "state.db", "cannot create its folder")}
+            "folder not creatable": (regular / "state.db", "cannot create its folder"),
+            "another application's database": (foreign, "SQLite database of something else (it holds tables orders)")}
 
 
-@pytest.mark.parametrize("fault", ["not SQLite", "a directory", "folder not creatable"])
+def tables_of(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+
+
+@pytest.mark.parametrize("fault", ["not SQLite", "a directory", "folder not creatable", "another application's database"])
 @pytest.mark.parametrize("mode", [["run", "--once"], ["run", "--full"], ["run"]])
 async def test_an_unusable_state_file_is_one_line_and_exit_3(servers: Servers, tmp_path: Path, fault: str, mode: list[str]) -> None:
     """A state that is not SQLite, is a directory, or whose folder cannot be made: one line naming it,
@@ -108,9 +118,11 @@ async def test_an_unusable_state_file_is_one_line_and_exit_3(servers: Servers, t
     assert not source.request_log and not destination.request_log
     if fault == "not SQLite":
         assert state.read_text() == "this is not a database\n" * 50  # left as it was
+    if fault == "another application's database":
+        assert tables_of(state) == ["orders"]  # none of our tables added to it
 
 
-@pytest.mark.parametrize("fault", ["not SQLite", "a directory"])
+@pytest.mark.parametrize("fault", ["not SQLite", "a directory", "another application's database"])
 async def test_status_on_an_unusable_state_file_is_one_line_and_exit_3(tmp_path: Path, fault: str) -> None:
     """`status` on a file that is not SQLite or on a directory: one line naming it, exit 3 (JSON too)."""
     state, words = unusable_states(tmp_path)[fault]

@@ -100,6 +100,10 @@ async def test_a_second_run_on_the_same_state_exits_3_at_once_and_contacts_nobod
         if "json" in args:
             assert json.loads(out) == {"outcome": "failed", "error": err.strip().removeprefix("scim-replicator: "),
                                        "exit_code": 3}
+    link = tmp_path / "link.db"  # the same state file, reached through a symbolic link
+    link.symlink_to(tmp_path / "state.db")
+    code, out, err = await finish(await start(env_for(source, destination, link), "--once"))
+    assert code == 3 and f"pid {first.pid}" in err, err
     assert (source.arrivals, destination.arrivals) == seen  # the refused runs sent nothing
     assert first.returncode is None  # ...while the first was still in flight
     destination.gate.set()
