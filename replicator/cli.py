@@ -279,8 +279,8 @@ def probe_health(config: Config) -> int:
 
 async def show_status(config: Config, output: str) -> int:
     if not os.path.exists(config.state):
-        print(f"scim-replicator: state file {config.state} does not exist (set --state)", file=sys.stderr)
-        return EXIT_USAGE
+        return _stopped(f"state file {config.state} does not exist (set --state)", EXIT_USAGE,
+                        json_report=output == "json")
     status = await read_status(config.state)
     if output == "json":
         print(json.dumps(status_json(status), indent=2, default=str))

@@ -278,8 +278,8 @@ class Cycle:
             self.result.notes.append(f"{problem} (going on: mass removal allowed)")
             return
         self._halted = problem
-        self.result.notes.append(f"{problem}: stopped before any change; fix the scope, or run with "
-                                 "--allow-mass-delete if everyone is meant to leave it")
+        self.result.notes.append(f"{problem}: stopped before any change; fix the scope (only if every "
+                                 "replicated object is meant to leave it: --allow-mass-delete)")
         log.error("scope matches nothing: %s", problem)
 
     async def _scope_matches_nothing(self, kind: str) -> bool:

@@ -162,5 +162,6 @@ def empty_scope_problem(kind: str, scope: Scope, *, read: int, in_scope: int, tr
                                             ("scope.group_filter", scope.group_filter_text)) if used]
     if not settings:
         return None
-    return (f"{' and '.join(settings)} match none of the {read} {kind}s read from the source while {tracked} "
+    verb = "matches" if len(settings) == 1 else "match"
+    return (f"{' and '.join(settings)} {verb} none of the {read} {kind}s read from the source while {tracked} "
             "are replicated")

@@ -157,3 +157,11 @@ async def test_status_lists_runs_and_failures(servers, tmp_path: Path) -> None: 
     assert report["failures"][0]["error"] == "has no usable userName"
     code, _, err = await cli("status", "--state", str(tmp_path / "missing.db"))
     assert code == 2 and "does not exist" in err and not (tmp_path / "missing.db").exists()
+
+
+async def test_status_of_a_missing_state_file_reports_json_too(tmp_path: Path) -> None:
+    """`status --output json` on a state file that does not exist prints the JSON report (exit 2), as other stops do."""
+    code, out, err = await cli("status", "--state", str(tmp_path / "missing.db"), "--output", "json")
+    assert code == 2 and "does not exist" in err
+    report = json.loads(out)
+    assert report["exit_code"] == 2 and "missing.db does not exist" in report["error"]

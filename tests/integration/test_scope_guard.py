@@ -85,7 +85,7 @@ async def test_user_filter_matching_nothing_is_held(pair: Pair) -> None:
     result = await replicate(config_for(pair, nobody), mode=FULL, dry_run=False)
     assert result.outcome == "held", result.summary()
     assert writes(result.destination_requests) == 0
-    assert any("scope.user_filter match none of the 40 Users" in note for note in result.notes), result.notes
+    assert any("scope.user_filter matches none of the 40 Users" in note for note in result.notes), result.notes
     assert await memberships(pair) == before
 
 
