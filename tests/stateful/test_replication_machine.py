@@ -137,7 +137,7 @@ class ReplicationMachine(RuleBasedStateMachine):
         body: dict[str, Any] = {"userName": data.draw(st.sampled_from(self._free_user_names())),
                                 "name": {"givenName": data.draw(TEXT), "familyName": data.draw(TEXT)},
                                 "emails": data.draw(st.lists(EMAIL, max_size=2)), "active": True}
-        if self.users and data.draw(st.booleans()):
+        if len(self.users) > 0 and data.draw(st.booleans()):
             body[ENTERPRISE_USER] = {"manager": {"value": self._pick(data, self.users)}}
         created = self.run(self.source.create(USER, {"schemas": _schemas(body, USER), **body}))
         self.users[created["id"]] = body
@@ -199,7 +199,7 @@ class ReplicationMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def create_group(self, data: st.DataObject) -> None:
         members = data.draw(st.lists(st.sampled_from(list(self.users)), max_size=3, unique=True)) if self.users else []
-        if self.groups and data.draw(st.booleans()):
+        if len(self.groups) > 0 and data.draw(st.booleans()):
             members.append(self._pick(data, self.groups))
         body: dict[str, Any] = {"displayName": data.draw(st.sampled_from(self._free_group_names()))}
         if members:
