@@ -297,7 +297,7 @@ def _schemas(body: dict[str, Any], kind: str) -> list[str]:
 
 
 ReplicationMachine.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None, derandomize=True, database=None,
+    max_examples=50, stateful_step_count=30, deadline=None, derandomize=True, database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 TestReplicationMachine = ReplicationMachine.TestCase
