@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from replicator.cli import replicate
+from replicator.app import replicate
 from replicator.config import Config
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import CORE_SCHEMAS, GROUP, USER
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import MemoryScimServer
 from replicator.snapshot import differences
+from replicator.testing import MemoryScimServer
 from tests.harness import directory, make_config
 
 TOKEN = "takeover-token"

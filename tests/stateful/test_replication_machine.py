@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from replicator.cli import replicate
+from replicator.app import replicate
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import CORE_SCHEMAS, ENTERPRISE_USER, GROUP, USER
-from replicator.pipeline.cycle import FULL, INCREMENTAL
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
-from replicator.scim.memory_server import MemoryScimServer
 from replicator.snapshot import differences
+from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import directory, make_config, writes
 
 T = TypeVar("T")
@@ -77,7 +77,8 @@ class ReplicationMachine(RuleBasedStateMachine):
     def start(self, bulk: bool, membership: str) -> None:
         """Two servers (the destination with or without SCIM Bulk), checking clients, a fresh state."""
         self.servers = [MemoryScimServer(bearer_token=SOURCE_TOKEN),
-                        MemoryScimServer(bearer_token=DESTINATION_TOKEN, bulk_max_operations=10 if bulk else 0)]
+                        MemoryScimServer(bearer_token=DESTINATION_TOKEN,
+                                         quirks=Quirks(bulk_max_operations=10 if bulk else 0))]
         urls = [self.run(server.start()) for server in self.servers]
         self.source = self.run(self.stack.enter_async_context(
             ScimClient(urls[0], auth=StaticAuth.bearer(SOURCE_TOKEN), name="edit-source")))
