@@ -1094,6 +1094,8 @@ class Cycle:
         assert step.dest_id is not None
         await self._record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
         self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+        if step.action == DISABLE:
+            self._removed_dest_ids[step.kind].add(step.dest_id)  # out of scope: it leaves its groups too
         return True
 
     async def _run_step(self, step: Step) -> None:
@@ -1309,6 +1311,10 @@ class Cycle:
         await self._record(step, dest_id, status=status)
         if step.action != RECORD:
             self.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+        if step.action == DISABLE:
+            # a disabled user is out of scope: like a deleted one it leaves the groups we wrote (a --full
+            # would take it out of them; an incremental cycle, where those groups did not change, would not)
+            self._removed_dest_ids[step.kind].add(dest_id)
 
     async def _replan_from_live(self, step: Step) -> Step:
         """The destination is not what we last wrote (a replayed or raced PATCH): diff against it."""

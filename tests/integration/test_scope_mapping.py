@@ -10,7 +10,7 @@ import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
-from replicator.cycle import INCREMENTAL
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import MemoryScimServer
 from tests.harness import writes
@@ -208,3 +208,28 @@ async def test_attribute_mapping_round_trip_and_remapping(directory: Directory) 
     assert all(op["op"] == "remove" for s in plan.changes for op in s.operations)
     await replicate(d.config(users=remapped), mode=INCREMENTAL, dry_run=False)
     assert "nickName" not in d.destination_users()["m3"]
+
+
+async def test_users_disabled_on_leaving_scope_leave_their_groups_in_the_same_cycle(directory: Directory) -> None:
+    """remove_action=disable: a user leaving scope is disabled and taken out of the groups an incremental cycle
+    did not otherwise change, as a --full would; the --full after it then writes nothing."""
+    from tests.harness import writes
+
+    d = directory
+    names = [f"user{i:02d}" for i in range(20)]
+    for name in names:
+        d.user(name, title="Contractor" if name in ("user01", "user02", "user03") else "Staff")
+    d.group("Everyone", names)
+    d.group("Team", names[:6])
+    first = await replicate(d.config(remove_action="disable"), mode=INCREMENTAL, dry_run=False)
+    assert first.outcome == "ok", first.summary()
+    staff = d.config(scope=ScopeConfig(user_filter='not (title eq "Contractor")'), remove_action="disable")
+    once = await replicate(staff, mode=INCREMENTAL, dry_run=False)
+    assert once.outcome == "ok" and once.counts["disabled"] == 3, once.summary()
+    assert d.destination_users()["user01"]["active"] is False
+    assert d.destination_members("Everyone") == set(names) - {"user01", "user02", "user03"}
+    assert d.destination_members("Team") == {"user00", "user04", "user05"}
+    full = await replicate(staff, mode=FULL, dry_run=False)
+    assert full.outcome == "ok" and writes(full.destination_requests) == 0, full.summary()
+    again = await replicate(staff, mode=INCREMENTAL, dry_run=False)
+    assert writes(again.destination_requests) == 0, again.summary()
