@@ -11,55 +11,26 @@ import sqlite3
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from replicator.testing import MemoryScimServer
 from state import open_state
 from state.errors import StateUnusableError
+from tests.gated import SCHEMA, Servers, cli_env, gated_pair
 from tests.harness import free_port
 
 TOKEN = "faults-test-token"
-SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
-
-
-class GatedServer(MemoryScimServer):
-    """A memory server that holds every request until `gate` is open, and says when one arrived."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.arrived = asyncio.Event()
-
-    async def _around_handler(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.arrived.set()
-        await self.gate.wait()
-        return await super()._around_handler(request, handler)
-
-
-Servers = tuple[GatedServer, GatedServer]
 
 
 @pytest.fixture
 async def servers() -> AsyncIterator[Servers]:
-    source, destination = GatedServer(bearer_token=TOKEN), GatedServer(bearer_token=TOKEN)
-    await source.start()
-    await destination.start()
-    for i in range(5):
-        source.add_user({"schemas": SCHEMA, "userName": f"user{i}@example.com"})
-    yield source, destination
-    destination.gate.set()
-    await source.stop()
-    await destination.stop()
+    async with gated_pair(TOKEN) as pair:
+        yield pair
 
 
 def env_for(source: MemoryScimServer, destination: MemoryScimServer, state: Path | str, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SCIMREP_SOURCE_URL": source.base_url or "", "SCIMREP_SOURCE_TOKEN": TOKEN,
-            "SCIMREP_DESTINATION_URL": destination.base_url or "", "SCIMREP_DESTINATION_TOKEN": TOKEN,
-            "SCIMREP_STATE": str(state), "SCIMREP_LOG_LEVEL": "error", **extra}
+    return cli_env(source, destination, state, TOKEN, **extra)
 
 
 async def cli(env: dict[str, str], *args: str, stdout: int = asyncio.subprocess.PIPE) -> tuple[int, str, str]:

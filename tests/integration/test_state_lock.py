@@ -5,62 +5,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 
 from replicator.testing import MemoryScimServer
 from state.lock import holder_note, locked_message
+from tests.gated import GatedServer, Servers, cli_env, gated_pair
 from tests.harness import free_port
 
 TOKEN = "lock-test-token"
-SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
-
-
-class GatedServer(MemoryScimServer):
-    """A memory server that counts each request as it arrives and holds it until `gate` is open:
-    a run waiting on it stays in flight for as long as the test wants, and makes no other request."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.arrived = asyncio.Event()
-        self.arrivals = 0
-
-    async def _around_handler(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        self.arrivals += 1
-        self.arrived.set()
-        await self.gate.wait()
-        return await super()._around_handler(request, handler)
-
-
-Servers = tuple[GatedServer, GatedServer]
 
 
 @pytest.fixture
 async def servers() -> AsyncIterator[Servers]:
-    source, destination = GatedServer(bearer_token=TOKEN), GatedServer(bearer_token=TOKEN)
-    await source.start()
-    await destination.start()
-    for i in range(5):
-        source.add_user({"schemas": SCHEMA, "userName": f"user{i}@example.com"})
-    yield source, destination
-    destination.gate.set()
-    await source.stop()
-    await destination.stop()
+    async with gated_pair(TOKEN) as pair:
+        yield pair
 
 
-def env_for(source: MemoryScimServer, destination: MemoryScimServer, state: Path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "SCIMREP_SOURCE_URL": source.base_url or "", "SCIMREP_SOURCE_TOKEN": TOKEN,
-            "SCIMREP_DESTINATION_URL": destination.base_url or "", "SCIMREP_DESTINATION_TOKEN": TOKEN,
-            "SCIMREP_STATE": str(state), "SCIMREP_LOG_LEVEL": "error", **extra}
+def env_for(source: MemoryScimServer, destination: MemoryScimServer, state: Path | str, **extra: str) -> dict[str, str]:
+    return cli_env(source, destination, state, TOKEN, **extra)
 
 
 async def start(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
