@@ -100,7 +100,7 @@ async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotR
 async def read_status(state_path: str) -> StateStatus:
     """What `status` reports, read from the state file (which must exist: opening creates it)."""
     async with open_state(state_path) as store:
-        runs = await store.last_runs(10)
+        runs = await store.runs.last_runs(10)
         failures = await store.failures()
         tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
     return StateStatus(state_path, tracked, runs, failures)

@@ -1,8 +1,12 @@
 """Replication state in SQLite: which source object maps to which destination object, and run history.
 
 This package never imports `replicator`: it stores plain values (strings, bytes, numbers).
+Rooms: records.py (the values), schema.py (tables, migrations), connection.py (the shared connection,
+its write buffer and the error seam), store.py (the records and `open_state`), runs.py (the run log),
+scratch.py (a cycle's temporary tables), lock.py (one process per state file), errors.py.
 """
 
-from state.store import ResourceRow, RunRecord, StateStore, open_state
+from state.records import Origin, ResourceRow, ResourceStatus, RunRecord
+from state.store import StateStore, open_state
 
-__all__ = ["ResourceRow", "RunRecord", "StateStore", "open_state"]
+__all__ = ["Origin", "ResourceRow", "ResourceStatus", "RunRecord", "StateStore", "open_state"]

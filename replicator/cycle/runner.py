@@ -91,7 +91,7 @@ from replicator.pipeline.plan import (
     plan_upsert,
     removal_guard,
 )
-from replicator.pipeline.references import reference_values, referenced_ids, translate
+from replicator.pipeline.references import reference_values, referenced_ids, translate, value_fragments
 from replicator.pipeline.scope import empty_scope_problem, group_member_users, missing_names_problem
 from replicator.scim.client import ScimClient
 from replicator.scim.filters import render
@@ -99,7 +99,7 @@ from replicator.scim.latency import percentiles_ms
 from replicator.scim.paging import ReadReport
 from replicator.scim.wire import BulkResult
 from state import ResourceRow, StateStore
-from state.store import CREATING, DISABLED, SYNCED
+from state.records import CREATING, DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -188,9 +188,9 @@ class Cycle:
         cancellation, KeyboardInterrupt), with the phase it reached; the next run then recovers."""
         started = time.monotonic()
         self._phase = "discovery"  # how far the cycle got (`_run` moves it on): users, groups, removals
-        self._recovering = await self.store.last_run_unfinished()
-        await self.store.begin_cycle()
-        run_id = None if self.dry_run else await self.store.start_run(self.mode, self.dry_run)
+        self._recovering = await self.store.runs.last_run_unfinished()
+        await self.store.scratch.begin_cycle()
+        run_id = None if self.dry_run else await self.store.runs.start_run(self.mode, self.dry_run)
         try:
             await self._run()
         except ReplicatorError as exc:
@@ -220,7 +220,7 @@ class Cycle:
                 counts = self.result.summary()
                 if self.result.outcome in ("interrupted", "failed"):
                     counts["phase"] = self._phase
-                await self.store.finish_run(run_id, self.result.outcome, counts)  # (survives cancellation)
+                await self.store.runs.finish_run(run_id, self.result.outcome, counts)  # (survives cancellation)
         return self.result
 
     async def _run(self) -> None:
@@ -293,7 +293,7 @@ class Cycle:
                                             ())
             if missing:
                 self.result.notes.append(missing)
-        in_scope = await self.store.in_scope_count(kind)
+        in_scope = await self.store.scratch.in_scope_count(kind)
         problem = empty_scope_problem(kind, self.scope, read=in_scope + self._read_out_of_scope[kind],
                                       in_scope=in_scope, tracked=await self.store.count(kind))
         if problem:
@@ -326,10 +326,10 @@ class Cycle:
         self.result.reads[report.kind] = report
         with_forms = self.mode == FULL
         attribute = self._match_attribute(kind)
-        await self.store.forget_listing(kind)
+        await self.store.scratch.forget_listing(kind)
         count = 0
         pages = self.destination.iter_pages(kind, report, **_paging(self.config.destination, kind),
-                                            read_before=lambda ids: self.store.listed_before(kind, ids))
+                                            read_before=lambda ids: self.store.scratch.listed_before(kind, ids))
         try:
             async with aclosing(pages):
                 async for page in pages:
@@ -339,7 +339,7 @@ class Cycle:
                         key = match_value(canonical, attribute)
                         listed.append((resource["id"], None if key is None else key.casefold(),
                                        canonical if with_forms else None))
-                    await self.store.note_listed(kind, listed)
+                    await self.store.scratch.note_listed(kind, listed)
                     count += len(listed)
         except AuthError:
             raise
@@ -385,8 +385,8 @@ class Cycle:
         path would keep a re-created member out of its unchanged group)."""
         fresh = self._recreated_dest_ids - self._replanned_for[kind]
         if fresh and not self.dry_run:
-            naming = [sid for sid, _, written in await self.store.written_forms_naming(kind, fresh)
-                      if reference_values(written, kind) & fresh]
+            forms = await self.store.written_forms_containing(kind, value_fragments(fresh))
+            naming = [sid for sid, _, written in forms if reference_values(written, kind) & fresh]
             await self.store.forget_source_digests(kind, naming)
         self._replanned_for[kind] |= fresh
 
@@ -399,7 +399,8 @@ class Cycle:
         if not any(removed.values()) or self.dry_run or self.stop.is_set():
             return
         steps = []
-        for source_id, dest_id, written in await self.store.written_forms_naming(GROUP, set().union(*removed.values())):
+        for source_id, dest_id, written in await self.store.written_forms_containing(
+                GROUP, value_fragments(set().union(*removed.values()))):
             step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
                                     dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
             if step is not None:
@@ -419,7 +420,7 @@ class Cycle:
         async with self._workers() as send:
             try:
                 pages = self.source.iter_pages(kind, report, **_paging(self.config.source, kind), with_raw=True,
-                                               read_before=lambda ids: self.store.note_read(kind, ids))
+                                               read_before=lambda ids: self.store.scratch.note_read(kind, ids))
                 async with aclosing(pages):
                     async for page in pages:
                         if self._fatal is not None or self.stop.is_set():
@@ -537,7 +538,7 @@ class Cycle:
         listing = self.dest[kind]
         if self.mode == FULL and listing is not None and listing.complete:
             # objects deleted on the destination are no reference targets until re-created
-            listed = await self.store.listed_before(kind, list(found.values()))
+            listed = await self.store.scratch.listed_before(kind, list(found.values()))
             written = await self._written_now(kind, [sid for sid, did in found.items() if did not in listed])
             found = {sid: did for sid, did in found.items() if did in listed or sid in written}
         return found
@@ -591,13 +592,13 @@ class Cycle:
                 continue
             claims.append((key.casefold(), source_id))
             candidates.append((source_id, canonical, source_digest))
-        await self.store.mark_read(kind, out_of_scope=out_of_scope, changed=changed)
+        await self.store.scratch.mark_read(kind, out_of_scope=out_of_scope, changed=changed)
         if not candidates:
             return []
         # a match key is taken by the first changed object of this cycle to claim it, or by an
         # unchanged object read so far (this page included) that last wrote it
-        owners = await self.store.claim_keys(kind, claims)
-        holders = await self.store.key_holders(kind, list(owners))
+        owners = await self.store.scratch.claim_keys(kind, claims)
+        holders = await self.store.scratch.key_holders(kind, list(owners))
         rows = await self.store.rows(kind, [source_id for source_id, _, _ in candidates])
         batch = []
         for (source_id, canonical, source_digest), (key, _) in zip(candidates, claims, strict=True):
@@ -673,7 +674,7 @@ class Cycle:
         listed_now = [read.source_id for read, *_ in ready] if live_known else []
         written = await self._written_now(kind, listed_now)
         fresh = {sid for sid in listed_now if sid not in written}
-        forms = await self.store.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
+        forms = await self.store.scratch.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
         steps = []
         for index, (read, label, desired, want) in enumerate(ready):
             await _let_the_loop_run(index)
@@ -910,7 +911,7 @@ class Cycle:
             keys = {source_id: match_value(form, self._match_attribute(kind))
                     for kind_, source_id, form in creates if kind_ == kind}
             folded = {sid: key.casefold() for sid, key in keys.items() if key is not None}
-            listed = await self.store.listed_keys(kind, list(folded.values()))
+            listed = await self.store.scratch.listed_keys(kind, list(folded.values()))
             absent.update(sid for sid, key in folded.items() if key not in listed)
         return absent
 
@@ -1231,13 +1232,13 @@ class Cycle:
         if not listing.listed:
             return True, None
         folded = key.casefold()
-        listed = await self.store.listed_keys(kind, [folded])
+        listed = await self.store.scratch.listed_keys(kind, [folded])
         if folded not in listed:
             return True, None  # the complete listing proves absence
         dest_id = listed[folded]
         if dest_id is None:
             return False, None
-        form = (await self.store.listed_forms(kind, [dest_id])).get(dest_id) if listing.with_forms else None
+        form = (await self.store.scratch.listed_forms(kind, [dest_id])).get(dest_id) if listing.with_forms else None
         if form is not None:
             return True, {"id": dest_id, **form}
         return True, await self.destination.get(kind, dest_id)
@@ -1417,7 +1418,7 @@ class Cycle:
             return
         if not all(self._read_complete[kind] for kind in kinds):
             # (those the guard already held are counted)
-            held = sum([await self.store.unread_count(kind) for kind in kinds if not self._removals_held(kind)])
+            held = sum([await self.store.scratch.unread_count(kind) for kind in kinds if not self._removals_held(kind)])
             if held:
                 self.result.counts["removals_held"] += held
                 self.result.notes.append(f"{held} removals held: the source read was not complete")
@@ -1430,7 +1431,7 @@ class Cycle:
             if verdict.held or not verdict.planned:
                 continue
             async with self._workers() as send:
-                async for chunk in _replay(verdict.kept) if verdict.kept is not None else self.store.iter_unread(kind):
+                async for chunk in _replay(verdict.kept) if verdict.kept is not None else self.store.scratch.iter_unread(kind):
                     for step in await self._removal_steps(kind, chunk, with_forms=True):
                         await self._dispatch(step, send)
 
@@ -1440,7 +1441,7 @@ class Cycle:
         removals, planned = 0, 0
         kept: list[Unread] | None = []  # the candidates are kept for the second pass unless many
         listed: list[tuple[str, str, str]] = []
-        async for chunk in self.store.iter_unread(kind):
+        async for chunk in self.store.scratch.iter_unread(kind):
             steps = await self._removal_steps(kind, chunk, with_forms=False)
             removing = [step for step in steps if step.action in (DELETE, DISABLE)]
             removals += len(removing)
@@ -1453,7 +1454,7 @@ class Cycle:
                 if len(kept) * len(chunk) > _REMOVALS_KEPT:
                     kept = None
         tracked = await self.store.count(kind)
-        seen = await self.store.in_scope_count(kind)
+        seen = await self.store.scratch.in_scope_count(kind)
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=self.policy)
         self._removals[kind] = RemovalVerdict(kept, planned, held)
         if held:
@@ -1540,7 +1541,7 @@ class Cycle:
             log.warning("destination %s listing incomplete: %d objects whose create a crash or failure left "
                         "unrecorded cannot be looked for, and are forgotten", kind, len(intents))
         keys = [row.match_key for row in intents.values() if row.match_key]
-        listed = await self.store.listed_keys(kind, keys) if listing.complete and listing.listed and keys else {}
+        listed = await self.store.scratch.listed_keys(kind, keys) if listing.complete and listing.listed and keys else {}
         found = {}
         for source_id, row in intents.items():
             dest_id = listed.get(row.match_key or "")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from replicator.pipeline.canonical import GROUP, USER, sort_values
 from replicator.scim.urns import ENTERPRISE_USER
 
@@ -76,6 +78,13 @@ def reference_values(form: dict[str, Any], kind: str) -> set[str]:
     extension = form.get(ENTERPRISE_USER)
     manager = extension.get("manager") if isinstance(extension, dict) else None
     return {manager["value"]} if isinstance(manager, dict) and isinstance(manager.get("value"), str) else set()
+
+
+def value_fragments(ids: set[str]) -> list[bytes]:
+    """The JSON fragments (`"value":"<id>"`, as a stored canonical form spells them) that a form naming
+    one of these ids as a member or a manager holds, in id order: what to look for in the state's
+    written forms (a superset of the forms naming them: `reference_values` narrows it)."""
+    return [b'"value":' + msgspec.json.encode(ref_id) for ref_id in sorted(ids)]
 
 
 def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> str | None:

@@ -163,8 +163,8 @@ async def test_a_second_signal_stops_a_one_shot_run_at_once_and_it_is_still_reco
     assert process.returncode == 130, err[-2000:]
     assert "stopped at once" in err
     async with open_state(state) as store:
-        [run] = await store.last_runs(1)
-        assert await store.last_run_unfinished()
+        [run] = await store.runs.last_runs(1)
+        assert await store.runs.last_run_unfinished()
     assert run.outcome == "interrupted" and run.counts["phase"] == "users"
     # (calls abandoned in flight may have landed unrecorded: the next run adopts them)
     assert 0 < run.counts["counts"]["created"] <= len(destination.users)
@@ -189,14 +189,14 @@ async def test_a_cancelled_cycle_is_recorded_interrupted(
             client_for(config.source, "source", max_connections=8) as source_client, \
             client_for(config.destination, "destination", max_connections=4) as destination_client:
         recording, proceed = asyncio.Event(), asyncio.Event()
-        record = store._finish_run
+        record = store.runs._finish_run
 
         async def gated_record(*args: Any) -> None:  # holds the record until the test lets it go
             recording.set()
             await proceed.wait()
             await record(*args)
 
-        store._finish_run = gated_record  # type: ignore[method-assign]
+        store.runs._finish_run = gated_record  # type: ignore[method-assign]
         cycle = asyncio.ensure_future(
             run_cycle(config, source_client, destination_client, store, mode=INCREMENTAL, dry_run=False))
         await wait_for(lambda: len(destination.users) >= 10)
@@ -207,28 +207,28 @@ async def test_a_cancelled_cycle_is_recorded_interrupted(
         proceed.set()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(cycle, 10)
-        [run] = await store.last_runs(1)
+        [run] = await store.runs.last_runs(1)
         assert run.outcome == "interrupted" and run.ended_at is not None
         assert run.counts["phase"] == "users"
         # (creates cancelled in flight may have landed unrecorded: the next run lists the destination)
         assert 0 < run.counts["counts"]["created"] <= len(destination.users)
         assert "interrupted during users" in run.counts["notes"]
-        assert await store.last_run_unfinished()
+        assert await store.runs.last_run_unfinished()
 
 
 async def test_interrupted_and_failed_runs_count_as_unfinished() -> None:
     """The next run recovers after a run that never ended, or ended interrupted or failed; not after
     ok, partial or held (dry runs do not count)."""
     async with open_state(":memory:") as store:
-        assert not await store.last_run_unfinished()
+        assert not await store.runs.last_run_unfinished()
         for outcome, unfinished in [(None, True), ("ok", False), ("interrupted", True), ("partial", False),
                                     ("failed", True), ("held", False)]:
-            run_id = await store.start_run(INCREMENTAL, False)
+            run_id = await store.runs.start_run(INCREMENTAL, False)
             if outcome is not None:
-                await store.finish_run(run_id, outcome, {})
-            assert await store.last_run_unfinished() is unfinished, outcome
-        await store.start_run(INCREMENTAL, True)  # an unfinished dry run changes nothing
-        assert not await store.last_run_unfinished()
+                await store.runs.finish_run(run_id, outcome, {})
+            assert await store.runs.last_run_unfinished() is unfinished, outcome
+        await store.runs.start_run(INCREMENTAL, True)  # an unfinished dry run changes nothing
+        assert not await store.runs.last_run_unfinished()
 
 
 async def get_json(url: str) -> tuple[int, dict[str, Any]]:

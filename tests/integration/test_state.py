@@ -15,7 +15,7 @@ from replicator.cycle import INCREMENTAL
 from replicator.testing import MemoryScimServer
 from state import open_state
 from state.errors import NewerSchemaError
-from state.store import _MIGRATIONS, SCHEMA_VERSION
+from state.schema import _MIGRATIONS, SCHEMA_VERSION
 from tests.harness import writes
 
 
@@ -75,15 +75,15 @@ async def test_the_scratch_tables_track_reads_duplicates_and_keys_within_one_cyc
     """Ids read earlier in the cycle come back as duplicates, the first claim of a match key wins,
     and a new cycle starts empty."""
     async with open_state(tmp_path / "s.db") as store:
-        assert await store.note_read("User", ["a", "b"]) == set()
-        assert await store.note_read("User", ["b", "c"]) == {"b"}
-        assert await store.note_read("Group", ["a"]) == set()  # kinds are apart
-        owners = await store.claim_keys("User", [("alice", "a"), ("bob", "b"), ("alice", "c")])
+        assert await store.scratch.note_read("User", ["a", "b"]) == set()
+        assert await store.scratch.note_read("User", ["b", "c"]) == {"b"}
+        assert await store.scratch.note_read("Group", ["a"]) == set()  # kinds are apart
+        owners = await store.scratch.claim_keys("User", [("alice", "a"), ("bob", "b"), ("alice", "c")])
         assert owners == {"alice": "a", "bob": "b"}
-        assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "a"}
-        await store.begin_cycle()
-        assert await store.note_read("User", ["b"]) == set()
-        assert await store.claim_keys("User", [("alice", "c")]) == {"alice": "c"}
+        assert await store.scratch.claim_keys("User", [("alice", "c")]) == {"alice": "a"}
+        await store.scratch.begin_cycle()
+        assert await store.scratch.note_read("User", ["b"]) == set()
+        assert await store.scratch.claim_keys("User", [("alice", "c")]) == {"alice": "c"}
 
 
 async def test_objects_not_read_in_scope_are_the_removal_candidates(tmp_path: Path) -> None:
@@ -94,11 +94,11 @@ async def test_objects_not_read_in_scope_are_the_removal_candidates(tmp_path: Pa
             await store.record_success("User", sid, dest_id=f"d-{sid}", digest="x", canonical={"userName": sid},
                                        origin="created")
         await store.record_failure("User", "never-written", "boom")
-        await store.note_read("User", ["kept", "scoped-out"])
-        await store.mark_read("User", out_of_scope={"scoped-out": "not in group Staff"}, changed=[])
-        assert await store.unread_count("User") == 2
-        assert await store.in_scope_count("User") == 1
-        unread = [(row.source_id, why) async for chunk in store.iter_unread("User", chunk=1) for row, why in chunk]
+        await store.scratch.note_read("User", ["kept", "scoped-out"])
+        await store.scratch.mark_read("User", out_of_scope={"scoped-out": "not in group Staff"}, changed=[])
+        assert await store.scratch.unread_count("User") == 2
+        assert await store.scratch.in_scope_count("User") == 1
+        unread = [(row.source_id, why) async for chunk in store.scratch.iter_unread("User", chunk=1) for row, why in chunk]
         assert unread == [("gone", None), ("scoped-out", "not in group Staff")]
 
 
@@ -115,8 +115,8 @@ async def test_destination_ids_come_from_buffered_writes_and_can_leave_out_objec
         await store.flush()
         await store.forget("User", "u3")  # buffered delete
         assert await store.dest_ids("User", ["u1", "u2", "u3", "u4"]) == {"u1": "d1", "u2": "d2"}
-        await store.note_read("User", ["u2", "u5"])
-        await store.mark_read("User", out_of_scope={"u5": "inactive"}, changed=[])
+        await store.scratch.note_read("User", ["u2", "u5"])
+        await store.scratch.mark_read("User", out_of_scope={"u5": "inactive"}, changed=[])
         assert await store.dest_ids("User", ["u1", "u2", "u5"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
 
 
@@ -140,15 +140,15 @@ async def test_a_destination_listing_is_kept_in_the_scratch_tables(tmp_path: Pat
     """A listed key shared by two objects (on two pages, or on one) maps to None (ambiguous); forms
     come back as kept; listing a kind again starts from nothing."""
     async with open_state(tmp_path / "s.db") as store:
-        await store.note_listed("User", [("d1", "alice", {"userName": "alice"}), ("d2", "bob", None)])
-        await store.note_listed("User", [("d3", "alice", None), ("d4", None, None), ("d5", "eve", None),
+        await store.scratch.note_listed("User", [("d1", "alice", {"userName": "alice"}), ("d2", "bob", None)])
+        await store.scratch.note_listed("User", [("d3", "alice", None), ("d4", None, None), ("d5", "eve", None),
                                          ("d6", "eve", None), ("d7", "dan", None)])
-        assert await store.listed_keys("User", ["alice", "bob", "carol", "eve", "dan"]) == {
+        assert await store.scratch.listed_keys("User", ["alice", "bob", "carol", "eve", "dan"]) == {
             "alice": None, "bob": "d2", "eve": None, "dan": "d7"}
-        assert await store.listed_forms("User", ["d1", "d2", "d9"]) == {"d1": {"userName": "alice"}, "d2": None}
-        assert await store.listed_before("User", ["d4", "d9"]) == {"d4"}
-        await store.forget_listing("User")
-        assert await store.listed_keys("User", ["bob"]) == {}
+        assert await store.scratch.listed_forms("User", ["d1", "d2", "d9"]) == {"d1": {"userName": "alice"}, "d2": None}
+        assert await store.scratch.listed_before("User", ["d4", "d9"]) == {"d4"}
+        await store.scratch.forget_listing("User")
+        assert await store.scratch.listed_keys("User", ["bob"]) == {}
 
 
 async def test_written_since_counts_successful_writes_not_later_failures(tmp_path: Path) -> None:
@@ -174,10 +174,10 @@ async def test_key_holders_are_unchanged_objects_read_in_scope(tmp_path: Path) -
         for sid in ("same", "changed", "unread", "scoped-out"):
             await store.record_success("User", sid, dest_id=f"d-{sid}", digest="x", canonical={},
                                        match_key=f"Key-{sid}")
-        await store.note_read("User", ["same", "changed", "scoped-out"])
-        await store.mark_read("User", out_of_scope={"scoped-out": "why"}, changed=["changed"])
+        await store.scratch.note_read("User", ["same", "changed", "scoped-out"])
+        await store.scratch.mark_read("User", out_of_scope={"scoped-out": "why"}, changed=["changed"])
         keys = [f"key-{sid}" for sid in ("same", "changed", "unread", "scoped-out")]
-        assert await store.key_holders("User", keys) == {"key-same": "same"}
+        assert await store.scratch.key_holders("User", keys) == {"key-same": "same"}
 
 
 def committed(path: Path) -> int:

@@ -1,0 +1,77 @@
+"""The values the state stores: a resource's row (and the columns it is read from), a run's record, the
+statuses and origins a row holds, and how a canonical form is stored (deterministic JSON bytes).
+
+Plain values only (no I/O). The enums' values are the strings persisted in the state file: changing one
+changes the file format.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import msgspec
+
+
+class ResourceStatus(StrEnum):
+    """What a resource's row says of its destination object (`resources.status`)."""
+
+    SYNCED = "synced"
+    DISABLED = "disabled"
+    FAILED = "failed"
+    CREATING = "creating"  # a create is about to be sent: committed first, so a crash cannot orphan its object
+
+
+class Origin(StrEnum):
+    """How the destination object came to be ours (`resources.origin`); `created` without a destination
+    id: a create noted whose result was not recorded."""
+
+    CREATED = "created"
+    ADOPTED = "adopted"
+
+
+SYNCED = ResourceStatus.SYNCED
+DISABLED = ResourceStatus.DISABLED
+FAILED = ResourceStatus.FAILED
+CREATING = ResourceStatus.CREATING
+
+
+class ResourceRow(NamedTuple):
+    """What we know of one source object (without its canonical form, which is fetched on demand).
+    A tuple: one is made per object read, and this is the cheapest immutable record. Its status and
+    origin are the strings read from the file (compare them with `ResourceStatus` and `Origin`)."""
+
+    kind: str
+    source_id: str
+    dest_id: str | None
+    digest: str | None
+    status: str
+    origin: str | None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    match_key: str | None = None  # case-folded
+    source_digest: str | None = None
+    failed_source_digest: str | None = None  # the source digest of the last failure (while next_attempt_at is set)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One cycle as stored in `runs`."""
+
+    id: int
+    mode: str
+    dry_run: bool
+    started_at: float
+    ended_at: float | None
+    outcome: str | None
+    counts: dict[str, Any]
+
+
+# the columns a ResourceRow is read from, in its fields' order (`ROW_COLUMNS_R`: over `resources r`)
+ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next_attempt_at, match_key, "
+               "source_digest, failed_source_digest")
+ROW_COLUMNS_R = ", ".join("r." + column.strip() for column in ROW_COLUMNS.split(","))
+
+encode_form = msgspec.json.Encoder(order="deterministic").encode  # a canonical form as a `canon` column holds it
+decode_form = msgspec.json.Decoder().decode

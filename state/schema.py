@@ -1,0 +1,116 @@
+"""What the state database looks like: the file's schema, its migrations, the connection's settings and
+the per-cycle scratch tables.
+
+The schema is versioned with `PRAGMA user_version` and migrated step by step; a database from a newer
+version is refused (NewerSchemaError), and so is another application's database (StateUnusableError):
+adding our tables to it would change it.
+"""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from state.errors import NewerSchemaError, StateUnusableError
+
+SCHEMA_VERSION = 4
+
+_MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE resources (
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            dest_id TEXT,
+            digest TEXT,
+            canon BLOB,
+            status TEXT NOT NULL,
+            origin TEXT,
+            match_key TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            PRIMARY KEY (kind, source_id)
+        )""",
+        "CREATE INDEX resources_dest ON resources (kind, dest_id)",
+        """CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mode TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT,
+            counts TEXT
+        )""",
+    ],
+    # 2: the digest of the source object as read, for the zero-change fast path
+    2: ["ALTER TABLE resources ADD COLUMN source_digest TEXT"],
+    # 3: match keys case-folded and indexed (duplicate checks ask the state); an index that answers
+    # the zero-change check without reading the rows
+    3: [
+        "UPDATE resources SET match_key = casefold(match_key) WHERE match_key IS NOT NULL",
+        "CREATE INDEX resources_match ON resources (kind, match_key)",
+        "CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status)",
+    ],
+    # 4: the digest of the source object as read when it last failed: a source that changed since
+    # (fixed bad data) is tried again at once, not after the failure's delay
+    4: ["ALTER TABLE resources ADD COLUMN failed_source_digest TEXT"],
+}
+
+# a cycle's bookkeeping: temporary tables of the connection, never in the state file (see state.scratch)
+_SCRATCH = [
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_read (
+        kind TEXT NOT NULL, source_id TEXT NOT NULL, out_of_scope TEXT, batch INTEGER NOT NULL,
+        changed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (kind, source_id)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_keys (
+        kind TEXT NOT NULL, key TEXT NOT NULL, source_id TEXT NOT NULL,
+        PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_listed (
+        kind TEXT NOT NULL, dest_id TEXT NOT NULL, canon BLOB,
+        PRIMARY KEY (kind, dest_id)) WITHOUT ROWID""",
+    """CREATE TEMP TABLE IF NOT EXISTS scratch_listed_keys (
+        kind TEXT NOT NULL, key TEXT NOT NULL, dest_id TEXT,
+        PRIMARY KEY (kind, key)) WITHOUT ROWID""",
+]
+SCRATCH_TABLES = ("scratch_read", "scratch_keys", "scratch_listed", "scratch_listed_keys")
+
+
+async def prepare(db: aiosqlite.Connection, path: str) -> None:
+    """Set the connection up (WAL, the `casefold` SQL function, caches), migrate the file to
+    SCHEMA_VERSION, and create the scratch tables. sqlite3's and the OS's errors are left to the caller."""
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = NORMAL")
+    await db.execute("PRAGMA busy_timeout = 5000")
+    await db.create_function("casefold", 1, _casefold, deterministic=True)
+    await _migrate(db, path)
+    await db.execute("PRAGMA temp_store = FILE")  # scratch tables spill to disk, not to memory
+    await db.execute("PRAGMA cache_size = -16384")  # 16 MiB of pages for the state...
+    await db.execute("PRAGMA temp.cache_size = -16384")  # ...and as much for the scratch tables
+    for statement in _SCRATCH:
+        await db.execute(statement)
+
+
+def _casefold(value: object) -> object:
+    return value.casefold() if isinstance(value, str) else value
+
+
+async def _migrate(db: aiosqlite.Connection, path: str) -> None:
+    async with db.execute("PRAGMA user_version") as cursor:
+        row = await cursor.fetchone()
+    version = int(row[0]) if row else 0
+    if version == 0:
+        async with db.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT IN "
+                              "('resources', 'runs') LIMIT 3") as cursor:
+            foreign = [str(name) for (name,) in await cursor.fetchall()]
+        if foreign:  # someone else's database (a mistyped path): adding our tables to it would change it
+            raise StateUnusableError(f"state file {path} is an SQLite database of something else (it holds tables "
+                                     f"{', '.join(foreign)}), not a scim-replicator state: give another path")
+    if version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"state file {path} has schema version {version}; this build knows up to {SCHEMA_VERSION}"
+        )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for statement in _MIGRATIONS[step]:
+            await db.execute(statement)
+        await db.execute(f"PRAGMA user_version = {step}")
+        await db.commit()
