@@ -1,0 +1,78 @@
+"""The state's rooms keep the store's promises: one error seam over all of them, the persisted strings,
+and written forms found by the fragments the cycle builds."""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from replicator.pipeline.references import reference_values, value_fragments
+from state import Origin, ResourceStatus, StateStore, open_state
+from state.errors import StateUnusableError
+from state.records import DISABLED, encode_form
+from state.runs import RunLog
+from state.scratch import CycleScratch
+
+
+@pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog])
+def test_every_public_method_of_every_room_is_behind_the_error_seam(room: type) -> None:
+    """Each public coroutine and async generator method of each room is wrapped by the error seam."""
+    public = {name: method for name, method in vars(room).items()
+              if not name.startswith("_") and (inspect.iscoroutinefunction(inspect.unwrap(method))
+                                               or inspect.isasyncgenfunction(inspect.unwrap(method)))}
+    assert public
+    assert [name for name, method in public.items() if not hasattr(method, "__wrapped__")] == []
+
+
+async def test_an_error_in_one_room_breaks_every_room(tmp_path: Path) -> None:
+    """An SQLite error met by the scratch names its method, and then the records, the run log and the
+    flush on exit raise that same first error: the state is broken for all its rooms at once."""
+    state = tmp_path / "state.db"
+    first = rf"^state file {state}: no such table: scratch_read \(note_read\)$"
+    with pytest.raises(StateUnusableError, match=first):  # the flush on exit
+        async with open_state(state) as store:
+            await store._db.execute("DROP TABLE temp.scratch_read")  # (temporary: only this connection sees it)
+            with pytest.raises(StateUnusableError, match=first):
+                await store.scratch.note_read("User", ["a"])
+            with pytest.raises(StateUnusableError, match=first):
+                await store.count("User")
+            with pytest.raises(StateUnusableError, match=first):
+                await store.runs.last_runs(1)
+
+
+async def test_statuses_and_origins_are_stored_as_the_strings_of_the_file_format(tmp_path: Path) -> None:
+    """The enums' values are the state file's strings, and a status recorded as an enum is stored as
+    plain text."""
+    assert [status.value for status in ResourceStatus] == ["synced", "disabled", "failed", "creating"]
+    assert [origin.value for origin in Origin] == ["created", "adopted"]
+    state = tmp_path / "state.db"
+    async with open_state(state) as store:
+        await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={}, status=DISABLED,
+                                   origin=Origin.ADOPTED)
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT status, typeof(status), origin, typeof(origin) FROM resources").fetchall() == [
+            ("disabled", "text", "adopted", "text")]
+
+
+async def test_written_forms_are_found_by_the_fragments_naming_an_id(tmp_path: Path) -> None:
+    """The fragments of an id find the stored forms naming it as a member or manager, also an id that
+    JSON escapes; a longer id that starts with it is no match; past 20 fragments every form comes back."""
+    odd = 'd"1/é\\'
+    forms = {
+        "g-odd": {"displayName": "odd", "members": [{"value": odd, "type": "User"}]},
+        "g-longer": {"displayName": "longer", "members": [{"value": "d22"}]},
+        "g-short": {"displayName": "short", "members": [{"value": "d2"}]},
+    }
+    async with open_state(tmp_path / "state.db") as store:
+        for source_id, form in forms.items():
+            await store.record_success("Group", source_id, dest_id="x" + source_id, digest="x", canonical=form)
+        found = await store.written_forms_containing("Group", value_fragments({odd, "d2"}))
+        assert sorted(sid for sid, _, _ in found) == ["g-odd", "g-short"]
+        assert await store.written_forms_containing("Group", value_fragments(set())) == []
+        many = value_fragments({f"n{index}" for index in range(21)})
+        assert len(await store.written_forms_containing("Group", many)) == 3  # a superset the caller narrows
+    assert all(fragment in encode_form(forms["g-odd"]) for fragment in value_fragments({odd}))
+    assert reference_values(forms["g-odd"], "Group") == {odd}
