@@ -34,8 +34,8 @@ from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import directory, make_config, writes
 
 T = TypeVar("T")
-SOURCE_TOKEN = "stateful-source-token"
-DESTINATION_TOKEN = "stateful-destination-token"
+SOURCE_TOKEN = "stateful-src-tok"
+DESTINATION_TOKEN = "stateful-dst-tok"
 REMOVALS_PER_CYCLE = 5  # the guards ignore percentages for 5 removals or fewer (replicator.pipeline.plan)
 
 # small pools, so that a name freed by a delete or a rename is soon taken again (adoption, swaps)
