@@ -30,10 +30,12 @@ log = logging.getLogger("replicator")
 async def replicate(
     config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
     clients: list[ScimClient] | None = None, on_latency: Callable[[str, float], None] | None = None,
+    started: list[CycleResult] | None = None,
 ) -> CycleResult:
     """Open both clients and the state, and run one cycle. `clients` receives the open clients
     (source, destination) and `on_latency(side, seconds)` each request's duration, for whoever
-    watches the cycle (the daemon's metrics)."""
+    watches the cycle (the daemon's metrics); `started` the cycle's result once it runs (what a
+    cancelled cycle had done)."""
     connections = config.concurrency + 4
     try:
         async with AsyncExitStack() as stack:
@@ -48,7 +50,8 @@ async def replicate(
             if on_latency is not None:
                 for client in (source, destination):
                     client.latency.observer = functools.partial(on_latency, client.name)
-            return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
+            return await run_cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop,
+                                   started=started)
     except (StateFileError, ExceptionGroup) as exc:  # the state's errors, once, wherever the cycle met them
         failure = _state_failure(exc)
         if failure is None:
@@ -75,6 +78,7 @@ class OneShotRun:
 
     result: CycleResult | None
     shutdown: Shutdown
+    partial: CycleResult | None = None  # stopped at once: what the cycle had done (outcome interrupted)
 
 
 async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotRun:
@@ -83,14 +87,15 @@ async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotR
     grace, stops it at once (the run is still recorded): then there is no result."""
     shutdown = Shutdown(config.grace)
     shutdown.install()
-    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop))
+    started: list[CycleResult] = []
+    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop, started=started))
     shutdown.watch(work)
     try:
         result = await work
     except asyncio.CancelledError:
         if not shutdown.cancelled:
             raise
-        return OneShotRun(None, shutdown)
+        return OneShotRun(None, shutdown, partial=started[0] if started else None)
     finally:
         shutdown.uninstall()
     log.info("cycle finished", extra={"fields": result.summary()})

@@ -230,7 +230,11 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
         recorded = "" if dry_run else "; the state records the run as interrupted"
         print(f"scim-replicator: interrupted: stopped at once, calls in flight abandoned{recorded}", file=sys.stderr)
         if output == "json":
-            print(json.dumps({"outcome": "interrupted", "error": "stopped at once", "exit_code": EXIT_INTERRUPTED}))
+            print(json.dumps({"outcome": "interrupted", "error": "stopped at once", "exit_code": EXIT_INTERRUPTED,
+                              **({"partial": report_json(run.partial)} if run.partial else {})},
+                             indent=2, ensure_ascii=False))
+        elif run.partial is not None:
+            print(report_text(run.partial))  # what it had done when it stopped
         return EXIT_INTERRUPTED
     if output == "json":
         print(json.dumps(report_json(result), indent=2, ensure_ascii=False))

@@ -1586,6 +1586,11 @@ async def run_cycle(
     mode: str = INCREMENTAL,
     dry_run: bool = False,
     stop: asyncio.Event | None = None,
+    started: list[CycleResult] | None = None,
 ) -> CycleResult:
-    """Run one cycle and return what it did."""
-    return await Cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop).run()
+    """Run one cycle and return what it did. `started` receives the cycle's result as soon as it
+    exists, so that a caller whose cycle is cancelled can still report what it had done."""
+    cycle = Cycle(config, source, destination, store, mode=mode, dry_run=dry_run, stop=stop)
+    if started is not None:
+        started.append(cycle.result)
+    return await cycle.run()

@@ -157,11 +157,13 @@ async def test_a_second_signal_stops_a_one_shot_run_at_once_and_it_is_still_reco
     await read_stderr_until(process, "stopping on SIGINT", seen)
     second = time.monotonic()
     process.send_signal(signal.SIGINT)
-    _, err_bytes = await asyncio.wait_for(process.communicate(), timeout=20)
+    out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), timeout=20)
     err = "".join(seen) + err_bytes.decode()
     assert time.monotonic() - second < 3.0  # well before the calls in flight could have answered
     assert process.returncode == 130, err[-2000:]
     assert "stopped at once" in err
+    # what it had done when it stopped is reported all the same
+    assert re.search(r"^full cycle interrupted in .*created \d+", out_bytes.decode(), re.M), out_bytes.decode()
     async with open_state(state) as store:
         [run] = await store.runs.last_runs(1)
         assert await store.runs.last_run_unfinished()
