@@ -676,6 +676,10 @@ class Cycle:
         fresh = {sid for sid in listed_now if sid not in written}
         forms = await self.store.scratch.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
         steps = []
+        # while the guard holds users' removals, the groups written keep members that should go: they
+        # record no source digest, so the next cycle plans them again (so does a group whose own member
+        # removals were held)
+        replan_groups = kind == GROUP and self._removals_held(USER)
         for index, (read, label, desired, want) in enumerate(ready):
             await _let_the_loop_run(index)
             known = stored.get(read.source_id)
@@ -696,14 +700,12 @@ class Cycle:
                 live_known=live_here,
                 policy=self.policy,
             )
-            held_exits = kind == GROUP and self._removals_held(USER)
             self._count_held_members(step)
-            if step.held_members or held_exits:
-                pass  # planned again next cycle: the members held stay only while the guard holds them
-            elif step.action == NOTHING:
-                await self._note_source_digest(kind, read)
-            elif step.action != SKIP:
-                step = dataclasses.replace(step, source_digest=read.source_digest)
+            if not (replan_groups or step.held_members):
+                if step.action == NOTHING:
+                    await self._note_source_digest(kind, read)
+                elif step.action != SKIP:
+                    step = dataclasses.replace(step, source_digest=read.source_digest)
             if step.action == CREATE and not step.reason and self.scope.configured:
                 step = dataclasses.replace(step, reason=self.scope.inclusion(kind))
             steps.append(step)
