@@ -95,7 +95,6 @@ from replicator.pipeline.references import reference_values, referenced_ids, tra
 from replicator.pipeline.scope import empty_scope_problem, group_member_users, missing_names_problem
 from replicator.scim.client import ScimClient
 from replicator.scim.filters import render
-from replicator.scim.latency import percentiles_ms
 from replicator.scim.paging import ReadReport
 from replicator.scim.wire import BulkResult
 from state import ResourceRow, StateStore
@@ -209,13 +208,7 @@ class Cycle:
             self.result.seconds = time.monotonic() - started
             self.result.source_requests = dict(self.source.requests)
             self.result.destination_requests = dict(self.destination.requests)
-            self.result.destination_flow = {
-                **{k: float(v) for k, v in self.destination.stats.items()},
-                "concurrency": float(self.destination.limit.current),
-                "concurrency_cuts": float(self.destination.limit.cuts),
-                "paused_seconds": round(self.destination.pause.total, 3),
-                **percentiles_ms(self.destination.latency.sample),
-            }
+            self.result.destination_flow = self.destination.flow()
             if run_id is not None:
                 counts = self.result.summary()
                 if self.result.outcome in ("interrupted", "failed"):

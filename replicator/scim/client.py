@@ -24,7 +24,7 @@ from yarl import URL
 from replicator import __version__
 from replicator.errors import AuthError, ProtocolError, ScimStatusError, ScimTimeoutError
 from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, auth_for, redirect_target
-from replicator.scim.latency import Latencies
+from replicator.scim.latency import Latencies, percentiles_ms
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 from replicator.scim.paging import ReadReport, fresh_resources, next_count, note_total, remembering, uses_cursor
 from replicator.scim.retry import RetryPolicy, retry_verdict
@@ -114,6 +114,16 @@ class ScimClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def flow(self) -> dict[str, float]:
+        """How the calls went so far: retries and throttling answers, the concurrency limit, pauses, latency."""
+        return {
+            **{k: float(v) for k, v in self.stats.items()},
+            "concurrency": float(self.limit.current),
+            "concurrency_cuts": float(self.limit.cuts),
+            "paused_seconds": round(self.pause.total, 3),
+            **percentiles_ms(self.latency.sample),
+        }
 
     @property
     def writes(self) -> int:

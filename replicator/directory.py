@@ -1,0 +1,63 @@
+"""The directory seam: what a replication cycle asks of a source or a destination (`Directory`).
+
+The cycle talks to this protocol only, never to a client class: `ScimClient` implements it for SCIM 2.0
+servers, and another kind of directory (PingOne's Platform API) implements it the same way. Resources
+travel as SCIM-shaped dicts (`schemas`, `id`, attributes, `members` of `{"value": id}`); errors are
+those of `replicator.errors` (NotFoundError for a 404, ConflictError for a taken key, ...), whichever
+protocol lies beneath. `tests/contract/` runs one suite over every implementation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from replicator.scim.paging import ReadReport
+from replicator.scim.wire import BulkResult, ServerFeatures
+
+
+class Directory(Protocol):
+    """One side of the replication: discover it, read it page by page, write it object by object."""
+
+    name: str
+    features: ServerFeatures  # what `discover` learned (safe defaults before)
+
+    @property
+    def requests(self) -> Mapping[str, int]:
+        """Requests sent so far, by HTTP method (or the implementation's equivalent)."""
+        ...
+
+    def flow(self) -> dict[str, float]:
+        """How the calls went so far: retries, rate limiting, concurrency, pauses, latency percentiles."""
+        ...
+
+    async def discover(self) -> ServerFeatures: ...
+
+    def iter_pages(
+        self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
+        with_raw: bool = False, read_before: Callable[[list[str]], Awaitable[set[str]]] | None = None,
+        max_page_bytes: int | None = None,
+    ) -> AsyncGenerator[list[Any], None]:
+        """Every object of `kind`, in pages, filling `report` (complete or not, and why); `with_raw`:
+        pages of (id, JSON bytes) pairs; `read_before(ids)`: which of these ids an earlier page held."""
+        ...
+
+    async def get(self, kind: str, resource_id: str) -> dict[str, Any]: ...
+
+    async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
+        """The objects a SCIM filter (`userName eq "ann"`) matches."""
+        ...
+
+    async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
+        """Apply a SCIM PatchOp body."""
+        ...
+
+    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def delete(self, kind: str, resource_id: str) -> None: ...
+
+    async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
+        """SCIM Bulk (only called when `features.bulk`): one result per operation, None when unanswered."""
+        ...
