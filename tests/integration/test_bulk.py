@@ -170,7 +170,7 @@ async def test_a_referrer_whose_target_fails_in_bulk_is_written_without_it(
         bulk_servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     """The manager's create is refused in the Bulk request its report joined: the report is written
     without a manager, and gets it in the next cycle once the manager replicates."""
-    from replicator.cycle import runner as cycle
+    from replicator.cycle import recorder as cycle
 
     monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     s = bulk_servers
@@ -260,7 +260,7 @@ async def test_a_trial_referrer_whose_target_failed_is_repaired_too(
     """On a server that stores `bulkId:` values as given, a referrer whose target's create failed in
     the trial keeps no `bulkId:` member: it is repaired with the form it was sent (the form recorded
     no longer names that member), and gets the real member once the target replicates."""
-    from replicator.cycle import runner as cycle
+    from replicator.cycle import recorder as cycle
 
     monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     async with servers_with(tmp_path, bulk_resolves_references=False) as s:

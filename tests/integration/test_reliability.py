@@ -486,7 +486,7 @@ async def test_two_users_swapping_user_names_are_no_duplicates(servers: Servers)
 
 async def test_the_report_lists_a_bounded_number_of_failures(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the listing limit failures are counted, not kept in memory; a note says where they all are."""
-    from replicator.cycle import runner as cycle
+    from replicator.cycle import recorder as cycle
 
     monkeypatch.setattr(cycle, "_FAILURES_LISTED", 3)
     schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -525,7 +525,7 @@ async def test_a_group_back_under_a_new_id_takes_over_what_we_wrote(servers: Ser
 async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     """A group written without a member that failed is planned again by the next incremental cycle
     (not skipped as unchanged source bytes), so the member joins it once the member replicates."""
-    from replicator.cycle import runner as cycle
+    from replicator.cycle import recorder as cycle
 
     monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     user_schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
@@ -642,7 +642,7 @@ async def test_a_group_whose_member_patch_fails_after_its_post_stays_ours(
     async def refused(*args: Any, **kwargs: Any) -> None:
         raise BadRequestError("PATCH answered 400: refused", status=400)
 
-    from replicator.cycle import runner as cycle
+    from replicator.cycle import recorder as cycle
 
     monkeypatch.setattr(cycle, "failure_backoff", lambda attempts: -1.0)  # retry failures at once
     with monkeypatch.context() as patched:

@@ -1,0 +1,164 @@
+"""The destination as a cycle knows it (`DestinationIndex`): its listings (full mode, a first run, a
+run after a crash, or a search that does not serve) and the lookups a create makes before it posts, so
+that an object already there is adopted, never duplicated."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import aclosing
+from typing import Any
+
+from replicator.cycle.context import CycleContext, paging
+from replicator.cycle.work import Listing
+from replicator.errors import AuthError, BadRequestError, ConflictError, NotFoundError, ScimError
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
+from replicator.pipeline.plan import Step
+from replicator.scim.filters import render
+from replicator.scim.paging import ReadReport
+
+log = logging.getLogger("replicator.cycle")
+
+
+class DestinationIndex:
+    """Lists the destination and looks objects up in it, by match key."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        self.listings: dict[str, Listing | None] = {USER: None, GROUP: None}
+        self._lock = asyncio.Lock()
+
+    async def list_destination(self, kind: str) -> Listing:
+        cx = self.cx
+        report = ReadReport(kind=f"destination {kind}")
+        cx.result.reads[report.kind] = report
+        with_forms = cx.full
+        attribute = cx.match_attribute(kind)
+        await cx.store.scratch.forget_listing(kind)
+        count = 0
+        pages = cx.destination.iter_pages(kind, report, **paging(cx.config.destination, kind),
+                                          read_before=lambda ids: cx.store.scratch.listed_before(kind, ids))
+        try:
+            async with aclosing(pages):
+                async for page in pages:
+                    listed = []
+                    for resource in page:
+                        canonical = canonicalise(resource, kind)
+                        key = match_value(canonical, attribute)
+                        listed.append((resource["id"], None if key is None else key.casefold(),
+                                       canonical if with_forms else None))
+                    await cx.store.scratch.note_listed(kind, listed)
+                    count += len(listed)
+        except AuthError:
+            raise
+        except ScimError as exc:
+            log.warning("destination %s listing failed, falling back to lookups: %s", kind, exc)
+        if not report.complete:
+            cx.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
+            if cx.full:
+                cx.result.outcome = "partial"  # objects it left out were not compared with the destination
+        return Listing(complete=report.complete, with_forms=with_forms, listed=count)
+
+    async def listed_once(self, kind: str) -> Listing:
+        """The listing of `kind`, made now if this cycle has none."""
+        async with self._lock:
+            if self.listings[kind] is None:
+                self.listings[kind] = await self.list_destination(kind)
+        listing = self.listings[kind]
+        assert listing is not None
+        return listing
+
+    async def absent_from_listing(self, creates: list[tuple[str, str, dict[str, Any]]]) -> set[str]:
+        """Source ids of these new objects ((kind, source id, form)) whose match key a complete
+        listing of the destination lacks."""
+        absent: set[str] = set()
+        for kind in {kind for kind, _, _ in creates}:
+            dest = self.listings[kind]
+            if dest is None or not dest.complete:
+                continue
+            if not dest.listed:
+                absent.update(source_id for kind_, source_id, _ in creates if kind_ == kind)
+                continue
+            keys = {source_id: match_value(form, self.cx.match_attribute(kind))
+                    for kind_, source_id, form in creates if kind_ == kind}
+            folded = {sid: key.casefold() for sid, key in keys.items() if key is not None}
+            listed = await self.cx.store.scratch.listed_keys(kind, list(folded.values()))
+            absent.update(sid for sid, key in folded.items() if key not in listed)
+        return absent
+
+    async def find_existing(self, step: Step, *, fresh: bool = False) -> dict[str, Any] | None:
+        """The destination object this new one should adopt, or None when it does not exist.
+
+        `fresh`: do not trust the listing made at the start of the cycle (a POST may have landed since).
+        """
+        dest = self.listings[step.kind]
+        key = match_value(step.desired or {}, self.cx.match_attribute(step.kind))
+        if dest is not None and dest.complete and not fresh and key is not None:
+            known, existing = await self._from_listing(step.kind, dest, key)
+            if known:
+                return existing
+        return await self._lookup(step, required=False)
+
+    async def _from_listing(self, kind: str, listing: Listing, key: str) -> tuple[bool, dict[str, Any] | None]:
+        """(True, object or None) when a complete listing settles it; (False, None) when the key is
+        ambiguous there (two objects share it) and a search must decide."""
+        if not listing.listed:
+            return True, None
+        folded = key.casefold()
+        listed = await self.cx.store.scratch.listed_keys(kind, [folded])
+        if folded not in listed:
+            return True, None  # the complete listing proves absence
+        dest_id = listed[folded]
+        if dest_id is None:
+            return False, None
+        form = (await self.cx.store.scratch.listed_forms(kind, [dest_id])).get(dest_id) if listing.with_forms else None
+        if form is not None:
+            return True, {"id": dest_id, **form}
+        return True, await self.cx.destination.get(kind, dest_id)
+
+    async def _lookup(self, step: Step, *, required: bool) -> dict[str, Any] | None:
+        cx = self.cx
+        if not cx.destination.features.filter and not required:
+            return None
+        attribute = cx.match_attribute(step.kind)
+        key = match_value(step.desired or {}, attribute)
+        if key is None:
+            return None
+        template = cx.policy.user_match_filter if step.kind == USER else cx.policy.group_match_filter
+        try:
+            found = await cx.destination.find(step.kind, render(template, key))
+        except (BadRequestError, NotFoundError) as exc:
+            return await self._lookup_in_listing(step.kind, key, exc)
+        exact = [r for r in found if (match_value(canonicalise(r, step.kind), attribute) or "").casefold() == key.casefold()]
+        if len(exact) > 1:
+            raise ConflictError(
+                f"{len(exact)} destination {step.kind}s match {attribute}; refusing to guess", status=409
+            )
+        return exact[0] if exact else None
+
+    async def lookup_after_conflict(self, step: Step, conflict: ConflictError) -> dict[str, Any] | None:
+        """A create answered 409: the object is there. Searched for (unless the destination says it has
+        no filters), then, when the search finds nothing, looked up in a listing, where keys compare
+        without case: some servers answer an unsupported filter with an empty list, some compare a
+        caseExact=false userName case-exactly."""
+        if self.cx.destination.features.filter:
+            existing = await self._lookup(step, required=True)
+            if existing is not None:
+                return existing
+        key = match_value(step.desired or {}, self.cx.match_attribute(step.kind))
+        return None if key is None else await self._lookup_in_listing(step.kind, key, conflict)
+
+    async def _lookup_in_listing(self, kind: str, key: str, refusal: ScimError) -> dict[str, Any] | None:
+        """The destination's search refused or could not explain `refusal`: list it once and look
+        objects up there."""
+        async with self._lock:
+            listing = self.listings[kind]
+            if listing is None or not listing.complete:
+                log.warning("destination %s search did not serve (%s): listing it to find objects instead", kind, refusal)
+                listing = self.listings[kind] = await self.list_destination(kind)
+        if not listing.complete:
+            raise refusal
+        known, existing = await self._from_listing(kind, listing, key)
+        if not known:
+            raise ConflictError(f"several destination {kind}s share {key!r}; refusing to guess", status=409)
+        return existing

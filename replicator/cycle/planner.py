@@ -1,0 +1,187 @@
+"""Planning glue (`Planner`): gathers what the pure planner needs for a batch of source objects (their
+reference targets' destination ids, what the state and the live destination hold) and turns each into
+a `Step`; objects whose references have no destination id yet wait for them (waiters.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from typing import Any
+
+from replicator.cycle.context import CycleContext
+from replicator.cycle.work import PendingRead, Waiting
+from replicator.pipeline.canonical import GROUP, USER, digest
+from replicator.pipeline.plan import CREATE, NOTHING, SKIP, Step, Stored, label_of, plan_upsert
+from replicator.pipeline.references import reference_values, referenced_ids, translate, value_fragments
+from state import ResourceRow
+from state.records import CREATING, DISABLED
+
+log = logging.getLogger("replicator.cycle")
+
+# planning yields to the event loop every this many objects: planning a page of 500 in one go holds
+# the loop for tens of milliseconds, and every answer that arrives meanwhile waits for it
+_PLAN_STRIDE = 32
+
+
+async def let_the_loop_run(index: int) -> None:
+    """In a long planning loop, every `_PLAN_STRIDE` objects: let answers that arrived be handled."""
+    if index % _PLAN_STRIDE == _PLAN_STRIDE - 1:
+        await asyncio.sleep(0)
+
+
+class Planner:
+    """Plans batches of source objects against the state, the live destination and the plan so far."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        # objects whose create an earlier run noted and never recorded (a crash): what a destination
+        # object under their key holds is what we put there
+        self.unfinished_creates: set[tuple[str, str]] = set()
+
+    async def plan_batch(
+        self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
+        targets: tuple[dict[str, str], dict[str, str]] | None = None,
+    ) -> list[Step]:
+        """Plan a batch; objects referring to objects without a destination id yet go to `held`.
+        `targets`: the destination ids of the batch's references, when the caller knows them."""
+        cx = self.cx
+        ready: list[tuple[PendingRead, str, dict[str, Any], str]] = []
+        if targets is None:
+            targets = await self.targets(kind, [read.canonical for read in batch])
+        for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
+            if read.row is not None and read.row.status == CREATING:
+                self.unfinished_creates.add((kind, read.source_id))
+            desired, unresolved = translate(read.canonical, kind, *targets)
+            if unresolved and held is not None:
+                cx.waiters.wait_for(kind, read, unresolved, targets, held)
+                continue
+            if unresolved:
+                # written without some references: the next cycle must plan it again (not take the
+                # fast path on unchanged source bytes), so that a target written later joins it
+                read = dataclasses.replace(read, source_digest=None)
+            ready.append((read, label_of(read.canonical, kind), desired, digest(desired)))
+        dest = cx.listing.listings[kind]
+        live_known = dest is not None and dest.complete and cx.full
+        stored = await self.stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
+                                        everything=live_known)
+        # an object written earlier in this cycle is newer than the destination listing
+        listed_now = [read.source_id for read, *_ in ready] if live_known else []
+        written = await cx.recorder.written_now(kind, listed_now)
+        fresh = {sid for sid in listed_now if sid not in written}
+        forms = await cx.store.scratch.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
+        steps = []
+        # while the guard holds users' removals, the groups written keep members that should go: they
+        # record no source digest, so the next cycle plans them again (so does a group whose own member
+        # removals were held)
+        replan_groups = kind == GROUP and cx.removals.held(USER)
+        for index, (read, label, desired, want) in enumerate(ready):
+            await let_the_loop_run(index)
+            known = stored.get(read.source_id)
+            live_here = read.source_id in fresh
+            live = forms.get(known.dest_id) if (live_here and known) else None
+            row = read.row
+            if self._backing_off(row, read.source_digest):
+                cx.result.counts["backing_off"] += 1
+                continue
+            step = plan_upsert(
+                kind=kind,
+                source_id=read.source_id,
+                label=label,
+                desired=desired,
+                desired_digest=want,
+                stored=known,
+                live=live,
+                live_known=live_here,
+                policy=cx.policy,
+            )
+            self.count_held_members(step)
+            if not (replan_groups or step.held_members):
+                if step.action == NOTHING:
+                    await cx.recorder.note_source_digest(kind, read)
+                elif step.action != SKIP:
+                    step = dataclasses.replace(step, source_digest=read.source_digest)
+            if step.action == CREATE and not step.reason and cx.scope.configured:
+                step = dataclasses.replace(step, reason=cx.scope.inclusion(kind))
+            steps.append(step)
+        return steps
+
+    def count_held_members(self, step: Step) -> None:
+        """A group step whose member removals the membership guard held: counted and listed."""
+        if step.held_members:
+            self.cx.result.counts["member_removals_held"] += step.held_members
+            self.cx.result.held.append((step.kind, step.label, step.held_why))
+            log.error("member removals of group %s held: %s", step.label, step.held_why)
+
+    def _backing_off(self, row: ResourceRow | None, source_digest: str | None) -> bool:
+        """A failed attempt (a create, or an update of an object already there, which keeps its status)
+        waits for its delay, unless the source object changed since (its bad data may be fixed) or the
+        cycle is full; a success clears it."""
+        if row is None or self.cx.full or (row.next_attempt_at or 0) <= time.time():
+            return False
+        return row.failed_source_digest is None or row.failed_source_digest == source_digest
+
+    async def targets(self, kind: str, canonicals: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
+        """(user, group) source id -> destination id, for the references these objects make."""
+        users: list[str] = []
+        groups: list[str] = []
+        for canonical in canonicals:
+            more_users, more_groups = referenced_ids(canonical, kind)
+            users.extend(more_users)
+            groups.extend(more_groups)
+        return await self._dest_ids(USER, users), await self._dest_ids(GROUP, groups)
+
+    async def _dest_ids(self, kind: str, source_ids: list[str]) -> dict[str, str]:
+        """The destination ids these objects have now, for use as reference targets."""
+        cx = self.cx
+        if not source_ids:
+            return {}
+        wanted = list(dict.fromkeys(source_ids))
+        found = {source_id: planned.dest_id for source_id, planned in cx.recorder.planned(kind, wanted).items()}
+        if found:
+            wanted = [source_id for source_id in wanted if source_id not in found]
+        # objects read out of scope are no targets after a complete read, unless their removal is held
+        leaving = cx.reads.complete[kind] and not cx.removals.held(kind)
+        found.update(await cx.store.dest_ids(kind, wanted, not_out_of_scope=leaving))
+        listing = cx.listing.listings[kind]
+        if cx.full and listing is not None and listing.complete:
+            # objects deleted on the destination are no reference targets until re-created
+            listed = await cx.store.scratch.listed_before(kind, list(found.values()))
+            written = await cx.recorder.written_now(kind, [sid for sid, did in found.items() if did not in listed])
+            found = {sid: did for sid, did in found.items() if did in listed or sid in written}
+        return found
+
+    async def stored_many(
+        self, kind: str, wanted: dict[str, tuple[ResourceRow | None, str | None]], *, everything: bool = False
+    ) -> dict[str, Stored]:
+        """What the state says of these objects (source id -> (row, desired digest)). The last written
+        form is read only where it is needed: when the digest differs, the object is disabled, or
+        `everything` (full reconcile, removals)."""
+        planned = self.cx.recorder.planned(kind, wanted)
+        out: dict[str, Stored] = {}
+        needed = []
+        for source_id, (row, want) in wanted.items():
+            overlay = planned.get(source_id)
+            if overlay is not None:
+                out[source_id] = overlay
+                continue
+            if row is None or not row.dest_id:
+                continue
+            out[source_id] = Stored(row.dest_id, row.digest, None, disabled=row.status == DISABLED)
+            if everything or row.digest != want or row.status == DISABLED:
+                needed.append(source_id)
+        for source_id, canonical in (await self.cx.store.canonicals(kind, needed)).items():
+            out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
+        return out
+
+    async def replan_referrers_of_gone(self, kind: str) -> None:
+        """Objects of `kind` naming a destination id that is gone are planned again (the zero-change
+        path would keep a re-created member out of its unchanged group)."""
+        moves = self.cx.moves
+        fresh = moves.recreated_dest_ids - moves.replanned_for[kind]
+        if fresh:
+            forms = await self.cx.store.written_forms_containing(kind, value_fragments(fresh))
+            naming = [sid for sid, _, written in forms if reference_values(written, kind) & fresh]
+            await self.cx.recorder.forget_source_digests(kind, naming)
+        moves.replanned_for[kind] |= fresh

@@ -1,0 +1,226 @@
+"""Reading the source (`SourceReader`): one kind page by page into the workers, each page triaged
+(scope, zero-change fast path, match keys, size) and planned; what still waits for a reference target
+at the end of the kind is written with the references that resolve. Also the read of the groups that
+define a group-based scope."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+from contextlib import aclosing
+from typing import Any
+
+import msgspec
+
+from replicator.cycle.context import CycleContext, paging
+from replicator.cycle.planner import let_the_loop_run
+from replicator.cycle.sinks import dispatch
+from replicator.cycle.work import PendingRead, Waiting
+from replicator.errors import AuthError, NotFoundError, ScimError
+from replicator.pipeline import mapping
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, encode, match_value
+from replicator.pipeline.plan import Step, label_of
+from replicator.pipeline.references import translate
+from replicator.pipeline.scope import group_member_users, missing_names_problem
+from replicator.scim.paging import ReadReport
+from state.records import SYNCED
+
+log = logging.getLogger("replicator.cycle")
+
+_PAGE_CANON_BATCH = 500
+
+_decode_resource = msgspec.json.Decoder(dict).decode
+
+
+class SourceReader:
+    """Reads the source, kind by kind, and plans what it reads."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+
+    async def read_scoping_groups(self) -> None:
+        """Read the source groups once to learn which users the scoping groups hold."""
+        cx = self.cx
+        report = ReadReport(kind="source Group (scope)")
+        groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        try:
+            async for page in cx.source.iter_pages(GROUP, report, **paging(cx.config.source, GROUP)):
+                for group in page:
+                    members = group.get("members") if isinstance(group.get("members"), list) else []
+                    groups[group["id"]] = (str(group.get("displayName")), [m for m in members if isinstance(m, dict)])
+        except AuthError:
+            raise
+        except ScimError as exc:
+            report.problems.append(str(exc))
+        if not report.complete:
+            cx.reads.scope_problem = "the source groups that define the scope could not be read completely"
+        members, missing = group_member_users(groups, cx.scope.user_groups, nested=cx.scope.nested)
+        cx.scope.group_members = members
+        problem = missing_names_problem("scope.user_groups", missing, [name for name, _ in groups.values()])
+        if problem and report.complete:
+            cx.halt(problem)
+
+    async def replicate_kind(self, kind: str) -> None:
+        cx = self.cx
+        cx.bulk.references.next_kind()
+        report = ReadReport(kind=f"source {kind}")
+        cx.result.reads[report.kind] = report
+        held: list[Waiting] = []
+        async with cx.workers.running() as send:
+            try:
+                pages = cx.source.iter_pages(kind, report, **paging(cx.config.source, kind), with_raw=True,
+                                             read_before=lambda ids: cx.store.scratch.note_read(kind, ids))
+                async with aclosing(pages):
+                    async for page in pages:
+                        if cx.fatal is not None or cx.stop.is_set():
+                            break  # the workers stopped, or we are asked to: reading on would be wasted
+                        waiting_before = len(held)
+                        steps = await self._plan_page(kind, page, held)
+                        await cx.recorder.note_proven_creates(steps, held[waiting_before:])
+                        for step in steps:
+                            await dispatch(cx, step, send)
+                        held[:] = [entry for entry in held if not entry.done]  # memory: keep only the waiting
+            except AuthError as exc:
+                # raised here, the workers' task group would wrap it in an ExceptionGroup (a traceback,
+                # exit 1): `Workers.running` raises it as it is once they stopped
+                cx.fatal = cx.fatal or exc
+            except ScimError as exc:
+                log.error("reading source %s failed: %s", kind, exc)
+                cx.result.notes.append(f"source {kind} read failed: {exc}")
+        if kind == USER and cx.reads.scope_problem:
+            report.problems.append(cx.reads.scope_problem)  # scope unknown: nothing may be removed
+        while held and not cx.stop.is_set():
+            held = await self._write_held(kind, held)
+        # after a complete read, objects read out of scope are no reference targets any more; objects
+        # not read still are (a read can miss a live one): those really gone are removed at the end
+        # of the cycle, and what names them is planned again by the next
+        cx.reads.complete[kind] = report.complete
+        if not report.complete:
+            cx.result.outcome = "partial"
+
+    async def _write_held(self, kind: str, held: list[Waiting]) -> list[Waiting]:
+        """At the end of a kind: write what still waits. Objects waiting for objects that never got a
+        destination id (not in the source, failed, out of scope, or a cycle A in B, B in A) are written
+        with the references that do resolve; a second pass then adds the ones that resolve since."""
+        cx = self.cx
+        left = [entry for entry in held if not entry.done]
+        if not left:
+            return []
+        targets = await cx.planner.targets(kind, [e.read.canonical for e in left])
+        ready = [e for e in left if not translate(e.read.canonical, kind, *targets)[1]]
+        forced = not ready
+        if forced:
+            ready = left
+        for entry in ready:
+            entry.done = True
+        async with cx.workers.running() as send:
+            batch = [cx.waiters.still_own(e.read) for e in ready]
+            for index in range(0, len(batch), _PAGE_CANON_BATCH):
+                for step in await cx.planner.plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
+                    await dispatch(cx, step, send)
+        if not forced:
+            return [e for e in left if not e.done]
+        targets = await cx.planner.targets(kind, [e.read.canonical for e in ready])
+        again = [e for e in ready if not translate(e.read.canonical, kind, *targets)[1]]
+        rows = await cx.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
+        return [Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets,
+                        cx.moves.count) for e in again]
+
+    async def _plan_page(
+        self, kind: str, page: list[tuple[str, bytes]], held: list[Waiting]
+    ) -> list[Step]:
+        cx = self.cx
+        # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
+        reading = asyncio.ensure_future(  # noqa: RUF006 (awaited below)
+            cx.store.unchanged_marks(kind, [source_id for source_id, _ in page]))
+        await asyncio.sleep(0)  # let the query start
+        digests = [self._source_digest(kind, raw) for _, raw in page]
+        marks = await reading
+        match_attribute = cx.match_attribute(kind)
+        out_of_scope: dict[str, str] = {}
+        changed: list[str] = []
+        claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
+        candidates: list[tuple[str, dict[str, Any], str]] = []
+        for index, ((source_id, raw), source_digest) in enumerate(zip(page, digests, strict=True)):
+            await let_the_loop_run(index)
+            resource = None
+            if cx.scope.configured:
+                resource = _decode_resource(raw)
+                if kind == GROUP and resource.get("displayName") in cx.scope.group_names:
+                    cx.reads.group_names_read.add(resource["displayName"])
+                excluded = cx.scope.exclusion(kind, resource)
+                if excluded:
+                    out_of_scope[source_id] = excluded
+                    cx.result.counts["out_of_scope"] += 1
+                    cx.reads.out_of_scope[kind] += 1
+                    continue  # if we replicated it, it is deprovisioned like a removed object
+            if self._unchanged_since_last_write(marks.get(source_id), source_digest):
+                continue
+            changed.append(source_id)
+            if resource is None:
+                resource = _decode_resource(raw)
+            if kind == GROUP and "members" not in resource:
+                resource = await self._group_with_members(resource)
+            canonical = mapping.apply(canonicalise(resource, kind), cx.rules[kind])
+            resource = None  # memory: a large group's decoded form is not kept while the page is planned
+            key = match_value(canonical, match_attribute)
+            if key is None:
+                await cx.recorder.fail(kind, source_id, label_of(canonical, kind), f"has no usable {match_attribute}",
+                                       source_digest)
+                continue
+            claims.append((key.casefold(), source_id))
+            candidates.append((source_id, canonical, source_digest))
+        await cx.store.scratch.mark_read(kind, out_of_scope=out_of_scope, changed=changed)
+        if not candidates:
+            return []
+        # a match key is taken by the first changed object of this cycle to claim it, or by an
+        # unchanged object read so far (this page included) that last wrote it
+        owners = await cx.store.scratch.claim_keys(kind, claims)
+        holders = await cx.store.scratch.key_holders(kind, list(owners))
+        rows = await cx.store.rows(kind, [source_id for source_id, _, _ in candidates])
+        batch = []
+        for (source_id, canonical, source_digest), (key, _) in zip(candidates, claims, strict=True):
+            owner = owners[key] if owners[key] != source_id else holders.get(key, source_id)
+            problem = self._refuse(canonical, source_id, owner, match_attribute)
+            if problem:
+                await cx.recorder.fail(kind, source_id, label_of(canonical, kind), problem, source_digest)
+            else:
+                batch.append(PendingRead(source_id, canonical, source_digest, rows.get(source_id)))
+        return await cx.planner.plan_batch(kind, batch, held)
+
+    async def _group_with_members(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A listed group without a `members` attribute: some servers leave members out of listings,
+        and reading that as 'no members' would empty the group on the destination. Read it alone."""
+        try:
+            whole = await self.cx.source.get(GROUP, group["id"])
+        except NotFoundError:
+            return group
+        return whole if whole.get("id") == group["id"] else group
+
+    def _source_digest(self, kind: str, raw: bytes) -> str:
+        """Digest of the source object exactly as read, salted with the mapping rules in force."""
+        digest_ = hashlib.blake2b(raw, digest_size=16, key=self.cx.rules_key[kind])
+        return digest_.hexdigest()
+
+    def _unchanged_since_last_write(self, mark: tuple[str | None, str] | None, source_digest: str) -> bool:
+        """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object
+        (`mark`: the digest then and the object's status, None when it has no row).
+
+        Skips canonicalising and planning. Not in full mode, which compares everything with the
+        destination (and so also catches a reference whose target was re-created meanwhile)."""
+        if self.cx.full or mark is None or mark != (source_digest, SYNCED):
+            return False
+        self.cx.result.counts["unchanged"] += 1
+        return True
+
+    def _refuse(self, canonical: dict[str, Any], source_id: str, key_owner: str, match_attribute: str) -> str | None:
+        """Why a source object cannot be replicated as it is (`key_owner`: the object read this cycle
+        that holds its match key), or None."""
+        if key_owner != source_id:
+            return f"duplicate {match_attribute} in the source (also source id {key_owner})"
+        size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
+        if size > self.cx.policy.max_resource_bytes:
+            return f"oversized: {size} bytes > sync.max_resource_bytes={self.cx.policy.max_resource_bytes}"
+        return None

@@ -1,0 +1,202 @@
+"""Removals (`Removals`): what we created or adopted and the source no longer has (or keeps out of
+scope) is deleted or disabled, only after complete reads, only what the mass-removal guard lets
+through, and only once the source answers 404 for it; groups then lose members this cycle deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+from replicator.cycle.context import CycleContext
+from replicator.cycle.sinks import dispatch
+from replicator.cycle.work import RemovalVerdict, Unread
+from replicator.errors import NotFoundError, ScimError
+from replicator.pipeline.canonical import GROUP, USER, canonicalise
+from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_member_drop, plan_removal, removal_guard
+from replicator.pipeline.references import value_fragments
+from state import ResourceRow
+
+log = logging.getLogger("replicator.cycle")
+
+_REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
+_HELD_LISTED = 50  # held removals listed by name in the report (all are counted)
+
+
+class Removals:
+    """Judges and carries out one cycle's removals, kind by kind."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        self._verdicts: dict[str, RemovalVerdict] = {}  # per kind: what the guard decided, before any removal
+
+    def held(self, kind: str) -> bool:
+        """Whether the guard holds this kind's removals."""
+        verdict = self._verdicts.get(kind)
+        return verdict is not None and verdict.held is not None
+
+    async def remove_vanished(self, kinds: tuple[str, ...]) -> None:
+        """Remove (or disable) what we created or adopted and the source no longer has, kind by kind
+        (groups before users), in chunks of the state; held by the mass-removal guard, which decides
+        for every kind before anything is removed."""
+        cx = self.cx
+        if cx.stop.is_set():
+            return
+        if not all(cx.reads.complete[kind] for kind in kinds):
+            # (those the guard already held are counted)
+            held = sum([await cx.store.scratch.unread_count(kind) for kind in kinds if not self.held(kind)])
+            if held:
+                cx.result.counts["removals_held"] += held
+                cx.result.notes.append(f"{held} removals held: the source read was not complete")
+            return
+        for kind in reversed(kinds):
+            if kind not in self._verdicts:
+                await self.judge(kind)
+        for kind in reversed(kinds):
+            verdict = self._verdicts[kind]
+            if verdict.held or not verdict.planned:
+                continue
+            async with cx.workers.running() as send:
+                async for chunk in _replay(verdict.kept) if verdict.kept is not None else cx.store.scratch.iter_unread(kind):
+                    for step in await self._steps(kind, chunk, with_forms=True):
+                        await dispatch(cx, step, send)
+
+    async def judge(self, kind: str) -> None:
+        """Count this kind's removals and let the guard decide (users: right after their read, so
+        that users whose removal is held stay members of the groups planned next)."""
+        cx = self.cx
+        removals, planned = 0, 0
+        kept: list[Unread] | None = []  # the candidates are kept for the second pass unless many
+        listed: list[tuple[str, str, str]] = []
+        async for chunk in cx.store.scratch.iter_unread(kind):
+            steps = await self._steps(kind, chunk, with_forms=False)
+            removing = [step for step in steps if step.action in (DELETE, DISABLE)]
+            removals += len(removing)
+            planned += len(steps)
+            keys = {row.source_id: row.match_key for row, _ in chunk}
+            listed += [(kind, step.label or keys.get(step.source_id) or step.source_id, step.action)
+                       for step in removing[: max(0, _HELD_LISTED - len(listed))]]
+            if kept is not None:
+                kept.append(chunk)
+                if len(kept) * len(chunk) > _REMOVALS_KEPT:
+                    kept = None
+        tracked = await cx.store.count(kind)
+        seen = await cx.store.scratch.in_scope_count(kind)
+        held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
+        self._verdicts[kind] = RemovalVerdict(kept, planned, held)
+        if held:
+            cx.result.counts["removals_held"] += removals
+            cx.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
+            cx.result.notes.append(
+                f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
+            )
+            log.error("mass removal of %ss held: %s", kind, held)
+
+    async def _steps(self, kind: str, chunk: Unread, *, with_forms: bool) -> list[Step]:
+        """The removal steps for a chunk of rows this cycle did not read in scope; `with_forms` reads
+        the last written forms (for labels and disabling), which counting does not need."""
+        cx = self.cx
+        owned = {row.source_id: (row, why) for row, why in chunk if row.origin in ("created", "adopted")}
+        intents = {sid: row for sid, (row, _) in owned.items() if not row.dest_id}  # creates noted, not recorded
+        found = await self._resolve_intents(kind, intents) if intents else {}
+        if found:
+            owned = {sid: (row._replace(dest_id=found.get(sid, row.dest_id)), why) for sid, (row, why) in owned.items()}
+        stored = await cx.planner.stored_many(kind, {sid: (row, row.digest) for sid, (row, _) in owned.items()},
+                                              everything=with_forms)
+        for source_id, dest_id in found.items() if with_forms else ():
+            # nothing of it was recorded: what it holds (to disable it, to name it) is read from it
+            try:
+                live = canonicalise(await cx.destination.get(kind, dest_id), kind)
+            except NotFoundError:
+                del stored[source_id]
+                continue
+            stored[source_id] = dataclasses.replace(stored[source_id], canonical=live)
+        steps = []
+        for source_id, known in stored.items():
+            step = plan_removal(kind=kind, source_id=source_id, stored=known,
+                                label=label_of(known.canonical or {}, kind), policy=cx.policy)
+            excluded = owned[source_id][1]
+            steps.append(dataclasses.replace(step, reason=f"leaves scope: {excluded}") if excluded else step)
+        if with_forms:
+            absent = [step.source_id for step in steps if step.action in (DELETE, DISABLE) and not owned[step.source_id][1]]
+            still_there = await self._still_in_source(kind, absent)
+            steps = [step for step in steps if step.source_id not in still_there]
+        return steps
+
+    async def _still_in_source(self, kind: str, source_ids: list[str]) -> set[str]:
+        """Of these objects missing from a complete read, those the source does not answer 404 for.
+
+        A read by index can miss an object without noticing: when an object before it is deleted
+        between two pages, it slides onto a page already read (totalResults need not change), and a
+        server may also under-state totalResults. Each one is asked for by id before it is removed;
+        an object that is still there, or that cannot be asked for, is kept, and the cycle says so."""
+        cx = self.cx
+
+        async def answered(source_id: str) -> bool:
+            try:
+                await cx.source.get(kind, source_id)
+            except NotFoundError:
+                return False
+            except ScimError as exc:
+                log.warning("%s %s missing from the read could not be looked up in the source: %s", kind, source_id, exc)
+            return True
+
+        found = [sid for sid, there in zip(source_ids, await asyncio.gather(*map(answered, source_ids)), strict=True)
+                 if there]
+        if found:
+            cx.result.counts["removals_held"] += len(found)
+            cx.result.outcome = "partial"
+            cx.result.notes.append(f"{len(found)} {kind}s missing from the source read are still in the source "
+                                   "(it changed during the read?) or could not be looked up: not removed")
+        return set(found)
+
+    async def _resolve_intents(self, kind: str, intents: dict[str, ResourceRow]) -> dict[str, str]:
+        """Objects gone from the source whose create was noted right before its POST but whose result
+        was not recorded (a crash, or a failure after the POST): the destination ids of those the
+        destination holds under their match key and no other object of ours claims (had the POST met
+        an object already there, we would have adopted it, which makes it ours as well). The
+        destination is listed for this if it was not this cycle. The notes of the others are dropped:
+        their create never reached the destination, several objects share the key, or the listing is
+        incomplete (then a warning says so, rather than listing it again every cycle)."""
+        cx = self.cx
+        listing = await cx.listing.listed_once(kind)
+        if not listing.complete:
+            log.warning("destination %s listing incomplete: %d objects whose create a crash or failure left "
+                        "unrecorded cannot be looked for, and are forgotten", kind, len(intents))
+        keys = [row.match_key for row in intents.values() if row.match_key]
+        listed = await cx.store.scratch.listed_keys(kind, keys) if listing.complete and listing.listed and keys else {}
+        found = {}
+        for source_id, row in intents.items():
+            dest_id = listed.get(row.match_key or "")
+            if dest_id is not None and set(await cx.store.owners(kind, dest_id)) <= {source_id}:
+                found[source_id] = dest_id
+            else:
+                await cx.recorder.forget(kind, source_id)
+        return found
+
+    async def drop_removed_members(self) -> None:
+        """Groups we wrote that name an object this cycle deleted lose that member now: a source that
+        keeps deleted users among members leaves the group unchanged, and a destination that does not
+        drop them itself would keep it. Later cycles plan such a group again (its source names an
+        object we no longer have), so that an object back in scope rejoins it."""
+        cx = self.cx
+        removed = cx.moves.removed_dest_ids
+        if not any(removed.values()) or cx.stop.is_set():
+            return
+        steps = []
+        for source_id, dest_id, written in await cx.store.written_forms_containing(
+                GROUP, value_fragments(set().union(*removed.values()))):
+            step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
+                                    dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
+            if step is not None:
+                steps.append(step)
+        # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
+        await cx.recorder.forget_source_digests(GROUP, [step.source_id for step in steps])
+        for step in steps:
+            await cx.writer.run_step(step)
+
+
+async def _replay(chunks: list[Unread]) -> AsyncIterator[Unread]:
+    for chunk in chunks:
+        yield chunk
