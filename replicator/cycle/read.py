@@ -20,10 +20,11 @@ from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, encode, match_value
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
 from replicator.pipeline.plan import Step, label_of
 from replicator.pipeline.references import translate
 from replicator.pipeline.scope import group_member_users, missing_names_problem
+from replicator.pipeline.triage import refusal, unchanged_since_last_write
 from replicator.scim.paging import ReadReport
 from state.records import SYNCED
 
@@ -183,7 +184,7 @@ class SourceReader:
         batch = []
         for (source_id, canonical, source_digest), (key, _) in zip(candidates, claims, strict=True):
             owner = owners[key] if owners[key] != source_id else holders.get(key, source_id)
-            problem = self._refuse(canonical, source_id, owner, match_attribute)
+            problem = refusal(canonical, source_id, owner, match_attribute, cx.policy.max_resource_bytes)
             if problem:
                 await cx.recorder.fail(kind, source_id, label_of(canonical, kind), problem, source_digest)
             else:
@@ -205,22 +206,8 @@ class SourceReader:
         return digest_.hexdigest()
 
     def _unchanged_since_last_write(self, mark: tuple[str | None, str] | None, source_digest: str) -> bool:
-        """Zero-change fast path: the source sent the very bytes it sent when we last wrote the object
-        (`mark`: the digest then and the object's status, None when it has no row).
-
-        Skips canonicalising and planning. Not in full mode, which compares everything with the
-        destination (and so also catches a reference whose target was re-created meanwhile)."""
-        if self.cx.full or mark is None or mark != (source_digest, SYNCED):
+        """The zero-change fast path (`unchanged_since_last_write`), counted."""
+        if not unchanged_since_last_write(mark, source_digest, full=self.cx.full, synced=SYNCED):
             return False
         self.cx.result.counts["unchanged"] += 1
         return True
-
-    def _refuse(self, canonical: dict[str, Any], source_id: str, key_owner: str, match_attribute: str) -> str | None:
-        """Why a source object cannot be replicated as it is (`key_owner`: the object read this cycle
-        that holds its match key), or None."""
-        if key_owner != source_id:
-            return f"duplicate {match_attribute} in the source (also source id {key_owner})"
-        size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
-        if size > self.cx.policy.max_resource_bytes:
-            return f"oversized: {size} bytes > sync.max_resource_bytes={self.cx.policy.max_resource_bytes}"
-        return None

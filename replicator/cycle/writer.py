@@ -12,7 +12,6 @@ from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.errors import (
-    AuthError,
     BadRequestError,
     ConflictError,
     NotFoundError,
@@ -24,7 +23,7 @@ from replicator.errors import (
 )
 from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
-from replicator.pipeline.patch import apply_operations, chunk_requests
+from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
     DELETE,
@@ -35,6 +34,14 @@ from replicator.pipeline.plan import (
     Step,
     created_counter,
     plan_adoption,
+)
+from replicator.pipeline.writes import (
+    destination_unreachable,
+    falls_back_to_put,
+    put_body,
+    put_form,
+    rereads_live,
+    stops_the_cycle,
 )
 from state.records import DISABLED, SYNCED
 
@@ -59,13 +66,14 @@ class StepWriter:
         try:
             await self._execute(step)
             self._transport_failures = 0
-        except (AuthError, StateError) as exc:
-            cx.fatal = exc
-        except ScimError as exc:
+        except (ScimError, StateError) as exc:
+            if stops_the_cycle(exc):
+                cx.fatal = exc
+                return
             await cx.recorder.fail(step.kind, step.source_id, step.label, str(exc), step.source_digest)
             if isinstance(exc, TransportError):
                 self._transport_failures += 1
-                if self._transport_failures >= max(10, 2 * cx.config.concurrency):
+                if destination_unreachable(self._transport_failures, cx.config.concurrency):
                     cx.fatal = TransportError(
                         f"destination unreachable: {self._transport_failures} operations in a row "
                         f"failed after retries (last: {exc})"
@@ -178,7 +186,7 @@ class StepWriter:
             try:
                 await self.write_operations(step)
             except BadRequestError as exc:
-                if exc.scim_type != "noTarget" or step.action == RECORD:
+                if not rereads_live(exc.scim_type, step.action):
                     raise
                 step = await self._replan_from_live(step)
                 await self.write_operations(step)
@@ -223,7 +231,7 @@ class StepWriter:
             for body in chunk_requests(step.operations, self.cx.policy.member_chunk):
                 await destination.patch(step.kind, step.dest_id, body)
         except (ServerError, BadRequestError) as exc:
-            if exc.status != 501 and exc.scim_type not in ("invalidPath", "invalidFilter"):
+            if not falls_back_to_put(exc.status, exc.scim_type):
                 raise
             log.warning("%s %s: the destination does not take this PATCH (%s); replacing the object with PUT",
                         step.kind, step.label, exc)
@@ -231,20 +239,11 @@ class StepWriter:
 
     async def _replace_with_operations(self, step: Step) -> None:
         """PUT for a destination without PATCH (or without this PATCH): the object as it is there with
-        the step's operations applied, so that what we do not manage (attributes others set, members
-        we may not remove) is kept, where a PUT of the desired form alone would wipe it."""
+        the step's operations applied (`put_form`), so that what we do not manage is kept."""
         assert step.dest_id is not None and step.desired is not None
         live = canonicalise(await self.cx.destination.get(step.kind, step.dest_id), step.kind)
-        spelling = {key.lower(): key for key in step.desired}  # attribute names are case-insensitive
-        live = {spelling.get(key.lower(), key): value for key, value in live.items()}
-        form = apply_operations(live, step.operations)
-        if step.kind == GROUP and step.desired.get("members"):
-            # a server that leaves members out of a read, or caps them, must not have ours wiped by
-            # the PUT: every member we want is in it, besides the others the read showed
-            held = {member["value"] for member in form.get("members", [])}
-            form["members"] = form.get("members", []) + [m for m in step.desired["members"] if m["value"] not in held]
-        body = {"schemas": schemas_for(form, step.kind), "id": step.dest_id, **form}
-        answer = await self.cx.destination.replace(step.kind, step.dest_id, body)
+        form = put_form(step.kind, live, step.desired, step.operations)
+        answer = await self.cx.destination.replace(step.kind, step.dest_id, put_body(step.kind, step.dest_id, form))
         await self._check_put_members(step, form.get("members", []), answer)
 
     async def _check_put_members(self, step: Step, sent: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
