@@ -31,13 +31,15 @@ from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
 from replicator.errors import ConfigError, ReplicatorError
+from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from state.errors import StateFileError
 from state.lock import hold_state_lock
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = (
+    ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)
 
 
 def _bool(text: str) -> bool:

@@ -33,6 +33,7 @@ from replicator.app import replicate
 from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
+from replicator.exit_codes import ExitCode
 from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.scim.client import ScimClient
 from replicator.shutdown import Shutdown
@@ -40,7 +41,7 @@ from state import open_state
 
 log = logging.getLogger("replicator.daemon")
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 130
+EXIT_OK, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.INTERRUPTED
 BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most interval x this between them
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "member_removals_held", "backing_off")
