@@ -31,12 +31,15 @@ from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
 from replicator.errors import ConfigError, ReplicatorError
+from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
+from replicator.pipeline.outcome import Outcome
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from state.errors import StateFileError
 from state.lock import hold_state_lock
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = (
+    ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)
 
 
 def _bool(text: str) -> bool:
@@ -216,7 +219,7 @@ def _stopped(reason: object, code: int, *, json_report: bool) -> int:
     so that a machine reading stdout does not find it empty."""
     print(f"scim-replicator: {reason}", file=sys.stderr)
     if json_report:
-        print(json.dumps({"outcome": "failed", "error": str(reason), "exit_code": code}, ensure_ascii=False))
+        print(json.dumps({"outcome": Outcome.FAILED, "error": str(reason), "exit_code": code}, ensure_ascii=False))
     return code
 
 
@@ -230,7 +233,7 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
         recorded = "" if dry_run else "; the state records the run as interrupted"
         print(f"scim-replicator: interrupted: stopped at once, calls in flight abandoned{recorded}", file=sys.stderr)
         if output == "json":
-            print(json.dumps({"outcome": "interrupted", "error": "stopped at once", "exit_code": EXIT_INTERRUPTED,
+            print(json.dumps({"outcome": Outcome.INTERRUPTED, "error": "stopped at once", "exit_code": EXIT_INTERRUPTED,
                               **({"partial": report_json(run.partial)} if run.partial else {})},
                              indent=2, ensure_ascii=False))
         elif run.partial is not None:
@@ -245,7 +248,8 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
         print(f"scim-replicator: interrupted by {shutdown.signal_name or 'a stop request'}: calls in flight "
               f"finished ({counts_text(result)}){recorded}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return {"ok": EXIT_OK, "held": EXIT_HELD}.get(result.outcome, EXIT_PARTIAL)
+    by_outcome: dict[str, int] = {Outcome.OK: EXIT_OK, Outcome.HELD: EXIT_HELD}
+    return by_outcome.get(result.outcome, EXIT_PARTIAL)
 
 
 async def run_forever(config: Config) -> int:

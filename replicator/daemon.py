@@ -33,13 +33,15 @@ from replicator.app import replicate
 from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
+from replicator.exit_codes import ExitCode
+from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.scim.client import ScimClient
 from replicator.shutdown import Shutdown
 from state import open_state
 
 log = logging.getLogger("replicator.daemon")
 
-EXIT_OK, EXIT_INTERRUPTED = 0, 130
+EXIT_OK, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.INTERRUPTED
 BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most interval x this between them
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "member_removals_held", "backing_off")
@@ -79,7 +81,7 @@ class Metrics:
                 self.requests.labels(client.name, method).inc(count)
             self.retries.labels(client.name).inc(client.stats.get("retries", 0))
             self.rate_limited.labels(client.name).inc(client.stats.get("429", 0))
-        if result.outcome in ("ok", "partial", "held"):
+        if result.outcome in COMPLETED:
             self.last_success.set(time.time())
 
     def observe_latency(self, side: str, seconds: float) -> None:
@@ -195,7 +197,7 @@ class Daemon:
                     self._after_failure(mode, exc)
                 else:
                     self._after_cycle(result)
-                    if mode == FULL and result.outcome in ("ok", "partial", "held"):
+                    if mode == FULL and result.outcome in COMPLETED:
                         last_full, state_empty = time.monotonic(), False
                 await self._sleep(self._next_delay())
             return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
@@ -206,13 +208,13 @@ class Daemon:
 
     def _after_cycle(self, result: CycleResult) -> None:
         self.cycles_done += 1
-        if result.outcome == "failed":
+        if result.outcome == Outcome.FAILED:
             self._count_failure("CycleFailed", unreachable=False)
-        elif result.outcome != "interrupted":  # it completed
+        elif result.outcome != Outcome.INTERRUPTED:  # it completed
             self.consecutive_failures = self.unreachable_cycles = 0
             self.last_error = None
         self.metrics.record(result, self._clients)
-        self.ready = result.outcome in ("ok", "partial", "held") or (result.outcome == "interrupted" and self.ready)
+        self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
         summary: dict[str, Any] = result.summary()
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if v) or "nothing to do"
@@ -222,7 +224,7 @@ class Daemon:
     def _after_failure(self, mode: str, exc: ReplicatorError) -> None:
         self.cycles_done += 1
         self._count_failure(type(exc).__name__, unreachable=isinstance(exc, AuthError | TransportError))
-        self.metrics.cycles.labels(mode, "failed").inc()
+        self.metrics.cycles.labels(mode, Outcome.FAILED).inc()
         if isinstance(exc, AuthError | TransportError):
             self.ready = False
         self.metrics.ready.set(1 if self.ready else 0)

@@ -145,22 +145,3 @@ class ServerError(ScimStatusError):
 
 class UnexpectedStatusError(ScimStatusError):
     """A status we have no specific meaning for."""
-
-
-_STATUS_CLASSES: dict[int, type[ScimStatusError]] = {
-    400: BadRequestError,
-    404: NotFoundError,
-    409: ConflictError,
-    412: PreconditionError,
-    413: PayloadTooLargeError,
-    429: RateLimitedError,
-}
-
-
-def status_error_class(status: int) -> type[ScimStatusError]:
-    """Return the most specific error class for an HTTP status (401/403 are handled as AuthError)."""
-    if status in _STATUS_CLASSES:
-        return _STATUS_CLASSES[status]
-    if 500 <= status <= 599:
-        return ServerError
-    return UnexpectedStatusError

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.cycle import CycleResult
+from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import Step
 from state import RunRecord
 
@@ -51,7 +52,7 @@ def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
 
 def report_text(result: CycleResult) -> str:
     title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
-    if result.dry_run and result.outcome != "ok":
+    if result.dry_run and result.outcome != Outcome.OK:
         title += f", {result.outcome}"
     lines = [f"{title} in {result.seconds:.2f}s: {counts_text(result)}"]
     lines += [describe_step(step) for step in result.changes]

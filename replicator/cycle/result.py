@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import Step
 from replicator.scim.paging import ReadReport
 
@@ -31,8 +32,9 @@ class CycleResult:
     destination_requests: dict[str, int] = field(default_factory=dict)
     destination_flow: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
-    # ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
-    outcome: str = "ok"
+    # an Outcome: ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
+    # (typed str while replicator/cycle/runner.py assigns it string literals)
+    outcome: str = Outcome.OK
 
     def summary(self) -> dict[str, Any]:
         return {

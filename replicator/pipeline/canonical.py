@@ -10,6 +10,7 @@ that a change of recipe re-baselines instead of looking like a change of every o
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from typing import Any
 
 import msgspec
@@ -22,8 +23,18 @@ from replicator.scim.urns import ENTERPRISE_USER as ENTERPRISE_USER
 
 CANON_VERSION = 1
 
-USER = "User"
-GROUP = "Group"
+
+class Kind(StrEnum):
+    """The resource types we replicate; the value is the SCIM resource type name, as the state stores it
+    (`resources.kind`) and the reports print it."""
+
+    USER = "User"
+    GROUP = "Group"
+
+
+# the members, typed str while replicator/cycle/ passes kinds as str: its dicts built from them are keyed by str
+USER: str = Kind.USER
+GROUP: str = Kind.GROUP
 KINDS = (USER, GROUP)
 
 CORE_SCHEMAS = {USER: CORE_USER, GROUP: CORE_GROUP}

@@ -8,19 +8,33 @@ DELETE and disable for an object that left the source. Nothing here touches the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from replicator.config import SyncConfig
 from replicator.pipeline.canonical import GROUP, USER, digest, project, sort_values
 from replicator.pipeline.patch import Operation, compute_operations
 
-CREATE = "create"
-PATCH = "patch"
-RECORD = "record"  # the destination already holds the desired form: only the state changes
-NOTHING = "nothing"
-SKIP = "skip"
-DELETE = "delete"
-DISABLE = "disable"
+
+class Action(StrEnum):
+    """What a Step does; the value is what plans, reports and counts (`create_planned`) print."""
+
+    CREATE = "create"
+    PATCH = "patch"
+    RECORD = "record"  # the destination already holds the desired form: only the state changes
+    NOTHING = "nothing"
+    SKIP = "skip"
+    DELETE = "delete"
+    DISABLE = "disable"
+
+
+CREATE = Action.CREATE
+PATCH = Action.PATCH
+RECORD = Action.RECORD
+NOTHING = Action.NOTHING
+SKIP = Action.SKIP
+DELETE = Action.DELETE
+DISABLE = Action.DISABLE
 
 RECREATE_REASON = "missing on the destination: re-creating"
 
@@ -39,7 +53,7 @@ class Stored:
 class Step:
     """One planned change to the destination."""
 
-    action: str
+    action: Action
     kind: str
     source_id: str
     label: str
@@ -281,6 +295,7 @@ __all__ = [
     "RECREATE_REASON",
     "SKIP",
     "USER",
+    "Action",
     "Step",
     "Stored",
     "created_counter",

@@ -1,7 +1,7 @@
 """HTTP answers and aiohttp failures, translated once into the error tree of `replicator.errors`.
 
-A non-2xx answer becomes the ScimStatusError subclass for its status (`status_error_class`, whose table
-lives with the error tree), keeping the server's words (scimType and detail: redacted, cut short) and
+A non-2xx answer becomes the ScimStatusError subclass for its status (`status_error_class`, the
+status -> error table), keeping the server's words (scimType and detail: redacted, cut short) and
 its Retry-After. An aiohttp failure becomes exactly one TransportError kind, saying whether the request
 can have reached the server (`sent`). This is the only module that knows aiohttp's exceptions for SCIM
 calls; the client hands it every one it catches. Pure; no I/O.
@@ -12,13 +12,45 @@ from __future__ import annotations
 import aiohttp
 from yarl import URL
 
-from replicator.errors import ScimStatusError, ScimTimeoutError, TLSError, TransportError, status_error_class
+from replicator.errors import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PreconditionError,
+    RateLimitedError,
+    ScimStatusError,
+    ScimTimeoutError,
+    ServerError,
+    TLSError,
+    TransportError,
+    UnexpectedStatusError,
+)
 from replicator.scim.auth import redact
 from replicator.scim.retry import parse_retry_after
 from replicator.scim.wire import decode_error
 
 # what the client catches around one HTTP exchange and hands to `transport_error`
 FOREIGN_ERRORS = (TimeoutError, aiohttp.ClientError)
+
+
+_STATUS_CLASSES: dict[int, type[ScimStatusError]] = {
+    400: BadRequestError,
+    404: NotFoundError,
+    409: ConflictError,
+    412: PreconditionError,
+    413: PayloadTooLargeError,
+    429: RateLimitedError,
+}
+
+
+def status_error_class(status: int) -> type[ScimStatusError]:
+    """Return the most specific error class for an HTTP status (401/403 are handled as AuthError)."""
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    if 500 <= status <= 599:
+        return ServerError
+    return UnexpectedStatusError
 
 
 def status_overloads(status: int | None) -> bool:
