@@ -378,9 +378,9 @@ class Cycle:
         path would keep a re-created member out of its unchanged group)."""
         fresh = self._recreated_dest_ids - self._replanned_for[kind]
         if fresh and not self.dry_run:
-            forms = await self.store.written_forms_containing(kind, value_fragments(fresh))
+            forms = await self.store.forms.written_forms_containing(kind, value_fragments(fresh))
             naming = [sid for sid, _, written in forms if reference_values(written, kind) & fresh]
-            await self.store.forget_source_digests(kind, naming)
+            await self.store.forms.forget_source_digests(kind, naming)
         self._replanned_for[kind] |= fresh
 
     async def _drop_removed_members(self) -> None:
@@ -392,14 +392,14 @@ class Cycle:
         if not any(removed.values()) or self.dry_run or self.stop.is_set():
             return
         steps = []
-        for source_id, dest_id, written in await self.store.written_forms_containing(
+        for source_id, dest_id, written in await self.store.forms.written_forms_containing(
                 GROUP, value_fragments(set().union(*removed.values()))):
             step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
                                     dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
             if step is not None:
                 steps.append(step)
         # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
-        await self.store.forget_source_digests(GROUP, [step.source_id for step in steps])
+        await self.store.forms.forget_source_digests(GROUP, [step.source_id for step in steps])
         for step in steps:
             await self._run_step(step)
 
@@ -737,7 +737,7 @@ class Cycle:
             out[source_id] = Stored(row.dest_id, row.digest, None, disabled=row.status == DISABLED)
             if everything or row.digest != want or row.status == DISABLED:
                 needed.append(source_id)
-        for source_id, canonical in (await self.store.canonicals(kind, needed)).items():
+        for source_id, canonical in (await self.store.forms.canonicals(kind, needed)).items():
             out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
@@ -774,7 +774,7 @@ class Cycle:
                 self._noted.add((kind, source_id))
                 by_kind.setdefault(kind, {})[source_id] = match_value(form, self._match_attribute(kind))
         for kind, keys in by_kind.items():
-            await self.store.note_creating(kind, keys)
+            await self.store.intents.note_creating(kind, keys)
 
     async def _note_proven_creates(self, steps: list[Step], waiting: list[Waiting]) -> None:
         """A page's new objects whose absence a complete listing of the destination proves (they will
@@ -1189,10 +1189,10 @@ class Cycle:
         # a source object that came back under a new id takes over the destination object, and with
         # it what we wrote there (members we added are ours to remove)
         written = None
-        for previous_owner in await self.store.owners(step.kind, existing["id"]):
+        for previous_owner in await self.store.forms.owners(step.kind, existing["id"]):
             if previous_owner != step.source_id:
                 log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
-                written = written or await self.store.canonical(step.kind, previous_owner)
+                written = written or await self.store.forms.canonical(step.kind, previous_owner)
                 await self.store.forget(step.kind, previous_owner)
                 self._taken_over.add((step.kind, previous_owner))
                 self._moves += 1
@@ -1317,7 +1317,7 @@ class Cycle:
         assert step.dest_id is not None
         log.info("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
         live = canonicalise(await self.destination.get(step.kind, step.dest_id), step.kind)
-        previous = await self.store.canonical(step.kind, step.source_id)
+        previous = await self.store.forms.canonical(step.kind, step.source_id)
         replanned = plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=self.policy,
                                   previous=previous, reason="re-read from the destination")
         self._count_held_members(replanned)
@@ -1540,7 +1540,7 @@ class Cycle:
         found = {}
         for source_id, row in intents.items():
             dest_id = listed.get(row.match_key or "")
-            if dest_id is not None and set(await self.store.owners(kind, dest_id)) <= {source_id}:
+            if dest_id is not None and set(await self.store.forms.owners(kind, dest_id)) <= {source_id}:
                 found[source_id] = dest_id
             elif not self.dry_run:
                 await self.store.forget(kind, source_id)
