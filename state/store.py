@@ -1,6 +1,7 @@
 """The state store: the records of what we replicated (`resources`), reached through `StateStore`, which
-also hands out the run log (`store.runs`, state.runs) and this cycle's scratch (`store.scratch`,
-state.scratch). `open_state` opens, migrates and closes the database (state.schema).
+also hands out the run log (`store.runs`, state.runs), this cycle's scratch (`store.scratch`,
+state.scratch), the written forms (`store.forms`, state.forms) and the create intents
+(`store.intents`, state.intents). `open_state` opens, migrates and closes the database (state.schema).
 
 `resources` holds one row per (kind, source id): destination id, digest and canonical form last written
 to the destination, status (a `ResourceStatus`: `synced`, `disabled`, `failed`, or `creating`: a create
@@ -17,7 +18,6 @@ callers translate one error, not sqlite3's and the OS's.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sqlite3
 import time
@@ -30,15 +30,15 @@ import aiosqlite
 
 from state.connection import Connection, Room, state_errors_named, unusable_message
 from state.errors import StateUnusableError
+from state.forms import WrittenForms
+from state.intents import CreateIntents
 from state.lock import make_state_folder
 from state.records import (
-    CREATING,
     FAILED,
     ROW_COLUMNS,
     ROW_COLUMNS_R,
     SYNCED,
     ResourceRow,
-    decode_form,
     encode_form,
 )
 from state.runs import RunLog
@@ -54,8 +54,8 @@ class StateStore(Room):
         super().__init__(connection)
         self.runs = RunLog(connection)
         self.scratch = CycleScratch(connection)
-        self._intents: dict[tuple[str, str], str | None] = {}  # creates to note (kind, source id) -> match key
-        self._intent_writer: asyncio.Future[None] | None = None  # the commit of the notes taken so far
+        self.forms = WrittenForms(connection)
+        self.intents = CreateIntents(connection)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -115,37 +115,6 @@ class StateStore(Room):
             kind, [sid for sid in source_ids if sid not in written], params=(since,),
         )
         return written | {row[0] for row in rows}
-
-    async def canonical(self, kind: str, source_id: str) -> dict[str, Any] | None:
-        """The canonical form last written to the destination for this object."""
-        return (await self.canonicals(kind, [source_id])).get(source_id)
-
-    async def owners(self, kind: str, dest_id: str) -> list[str]:
-        """Source ids whose row points at this destination object."""
-        async with self._lock:
-            await self._flush()
-            async with self._db.execute(
-                "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?", (kind, dest_id)
-            ) as cursor:
-                return [row[0] for row in await cursor.fetchall()]
-
-    async def canonicals(self, kind: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """The last written canonical forms of many objects: buffered writes first, then the database
-        (a read does not force a commit)."""
-        out: dict[str, dict[str, Any]] = {}
-        missing = []
-        for source_id in source_ids:
-            pending = self._connection.pending.get((kind, source_id))
-            if pending is not None:
-                out[source_id] = decode_form(pending[4])
-            else:
-                missing.append(source_id)
-        rows = await self._select_in("SELECT source_id, canon FROM resources WHERE kind = ? AND source_id IN",
-                                     kind, missing)
-        for source_id, canon in rows:
-            if canon and source_id not in out:
-                out[source_id] = decode_form(canon)
-        return out
 
     async def count(self, kind: str | None = None) -> int:
         """Objects that have a destination counterpart (of one kind, or all)."""
@@ -224,37 +193,6 @@ class StateStore(Room):
             self._mark_dirty()
             await self._flush()  # commits with the next batch
 
-    async def note_creating(self, kind: str, keys: dict[str, str | None]) -> None:
-        """Before creating these objects (source id -> match key): note and commit that we are about
-        to, so that if a crash loses the result and the source drops the object, the next cycle can
-        still find what we created and remove it. Rows with a destination id are left as they are.
-        Notes of concurrent callers are committed together (one commit for all who wait)."""
-        for source_id, key in keys.items():
-            self._intents[(kind, source_id)] = key
-        while any((kind, source_id) in self._intents for source_id in keys):
-            if self._intent_writer is None:
-                self._intent_writer = asyncio.ensure_future(self._write_intents())
-            await asyncio.shield(self._intent_writer)
-
-    async def _write_intents(self) -> None:
-        try:
-            async with self._lock:
-                intents, self._intents = self._intents, {}
-                now = time.time()
-                await self._write_pending()
-                await self._db.executemany(
-                    """INSERT INTO resources (kind, source_id, status, origin, match_key, attempts, created_at, updated_at)
-                       VALUES (?, ?, ?, 'created', ?, 0, ?, ?)
-                       ON CONFLICT (kind, source_id) DO UPDATE SET status = excluded.status, origin = excluded.origin,
-                           match_key = COALESCE(excluded.match_key, resources.match_key)
-                       WHERE resources.dest_id IS NULL""",
-                    [(kind, source_id, CREATING, key and key.casefold(), now, now)
-                     for (kind, source_id), key in intents.items()],
-                )
-                await self._commit()
-        finally:
-            self._intent_writer = None
-
     async def note_source_digest(self, kind: str, source_id: str, source_digest: str) -> None:
         """The source object's bytes changed but not what we replicate: remember the new digest."""
         self._mark_dirty()
@@ -267,37 +205,6 @@ class StateStore(Room):
         self._connection.pending.pop((kind, source_id), None)
         self._connection.pending_deletes.add((kind, source_id))
         await self._maybe_flush()
-
-    async def written_forms_containing(self, kind: str, fragments: list[bytes]) -> list[tuple[str, str, dict[str, Any]]]:
-        """(source id, destination id, last written form) of our objects of `kind` whose written form
-        (its stored JSON bytes) may contain one of these fragments: a superset, which the caller narrows.
-        Up to 20 fragments SQLite looks for them (one scan); past that every written form of the kind is
-        returned. No fragment: none."""
-        if not fragments:
-            return []
-        needles = fragments if len(fragments) <= 20 else []
-        where = " AND (" + " OR ".join(["instr(canon, ?) > 0"] * len(needles)) + ")" if needles else ""
-        async with self._lock:
-            await self._flush()
-            async with self._db.execute(
-                f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
-                (kind, *needles),
-            ) as cursor:
-                rows = await cursor.fetchall()
-        return [(source_id, dest_id, decode_form(canon)) for source_id, dest_id, canon in rows if canon]
-
-    async def forget_source_digests(self, kind: str, source_ids: list[str]) -> None:
-        """These objects lose their source digest: the next cycle plans them even if their source is
-        unchanged."""
-        if not source_ids:
-            return
-        async with self._lock:
-            await self._flush()
-            await self._db.executemany("UPDATE resources SET source_digest = NULL WHERE kind = ? AND source_id = ?",
-                                       [(kind, source_id) for source_id in source_ids])
-            self._connection.uncommitted += 1
-            self._mark_dirty()
-            await self._flush()
 
     async def flush(self) -> None:
         """Commit buffered writes."""

@@ -13,6 +13,7 @@ from replicator.cycle.context import CycleContext, paging
 from replicator.cycle.work import Listing
 from replicator.errors import AuthError, BadRequestError, ConflictError, NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
+from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import Step
 from replicator.scim.filters import render
 from replicator.scim.paging import ReadReport
@@ -56,7 +57,7 @@ class DestinationIndex:
         if not report.complete:
             cx.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
             if cx.full:
-                cx.result.outcome = "partial"  # objects it left out were not compared with the destination
+                cx.result.outcome = Outcome.PARTIAL  # objects it left out were not compared with the destination
         return Listing(complete=report.complete, with_forms=with_forms, listed=count)
 
     async def listed_once(self, kind: str) -> Listing:

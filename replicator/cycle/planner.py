@@ -171,7 +171,7 @@ class Planner:
             out[source_id] = Stored(row.dest_id, row.digest, None, disabled=row.status == DISABLED)
             if everything or row.digest != want or row.status == DISABLED:
                 needed.append(source_id)
-        for source_id, canonical in (await self.cx.store.canonicals(kind, needed)).items():
+        for source_id, canonical in (await self.cx.store.forms.canonicals(kind, needed)).items():
             out[source_id] = dataclasses.replace(out[source_id], canonical=canonical)
         return out
 
@@ -181,7 +181,7 @@ class Planner:
         moves = self.cx.moves
         fresh = moves.recreated_dest_ids - moves.replanned_for[kind]
         if fresh:
-            forms = await self.cx.store.written_forms_containing(kind, value_fragments(fresh))
+            forms = await self.cx.store.forms.written_forms_containing(kind, value_fragments(fresh))
             naming = [sid for sid, _, written in forms if reference_values(written, kind) & fresh]
             await self.cx.recorder.forget_source_digests(kind, naming)
         moves.replanned_for[kind] |= fresh

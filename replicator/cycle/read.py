@@ -21,6 +21,7 @@ from replicator.cycle.work import PendingRead, Waiting
 from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
+from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import Step, label_of
 from replicator.pipeline.references import translate
 from replicator.pipeline.scope import group_member_users, missing_names_problem
@@ -99,7 +100,7 @@ class SourceReader:
         # of the cycle, and what names them is planned again by the next
         cx.reads.complete[kind] = report.complete
         if not report.complete:
-            cx.result.outcome = "partial"
+            cx.result.outcome = Outcome.PARTIAL
 
     async def _write_held(self, kind: str, held: list[Waiting]) -> list[Waiting]:
         """At the end of a kind: write what still waits. Objects waiting for objects that never got a

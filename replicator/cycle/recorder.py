@@ -106,7 +106,7 @@ class LiveRecorder:
                 self._noted.add((kind, source_id))
                 by_kind.setdefault(kind, {})[source_id] = match_value(form, self.cx.match_attribute(kind))
         for kind, keys in by_kind.items():
-            await self.cx.store.note_creating(kind, keys)
+            await self.cx.store.intents.note_creating(kind, keys)
 
     def creates_sent(self, keys: list[tuple[str, str]]) -> None:
         self._noted.difference_update(keys)
@@ -138,7 +138,7 @@ class LiveRecorder:
         await self.cx.store.forget(kind, source_id)
 
     async def forget_source_digests(self, kind: str, source_ids: list[str]) -> None:
-        await self.cx.store.forget_source_digests(kind, source_ids)
+        await self.cx.store.forms.forget_source_digests(kind, source_ids)
 
     async def written_now(self, kind: str, source_ids: list[str]) -> set[str]:
         return await self.cx.store.written_since(kind, source_ids, self.cx.started_at) if source_ids else set()

@@ -14,6 +14,7 @@ from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
+from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_member_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
 from state import ResourceRow
@@ -146,7 +147,7 @@ class Removals:
                  if there]
         if found:
             cx.result.counts["removals_held"] += len(found)
-            cx.result.outcome = "partial"
+            cx.result.outcome = Outcome.PARTIAL
             cx.result.notes.append(f"{len(found)} {kind}s missing from the source read are still in the source "
                                    "(it changed during the read?) or could not be looked up: not removed")
         return set(found)
@@ -169,7 +170,7 @@ class Removals:
         found = {}
         for source_id, row in intents.items():
             dest_id = listed.get(row.match_key or "")
-            if dest_id is not None and set(await cx.store.owners(kind, dest_id)) <= {source_id}:
+            if dest_id is not None and set(await cx.store.forms.owners(kind, dest_id)) <= {source_id}:
                 found[source_id] = dest_id
             else:
                 await cx.recorder.forget(kind, source_id)
@@ -185,7 +186,7 @@ class Removals:
         if not any(removed.values()) or cx.stop.is_set():
             return
         steps = []
-        for source_id, dest_id, written in await cx.store.written_forms_containing(
+        for source_id, dest_id, written in await cx.store.forms.written_forms_containing(
                 GROUP, value_fragments(set().union(*removed.values()))):
             step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
                                     dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])

@@ -34,7 +34,7 @@ class CycleResult:
     seconds: float = 0.0
     # an Outcome: ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
     # (typed str while replicator/cycle/runner.py assigns it string literals)
-    outcome: str = Outcome.OK
+    outcome: Outcome = Outcome.OK
 
     def summary(self) -> dict[str, Any]:
         return {

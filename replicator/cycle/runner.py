@@ -44,7 +44,7 @@ from replicator.cycle.writer import StepWriter
 from replicator.directory import Directory
 from replicator.errors import ReplicatorError
 from replicator.pipeline.canonical import GROUP, KINDS, USER
-from replicator.pipeline.outcome import cycle_outcome
+from replicator.pipeline.outcome import Outcome, cycle_outcome
 from replicator.pipeline.scope import empty_scope_problem, missing_names_problem
 from state import StateStore
 
@@ -87,24 +87,24 @@ class Cycle:
         try:
             await self._run()
         except ReplicatorError as exc:
-            result.outcome = "failed"
+            result.outcome = Outcome.FAILED
             result.notes.append(str(exc))
             raise
         except Exception:
-            result.outcome = "failed"
+            result.outcome = Outcome.FAILED
             raise
         except BaseException:  # cancelled, KeyboardInterrupt: stopped before the end of the plan
-            result.outcome = "interrupted"
+            result.outcome = Outcome.INTERRUPTED
             raise
         finally:
-            if result.outcome in ("interrupted", "failed"):
+            if result.outcome in (Outcome.INTERRUPTED, Outcome.FAILED):
                 result.notes.append(f"{result.outcome} during {self._phase}")
             result.seconds = time.monotonic() - started
             result.source_requests = dict(cx.source.requests)
             result.destination_requests = dict(cx.destination.requests)
             result.destination_flow = cx.destination.flow()
             counts = result.summary()
-            if result.outcome in ("interrupted", "failed"):
+            if result.outcome in (Outcome.INTERRUPTED, Outcome.FAILED):
                 counts["phase"] = self._phase
             await cx.recorder.close_run(result.outcome, counts)
         return result

@@ -159,10 +159,10 @@ class StepWriter:
         # a source object that came back under a new id takes over the destination object, and with
         # it what we wrote there (members we added are ours to remove)
         written = None
-        for previous_owner in await cx.store.owners(step.kind, existing["id"]):
+        for previous_owner in await cx.store.forms.owners(step.kind, existing["id"]):
             if previous_owner != step.source_id:
                 log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
-                written = written or await cx.store.canonical(step.kind, previous_owner)
+                written = written or await cx.store.forms.canonical(step.kind, previous_owner)
                 await cx.store.forget(step.kind, previous_owner)
                 cx.moves.taken_over.add((step.kind, previous_owner))
                 cx.moves.count += 1
@@ -213,7 +213,7 @@ class StepWriter:
         assert step.dest_id is not None
         log.info("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
         live = canonicalise(await cx.destination.get(step.kind, step.dest_id), step.kind)
-        previous = await cx.store.canonical(step.kind, step.source_id)
+        previous = await cx.store.forms.canonical(step.kind, step.source_id)
         replanned = plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=cx.policy,
                                   previous=previous, reason="re-read from the destination")
         cx.planner.count_held_members(replanned)

@@ -114,14 +114,14 @@ class MemoryScimServer:
             return await self._around_handler(request, handler)
 
         async def service_provider_config(request: web.Request) -> web.Response:
-            return json_response(200, service_provider_config_body(self._base_for(request), self.quirks,
-                                                                   self.bearer_token is not None))
+            return json_response(200, service_provider_config_body(request_base(request, self.base_url),
+                                                                   self.quirks, self.bearer_token is not None))
 
         app = web.Application(middlewares=[scim_middleware])
         app.router.add_get(f"{BASE_PATH}/ServiceProviderConfig", service_provider_config)
         app.router.add_post(f"{BASE_PATH}/Bulk", self._bulk)
         for kind in (USER, GROUP):
-            self._add_routes(app, kind)
+            add_resource_routes(app, self, kind)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -143,71 +143,6 @@ class MemoryScimServer:
 
     # ---------------------------------------------------------------- plumbing
 
-    def _add_routes(self, app: web.Application, kind: ResourceKind) -> None:
-        collection = f"{BASE_PATH}/{kind.endpoint}"
-        one = f"{collection}/{{id}}"
-        store = self.store
-
-        async def list_(request: web.Request) -> web.Response:
-            return self._list(request.query, kind)
-
-        async def search(request: web.Request) -> web.Response:
-            # RFC 7644 3.4.3: the query of a GET, as a SearchRequest body
-            body = await read_json_object(request)
-            fields = ("filter", "startIndex", "count", "cursor")
-            query: dict[str, str] = {key: str(body[key]) for key in fields if key in body}
-            return self._list(query, kind)
-
-        async def create(request: web.Request) -> web.Response:
-            body = await read_json_object(request)
-            ignores_members = self.quirks.create_ignores_members and kind is GROUP
-            if ignores_members:
-                body = {key: value for key, value in body.items() if key != "members"}
-            stored = store.insert(kind, body, self._base_for(request), unique_groups=self.quirks.unique_group_names)
-            if ignores_members:
-                stored = {**stored, "members": []}
-            if not self.quirks.create_returns_body:
-                return web.Response(status=201, headers={"Location": stored["meta"]["location"]})
-            return json_response(201, stored, headers={"Location": stored["meta"]["location"]})
-
-        async def get(request: web.Request) -> web.Response:
-            return json_response(200, store.existing(kind, request.match_info["id"]))
-
-        async def replace(request: web.Request) -> web.Response:
-            body = await read_json_object(request)
-            resource = store.replace(kind, request.match_info["id"], body,
-                                     unique_groups=self.quirks.unique_group_names,
-                                     ignore_members=self.quirks.put_ignores_members)
-            return json_response(200, resource)
-
-        async def patch(request: web.Request) -> web.Response:
-            if not self.quirks.patch_supported:
-                raise ScimProblem(501, "PATCH is not supported by this server")
-            body = await read_json_object(request)
-            for operation in body.get("Operations") or []:
-                path = operation.get("path") if isinstance(operation, dict) else None
-                for prefix, (status, scim_type) in self.quirks.patch_refusals.items():
-                    if isinstance(path, str) and path.startswith(prefix):
-                        raise ScimProblem(status, f"PATCH of {path} is not supported", scim_type)
-            if self.quirks.replace_complex_whole:
-                body = {**body, "Operations": replacing_complex_whole(body.get("Operations"))}
-            patched = store.patch(kind, request.match_info["id"], body, unique_groups=self.quirks.unique_group_names)
-            if self.quirks.patch_returns_resource:
-                return json_response(200, patched)
-            return web.Response(status=204)
-
-        async def delete(request: web.Request) -> web.Response:
-            store.delete(kind, request.match_info["id"])
-            return web.Response(status=204)
-
-        app.router.add_get(collection, list_)
-        app.router.add_post(f"{collection}/.search", search)
-        app.router.add_post(collection, create)
-        app.router.add_get(one, get)
-        app.router.add_put(one, replace)
-        app.router.add_patch(one, patch)
-        app.router.add_delete(one, delete)
-
     async def _around_handler(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Log, inject faults, check authentication, then run the handler."""
         if request.path.startswith("/_admin/"):  # control routes a test harness may add
@@ -218,7 +153,7 @@ class MemoryScimServer:
             dropped = await self._faults.before_request(request)
             if dropped is not None:
                 return dropped
-            self._check_authorization(request)
+            check_bearer(request, self.bearer_token)
             if request.method in ("POST", "PUT", "PATCH") and not request.path.endswith("/Bulk"):
                 self._faults.refuse_values((await request.read()).decode("utf-8", "replace"),
                                            request.headers.get("Authorization", ""))
@@ -236,20 +171,94 @@ class MemoryScimServer:
         return list_response(self.store, kind, query, self.quirks, self._faults)
 
     async def _bulk(self, request: web.Request) -> web.Response:
-        return await bulk_response(request, self.store, self.quirks, self._faults, self._base_for(request),
-                                   self.bulk_bodies)
+        return await bulk_response(request, self.store, self.quirks, self._faults,
+                                   request_base(request, self.base_url), self.bulk_bodies)
 
-    def _check_authorization(self, request: web.Request) -> None:
-        if self.bearer_token is None:
-            return
-        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or credentials.strip() != self.bearer_token:
-            raise ScimProblem(
-                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
 
-    def _base_for(self, request: web.Request) -> str:
-        return self.base_url or f"{request.scheme}://{request.host}{BASE_PATH}"
+def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: ResourceKind) -> None:
+    """The routes of one kind: its collection (list, ``.search``, create) and each resource (read,
+    replace, patch, delete), served from ``server``'s store as its quirks say. Lists go through
+    ``server._list``, looked up per request (tests replace it on the instance)."""
+    collection = f"{BASE_PATH}/{kind.endpoint}"
+    one = f"{collection}/{{id}}"
+    store = server.store
+
+    async def list_(request: web.Request) -> web.Response:
+        return server._list(request.query, kind)
+
+    async def search(request: web.Request) -> web.Response:
+        # RFC 7644 3.4.3: the query of a GET, as a SearchRequest body
+        body = await read_json_object(request)
+        fields = ("filter", "startIndex", "count", "cursor")
+        query: dict[str, str] = {key: str(body[key]) for key in fields if key in body}
+        return server._list(query, kind)
+
+    async def create(request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        ignores_members = server.quirks.create_ignores_members and kind is GROUP
+        if ignores_members:
+            body = {key: value for key, value in body.items() if key != "members"}
+        stored = store.insert(kind, body, request_base(request, server.base_url),
+                              unique_groups=server.quirks.unique_group_names)
+        if ignores_members:
+            stored = {**stored, "members": []}
+        if not server.quirks.create_returns_body:
+            return web.Response(status=201, headers={"Location": stored["meta"]["location"]})
+        return json_response(201, stored, headers={"Location": stored["meta"]["location"]})
+
+    async def get(request: web.Request) -> web.Response:
+        return json_response(200, store.existing(kind, request.match_info["id"]))
+
+    async def replace(request: web.Request) -> web.Response:
+        body = await read_json_object(request)
+        resource = store.replace(kind, request.match_info["id"], body,
+                                 unique_groups=server.quirks.unique_group_names,
+                                 ignore_members=server.quirks.put_ignores_members)
+        return json_response(200, resource)
+
+    async def patch(request: web.Request) -> web.Response:
+        if not server.quirks.patch_supported:
+            raise ScimProblem(501, "PATCH is not supported by this server")
+        body = await read_json_object(request)
+        for operation in body.get("Operations") or []:
+            path = operation.get("path") if isinstance(operation, dict) else None
+            for prefix, (status, scim_type) in server.quirks.patch_refusals.items():
+                if isinstance(path, str) and path.startswith(prefix):
+                    raise ScimProblem(status, f"PATCH of {path} is not supported", scim_type)
+        if server.quirks.replace_complex_whole:
+            body = {**body, "Operations": replacing_complex_whole(body.get("Operations"))}
+        patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        if server.quirks.patch_returns_resource:
+            return json_response(200, patched)
+        return web.Response(status=204)
+
+    async def delete(request: web.Request) -> web.Response:
+        store.delete(kind, request.match_info["id"])
+        return web.Response(status=204)
+
+    app.router.add_get(collection, list_)
+    app.router.add_post(f"{collection}/.search", search)
+    app.router.add_post(collection, create)
+    app.router.add_get(one, get)
+    app.router.add_put(one, replace)
+    app.router.add_patch(one, patch)
+    app.router.add_delete(one, delete)
+
+
+def check_bearer(request: web.Request, bearer_token: str | None) -> None:
+    """Raise a 401 problem unless the request carries ``bearer_token`` (no token: anyone may call)."""
+    if bearer_token is None:
+        return
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or credentials.strip() != bearer_token:
+        raise ScimProblem(
+            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def request_base(request: web.Request, base_url: str | None) -> str:
+    """The base URL resources are located under: the served one, else the request's own."""
+    return base_url or f"{request.scheme}://{request.host}{BASE_PATH}"
 
 
 def service_provider_config_body(base: str, quirks: Quirks, bearer: bool) -> dict[str, Any]:

@@ -346,7 +346,7 @@ async def test_disable_remove_action_deactivates_instead_of_deleting(servers: Se
     assert twin["active"] is True
     await servers.check()
     async with open_state(servers.state) as store:
-        assert len(await store.owners(USER, twin["id"])) == 1
+        assert len(await store.forms.owners(USER, twin["id"])) == 1
 
 
 async def test_bad_input_is_recorded_and_skipped(servers: Servers) -> None:
@@ -519,7 +519,7 @@ async def test_a_group_back_under_a_new_id_takes_over_what_we_wrote(servers: Ser
     await servers.check()
     async with open_state(servers.state) as store:
         (group,) = servers.destination.groups.values()
-        assert await store.owners(GROUP, group["id"]) == ["again"]
+        assert await store.forms.owners(GROUP, group["id"]) == ["again"]
 
 
 async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,12 +12,14 @@ import pytest
 from replicator.pipeline.references import reference_values, value_fragments
 from state import Origin, ResourceStatus, StateStore, open_state
 from state.errors import StateUnusableError
+from state.forms import WrittenForms
+from state.intents import CreateIntents
 from state.records import DISABLED, encode_form
 from state.runs import RunLog
 from state.scratch import CycleScratch
 
 
-@pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog])
+@pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog, WrittenForms, CreateIntents])
 def test_every_public_method_of_every_room_is_behind_the_error_seam(room: type) -> None:
     """Each public coroutine and async generator method of each room is wrapped by the error seam."""
     public = {name: method for name, method in vars(room).items()
@@ -41,6 +43,26 @@ async def test_an_error_in_one_room_breaks_every_room(tmp_path: Path) -> None:
                 await store.count("User")
             with pytest.raises(StateUnusableError, match=first):
                 await store.runs.last_runs(1)
+
+
+async def test_the_written_forms_and_the_create_intents_raise_the_first_error_of_the_state(tmp_path: Path) -> None:
+    """After the scratch met an SQLite error, the written forms and the create intents raise that same
+    error (each call's error is kept, and checked once the flush on exit has raised it too)."""
+    state = tmp_path / "state.db"
+    first = f"state file {state}: no such table: scratch_read (note_read)"
+    met: list[str] = []
+    with pytest.raises(StateUnusableError):  # the flush on exit
+        async with open_state(state) as store:
+            await store._db.execute("DROP TABLE temp.scratch_read")  # (temporary: only this connection sees it)
+            with pytest.raises(StateUnusableError):
+                await store.scratch.note_read("User", ["a"])
+            for call in (store.forms.owners("User", "d1"), store.forms.canonicals("User", ["u1"]),
+                         store.intents.note_creating("User", {"u1": None})):
+                try:
+                    await call
+                except StateUnusableError as exc:
+                    met.append(str(exc))
+    assert met == [first] * 3
 
 
 async def test_statuses_and_origins_are_stored_as_the_strings_of_the_file_format(tmp_path: Path) -> None:
@@ -69,10 +91,10 @@ async def test_written_forms_are_found_by_the_fragments_naming_an_id(tmp_path: P
     async with open_state(tmp_path / "state.db") as store:
         for source_id, form in forms.items():
             await store.record_success("Group", source_id, dest_id="x" + source_id, digest="x", canonical=form)
-        found = await store.written_forms_containing("Group", value_fragments({odd, "d2"}))
+        found = await store.forms.written_forms_containing("Group", value_fragments({odd, "d2"}))
         assert sorted(sid for sid, _, _ in found) == ["g-odd", "g-short"]
-        assert await store.written_forms_containing("Group", value_fragments(set())) == []
+        assert await store.forms.written_forms_containing("Group", value_fragments(set())) == []
         many = value_fragments({f"n{index}" for index in range(21)})
-        assert len(await store.written_forms_containing("Group", many)) == 3  # a superset the caller narrows
+        assert len(await store.forms.written_forms_containing("Group", many)) == 3  # a superset the caller narrows
     assert all(fragment in encode_form(forms["g-odd"]) for fragment in value_fragments({odd}))
     assert reference_values(forms["g-odd"], "Group") == {odd}
