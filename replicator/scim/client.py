@@ -35,6 +35,7 @@ from replicator.scim.wire import (
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
+    from replicator.directory import Directory
 
 _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST /.search instead
 ENDPOINTS = {"User": "Users", "Group": "Groups"}
@@ -255,3 +256,9 @@ def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurre
         rate_limit=cfg.rate_limit,
         min_concurrency=min_concurrency,
     )
+
+
+if TYPE_CHECKING:
+    def _is_a_directory(client: ScimClient) -> Directory:
+        """mypy proves here that ScimClient implements the Directory protocol (never runs)."""
+        return client
