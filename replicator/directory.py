@@ -19,7 +19,7 @@ from replicator.scim.wire import BulkResult, ServerFeatures
 class Directory(Protocol):
     """One side of the replication: discover it, read it page by page, write it object by object."""
 
-    name: str
+    name: str  # which side this is, in messages ("source", "destination")
     features: ServerFeatures  # what `discover` learned (safe defaults before)
 
     @property
@@ -28,10 +28,14 @@ class Directory(Protocol):
         ...
 
     def flow(self) -> dict[str, float]:
-        """How the calls went so far: retries, rate limiting, concurrency, pauses, latency percentiles."""
+        """How the calls went so far, as floats: `concurrency`, `concurrency_cuts` and `paused_seconds`
+        always; `latency_p50_ms`, `latency_p90_ms`, `latency_p99_ms` once a call was made; counters such as
+        `retries`, `429`, `503`, `timeouts`, `bulk_operations` once they are not zero."""
         ...
 
-    async def discover(self) -> ServerFeatures: ...
+    async def discover(self) -> ServerFeatures:
+        """What the directory supports (safe defaults where it does not say), kept as `features`."""
+        ...
 
     def iter_pages(
         self, kind: str, report: ReadReport, *, page_size: int = 500, cursor: bool | None = None,
@@ -42,22 +46,31 @@ class Directory(Protocol):
         pages of (id, JSON bytes) pairs; `read_before(ids)`: which of these ids an earlier page held."""
         ...
 
-    async def get(self, kind: str, resource_id: str) -> dict[str, Any]: ...
+    async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
+        """One object; NotFoundError when the directory holds no such id."""
+        ...
 
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """The objects a SCIM filter (`userName eq "ann"`) matches."""
         ...
 
-    async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The object as created, with the `id` the directory gave it; ConflictError when its key is taken."""
+        ...
 
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
         """Apply a SCIM PatchOp body."""
         ...
 
-    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+    async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Replace the whole object (SCIM PUT); the object answered, or None when none was."""
+        ...
 
-    async def delete(self, kind: str, resource_id: str) -> None: ...
+    async def delete(self, kind: str, resource_id: str) -> None:
+        """NotFoundError when the directory holds no such id."""
+        ...
 
     async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
-        """SCIM Bulk (only called when `features.bulk`): one result per operation, None when unanswered."""
+        """SCIM Bulk (only called when `features.bulk`) of SCIM Bulk operations (`method`, `path` such as
+        "/Users" or "/Users/ID", `bulkId`, `data`): one result per operation, None when unanswered."""
         ...

@@ -12,11 +12,11 @@ from replicator.pipeline.outcome import cycle_outcome
 ROOT = Path(__file__).resolve().parents[2]
 # modules that would bring I/O, concurrency or a clock into a pure decision
 IMPURE = {"aiohttp", "aiosqlite", "anyio", "asyncio", "sqlite3", "socket", "time", "os", "subprocess", "uvloop",
-          "state", "replicator.cycle", "replicator.scim.client", "replicator.scim.auth", "replicator.daemon",
+          "state", "replicator.cycle", "replicator.scim.client", "replicator.scim.transport", "replicator.scim.auth", "replicator.daemon",
           "replicator.app", "replicator.testing"}
-# where aiohttp may be imported: the SCIM client and auth, its error translation, the daemon's endpoint,
+# where aiohttp may be imported: the SCIM transport and auth, its error translation, the daemon's endpoint,
 # the in-memory server
-AIOHTTP_ALLOWED = {"replicator/scim/client.py", "replicator/scim/auth.py", "replicator/scim/status.py",
+AIOHTTP_ALLOWED = {"replicator/scim/transport.py", "replicator/scim/auth.py", "replicator/scim/status.py",
                    "replicator/daemon.py"}
 
 
@@ -53,7 +53,7 @@ def test_pipeline_has_no_await_and_imports_no_io() -> None:
 
 
 def test_aiohttp_stays_at_its_seams() -> None:
-    """aiohttp is imported only by the SCIM client, auth and error translation, the daemon and testing/."""
+    """aiohttp is imported only by the SCIM transport, auth and error translation, the daemon and testing/."""
     found = [path for folder in ("replicator", "state") for path, tree in parsed(folder).items()
              if touches(imported(tree), {"aiohttp"}) and path not in AIOHTTP_ALLOWED
              and not path.startswith("replicator/testing/")]

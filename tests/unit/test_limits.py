@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from replicator.scim.client import ScimClient
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
+from replicator.scim.transport import HttpTransport
 
 
 async def test_pause_holds_every_waiter_until_the_named_moment() -> None:
@@ -119,7 +119,7 @@ def test_a_burst_estimate_above_the_real_rate_does_not_stop_rate_learning(monkey
     below half of the first estimate would otherwise switch pacing off for good)."""
     clock = [1000.0]
     monkeypatch.setattr("replicator.scim.limits.time.monotonic", lambda: clock[0])
-    client = ScimClient("http://127.0.0.1:9/v2")
+    client = HttpTransport("http://127.0.0.1:9/v2")
     learner = client._learner
     assert learner is not None
     for _ in range(100):
