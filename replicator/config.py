@@ -47,9 +47,21 @@ class SideConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     rate_limit: float | None = None
     retry_attempts: int = 8
     retry_timeout: float = 300.0
-    # PingOne preset: region + environment id derive `url` and `token_url` when those are not given
-    pingone_region: Literal["com", "ca", "eu", "asia", "com.au"] | None = None
+    # what the side is: a SCIM 2.0 server (`url`), or a PingOne environment read and written through
+    # its Platform API (groups, memberships, nesting, populations live only there)
+    kind: Literal["scim", "pingone"] = "scim"
+    # PingOne: region + environment id derive `url` and `token_url` (and, for kind = "pingone", the
+    # Platform API) when those are not given; each base URL without the environment id
+    pingone_region: Literal["com", "ca", "eu", "asia", "com.au", "sg"] | None = None
     pingone_environment: str | None = None
+    api_url: str | None = None  # default https://api.pingone.<region>/v1
+    auth_url: str | None = None  # default https://auth.pingone.<region>
+    scim_url: str | None = None  # default https://scim-api.pingone.<region>
+    # PingOne populations: source population name -> destination population name (same name when not
+    # listed); a user whose population the destination lacks goes to `default_population` (its default
+    # population when not given)
+    populations: dict[str, str] = msgspec.field(default_factory=dict)
+    default_population: str | None = None
 
     def __repr__(self) -> str:
         shown = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -250,16 +262,28 @@ def apply_presets(config: Config) -> Config:
     sides = {}
     for side in ("source", "destination"):
         cfg: SideConfig = getattr(config, side)
-        if cfg.pingone_region and cfg.pingone_environment:
-            env, region = cfg.pingone_environment, cfg.pingone_region
-            sides[side] = msgspec.structs.replace(
-                cfg,
-                url=cfg.url or f"https://scim-api.pingone.{region}/environments/{env}/v2",
-                token_url=cfg.token_url or f"https://auth.pingone.{region}/{env}/as/token",
-            )
+        if cfg.kind == "pingone" and not cfg.pingone_environment:
+            raise ConfigError(f"{side}.kind = \"pingone\" needs {side}.pingone_environment (the environment id)")
+        if cfg.pingone_environment and (cfg.pingone_region or cfg.kind == "pingone"):
+            sides[side] = pingone_urls(cfg)
         elif cfg.pingone_region or cfg.pingone_environment:
             raise ConfigError(f"{side}.pingone_region and {side}.pingone_environment go together")
     return msgspec.structs.replace(config, **sides) if sides else config
+
+
+def pingone_urls(cfg: SideConfig) -> SideConfig:
+    """A PingOne side's URLs from its region (com when not given) and environment id, where not set:
+    the Platform API, the token endpoint, and SCIM (`url`)."""
+    env, region = cfg.pingone_environment, cfg.pingone_region or "com"
+    api_url = (cfg.api_url or f"https://api.pingone.{region}/v1").rstrip("/")
+    auth_url = (cfg.auth_url or f"https://auth.pingone.{region}").rstrip("/")
+    scim_url = (cfg.scim_url or f"https://scim-api.pingone.{region}").rstrip("/")
+    return msgspec.structs.replace(
+        cfg, api_url=api_url, auth_url=auth_url, scim_url=scim_url,
+        url=cfg.url or f"{scim_url}/environments/{env}/v2",
+        token_url=cfg.token_url or f"{auth_url}/{env}/as/token",
+        auth="oauth" if cfg.kind == "pingone" and cfg.auth == "auto" else cfg.auth,
+    )
 
 
 def load_config(
@@ -359,8 +383,10 @@ def validate_side(side: str, cfg: SideConfig) -> None:
         raise ConfigError(f"{side}.url is required (flag {flag_name(side + '.url')}, env {env_name(side + '.url')})")
     if not cfg.url.startswith(("http://", "https://")):
         raise ConfigError(f"{side}.url must start with http:// or https://")
-    for name in ("url", "token_url"):
+    for name in ("url", "token_url", "api_url", "auth_url", "scim_url"):
         value = getattr(cfg, name)
+        if value and not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{side}.{name} must start with http:// or https://")
         if value and "@" in value.split("://", 1)[-1].split("/", 1)[0]:
             # (the message does not repeat the URL: the part before @ may be a password)
             raise ConfigError(f"{side}.{name} must not carry user:password@ (use {side}.username and "

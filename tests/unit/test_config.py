@@ -284,3 +284,47 @@ def test_container_secrets_are_read_from_the_secrets_dir(tmp_path) -> None:  # t
     })
     assert config.destination.client_secret == "from-secret-file"
     assert config.source.token == "env"
+
+
+def test_a_pingone_side_derives_its_three_apis_from_region_and_environment(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """kind = "pingone" with a region and an environment id gives the Platform API, token and SCIM URLs
+    as PingOne documents them (each overridable, without the environment id), OAuth client credentials,
+    and the population map from a TOML table; without a region it is PingOne's `com`."""
+    from replicator.config import load_config
+
+    toml = tmp_path / "replicator.toml"
+    toml.write_text('[source]\nkind = "pingone"\npingone_region = "sg"\npingone_environment = "env-src"\n'
+                    'client_id = "a"\nclient_secret = "s"\n'
+                    '[destination]\nkind = "pingone"\npingone_environment = "env-dst"\nclient_id = "b"\n'
+                    'client_secret = "t"\napi_url = "http://127.0.0.1:9/v1/"\nauth_url = "http://127.0.0.1:9"\n'
+                    'scim_url = "http://127.0.0.1:9/scim"\ndefault_population = "Imported"\n'
+                    '[destination.populations]\nEmployees = "Staff"\n')
+    config = load_config(config_file=str(toml), environ={})
+    source, destination = config.source, config.destination
+    assert (source.api_url, source.auth_url, source.scim_url) == (
+        "https://api.pingone.sg/v1", "https://auth.pingone.sg", "https://scim-api.pingone.sg")
+    assert source.token_url == "https://auth.pingone.sg/env-src/as/token"
+    assert source.url == "https://scim-api.pingone.sg/environments/env-src/v2"
+    assert source.auth_mode == "oauth"
+    assert destination.api_url == "http://127.0.0.1:9/v1"
+    assert destination.token_url == "http://127.0.0.1:9/env-dst/as/token"
+    assert destination.url == "http://127.0.0.1:9/scim/environments/env-dst/v2"
+    assert destination.populations == {"Employees": "Staff"} and destination.default_population == "Imported"
+    assert load_config(environ={"SCIMREP_SOURCE_KIND": "pingone", "SCIMREP_SOURCE_PINGONE_ENVIRONMENT": "e",
+                                "SCIMREP_SOURCE_CLIENT_ID": "a", "SCIMREP_SOURCE_CLIENT_SECRET": "s",
+                                "SCIMREP_DESTINATION_URL": "https://b/v2"}).source.api_url == "https://api.pingone.com/v1"
+
+
+def test_a_pingone_side_without_an_environment_or_with_a_bad_url_fails_naming_the_field() -> None:
+    """kind = "pingone" needs the environment id; a base URL that is not http(s) is refused by name."""
+    import pytest
+
+    from replicator.config import load_config
+    from replicator.errors import ConfigError
+
+    base = {"SCIMREP_SOURCE_KIND": "pingone", "SCIMREP_SOURCE_CLIENT_ID": "a", "SCIMREP_SOURCE_CLIENT_SECRET": "s",
+            "SCIMREP_DESTINATION_URL": "https://b/v2"}
+    with pytest.raises(ConfigError, match=r"source\.kind = \"pingone\" needs source\.pingone_environment"):
+        load_config(environ=base)
+    with pytest.raises(ConfigError, match=r"^source\.api_url must start with http:// or https://$"):
+        load_config(environ={**base, "SCIMREP_SOURCE_PINGONE_ENVIRONMENT": "e", "SCIMREP_SOURCE_API_URL": "api.example"})
