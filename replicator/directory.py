@@ -9,7 +9,7 @@ protocol lies beneath. `tests/contract/` runs one suite over every implementatio
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from replicator.scim.paging import ReadReport
@@ -31,6 +31,15 @@ class Directory(Protocol):
         """How the calls went so far, as floats: `concurrency`, `concurrency_cuts` and `paused_seconds`
         always; `latency_p50_ms`, `latency_p90_ms`, `latency_p99_ms` once a call was made; counters such as
         `retries`, `429`, `503`, `timeouts`, `bulk_operations` once they are not zero."""
+        ...
+
+    def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
+        """What this directory can hold of a (canonical) form, and the names of what it cannot: a
+        destination that drops them is then not written again every cycle for them."""
+        ...
+
+    def notes(self) -> list[str]:
+        """What a cycle should tell the operator about this side (read paths, objects left out)."""
         ...
 
     async def discover(self) -> ServerFeatures:

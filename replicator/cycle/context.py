@@ -59,6 +59,8 @@ class ReadProgress:
     group_names_read: set[str] = field(default_factory=set)  # of scope.group_names, those the source has
     scope_problem: str | None = None  # the scope could not be learned: nothing may be removed
     halted: str | None = None  # a scope that matches nothing: the cycle stopped before writing
+    # what the destination cannot hold of the objects read (`Directory.storable`): attribute -> objects, by kind
+    not_kept: dict[str, Counter[str]] = field(default_factory=lambda: {USER: Counter(), GROUP: Counter()})
 
 
 @dataclass

@@ -165,7 +165,9 @@ class SourceReader:
                 resource = _decode_resource(raw)
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
-            canonical = mapping.apply(canonicalise(resource, kind), cx.rules[kind])
+            canonical, dropped = cx.destination.storable(kind, mapping.apply(canonicalise(resource, kind), cx.rules[kind]))
+            if dropped:
+                cx.reads.not_kept[kind].update(dropped)
             resource = None  # memory: a large group's decoded form is not kept while the page is planned
             key = match_value(canonical, match_attribute)
             if key is None:

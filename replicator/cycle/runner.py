@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 
 from replicator.config import Config
 from replicator.cycle.bulk import BulkWriter
@@ -116,6 +117,7 @@ class Cycle:
         cx.bulk.configure()
         await self._replicate()
         cx.sink.finish()
+        cx.result.notes += [*cx.source.notes(), *cx.destination.notes(), *not_kept_notes(cx.reads.not_kept)]
         counts = cx.result.counts
         cx.result.outcome = cycle_outcome(
             cx.result.outcome, stopped=cx.stop.is_set(), failed=bool(counts["failed"]),
@@ -174,6 +176,13 @@ class Cycle:
         if problem:
             cx.halt(problem)
         return cx.reads.halted is not None
+
+
+def not_kept_notes(not_kept: dict[str, Counter[str]]) -> list[str]:
+    """One note per kind for what the destination cannot hold (sent to it never, so never rewritten)."""
+    return ["the destination does not keep, so it is not sent: "
+            + ", ".join(f"{name} ({count} {kind.lower()}s)" for name, count in sorted(counts.items()))
+            for kind, counts in not_kept.items() if counts]
 
 
 async def run_cycle(

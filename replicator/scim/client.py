@@ -10,7 +10,7 @@ stops at totalResults or an empty page.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
@@ -107,6 +107,13 @@ class ScimClient:
         return url / resource_id if resource_id is not None else url
 
     # -- discovery ----------------------------------------------------------------------------------
+
+    def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
+        """A SCIM server is sent the whole form (what it drops is learned, not assumed)."""
+        return form, ()
+
+    def notes(self) -> list[str]:
+        return []
 
     async def discover(self) -> ServerFeatures:
         """Read ServiceProviderConfig; a server without one keeps the defaults."""

@@ -58,8 +58,10 @@ class HttpTransport:
         retry: RetryPolicy | None = None,
         rate_limit: float | None = None,
         min_concurrency: int | None = None,
+        content_type: str = SCIM_JSON,
     ) -> None:
         self.base_url = URL(base_url.rstrip("/"))
+        self._content_type = content_type  # of the bodies sent (PingOne's Platform API: application/json)
         self.name = name
         self._auth = auth or NoAuth()
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -161,7 +163,7 @@ class HttpTransport:
             if self._bucket is not None:
                 await self._bucket.take()
             header = await self._auth.header(self._session)
-            headers = {"Content-Type": SCIM_JSON} if data is not None else {}
+            headers = {"Content-Type": self._content_type} if data is not None else {}
             if header:
                 headers["Authorization"] = header
             await self.limit.acquire()

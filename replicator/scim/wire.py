@@ -86,10 +86,14 @@ class Identified(msgspec.Struct):
 
 
 class ErrorBody(msgspec.Struct):
-    """The words of a SCIM error answer (RFC 7644 3.12), as sent: either may be of any JSON type."""
+    """The words of a SCIM error answer (RFC 7644 3.12), as sent: either may be of any JSON type. PingOne's
+    Platform API words its errors `{id, code, message, details: [{code, target, message}]}`: read too."""
 
     scimType: Any = None
     detail: Any = None
+    code: Any = None
+    message: Any = None
+    details: Any = None
 
 
 _list_decoder = msgspec.json.Decoder(ListResponse)
@@ -101,11 +105,20 @@ _error_decoder = msgspec.json.Decoder(ErrorBody)
 
 
 def decode_error(body: bytes) -> ErrorBody:
-    """The scimType and detail of an error answer; neither when the body is empty, not JSON, or not an object."""
+    """The scimType and detail of an error answer; neither when the body is empty, not JSON, or not an
+    object. A Platform API error gives its code as the scimType, its message (and first detail) as the detail."""
     try:
-        return _error_decoder.decode(body) if body else ErrorBody()
+        words = _error_decoder.decode(body) if body else ErrorBody()
     except msgspec.DecodeError:  # a ValidationError (JSON, but not an object) is one too
         return ErrorBody()
+    if words.scimType is None and words.detail is None and isinstance(words.code, str):
+        first = words.details[0] if isinstance(words.details, list) and words.details else None
+        detail = str(words.message) if words.message is not None else None
+        if isinstance(first, dict) and first.get("message"):
+            where = f"{first['target']}: " if first.get("target") else ""
+            detail = f"{detail or ''} ({where}{first['message']})".strip()
+        return ErrorBody(scimType=words.code, detail=detail)
+    return words
 
 
 def decode_json(payload: bytes, where: str) -> Any:
