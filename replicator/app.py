@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from replicator.config import Config
 from replicator.cycle import CycleResult, run_cycle
 from replicator.errors import StateError
+from replicator.pingone.directory import PingOneDirectory
 from replicator.report import StateStatus
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
@@ -26,10 +27,23 @@ from state.errors import StateFileError
 
 log = logging.getLogger("replicator")
 
+Side = ScimClient | PingOneDirectory  # the directories a side can be (each a `replicator.directory.Directory`)
+
+
+def directory_for(config: Config, side: str, *, max_connections: int, min_concurrency: int | None = None) -> Side:
+    """The directory a side's configuration names (not yet opened): a SCIM server, or a PingOne
+    environment (whose populations travel only when the other side is PingOne too)."""
+    cfg = getattr(config, side)
+    if cfg.kind == "pingone":
+        other = config.destination if side == "source" else config.source
+        return PingOneDirectory(cfg, name=side, max_connections=max_connections, min_concurrency=min_concurrency,
+                                with_populations=other.kind == "pingone")
+    return client_for(cfg, side, max_connections=max_connections, min_concurrency=min_concurrency)
+
 
 async def replicate(
     config: Config, *, mode: str, dry_run: bool, stop: asyncio.Event | None = None,
-    clients: list[ScimClient] | None = None, on_latency: Callable[[str, float], None] | None = None,
+    clients: list[Side] | None = None, on_latency: Callable[[str, float], None] | None = None,
     started: list[CycleResult] | None = None,
 ) -> CycleResult:
     """Open both clients and the state, and run one cycle. `clients` receives the open clients
@@ -40,11 +54,11 @@ async def replicate(
     try:
         async with AsyncExitStack() as stack:
             store = await stack.enter_async_context(open_state(config.state))
-            source = await stack.enter_async_context(client_for(config.source, "source", max_connections=connections))
-            destination = await stack.enter_async_context(
-                client_for(config.destination, "destination", max_connections=config.concurrency,
-                           min_concurrency=config.min_concurrency)
-            )
+            source = directory_for(config, "source", max_connections=connections)
+            await stack.enter_async_context(source)
+            destination = directory_for(config, "destination", max_connections=config.concurrency,
+                                        min_concurrency=config.min_concurrency)
+            await stack.enter_async_context(destination)
             if clients is not None:
                 clients[:] = [source, destination]
             if on_latency is not None:

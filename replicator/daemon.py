@@ -29,13 +29,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from replicator.app import replicate
+from replicator.app import Side, replicate
 from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.exit_codes import ExitCode
 from replicator.pipeline.outcome import COMPLETED, Outcome
-from replicator.scim.client import ScimClient
 from replicator.shutdown import Shutdown
 from state import open_state
 
@@ -70,7 +69,7 @@ class Metrics:
                                  registry=r)
         self.ready = Gauge("scimrep_ready", "1 when /readyz answers 200", registry=r)
 
-    def record(self, result: CycleResult, clients: list[ScimClient]) -> None:
+    def record(self, result: CycleResult, clients: list[Side]) -> None:
         self.cycles.labels(result.mode, result.outcome).inc()
         for name in _OPERATIONS:
             if result.counts.get(name):
@@ -112,7 +111,7 @@ class Daemon:
         self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
         self.last_error: str | None = None  # class of the last failed cycle's error
         self._cycle_task: asyncio.Task[CycleResult] | None = None
-        self._clients: list[ScimClient] = []
+        self._clients: list[Side] = []
         self._runner: web.AppRunner | None = None
         self.bound: tuple[str, int] | None = None
 
