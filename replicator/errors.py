@@ -18,6 +18,7 @@
             ├── ConflictError           409: uniqueness → adopt the existing object         (terminal)
             ├── PreconditionError       412: ETag mismatch                                   (terminal)
             ├── PayloadTooLargeError    413                                                  (terminal)
+            ├── RequestTimeoutError     408: the server gave up waiting for the request      (retryable)
             ├── RateLimitedError        429                                                  (retryable, honours Retry-After)
             ├── ServerError             5xx                                                  (retryable; 501 is not)
             └── UnexpectedStatusError   any other status                                     (terminal)
@@ -127,6 +128,12 @@ class PreconditionError(ScimStatusError):
 
 class PayloadTooLargeError(ScimStatusError):
     """413: the request is larger than the server accepts."""
+
+
+class RequestTimeoutError(ScimStatusError):
+    """408: the server timed the request out before acting on it (PingOne lists it as one to retry)."""
+
+    retryable = True
 
 
 class RateLimitedError(ScimStatusError):

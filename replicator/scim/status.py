@@ -19,6 +19,7 @@ from replicator.errors import (
     PayloadTooLargeError,
     PreconditionError,
     RateLimitedError,
+    RequestTimeoutError,
     ScimStatusError,
     ScimTimeoutError,
     ServerError,
@@ -39,6 +40,7 @@ _STATUS_CLASSES: dict[int, type[ScimStatusError]] = {
     404: NotFoundError,
     409: ConflictError,
     412: PreconditionError,
+    408: RequestTimeoutError,
     413: PayloadTooLargeError,
     429: RateLimitedError,
 }
