@@ -12,6 +12,7 @@
         ├── AuthError                   token endpoint refused us, or 401/403 after a refresh (terminal)
         │   └── RedirectError           a redirect off the configured origin, or one we cannot follow (terminal)
         ├── ProtocolError               the answer is not the SCIM we expect (bad JSON, wrong shape) (terminal)
+        ├── UnprovenAbsenceError        a create held: nothing can show the object is not there already (terminal)
         └── ScimStatusError             a non-2xx answer; keeps status, scimType, detail, Retry-After
             ├── BadRequestError         400: the server refuses this resource               (terminal, per resource)
             ├── NotFoundError           404                                                  (terminal; success on DELETE)
@@ -89,6 +90,11 @@ class RedirectError(AuthError):
 
 class ProtocolError(ScimError):
     """The server answered with something that is not the SCIM we expect."""
+
+
+class UnprovenAbsenceError(ScimError):
+    """A create not sent: the destination could neither be listed completely nor searched, so nothing
+    shows that the object is not there already (posting could duplicate it)."""
 
 
 class ScimStatusError(ScimError):

@@ -11,10 +11,10 @@ from typing import Any
 
 from replicator.cycle.context import CycleContext, paging
 from replicator.cycle.work import Listing
-from replicator.errors import AuthError, BadRequestError, ConflictError, NotFoundError, ScimError
+from replicator.errors import AuthError, BadRequestError, ConflictError, NotFoundError, ScimError, UnprovenAbsenceError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import Step
+from replicator.pipeline.plan import RECREATE_REASON, Step
 from replicator.scim.filters import render
 from replicator.scim.paging import ReadReport
 
@@ -28,6 +28,7 @@ class DestinationIndex:
         self.cx = cx
         self.listings: dict[str, Listing | None] = {USER: None, GROUP: None}
         self._lock = asyncio.Lock()
+        self._relisted: set[str] = set()  # kinds listed again this cycle to find objects a search could not
 
     async def list_destination(self, kind: str) -> Listing:
         cx = self.cx
@@ -119,12 +120,18 @@ class DestinationIndex:
 
     async def _lookup(self, step: Step, *, required: bool) -> dict[str, Any] | None:
         cx = self.cx
-        if not cx.destination.features.filter and not required:
-            return None
         attribute = cx.match_attribute(step.kind)
         key = match_value(step.desired or {}, attribute)
         if key is None:
             return None
+        if not cx.destination.features.filter and not required:
+            if cx.policy.assume_empty_destination or step.reason == RECREATE_REASON:
+                return None  # (a re-create: our object vanished from the destination)
+            # no search: only a complete listing can show it is not there already
+            return await self._lookup_in_listing(step.kind, key, UnprovenAbsenceError(
+                f"not created: the destination has no search and its {step.kind} listing is incomplete, so "
+                f"nothing shows that {key!r} is not there already (a destination known to be empty: "
+                "--assume-empty-destination)"))
         template = cx.policy.user_match_filter if step.kind == USER else cx.policy.group_match_filter
         try:
             found = await cx.destination.find(step.kind, render(template, key))
@@ -154,10 +161,11 @@ class DestinationIndex:
         objects up there."""
         async with self._lock:
             listing = self.listings[kind]
-            if listing is None or not listing.complete:
+            if (listing is None or not listing.complete) and kind not in self._relisted:
                 log.warning("destination %s search did not serve (%s): listing it to find objects instead", kind, refusal)
+                self._relisted.add(kind)  # once a cycle: a listing that failed again is not tried per object
                 listing = self.listings[kind] = await self.list_destination(kind)
-        if not listing.complete:
+        if listing is None or not listing.complete:
             raise refusal
         known, existing = await self._from_listing(kind, listing, key)
         if not known:
