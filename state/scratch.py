@@ -81,6 +81,12 @@ class CycleScratch(Room):
                     (kind, *chunk),
                 )
 
+    async def read_among(self, kind: str, source_ids: list[str]) -> set[str]:
+        """Those of these source ids this cycle read (in scope or not)."""
+        unique = list(dict.fromkeys(source_ids))
+        rows = await self._select_in("SELECT source_id FROM scratch_read WHERE kind = ? AND source_id IN", kind, unique)
+        return {row[0] for row in rows}
+
     async def in_scope_count(self, kind: str) -> int:
         """Objects of this kind read this cycle and in scope."""
         return await self._scalar(

@@ -14,7 +14,13 @@ from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.canonical import GROUP, USER, digest
 from replicator.pipeline.plan import CREATE, NOTHING, SKIP, Step, Stored, label_of, plan_upsert
-from replicator.pipeline.references import reference_values, referenced_ids, translate, value_fragments
+from replicator.pipeline.references import (
+    dropped_references_note,
+    reference_values,
+    referenced_ids,
+    translate,
+    value_fragments,
+)
 from state import ResourceRow
 from state.records import CREATING, DISABLED
 
@@ -39,6 +45,8 @@ class Planner:
         # objects whose create an earlier run noted and never recorded (a crash): what a destination
         # object under their key holds is what we put there
         self.unfinished_creates: set[tuple[str, str]] = set()
+        # objects written without some of their references: (kind, source id) -> (label, target source ids)
+        self.unresolved: dict[tuple[str, str], tuple[str, list[str]]] = {}
 
     async def plan_batch(
         self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
@@ -57,11 +65,15 @@ class Planner:
             if unresolved and held is not None:
                 cx.waiters.wait_for(kind, read, unresolved, targets, held)
                 continue
+            label = label_of(read.canonical, kind)
             if unresolved:
                 # written without some references: the next cycle must plan it again (not take the
                 # fast path on unchanged source bytes), so that a target written later joins it
                 read = dataclasses.replace(read, source_digest=None)
-            ready.append((read, label_of(read.canonical, kind), desired, digest(desired)))
+                self.unresolved[(kind, read.source_id)] = (label, unresolved)
+            elif self.unresolved:
+                self.unresolved.pop((kind, read.source_id), None)
+            ready.append((read, label, desired, digest(desired)))
         dest = cx.listing.listings[kind]
         live_known = dest is not None and dest.complete and cx.full
         stored = await self.stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
@@ -185,3 +197,20 @@ class Planner:
             naming = [sid for sid, _, written in forms if reference_values(written, kind) & fresh]
             await self.cx.recorder.forget_source_digests(kind, naming)
         moves.replanned_for[kind] |= fresh
+
+    async def count_dropped_references(self) -> None:
+        """At the end of the cycle: references written nowhere because their target names nothing the
+        source has (not read at all this cycle: neither in scope nor out of it, where leaving it out is
+        the scope's doing, nor failed, which is a failure of its own) are counted and named."""
+        cx = self.cx
+        targets = sorted({target for _, pending in self.unresolved.values() for target in pending})
+        if not targets or not all(cx.reads.complete.values()):
+            return  # (an incomplete read is partial already: its unread objects are no proof)
+        known = await cx.store.scratch.read_among(USER, targets) | await cx.store.scratch.read_among(GROUP, targets)
+        dropped = {key: (label, [t for t in pending if t not in known]) for key, (label, pending) in self.unresolved.items()}
+        note = dropped_references_note({key: entry for key, entry in dropped.items() if entry[1]})
+        if note:
+            cx.result.counts["references_dropped"] += sum(len(pending) for _, pending in dropped.values())
+            cx.result.notes.append(note)
+            log.warning("%s", note)
+

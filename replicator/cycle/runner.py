@@ -116,11 +116,13 @@ class Cycle:
         await cx.destination.discover()
         cx.bulk.configure()
         await self._replicate()
+        if not cx.stop.is_set():
+            await cx.planner.count_dropped_references()
         cx.sink.finish()
         cx.result.notes += [*cx.source.notes(), *cx.destination.notes(), *not_kept_notes(cx.reads.not_kept)]
         counts = cx.result.counts
         cx.result.outcome = cycle_outcome(
-            cx.result.outcome, stopped=cx.stop.is_set(), failed=bool(counts["failed"]),
+            cx.result.outcome, stopped=cx.stop.is_set(), failed=bool(counts["failed"] or counts["references_dropped"]),
             held=bool(counts["removals_held"] or counts["member_removals_held"] or cx.reads.halted),
             backing_off=bool(counts["backing_off"]))
         if counts["backing_off"]:

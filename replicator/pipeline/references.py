@@ -94,3 +94,17 @@ def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapp
     if kind == GROUP:
         return group_ids.get(member["value"])
     return user_ids.get(member["value"]) or group_ids.get(member["value"])
+
+
+def dropped_references_note(dropped: dict[tuple[str, str], tuple[str, list[str]]], *, examples: int = 3) -> str | None:
+    """A note for references that name nothing the source has ((kind, source id) -> (label, the target
+    ids)): how many, and a few of them by object and target; None when there are none."""
+    if not dropped:
+        return None
+    count = sum(len(targets) for _, targets in dropped.values())
+    shown = [f"{kind} {label or source_id} -> {', '.join(repr(t) for t in targets[:examples])}"
+             for (kind, source_id), (label, targets) in sorted(dropped.items())[:examples]]
+    more = f" and {len(dropped) - examples} more objects" if len(dropped) > examples else ""
+    return (f"{count} references name objects the source does not have, and were not written: "
+            + "; ".join(shown) + more)
+

@@ -75,9 +75,14 @@ def seed(server: MemoryScimServer, users: int, groups: int) -> list[str]:
 
 
 def delete_user(server: MemoryScimServer, user_id: str) -> None:
+    """Delete a user as a tidy source does: out of every group, and no longer anyone's manager (a
+    reference left dangling is counted as dropped and makes the cycle partial)."""
     del server.users[user_id]
     for group in server.groups.values():
         group["members"] = [m for m in group.get("members", []) if m["value"] != user_id]
+    for user in server.users.values():
+        if user.get(ENTERPRISE_USER, {}).get("manager", {}).get("value") == user_id:
+            del user[ENTERPRISE_USER]["manager"]
 
 
 async def test_fault_soak_converges_without_duplicates(servers: Servers) -> None:

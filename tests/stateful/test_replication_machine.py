@@ -267,6 +267,15 @@ class ReplicationMachine(RuleBasedStateMachine):
                     del body[ENTERPRISE_USER]
                 self._put(USER, user_id, body)
 
+    def _dangling_references(self) -> int:
+        """References the source holds to objects it no longer has (members, managers): each is one
+        reference the cycle cannot write, and must count."""
+        known = set(self.users) | set(self.groups)
+        members = sum(len({m["value"] for m in body.get("members", [])} - known) for body in self.groups.values())
+        managers = sum(body.get(ENTERPRISE_USER, {}).get("manager", {}).get("value") not in (None, *known)
+                       for body in self.users.values())
+        return members + managers
+
     # ------------------------------------------------------------------ the cycle and its checks
 
     @rule(mode=st.sampled_from([INCREMENTAL, INCREMENTAL, INCREMENTAL, FULL]))
@@ -274,13 +283,20 @@ class ReplicationMachine(RuleBasedStateMachine):
         """One real cycle; then the copy equals the source and an incremental rerun writes nothing."""
         assert self.removals_left >= 0, "the machine made more removals than the guard ignores"
         result = self.run(replicate(self.config, mode=mode, dry_run=False))
-        assert result.outcome == "ok", (result.summary(), result.failures, result.held)
+        # a source keeping deleted objects as members or managers: references no cycle can write, counted
+        # once the objects naming them are planned again (a group keeping a user deleted this cycle is:
+        # by the next one)
+        dangling = self._dangling_references()
+        dropped = result.counts["references_dropped"]
+        assert dropped <= dangling, (result.summary(), result.notes)
+        assert result.outcome == ("partial" if dropped else "ok"), (result.summary(), result.failures, result.held)
         source, destination = self.run(directory(self.source)), self.run(directory(self.destination))
         diff = differences(_without_empty_extension(source), _without_empty_extension(destination))
         assert not diff, "\n".join(diff)
         before = copy.copy(self.servers[1].counts())
         again = self.run(replicate(self.config, mode=INCREMENTAL, dry_run=False))
-        assert again.outcome == "ok", (again.summary(), again.failures)
+        assert again.counts["references_dropped"] == dangling, (again.summary(), again.notes)
+        assert again.outcome == ("partial" if dangling else "ok"), (again.summary(), again.failures)
         assert writes(again.destination_requests) == 0, again.summary()
         assert writes(self.servers[1].counts() - before) == 0, self.servers[1].counts() - before
         self.removals_left = REMOVALS_PER_CYCLE
