@@ -177,8 +177,7 @@ async def test_populations_default_create_read_and_move(served: Served) -> None:
 
 
 async def test_dynamic_and_external_groups_compute_members(served: Served) -> None:
-    """A userFilter group's members are the users matching it (DIRECT); its members, and an external
-    group's, cannot be written."""
+    """A userFilter group's DIRECT members are the users matching it; its and an external group's are not writable."""
     env = served.src.environment
     boss, dev = env.add_user("ada", title="Manager"), env.add_user("bob", title="Dev")
     created = await served.src.platform("POST", "groups", {"name": "Managers", "userFilter": 'title eq "Manager"'})
@@ -203,3 +202,12 @@ async def test_correlation_id_request_log_and_counts(served: Served) -> None:
     assert env.counts() == {"POST": 1, "GET": 1}
     assert served.dst.environment.counts() == {"POST": 1}
     assert (await served.src.platform("GET", "", url=f"{served.emulator.api_url}/environments/nope/users")).status == 404
+
+
+async def test_wrong_method_is_a_logged_405(served: Served) -> None:
+    """A method the document does not give a path (PATCH groups/{id}) is a 405 P1Error, logged."""
+    group = served.src.environment.add_group("Eng")
+    answer = await served.src._send("PATCH", f"{served.emulator.api_url}/environments/src-env/groups/{group['id']}",
+                                    {"name": "x"}, None)
+    assert answer.status == 405 and answer.body["code"] == "METHOD_NOT_ALLOWED"
+    assert served.src.environment.request_log[-1][2] == 405

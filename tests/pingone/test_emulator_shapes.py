@@ -17,8 +17,7 @@ def test_trimmed_document_carries_the_bsd_notice() -> None:
 
 
 async def test_broken_shapes_fail_validation(served: Served) -> None:
-    """A real answer validates; the same answer with a user lacking `username`, a non-array `details`,
-    or a membership type outside DIRECT/INDIRECT does not."""
+    """A real answer validates; without `username`, with string `details` or type NESTED it fails."""
     env = served.src.environment
     user = env.add_user("ada")
     answer = await served.src.platform("GET", "users")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +30,8 @@ from replicator.testing.pingone.platform_groups import add_group_routes
 from replicator.testing.pingone.platform_users import add_user_routes
 from replicator.testing.pingone.scim import add_scim_routes, scim_error
 from replicator.testing.pingone.switches import PingOneSwitches
+
+_ENVIRONMENT_PATH = re.compile(r"^/(?:v1/environments/([^/]+)|scim/environments/([^/]+)|([^/]+)/as/token$)")
 
 
 class RateCap:
@@ -124,7 +127,7 @@ class PingOneEmulator:
         return self.root_url
 
     async def _around(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        environment = self.environments.get(request.match_info.get("env", ""))
+        environment = self.environments.get(environment_id_of(request.path) or "")
         try:
             response = await self._answer(request, handler, environment)
         except PlatformProblem as problem:
@@ -146,15 +149,21 @@ class PingOneEmulator:
             raise PlatformProblem(429, "REQUEST_LIMITED", "The request could not be completed. The rate limit was "
                                   "exceeded.", headers={"Retry-After": str(self._rate_cap.wait(switches.rate_cap))})
         if environment is None:
-            raise not_found("environment" if "env" in request.match_info else "resource")
+            raise not_found("environment" if environment_id_of(request.path) else "resource")
         if not request.path.endswith("/as/token"):
             check_bearer(request, environment)
         request[ENVIRONMENT_OF_REQUEST] = environment
         try:
             return await handler(request)
-        except web.HTTPException as exc:  # wrong method (405)
+        except web.HTTPException as exc:  # unknown route (404), wrong method (405)
             raise PlatformProblem(exc.status, "NOT_FOUND" if exc.status == 404 else "METHOD_NOT_ALLOWED",
                                   exc.reason) from None
+
+
+def environment_id_of(path: str) -> str | None:
+    """The environment id a request path names (token, Platform or SCIM), if any."""
+    found = _ENVIRONMENT_PATH.match(path)
+    return None if found is None else next(group for group in found.groups() if group)
 
 
 @contextlib.asynccontextmanager
