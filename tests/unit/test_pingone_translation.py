@@ -38,7 +38,7 @@ from replicator.pipeline.pingone import (
 from replicator.scim.filters import quote, render
 from replicator.scim.urns import ENTERPRISE_USER
 
-DOCUMENT = Path(os.environ.get("PINGONE_OPENAPI", "/tmp/p1.yml"))
+DOCUMENT = Path(os.environ.get("PINGONE_OPENAPI", Path(__file__).resolve().parents[1] / "pingone" / "pingone-openapi-subset.yaml"))
 
 
 @cache
