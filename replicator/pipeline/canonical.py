@@ -2,9 +2,16 @@
 
 The canonical form is what we replicate: the client-owned attributes of a resource with server-owned
 ones (`id`, `meta`, `schemas`, `User.groups`, every `$ref`, `members[].display`) dropped, empty values
-dropped (and entries of multi-valued attributes whose `value` is empty), and multi-valued attributes
-sorted, so that two servers holding the same data give the same form. The digest is a 128-bit BLAKE2b of the deterministic JSON encoding, salted with CANON_VERSION so
-that a change of recipe re-baselines instead of looking like a change of every object.
+dropped (and entries of multi-valued attributes whose `value` is empty, and exact duplicates).
+
+A multi-valued attribute keeps the source's order with its primary value moved to the front: that is the
+order we send, since some servers (PingOne) keep only the first value they get. Its order means nothing
+else: `comparable` gives the form with every multi-valued attribute sorted (what two servers holding the
+same data agree on), and `digest` and `same` look only at that, so a reordering is never a change. Group
+`members` have no primary and stay sorted. The digest is a 128-bit BLAKE2b of the deterministic JSON
+encoding of the comparable form, salted with CANON_VERSION so that a change of recipe re-baselines
+instead of looking like a change of every object; the comparable form is the form that recipe 1 stored
+(sorted), so digests recorded before multi-valued order was kept are the digests of the same data now.
 """
 
 from __future__ import annotations
@@ -88,7 +95,7 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
 
 
 def _clean(value: Any) -> Any:
-    """Drop empty values and server-owned sub-attributes; sort lists. None means 'absent'.
+    """Drop empty values and server-owned sub-attributes; primary values first in lists. None means 'absent'.
 
     Hot path (every attribute of every object read): exact type checks, no generators."""
     kind = type(value)
@@ -119,9 +126,22 @@ def _clean(value: Any) -> Any:
                 continue  # an entry whose value is empty (`{"value": "", "primary": true}`) says nothing
             items.append(clean)
         if len(items) > 1:
-            items = sort_values(items)
+            items = primary_first(items)
         return items or None
     return value
+
+
+def primary_first(items: list[Any]) -> list[Any]:
+    """A multi-valued attribute in the order to send: exact duplicates dropped (the first kept), the
+    primary value (`primary: true`) first, the others in the source's order."""
+    unique: dict[bytes, Any] = {}
+    for item in items:
+        unique.setdefault(encode(item), item)
+    kept = list(unique.values())
+    primary = [item for item in kept if type(item) is dict and item.get("primary") is True]
+    if not primary or (len(primary) == 1 and kept[0] is primary[0]):
+        return kept
+    return [*primary, *(item for item in kept if not (type(item) is dict and item.get("primary") is True))]
 
 
 def sort_values(items: list[Any]) -> list[Any]:
@@ -130,9 +150,39 @@ def sort_values(items: list[Any]) -> list[Any]:
     return [unique[key] for key in sorted(unique)]
 
 
+def comparable(value: Any) -> Any:
+    """A canonical value with every multi-valued attribute sorted (and deduplicated): what `digest` and
+    `same` compare, so that the order of its values is no difference. Parts without a list are shared,
+    not copied."""
+    kind = type(value)
+    if kind is dict:
+        out = None
+        for key, sub in value.items():
+            sub_kind = type(sub)
+            if sub_kind is dict or sub_kind is list:
+                view = comparable(sub)
+                if view is not sub:
+                    if out is None:
+                        out = dict(value)
+                    out[key] = view
+        return value if out is None else out
+    if kind is list:
+        if len(value) == 1:
+            only = comparable(value[0])
+            return value if only is value[0] else [only]
+        return sort_values([comparable(item) for item in value])
+    return value
+
+
+def same(a: Any, b: Any) -> bool:
+    """Two canonical values hold the same data (multi-valued attributes compared as sets)."""
+    return bool(a == b or comparable(a) == comparable(b))
+
+
 def digest(canonical: dict[str, Any]) -> str:
-    """128-bit hex digest of a canonical form (salted with CANON_VERSION)."""
-    h = hashlib.blake2b(encode(canonical), digest_size=16, person=b"scimrep-v%d" % CANON_VERSION)
+    """128-bit hex digest of a canonical form (salted with CANON_VERSION), blind to the order of the
+    values of its multi-valued attributes."""
+    h = hashlib.blake2b(encode(comparable(canonical)), digest_size=16, person=b"scimrep-v%d" % CANON_VERSION)
     return h.hexdigest()
 
 

@@ -3,7 +3,8 @@
 `compute_operations(current, desired)` lists the operations that turn `current` into `desired`:
 - an attribute gone from `desired` is removed (`remove`), which is how a cleared source value propagates;
 - a changed simple or multi-valued attribute is replaced whole (`replace` on a multi-valued path replaces
-  all its values, RFC 7644 3.5.2.3);
+  all its values, RFC 7644 3.5.2.3), with the values in the desired form's order (primary first); the
+  order of a multi-valued attribute's values alone is no change (canonical.same);
 - a changed complex attribute changes sub-attribute by sub-attribute: each changed one is replaced and
   each vanished one removed by its own `attr.sub` path (a replace of `name` with only its changed parts
   should merge, RFC 7644 3.5.2.3, but some servers replace the whole `name` and lose the other parts,
@@ -20,6 +21,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from replicator.pipeline.canonical import same
 from replicator.scim.filters import quote
 from replicator.scim.urns import PATCH_OP
 
@@ -40,7 +42,7 @@ def compute_operations(
     ops: list[Operation] = []
     for key in _keys(current, desired):
         old, new = current.get(key), desired.get(key)
-        if old == new:
+        if old == new or (key != "members" and same(old, new)):
             continue
         if key == "members":
             ops.extend(_member_operations(old or [], new or [], removable_members))
@@ -66,7 +68,7 @@ def _attribute_operations(path: str, old: Any, new: Any, *, whole: bool = False)
     """`whole`: a changed complex attribute is replaced by its whole new value (after its removal when
     sub-attributes vanished), which merging and whole-replacing servers read alike; used for extension
     attributes, whose `urn:...:2.0:User:attr.sub` paths some servers split at the wrong dot."""
-    if old == new:
+    if same(old, new):
         return []
     if new is None:
         return [{"op": "remove", "path": path}]
@@ -77,7 +79,7 @@ def _attribute_operations(path: str, old: Any, new: Any, *, whole: bool = False)
             return [*removal, {"op": "replace", "path": path, "value": new}]
         ops: list[Operation] = [{"op": "remove", "path": f"{path}.{sub}"} for sub in vanished]
         ops.extend({"op": "replace", "path": f"{path}.{sub}", "value": value}
-                   for sub, value in sorted(new.items()) if old.get(sub) != value)
+                   for sub, value in sorted(new.items()) if not same(old.get(sub), value))
         return ops
     return [{"op": "replace", "path": path, "value": new}]
 

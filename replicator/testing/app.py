@@ -198,6 +198,7 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         ignores_members = server.quirks.create_ignores_members and kind is GROUP
         if ignores_members:
             body = {key: value for key, value in body.items() if key != "members"}
+        body = first_values_only(body, server.quirks.keeps_first_value_of)
         stored = store.insert(kind, body, request_base(request, server.base_url),
                               unique_groups=server.quirks.unique_group_names)
         if ignores_members:
@@ -210,7 +211,7 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         return json_response(200, store.existing(kind, request.match_info["id"]))
 
     async def replace(request: web.Request) -> web.Response:
-        body = await read_json_object(request)
+        body = first_values_only(await read_json_object(request), server.quirks.keeps_first_value_of)
         resource = store.replace(kind, request.match_info["id"], body,
                                  unique_groups=server.quirks.unique_group_names,
                                  ignore_members=server.quirks.put_ignores_members)
@@ -228,6 +229,9 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         if server.quirks.replace_complex_whole:
             body = {**body, "Operations": replacing_complex_whole(body.get("Operations"))}
         patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        if server.quirks.keeps_first_value_of:
+            patched = first_values_only(patched, server.quirks.keeps_first_value_of)
+            store.save(kind, patched)
         if server.quirks.patch_returns_resource:
             return json_response(200, patched)
         return web.Response(status=204)
@@ -259,6 +263,16 @@ def check_bearer(request: web.Request, bearer_token: str | None) -> None:
 def request_base(request: web.Request, base_url: str | None) -> str:
     """The base URL resources are located under: the served one, else the request's own."""
     return base_url or f"{request.scheme}://{request.host}{BASE_PATH}"
+
+
+def first_values_only(resource: dict[str, Any], names: set[str]) -> dict[str, Any]:
+    """The resource with only the first value of each multi-valued attribute named (case-insensitively)
+    in ``names``: how a server keeping one value of them stores it."""
+    if not names:
+        return resource
+    wanted = {name.lower() for name in names}
+    return {key: value[:1] if key.lower() in wanted and isinstance(value, list) else value
+            for key, value in resource.items()}
 
 
 def service_provider_config_body(base: str, quirks: Quirks, bearer: bool) -> dict[str, Any]:

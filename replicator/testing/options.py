@@ -77,3 +77,6 @@ class Quirks:
     # (400, "invalidPath"), though PATCH is advertised
     patch_refusals: dict[str, tuple[int, str | None]] = field(default_factory=dict)
     put_ignores_members: bool = False  # True: a group PUT keeps the members it had (django-scim2)
+    # a quirk of some servers (PingOne): of these multi-valued attributes (`emails`) a POST, PUT or PATCH
+    # (not in Bulk) keeps only the first value sent
+    keeps_first_value_of: set[str] = field(default_factory=set)
