@@ -34,9 +34,11 @@ from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.exit_codes import ExitCode
+from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.shutdown import Shutdown
-from state import open_state
+from state import StateStore, open_state
+from state.errors import StateFileError
 
 log = logging.getLogger("replicator.daemon")
 
@@ -44,6 +46,7 @@ EXIT_OK, EXIT_INTERRUPTED = ExitCode.OK, ExitCode.INTERRUPTED
 BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most interval x this between them
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "member_removals_held", "backing_off")
+SIDES = ("source", "destination")
 
 
 class Metrics:
@@ -68,6 +71,14 @@ class Metrics:
         self.concurrency = Gauge("scimrep_concurrency_current", "Current adaptive concurrency to the destination",
                                  registry=r)
         self.ready = Gauge("scimrep_ready", "1 when /readyz answers 200", registry=r)
+        # every series an alert watches exists from the start at 0, so that its first increase counts
+        for name in _OPERATIONS:
+            self.operations.labels(name)
+        for side in SIDES:
+            self.retries.labels(side)
+            self.rate_limited.labels(side)
+        for kind in KINDS:
+            self.tracked.labels(kind)
 
     def record(self, result: CycleResult, clients: list[Side]) -> None:
         self.cycles.labels(result.mode, result.outcome).inc()
@@ -83,6 +94,11 @@ class Metrics:
         if result.outcome in COMPLETED:
             self.last_success.set(time.time())
 
+    def record_tracked(self, counts: dict[str, int]) -> None:
+        """Objects replicated (with a destination counterpart in the state), by kind."""
+        for kind, count in counts.items():
+            self.tracked.labels(kind).set(count)
+
     def observe_latency(self, side: str, seconds: float) -> None:
         self.latency.labels(side).observe(seconds)
 
@@ -96,6 +112,11 @@ def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = 
     if consecutive_failures < 1:
         return interval
     return interval * min(2.0 ** min(consecutive_failures - 1, 62), max_factor)
+
+
+async def tracked_counts(store: StateStore) -> dict[str, int]:
+    """Objects of each kind that have a destination counterpart in the state."""
+    return {kind: await store.count(kind) for kind in KINDS}
 
 
 class Daemon:
@@ -176,6 +197,7 @@ class Daemon:
         try:
             async with open_state(self.config.state) as store:
                 state_empty = await store.count() == 0  # ...or at once, when nothing is replicated yet
+                self.metrics.record_tracked(await tracked_counts(store))
             while not self.shutdown.stop.is_set():
                 full_due = state_empty or time.monotonic() - last_full >= self.config.full_interval
                 mode = FULL if full_due else INCREMENTAL
@@ -198,6 +220,7 @@ class Daemon:
                     self._after_cycle(result)
                     if mode == FULL and result.outcome in COMPLETED:
                         last_full, state_empty = time.monotonic(), False
+                await self._count_tracked()
                 await self._sleep(self._next_delay())
             return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
         finally:
@@ -236,6 +259,15 @@ class Daemon:
         if self.unreachable_cycles == self.config.unhealthy_after:
             log.error("unhealthy: %d cycles in a row could not reach a server or were refused credentials "
                       "(last: %s)", self.unreachable_cycles, error_class)
+
+    async def _count_tracked(self) -> None:
+        """`scimrep_resources_tracked` from the state, after each cycle; a state that cannot be read
+        keeps the last counts (the next cycle reports the state's error)."""
+        try:
+            async with open_state(self.config.state) as store:
+                self.metrics.record_tracked(await tracked_counts(store))
+        except StateFileError as exc:
+            log.warning("cannot count the objects in the state for the metrics: %s", exc)
 
     def _next_delay(self) -> float:
         delay = backoff_delay(self.config.interval, self.consecutive_failures)
