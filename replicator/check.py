@@ -62,6 +62,9 @@ async def _check_side(config: Config, side: str, out: TextIO) -> bool:
     async with client_for(getattr(config, side), side, max_connections=2) as client:
         try:
             finding, _ = await probe_base(client.transport, client.credentials)
+            if not finding.ok:
+                _line(out, FAILED, finding.message)
+                return False
             _line(out, OK, finding.message)
             for kind in kinds_read(config, side):
                 finding, body = await probe_endpoint(client.transport, client.credentials, kind, ENDPOINTS[kind])

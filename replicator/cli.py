@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from replicator import __version__
 from replicator.app import read_status, run_one_cycle
+from replicator.check import check_command
 from replicator.config import Config, flag_name, iter_leaves, load_config
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
@@ -189,8 +190,6 @@ def _main(argv: Sequence[str] | None) -> int:
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
                                             need_endpoints=False))
         if args.command == "check":
-            from replicator.check import check_command
-
             return check_command(args.config, _overrides(args))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)

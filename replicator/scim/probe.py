@@ -48,13 +48,16 @@ async def ask(transport: HttpTransport, url: URL, params: dict[str, str] | None 
 
 async def probe_base(transport: HttpTransport, credentials: str) -> tuple[Finding, bytes | None]:
     """The verdict on the side's base URL, and the ServiceProviderConfig body when there is one
-    (None: the server has none, the defaults apply). Raises when the verdict is not ok."""
+    (None: the server has none, or failed: the defaults apply). Raises when the verdict says what is
+    wrong; a failing server (5xx, 429 after the retries) says nothing of the URL: the cycle goes on as
+    before, and its reads and writes meet the failure (a read then is incomplete), so only `check`
+    reports it."""
     base = transport.base_url
     config = await ask(transport, base / "ServiceProviderConfig")
     users = await ask(transport, base / "Users", {"count": "1"}) if needs_users_probe(config) else None
     finding = judge_base(side_of(transport, credentials), config, users)
     raise_unless_ok(finding)
-    return finding, (None if finding.no_config else config.body)
+    return finding, (config.body if finding.ok and not finding.no_config else None)
 
 
 async def probe_endpoint(transport: HttpTransport, credentials: str, kind: str, endpoint: str) -> tuple[Finding, bytes]:
@@ -64,8 +67,9 @@ async def probe_endpoint(transport: HttpTransport, credentials: str, kind: str, 
 
 
 def raise_unless_ok(finding: Finding) -> None:
-    """Raise the error of the house that a bad finding is (the cycle stops; exit 3)."""
-    if finding.ok:
+    """Raise the error of the house that a bad finding is (the cycle stops; exit 3); a failing server
+    is not one (see `probe_base`)."""
+    if finding.ok or finding.problem is Problem.SERVER:
         return
     if finding.problem is Problem.UNREACHABLE:
         raise TransportError(finding.message, sent=False)
