@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 from replicator import __version__
 from replicator.app import read_status, run_one_cycle
+from replicator.check import check_command
 from replicator.config import Config, flag_name, iter_leaves, load_config
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
@@ -109,7 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", metavar="FILE")
     status.add_argument("--state", help="state file (default from config)")
     status.add_argument("--output", choices=("text", "json"), default="text")
+    _add_check_command(commands)
     return parser
+
+
+def _add_check_command(commands: Any) -> None:
+    """`check`: the configuration, then both sides reached and read (one user, one group); writes nothing."""
+    check = commands.add_parser("check", help="check the configuration and that both sides answer as SCIM and "
+                                              "can be read (writes nothing)")
+    check.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    _add_setting_flags(check)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,6 +189,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
                                             need_endpoints=False))
+        if args.command == "check":
+            return check_command(args.config, _overrides(args))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
             return _run_async(show_status(config, args.output), json_report=args.output == "json")

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any, Self
 import msgspec
 from yarl import URL
 
-from replicator.errors import ProtocolError, ScimStatusError
-from replicator.scim.auth import Auth, auth_for
+from replicator.errors import ProtocolError
+from replicator.scim.auth import Auth, NoAuth, auth_for
 from replicator.scim.paging import ReadReport, fresh_resources, next_count, note_total, remembering, uses_cursor
+from replicator.scim.probe import probe_base
 from replicator.scim.retry import RetryPolicy
 from replicator.scim.transport import HttpTransport, Reply
 from replicator.scim.urns import BULK_REQUEST, SEARCH_REQUEST
@@ -58,6 +59,7 @@ class ScimClient:
         retry: RetryPolicy | None = None,
         rate_limit: float | None = None,
         min_concurrency: int | None = None,
+        credentials: str = "",
     ) -> None:
         self.transport = HttpTransport(
             base_url, auth=auth, timeout=timeout, verify_tls=verify_tls, ca_bundle=ca_bundle,
@@ -68,6 +70,8 @@ class ScimClient:
         self.name = name
         self.features = ServerFeatures()
         self._paging = paging
+        # how this side authenticates (none, bearer, basic, oauth), for the probe's messages
+        self.credentials = credentials or ("none" if auth is None or isinstance(auth, NoAuth) else "")
         # the transport's own counters, under the names the rest of the house reads
         self.requests = self.transport.requests
         self.stats = self.transport.stats  # retries, 429, 503, timeouts, bulk_operations
@@ -116,11 +120,12 @@ class ScimClient:
         return []
 
     async def discover(self) -> ServerFeatures:
-        """Read ServiceProviderConfig; a server without one keeps the defaults."""
+        """Check that the base URL answers as SCIM (`probe.probe_base`: one precise error, before any
+        write, for a wrong path, a server that is not SCIM, refused credentials or an unreachable host)
+        and read its ServiceProviderConfig; a server without one keeps the defaults."""
         url = self.base_url / "ServiceProviderConfig"
-        try:
-            _, payload, _ = await self.transport.request("GET", url)
-        except ScimStatusError:
+        _, payload = await probe_base(self.transport, self.credentials)
+        if payload is None:
             return self.features
         features = features_from(decode_json(payload, f"GET {url.path}: {self.name}"))
         if features is not None:
@@ -262,6 +267,7 @@ def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurre
         retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout),
         rate_limit=cfg.rate_limit,
         min_concurrency=min_concurrency,
+        credentials=cfg.auth_mode,
     )
 
 

@@ -9,10 +9,13 @@ calls; the client hands it every one it catches. Pure; no I/O.
 
 from __future__ import annotations
 
+import socket
+
 import aiohttp
 from yarl import URL
 
 from replicator.errors import (
+    AuthError,
     BadRequestError,
     ConflictError,
     NotFoundError,
@@ -33,6 +36,20 @@ from replicator.scim.wire import decode_error
 
 # what the client catches around one HTTP exchange and hands to `transport_error`
 FOREIGN_ERRORS = (TimeoutError, aiohttp.ClientError)
+
+
+class RefusedCredentials(AuthError):
+    """A 401 or 403 from a SCIM server (after a refresh, where one helps); `status` says which."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def refused_credentials(method: str, url: URL, status: int, server: str, *, configured: bool) -> RefusedCredentials:
+    """The error for a 401/403 answer: whether we sent credentials at all is in its words."""
+    why = "refused our credentials" if configured else "requires credentials and none are configured"
+    return RefusedCredentials(f"{method} {url.path} answered {status}: {server} {why}", status=status)
 
 
 _STATUS_CLASSES: dict[int, type[ScimStatusError]] = {
@@ -66,6 +83,20 @@ def tls_reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(reason)[:200]}"
 
 
+def connect_failure_words(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection could not be made, in words: "connection refused", "host name not found (DNS)"."""
+    cause = exc.os_error
+    if isinstance(exc, getattr(aiohttp, "ClientConnectorDNSError", ())) or isinstance(cause, socket.gaierror):
+        return f"host name not found (DNS: {(cause.strerror or str(cause)).lower()})" if cause else "host name not found"
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)"
+    if isinstance(cause, TimeoutError):
+        return "connection timed out"
+    if cause is not None and cause.strerror:
+        return cause.strerror.lower()
+    return type(exc).__name__
+
+
 def error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None,
                         secrets: list[str]) -> ScimStatusError:
     """The typed error for a non-2xx answer: its class by status, the server's words redacted of `secrets`."""
@@ -94,5 +125,6 @@ def transport_error(exc: BaseException, method: str, url: URL, server: str) -> T
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return TLSError(f"{method} {url.path}: TLS with {server} failed: {tls_reason(exc)}", sent=False)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return TransportError(f"{method} {url.path}: cannot connect to {server}: {type(exc).__name__}", sent=False)
+        return TransportError(f"{method} {url.path}: cannot connect to {server} at {exc.host}:{exc.port}: "
+                              f"{connect_failure_words(exc)}", sent=False)
     return TransportError(f"{method} {url.path}: {server} connection failed: {type(exc).__name__}", sent=True)

@@ -9,6 +9,7 @@ what it sent (`requests`, by method) and how it went (`stats`, `latency`, `limit
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import time
 from collections import Counter
@@ -21,17 +22,24 @@ import stamina
 from yarl import URL
 
 from replicator import __version__
-from replicator.errors import AuthError, ScimTimeoutError
+from replicator.errors import ScimTimeoutError, TransportError
 from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, redirect_target
 from replicator.scim.latency import Latencies, percentiles_ms
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 from replicator.scim.retry import RetryPolicy, retry_verdict
-from replicator.scim.status import FOREIGN_ERRORS, error_from_response, status_overloads, transport_error
+from replicator.scim.status import (
+    FOREIGN_ERRORS,
+    error_from_response,
+    refused_credentials,
+    status_overloads,
+    transport_error,
+)
 from replicator.scim.wire import SCIM_JSON
 
 # retries are counted in HttpTransport.stats and reported per cycle; stamina's own log line per retry
 # would flood the log under a 429 storm
 stamina.instrumentation.set_on_retry_hooks([])
+log = logging.getLogger("replicator.scim")
 
 
 class Reply(NamedTuple):
@@ -80,6 +88,7 @@ class HttpTransport:
         self._bucket = TokenBucket(rate_limit) if rate_limit else None
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
+        self._retry_logged = False  # the first retry is logged (a warning), the others only counted
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
@@ -114,15 +123,19 @@ class HttpTransport:
         params: dict[str, str] | None = None,
         body: Any = None,
         idempotent: bool | None = None,
+        retry_unconnected: bool = True,
     ) -> Reply:
         """Send one request, retrying what is worth retrying; return (status, body) of a 2xx answer.
 
         GET, PUT, PATCH and DELETE are retried on transport errors, timeouts, 5xx (not 501) and 429.
         POST is retried only when the server surely did not act on it (429, 503, connection refused):
         after a lost answer it may have created the object, which the caller checks by lookup.
+        `retry_unconnected=False`: a connection that cannot be made (refused, DNS) fails at once (the
+        probe before a cycle: a wrong host or port is said at once, not after a minute of retries).
         """
         data = msgspec.json.encode(body) if body is not None else None
-        retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent)
+        retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent,
+                                    retry_unconnected=retry_unconnected)
         try:
             # the first attempt outside stamina: most calls succeed, and building a retry context
             # for each of them was a fifth of the client's CPU time
@@ -144,13 +157,20 @@ class HttpTransport:
                 return await self._send(method, url, params, data)
         raise AssertionError("unreachable")
 
-    def _retry_hook(self, *, idempotent: bool) -> Callable[[Exception], bool | float]:
-        """`retry_verdict`, counting each retry in `stats`."""
+    def _retry_hook(self, *, idempotent: bool, retry_unconnected: bool = True) -> Callable[[Exception], bool | float]:
+        """`retry_verdict`, counting each retry in `stats`; the first retry of this transport is logged."""
 
         def retry_on(exc: Exception) -> bool | float:
+            if not retry_unconnected and isinstance(exc, TransportError) and not exc.sent:
+                return False
             verdict = retry_verdict(exc, idempotent=idempotent)
             if verdict is not False:
                 self.stats["retries"] += 1
+                if not self._retry_logged:
+                    self._retry_logged = True
+                    log.warning("%s: retrying after %s (up to %d attempts within %.0f s; further retries on this "
+                                "side are counted in the report, not logged)", self.name, exc, self._retry.attempts,
+                                self._retry.timeout)
             return verdict
 
         return retry_on
@@ -187,7 +207,7 @@ class HttpTransport:
                 self._auth.invalidate(header)
                 continue
             if status in (401, 403):
-                raise AuthError(f"{method} {url.path} answered {status}: {self.name} refused our credentials")
+                raise refused_credentials(method, url, status, self.name, configured=not isinstance(self._auth, NoAuth))
             if status >= 300:
                 error = error_from_response(method, url, status, payload, retry_after, self._auth.secrets())
                 if status in (429, 503):

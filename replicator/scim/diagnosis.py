@@ -1,0 +1,214 @@
+"""Diagnosis of a side's base URL before any write: what its answers say is wrong, and what to try.
+
+The probe (`replicator.scim.probe`) asks a side for ServiceProviderConfig (and, when that is missing
+or when `check` asks, for /Users and /Groups with count=1) and hands each `Answer` here. `judge_base`
+and `judge_endpoint` turn answers into one `Finding`: ok, or a problem kind (wrong path, not SCIM,
+credentials, unreachable, server failure) with one line naming the side, the URL, the status, what was
+expected and what to try. URLs come in without user info or query, so no secret is ever shown. Pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from replicator.scim.urns import LIST_RESPONSE, SERVICE_PROVIDER_CONFIG
+
+SCIM_URN_PREFIX = "urn:ietf:params:scim:"
+# ServiceProviderConfig attributes (RFC 7643 5): a JSON object with two of these but no `schemas` is
+# still taken for one (some servers leave `schemas` out)
+_CONFIG_ATTRIBUTES = frozenset({"patch", "bulk", "filter", "changepassword", "sort", "etag", "authenticationschemes"})
+_PINGONE_HINT = "PingOne's SCIM base is https://scim-api.pingone.<region>/environments/<env>/v2"
+
+
+class Problem(StrEnum):
+    """What a finding says is wrong (OK: nothing)."""
+
+    OK = "ok"
+    WRONG_PATH = "wrong path"
+    NOT_SCIM = "not SCIM"
+    CREDENTIALS = "credentials refused"
+    UNREACHABLE = "unreachable"
+    SERVER = "server failed"
+
+
+@dataclass(frozen=True)
+class Side:
+    """The facts about one side a message needs: its name, its base URL (no secrets), and how it
+    authenticates (`credentials`: none, bearer, basic, oauth; "" when not known)."""
+
+    name: str
+    base_url: str
+    credentials: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one probe request got: `status` and `body` of an HTTP answer, or (`status` None) the words
+    of the failure that gave none (`failure`: "cannot connect to 127.0.0.1:9: connection refused")."""
+
+    path: str
+    status: int | None
+    body: bytes = b""
+    failure: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+@dataclass(frozen=True)
+class Finding:
+    """The verdict on a side: `problem` (OK when all is well) and the one line saying so."""
+
+    problem: Problem
+    message: str
+    no_config: bool = False  # ok, but without a ServiceProviderConfig: the defaults apply
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is Problem.OK
+
+
+def not_scim_reason(body: bytes, urn: str) -> str | None:
+    """None when `body` is SCIM JSON of the schema `urn` (ServiceProviderConfig or ListResponse), else
+    what it is instead, in a few words ("an HTML page", "JSON without SCIM schemas")."""
+    stripped = body.lstrip()
+    if not stripped:
+        return "an empty body"
+    if stripped[:1] == b"<":
+        return "an HTML page" if stripped[:200].lower().find(b"html") >= 0 else "XML or HTML"
+    try:
+        document: Any = msgspec.json.decode(stripped)
+    except msgspec.DecodeError:
+        return "a body that is not JSON"
+    if not isinstance(document, dict):
+        return "JSON that is not an object"
+    schemas = document.get("schemas")
+    urns = {s.lower() for s in schemas if isinstance(s, str)} if isinstance(schemas, list) else set()
+    if urn.lower() in urns:
+        return None
+    keys = {str(k).lower() for k in document}
+    if not urns and urn == SERVICE_PROVIDER_CONFIG and len(keys & _CONFIG_ATTRIBUTES) >= 2:
+        return None
+    if not urns and urn == LIST_RESPONSE and keys & {"resources", "totalresults"}:
+        return None
+    if any(u.startswith(SCIM_URN_PREFIX) for u in urns):
+        return f"SCIM JSON of another schema ({sorted(urns)[0]})"
+    return "JSON without SCIM schemas"
+
+
+def credential_settings(side: str) -> str:
+    """The settings that carry a side's credentials, in words."""
+    return (f"{side}.token (or {side}.username and {side}.password, or {side}.client_id, "
+            f"{side}.client_secret and {side}.token_url)")
+
+
+def _configured_setting(side: str, credentials: str) -> str:
+    return {
+        "bearer": f"the bearer token in {side}.token",
+        "basic": f"the user and password in {side}.username and {side}.password",
+        "oauth": f"the token {side}.client_id and {side}.client_secret got from {side}.token_url",
+    }.get(credentials, "our credentials")
+
+
+def credentials_finding(side: Side, answer: Answer) -> Finding:
+    """A 401 or 403: whether credentials were configured at all, and which setting carries them."""
+    where = f"{side.name} {side.base_url}: GET {answer.path} answered {answer.status}"
+    if side.credentials == "none":
+        return Finding(Problem.CREDENTIALS, f"{where}: the server requires credentials and none are configured; "
+                                            f"set {credential_settings(side.name)}")
+    sent = _configured_setting(side.name, side.credentials)
+    if answer.status == 403:
+        return Finding(Problem.CREDENTIALS, f"{where}: the server refused our credentials access ({sent} was "
+                                            "sent); grant them read and write access to Users and Groups")
+    return Finding(Problem.CREDENTIALS, f"{where}: the server refused our credentials ({sent} was sent); check "
+                                        "that they are current and meant for this server")
+
+
+def _path_hint(side: Side) -> str:
+    hint = f"is {side.name}.url the SCIM base URL? "
+    if not side.base_url.rstrip("/").endswith("/v2"):
+        hint += "does it end in /v2? "
+    return hint + _PINGONE_HINT
+
+
+def unreachable_finding(side: Side, answer: Answer) -> Finding:
+    return Finding(Problem.UNREACHABLE, f"{side.name} {side.base_url} is unreachable: GET {answer.path}: "
+                                        f"{answer.failure}; is the server running there, and are the host and "
+                                        f"port in {side.name}.url right?")
+
+
+def _not_scim_finding(side: Side, answer: Answer, reason: str, expected: str) -> Finding:
+    return Finding(Problem.NOT_SCIM, f"{side.name} {side.base_url} does not answer as SCIM: GET {answer.path} "
+                                     f"answered {answer.status} with {reason}, expected {expected}; "
+                                     f"{_path_hint(side)}")
+
+
+def _other_status_finding(side: Side, answer: Answer, expected: str) -> Finding:
+    problem = Problem.SERVER if (answer.status or 0) >= 500 else Problem.WRONG_PATH
+    hint = "try again later, or ask the server's operators" if problem is Problem.SERVER else _path_hint(side)
+    return Finding(problem, f"{side.name} {side.base_url}: GET {answer.path} answered {answer.status}, expected "
+                            f"{expected}; {hint}")
+
+
+_CONFIG_EXPECTED = f"JSON with schemas [{SERVICE_PROVIDER_CONFIG}]"
+_LIST_EXPECTED = f"a SCIM ListResponse ({LIST_RESPONSE})"
+
+
+def needs_users_probe(config: Answer) -> bool:
+    """Whether the ServiceProviderConfig answer leaves the question open (missing, or a failure whose
+    status says nothing of the path): then /Users tells a wrong path from a server without one."""
+    return config.status is not None and not config.succeeded and config.status not in (401, 403)
+
+
+def judge_base(side: Side, config: Answer, users: Answer | None = None) -> Finding:
+    """The verdict on a side's base URL from its ServiceProviderConfig answer (and, when
+    `needs_users_probe`, its /Users?count=1 answer)."""
+    if config.status is None:
+        return unreachable_finding(side, config)
+    if config.status in (401, 403):
+        return credentials_finding(side, config)
+    if config.succeeded:
+        reason = not_scim_reason(config.body, SERVICE_PROVIDER_CONFIG)
+        if reason is None:
+            return Finding(Problem.OK, f"{side.name} {side.base_url} answers as SCIM (ServiceProviderConfig)")
+        return _not_scim_finding(side, config, reason, _CONFIG_EXPECTED)
+    if users is None:
+        raise ValueError("ServiceProviderConfig failed: the /Users answer is needed")
+    if users.status is None:
+        return unreachable_finding(side, users)
+    if users.status in (401, 403):
+        return credentials_finding(side, users)
+    if users.succeeded:
+        reason = not_scim_reason(users.body, LIST_RESPONSE)
+        if reason is None:
+            return Finding(Problem.OK, f"{side.name} {side.base_url} answers as SCIM (no ServiceProviderConfig: "
+                                       f"GET {config.path} answered {config.status}; defaults apply)", no_config=True)
+        return _not_scim_finding(side, users, reason, _LIST_EXPECTED)
+    if config.status == 404 and users.status == 404:
+        return Finding(Problem.WRONG_PATH, f"{side.name} {side.base_url} is not a SCIM base URL: GET {config.path} "
+                                           f"and GET {users.path} answered 404, expected SCIM JSON there; "
+                                           f"{_path_hint(side)}")
+    return _other_status_finding(side, users, _LIST_EXPECTED)
+
+
+def judge_endpoint(side: Side, kind: str, answer: Answer) -> Finding:
+    """The verdict on one resource endpoint (/Users, /Groups) from its GET ?count=1 answer."""
+    if answer.status is None:
+        return unreachable_finding(side, answer)
+    if answer.status in (401, 403):
+        return credentials_finding(side, answer)
+    if answer.succeeded:
+        reason = not_scim_reason(answer.body, LIST_RESPONSE)
+        if reason is None:
+            return Finding(Problem.OK, f"{side.name}: GET {answer.path} reads {kind}s")
+        return _not_scim_finding(side, answer, reason, _LIST_EXPECTED)
+    if answer.status == 404 and kind == "Group":
+        return Finding(Problem.WRONG_PATH, f"{side.name} {side.base_url}: GET {answer.path} answered 404: the "
+                                           "server has no Groups endpoint; set sync.groups = false to replicate "
+                                           "users only")
+    return _other_status_finding(side, answer, _LIST_EXPECTED)
