@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from replicator.config_origins import derived_paths, explain_invalid, paths_in, with_value
 from replicator.errors import ConfigError
 
 SECRET_FIELDS = {"token", "password", "client_secret"}
@@ -312,15 +313,13 @@ def load_config_traced(
     """load_config, and where each setting not at its default came from: `file PATH`, `env NAME`,
     `flag --name` (or what override_origins says), `derived` (a PingOne URL). Errors name the setting,
     its value (never a secret's) and its origin."""
-    from replicator.config_origins import derived_paths, explain_invalid, paths_in, with_value
-
     environ = os.environ if environ is None else environ
     tree: dict[str, Any] = {}
     origins: dict[str, str] = {}
     config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
     if config_file:
         tree = _merge(tree, read_toml(config_file))
-        origins.update(dict.fromkeys(paths_in(tree), f"file {config_file}"))
+        origins.update(dict.fromkeys(paths_in(tree, Config), f"file {config_file}"))
     tree = _merge(tree, read_environment(environ, origins))
     for path, value in (overrides or {}).items():
         if value is not None:
@@ -330,12 +329,12 @@ def load_config_traced(
     try:
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {explain_invalid(str(exc), tree, origins)}") from None
+        raise ConfigError(f"invalid configuration: {explain_invalid(str(exc), tree, origins, Config, SECRET_FIELDS)}") from None
     try:
         presets = apply_presets(config)
         validate(presets, need_endpoints=need_endpoints)
     except ConfigError as exc:
-        raise ConfigError(with_value(str(exc), config, origins)) from None
+        raise ConfigError(with_value(str(exc), config, origins, SECRET_FIELDS)) from None
     origins.update(dict.fromkeys(derived_paths(config, presets), "derived"))
     return presets, origins
 

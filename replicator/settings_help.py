@@ -7,13 +7,13 @@ environment names come from the schema (replicator.config), so none of them can 
 
 from __future__ import annotations
 
-import typing
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 
 from replicator.config import SECRET_FIELDS, Config, env_name, iter_leaves
+from replicator.config_origins import choices
 
 HELP = {
     "*.url": "SCIM base URL (the part before /Users); required, unless pingone_environment derives it",
@@ -138,16 +138,6 @@ def value_text(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k} = {v}" for k, v in value.items())
     return str(value)
-
-
-def choices(annotation: Any) -> tuple[str, ...]:
-    """The choices of a Literal setting (also inside `X | None`), else ()."""
-    if typing.get_origin(annotation) is typing.Literal:
-        return typing.get_args(annotation)
-    for arg in typing.get_args(annotation):
-        if typing.get_origin(arg) is typing.Literal:
-            return typing.get_args(arg)
-    return ()
 
 
 def is_secret(path: str) -> bool:
