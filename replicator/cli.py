@@ -1,4 +1,4 @@
-"""The command line: `run` (one cycle with --once/--full, else a loop), `demo`, `status`; exit codes.
+"""The command line: `run` (one cycle with --once/--full, else a loop), `config`, `demo`, `status`; exit codes.
 
 Exit codes:
   0  the cycle completed and every resource is replicated
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import difflib
 import json
 import os
 import sys
@@ -24,10 +25,13 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+import msgspec
+
 from replicator import __version__
 from replicator.app import read_status, run_one_cycle
 from replicator.check import check_command
-from replicator.config import Config, flag_name, iter_leaves, load_config
+from replicator.config import Config, flag_name, iter_leaves, load_config, load_config_traced
+from replicator.config_origins import choices
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
@@ -36,6 +40,7 @@ from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
+from replicator.settings_help import default_of, env_names, help_text, is_secret, iter_settings, value_text
 from state.errors import StateFileError
 from state.lock import hold_state_lock
 
@@ -52,6 +57,16 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _number(kind: type) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    return convert
+
+
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per configuration leaf: `source.url` is --source-url."""
     group = parser.add_argument_group("settings (also from --config TOML and SCIMREP_* variables)")
@@ -62,14 +77,57 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kwargs["type"] = _bool
             kwargs["metavar"] = "BOOL"
         elif base in (int, float):
-            kwargs["type"] = base
+            kwargs["type"] = _number(base)
         elif typing.get_origin(base) is typing.Literal:
             kwargs["choices"] = typing.get_args(base)
             kwargs.pop("metavar")
-        group.add_argument(flag_name(path), **kwargs)
+        group.add_argument(flag_name(path), help=flag_help(path, annotation), **kwargs)
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
     group.add_argument("--allow-mass-delete", action="store_true",
                        help="let this run remove more than the mass-delete guard allows")
+
+
+def flag_help(path: str, annotation: Any) -> str:
+    """A setting flag's help: what it means, its choices, its default and its variable (from the schema)."""
+    listed = f"; one of {', '.join(choices(annotation))}" if choices(annotation) else ""
+    variables = " or ".join(env_names(path))
+    text = f"{help_text(path)}{listed} (default: {value_text(default_of(path))}; env {variables})"
+    return text.replace("%", "%%")
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage mistakes as one line and a hint, not the whole usage: exit 2 as every bad usage."""
+
+    def parse_known_args(  # type: ignore[override]  # (typeshed's overloads; this one only remembers argv)
+        self, args: Sequence[str] | None = None, namespace: Any = None
+    ) -> Any:
+        self.argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> typing.NoReturn:
+        parser = self._command_parser()
+        unknown = message.startswith("unrecognized arguments: ")
+        if unknown:
+            message = _unknown_argument(message.split(": ", 1)[1].split(), parser)
+        self.exit(EXIT_USAGE, f"scim-replicator: error: {message}; see {parser.prog} --help\n")
+
+    def _command_parser(self) -> argparse.ArgumentParser:
+        """The subcommand's parser when the mistake is in its arguments (the top-level one says so)."""
+        commands = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if commands is not None:
+            for word in getattr(self, "argv", []):
+                if word in commands.choices:
+                    found: argparse.ArgumentParser = commands.choices[word]
+                    return found
+        return self
+
+
+def _unknown_argument(words: list[str], parser: argparse.ArgumentParser) -> str:
+    flag = next((w.split("=", 1)[0] for w in words if w.startswith("-")), None)
+    if flag is None:
+        return f"unexpected argument {words[0]}"
+    likely = difflib.get_close_matches(flag, list(parser._option_string_actions), n=1)
+    return f"unknown flag {flag}" + (f" (did you mean {likely[0]}?)" if likely else "")
 
 
 def _base_type(annotation: Any) -> Any:
@@ -80,7 +138,7 @@ def _base_type(annotation: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrors(
         prog="scim-replicator",
         description="Replicate users, groups and memberships from a source SCIM 2.0 server to a destination.",
     )
@@ -96,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", choices=("text", "json"), default="text", help="format of the report on stdout")
     run.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _add_setting_flags(run)
+
+    config = commands.add_parser("config", help="show the effective configuration and where each value came "
+                                 "from (secrets hidden); contacts nothing")
+    config.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    config.add_argument("--output", choices=("text", "json"), default="text", help="format on stdout")
+    _add_setting_flags(config)
 
     demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
     demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
@@ -120,6 +184,16 @@ def _add_check_command(commands: Any) -> None:
                                               "can be read (writes nothing)")
     check.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _add_setting_flags(check)
+
+
+def _override_origins(args: argparse.Namespace) -> dict[str, str]:
+    """Where the flags' settings came from, for those not set by their own flag."""
+    out = {}
+    if getattr(args, "insecure", False):
+        out["source.verify_tls"] = out["destination.verify_tls"] = "flag --insecure"
+    if getattr(args, "allow_mass_delete", False):
+        out["sync.allow_mass_delete"] = "flag --allow-mass-delete"
+    return out
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -194,6 +268,11 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
             return _run_async(show_status(config, args.output), json_report=args.output == "json")
+        if args.command == "config":
+            config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
+                                                 override_origins=_override_origins(args))
+            print(effective_json(config, origins) if args.output == "json" else effective_text(config, origins))
+            return EXIT_OK
         config = load_config(config_file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
         return _stopped(exc, EXIT_USAGE, json_report=getattr(args, "output", "text") == "json")
@@ -208,6 +287,32 @@ def _main(argv: Sequence[str] | None) -> int:
             return _run_async(run_forever(config), json_report=json_report)
     except StateFileError as exc:  # another run holds the state, or its lock file cannot be made
         return _stopped(exc, EXIT_FATAL, json_report=json_report)
+
+
+def effective_settings(config: Config, origins: dict[str, str]) -> list[tuple[str, Any, str]]:
+    """(dotted path, value, origin) of every setting, secrets as *** (or None when not set)."""
+    out = []
+    for path, _annotation, _toml_only in iter_settings():
+        value: Any = config
+        for part in path.split("."):
+            value = getattr(value, part)
+        if is_secret(path) and value:
+            value = "***"
+        out.append((path, msgspec.to_builtins(value), origins.get(path, "default")))
+    return out
+
+
+def effective_text(config: Config, origins: dict[str, str]) -> str:
+    """`path = value  # origin`, one setting a line (TOML values; `(not set)` for none)."""
+    rows = [(path, "(not set)" if value is None else json.dumps(value, ensure_ascii=False), origin)
+            for path, value, origin in effective_settings(config, origins)]
+    width = max(len(f"{path} = {value}") for path, value, _ in rows)
+    return "\n".join(f"{f'{path} = {value}':<{width}}  # {origin}" for path, value, origin in rows)
+
+
+def effective_json(config: Config, origins: dict[str, str]) -> str:
+    settings = {path: {"value": value, "origin": origin} for path, value, origin in effective_settings(config, origins)}
+    return json.dumps({"settings": settings}, indent=2, ensure_ascii=False)
 
 
 def _run_async(coro: Any, *, json_report: bool = False) -> int:

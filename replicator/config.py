@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from replicator.config_origins import derived_paths, explain_invalid, paths_in, with_value
 from replicator.errors import ConfigError
 
 SECRET_FIELDS = {"token", "password", "client_secret"}
@@ -220,15 +220,18 @@ def read_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+def read_environment(environ: Mapping[str, str], origins: dict[str, str] | None = None) -> dict[str, Any]:
     """Settings from SCIMREP_* variables. A secret may instead come from the file SCIMREP_*_FILE names,
-    or from a container secret `/run/secrets/scimrep_<side>_<field>` (folder: SCIMREP_SECRETS_DIR)."""
+    or from a container secret `/run/secrets/scimrep_<side>_<field>` (folder: SCIMREP_SECRETS_DIR).
+    `origins` receives where each setting came from (`env NAME`, `file PATH`)."""
+    origins = {} if origins is None else origins
     tree: dict[str, Any] = {}
     secrets_dir = environ.get(ENV_PREFIX + "SECRETS_DIR", "/run/secrets")
     for path, _ in iter_leaves():
         name = env_name(path)
         if name in environ:
             _set(tree, path, environ[name])
+            origins[path] = f"env {name}"
             continue
         if path.rsplit(".", 1)[-1] not in SECRET_FIELDS:
             continue
@@ -240,6 +243,7 @@ def read_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             try:
                 with open(file_path, encoding="utf-8") as handle:
                     _set(tree, path, handle.read().strip())
+                origins[path] = f"env {origin}" if origin.startswith(ENV_PREFIX) else f"file {origin}"
             except OSError as exc:
                 raise ConfigError(f"{origin}: cannot read {file_path}: {exc.strerror}") from None
     _refuse_unknown_variables(environ)
@@ -297,35 +301,45 @@ def load_config(
     need_endpoints: bool = True,
 ) -> Config:
     """Merge defaults < TOML < environment < overrides (dotted paths from flags) and validate."""
+    return load_config_traced(config_file=config_file, environ=environ, overrides=overrides,
+                              need_endpoints=need_endpoints)[0]
+
+
+def load_config_traced(
+    *,
+    config_file: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    override_origins: Mapping[str, str] | None = None,
+    need_endpoints: bool = True,
+) -> tuple[Config, dict[str, str]]:
+    """load_config, and where each setting not at its default came from: `file PATH`, `env NAME`,
+    `flag --name` (or what override_origins says), `derived` (a PingOne URL). Errors name the setting,
+    its value (never a secret's) and its origin."""
     environ = os.environ if environ is None else environ
     tree: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
     if config_file:
         tree = _merge(tree, read_toml(config_file))
-    tree = _merge(tree, read_environment(environ))
+        origins.update(dict.fromkeys(paths_in(tree, Config), f"file {config_file}"))
+    tree = _merge(tree, read_environment(environ, origins))
     for path, value in (overrides or {}).items():
         if value is not None:
             _set(tree, path, value)
+            origins[path] = (override_origins or {}).get(path) or f"flag {flag_name(path)}"
     _split_lists(tree)
     try:
         config = msgspec.convert(tree, Config, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"invalid configuration: {_readable(str(exc))}") from None
-    config = apply_presets(config)
-    validate(config, need_endpoints=need_endpoints)
-    return config
-
-
-def _readable(message: str) -> str:
-    """msgspec's "... - at `$.source.url`" as "source.url: ...", unknown keys as their dotted name."""
-    unknown = re.match(r"Object contains unknown field `([^`]+)`(?: - at `\$\.?([^`]*)`)?", message)
-    if unknown:
-        parent = unknown.group(2) or ""
-        return f"unknown setting `{parent + '.' if parent else ''}{unknown.group(1)}`"
-    located = re.match(r"(.*) - at `\$\.([^`]+)`$", message)
-    if located:
-        return f"{located.group(2)}: {located.group(1)}"
-    return message
+        raise ConfigError(f"invalid configuration: {explain_invalid(str(exc), tree, origins, Config, SECRET_FIELDS)}") from None
+    try:
+        presets = apply_presets(config)
+        validate(presets, need_endpoints=need_endpoints)
+    except ConfigError as exc:
+        raise ConfigError(with_value(str(exc), config, origins, SECRET_FIELDS)) from None
+    origins.update(dict.fromkeys(derived_paths(config, presets), "derived"))
+    return presets, origins
 
 
 def validate(config: Config, *, need_endpoints: bool = True) -> None:
@@ -339,8 +353,9 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError("concurrency must be between 1 and 1024")
     if not 1 <= config.min_concurrency <= config.concurrency:
         raise ConfigError("min_concurrency must be between 1 and concurrency")
-    if config.interval <= 0 or config.full_interval <= 0:
-        raise ConfigError("interval and full_interval must be positive")
+    for name in ("interval", "full_interval"):
+        if getattr(config, name) <= 0:
+            raise ConfigError(f"{name} must be positive (seconds)")
     if not 0 <= config.interval_jitter <= 1:
         raise ConfigError("interval_jitter must be between 0 and 1 (a fraction of interval)")
     if config.grace < 0:
@@ -349,13 +364,15 @@ def validate(config: Config, *, need_endpoints: bool = True) -> None:
         raise ConfigError("unhealthy_after must be at least 1 (cycles)")
     host, _, port = config.listen.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"listen must be HOST:PORT, got {config.listen!r}")
+        raise ConfigError("listen must be HOST:PORT")
     if config.sync.member_chunk < 1:
         raise ConfigError("sync.member_chunk must be at least 1")
     if config.sync.bulk_size < 1:
         raise ConfigError("sync.bulk_size must be at least 1")
-    if config.sync.max_delete_count < 0 or not 0 <= config.sync.max_delete_percent <= 100:
-        raise ConfigError("sync.max_delete_count must be >= 0 and sync.max_delete_percent within 0..100")
+    if config.sync.max_delete_count < 0:
+        raise ConfigError("sync.max_delete_count must be >= 0")
+    if not 0 <= config.sync.max_delete_percent <= 100:
+        raise ConfigError("sync.max_delete_percent must be within 0..100")
     for name in ("user_match_filter", "group_match_filter"):
         if "%s" not in getattr(config.sync, name):
             raise ConfigError(f"sync.{name} must contain %s where the value goes")

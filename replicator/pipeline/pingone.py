@@ -17,6 +17,8 @@ Values are passed as they are: PingOne's 400 INVALID_DATA names the target of a 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -321,3 +323,20 @@ def platform_error_words(body: Any) -> tuple[str | None, str]:
         words.append(": ".join(w for w in (target, message or sub_code) if w))
     detail = " ".join(" ".join(w for w in words if w).split())  # one line
     return code, detail if len(detail) <= _MAX_DETAIL else detail[: _MAX_DETAIL - 1] + "…"
+
+
+_MEMBER_PATH = re.compile(r'^\s*members\s*\[\s*value\s+eq\s+(".*")\s*\]\s*$', re.IGNORECASE)
+
+
+def member_filter_value(path: str) -> str | None:
+    """The member a PatchOp path `members[value eq "x"]` names (its literal unquoted), or None when the
+    path is not that."""
+    found = _MEMBER_PATH.match(path)
+    if found is None:
+        return None
+    try:
+        value = json.loads(found.group(1))
+    except ValueError:
+        return None
+    return value if isinstance(value, str) else None
+

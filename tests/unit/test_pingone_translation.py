@@ -373,3 +373,15 @@ def test_error_detail_is_bounded() -> None:
     """A long error body gives a bounded one-line detail."""
     _, detail = platform_error_words({"code": "INVALID_DATA", "message": "x" * 1000})
     assert len(detail) <= 300 and detail.endswith("…")
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_a_member_path_names_its_member_whatever_the_quoting(value: str) -> None:
+    """`members[value eq "x"]` as the planner writes it (quote) gives back x; other paths give None."""
+    from replicator.pipeline.pingone import member_filter_value
+    from replicator.scim.filters import quote
+
+    assert member_filter_value(f"members[value eq {quote(value)}]") == value
+    assert member_filter_value(f"MEMBERS[ value EQ {quote(value)} ]") == value
+    assert member_filter_value("members") is None
+    assert member_filter_value(f"emails[value eq {quote(value)}]") is None
