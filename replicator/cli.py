@@ -85,6 +85,9 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
     group.add_argument("--allow-mass-delete", action="store_true",
                        help="let this run remove more than the mass-delete guard allows")
+    group.add_argument("--assume-empty-destination", action="store_true",
+                       help="let this run create objects that a destination without search and without a "
+                            "complete listing cannot show absent (only for an empty destination)")
 
 
 def flag_help(path: str, annotation: Any) -> str:
@@ -193,6 +196,8 @@ def _override_origins(args: argparse.Namespace) -> dict[str, str]:
         out["source.verify_tls"] = out["destination.verify_tls"] = "flag --insecure"
     if getattr(args, "allow_mass_delete", False):
         out["sync.allow_mass_delete"] = "flag --allow-mass-delete"
+    if getattr(args, "assume_empty_destination", False):
+        out["sync.assume_empty_destination"] = "flag --assume-empty-destination"
     return out
 
 
@@ -202,6 +207,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["source.verify_tls"] = out["destination.verify_tls"] = False
     if getattr(args, "allow_mass_delete", False):
         out["sync.allow_mass_delete"] = True
+    if getattr(args, "assume_empty_destination", False):
+        out["sync.assume_empty_destination"] = True
     return out
 
 

@@ -57,6 +57,9 @@ HELP = {
     "sync.max_delete_percent": "mass-delete guard: most removals as a percentage of the tracked objects "
                                "(above 5 removals)",
     "sync.allow_mass_delete": "lift the mass-delete guard; also --allow-mass-delete for one run",
+    "sync.assume_empty_destination": "create objects a destination without search and without a complete listing "
+                                     "cannot show absent (only for an empty destination); also "
+                                     "--assume-empty-destination for one run",
     "sync.max_resource_bytes": "a source object larger than this (members not counted) is refused and recorded",
     "sync.bulk": "use SCIM Bulk when the destination advertises it (off: never)",
     "sync.bulk_size": "most operations per Bulk request (and the server's maxOperations / maxPayloadSize)",
