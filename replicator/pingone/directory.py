@@ -106,11 +106,12 @@ class PingOneDirectory:
 
     def _population_id(self, name: str | None) -> str | None:
         """Our population for the other side's population name: mapped, else the same name, else the
-        configured default, else the environment's default population."""
-        if not self._with_populations:
+        configured default, else the environment's default population. None for no name (a user then
+        lands in the default population; a group is environment-wide)."""
+        if not self._with_populations or not name:
             return None
         by_name = {pname: pid for pid, pname in self._population_names.items()}
-        wanted = self._rename.get(name, name) if name else None
+        wanted = self._rename.get(name, name)
         for candidate in (wanted, self._default_population):
             if candidate and candidate in by_name:
                 return by_name[candidate]
@@ -292,7 +293,7 @@ class PingOneDirectory:
                 await self.memberships.remove(group_id, str(member["value"]), is_group=self._is_group(member))
             return True
         if kind == "remove" and (value := p1.member_filter_value(path)) is not None:
-            await self.memberships.remove(group_id, value, is_group=value in self._group_ids)
+            await self.memberships.remove(group_id, value, is_group=True if value in self._group_ids else None)
             return True
         return False
 

@@ -11,7 +11,6 @@ by our own writes."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from replicator.errors import NotFoundError
@@ -121,11 +120,15 @@ class Memberships:
             self._parents.setdefault(member, set()).add(group_id)
         self._users_of.pop(group_id, None)
 
-    async def remove(self, group_id: str, member: str, *, is_group: bool) -> None:
-        """Take a user (or a group) out of a group; one that is not in it is fine."""
-        kind = "groups" if is_group else "users"
-        with contextlib.suppress(NotFoundError):
-            await self.api.call("DELETE", kind, member, "memberOfGroups", group_id)
-        if is_group and self._parents is not None:
-            self._parents.get(member, set()).discard(group_id)
+    async def remove(self, group_id: str, member: str, *, is_group: bool | None) -> None:
+        """Take a user (or a group) out of a group; one that is not in it is fine. `is_group` None: not
+        known which it is (a PatchOp path names only the id): a user, else a group."""
+        for as_group in ((False, True) if is_group is None else (is_group,)):
+            try:
+                await self.api.call("DELETE", "groups" if as_group else "users", member, "memberOfGroups", group_id)
+            except NotFoundError:
+                continue
+            if as_group and self._parents is not None:
+                self._parents.get(member, set()).discard(group_id)
+            break
         self._users_of.pop(group_id, None)
