@@ -94,7 +94,7 @@ class PingOneDirectory:
     ) -> AsyncGenerator[list[Any], None]:
         """Every user (Platform pages, at most 200 users each) or every replicable group with its direct
         members, as SCIM-shaped forms (with_raw: (id, JSON bytes) pairs)."""
-        pages = self.reader.user_pages(report) if kind == USER else self.reader.group_pages(report, page_size)
+        pages = self.reader.user_pages(report, page_size) if kind == USER else self.reader.group_pages(report, page_size)
         async for forms in pages:
             ids = [form["id"] for form in forms]
             earlier = await read_before(ids) if read_before is not None else set()

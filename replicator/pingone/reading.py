@@ -31,9 +31,9 @@ class PingOneReader:
         self.group_ids = set()
         self.memberships.forget()
 
-    async def user_pages(self, report: ReadReport) -> AsyncGenerator[list[dict[str, Any]], None]:
+    async def user_pages(self, report: ReadReport, page_size: int) -> AsyncGenerator[list[dict[str, Any]], None]:
         names = self.populations.names()
-        async for page in self.api.pages("users", report):
+        async for page in self.api.pages("users", report, page_size=page_size):
             report.seen += len(page)
             yield [p1.user_to_scim(user, population_names=names) for user in page if user.get("id")]
 

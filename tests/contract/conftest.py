@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from replicator.config import SideConfig, pingone_urls
 from replicator.directory import Directory
+from replicator.pingone.directory import PingOneDirectory
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
 from replicator.testing import MemoryScimServer, Quirks
+from replicator.testing.pingone import serve_pingone
 from tests.harness import scim2_server
 
 TOKEN = "contract-test-token"
@@ -64,10 +67,27 @@ def scim2(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[Directo
     return _scim2_client(str(request.getfixturevalue("scim2_url")))
 
 
+@asynccontextmanager
+async def _pingone_directory() -> AsyncIterator[Directory]:
+    """PingOneDirectory against a fresh environment of the PingOne emulator (its Platform API)."""
+    async with serve_pingone() as emulator:
+        env = emulator.add_environment()
+        cfg = pingone_urls(SideConfig(kind="pingone", pingone_environment=env.id, client_id=env.client_id,
+                                      client_secret=env.client_secret, api_url=emulator.api_url,
+                                      auth_url=emulator.auth_url, scim_url=emulator.scim_url))
+        async with PingOneDirectory(cfg, name="pingone", max_connections=8) as directory:
+            yield directory
+
+
+def pingone(request: pytest.FixtureRequest) -> AbstractAsyncContextManager[Directory]:
+    return _pingone_directory()
+
+
 IMPLEMENTATIONS = [
     Implementation("memory", memory, bulk=False),
     Implementation("memory-bulk", memory_with_bulk, bulk=True),
     Implementation("scim2-server", scim2, bulk=True),
+    Implementation("pingone", pingone, bulk=False),
 ]
 BULK_IMPLEMENTATIONS = [implementation for implementation in IMPLEMENTATIONS if implementation.bulk]
 
