@@ -135,3 +135,42 @@ async def test_edits_on_the_source_are_replicated(pair: Pair) -> None:
     before = writes(pair.destination)
     again = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert again.outcome == "ok" and writes(pair.destination) == before, again.summary()
+
+
+async def test_pingone_to_scim_and_back(tmp_path: Path) -> None:
+    """PingOne -> SCIM (the in-memory server) copies users and groups with their members and nesting,
+    without populations; SCIM -> PingOne copies them back into an empty environment; each then writes
+    nothing on a second cycle."""
+    from replicator.testing import MemoryScimServer
+
+    async with serve_pingone(switches=PingOneSwitches(not_found_after_create=1)) as emulator:
+        source, back = emulator.add_environment("p1-src"), emulator.add_environment("p1-back")
+        source.add_population("Employees")
+        source.add_population("Contractors")
+        seed(source, users=30)
+        scim = MemoryScimServer()
+        await scim.start()
+        try:
+            there = Config(source=side(emulator, source), destination=SideConfig(url=scim.base_url or ""),
+                           state=str(tmp_path / "there.db"))
+            first = await replicate(there, mode=INCREMENTAL, dry_run=False)
+            assert first.outcome == "ok", (first.summary(), first.failures[:5])
+            assert len(scim.users) == 30 and {g["displayName"] for g in scim.groups.values()} == {"Everyone", "Engineering", "Admins"}
+            engineering = next(g for g in scim.groups.values() if g["displayName"] == "Engineering")
+            admins = next(g for g in scim.groups.values() if g["displayName"] == "Admins")
+            assert admins["id"] in {m["value"] for m in engineering["members"]}
+            assert all("urn:pingidentity" not in str(u) for u in scim.users.values())
+            assert (await replicate(there, mode=INCREMENTAL, dry_run=False)).destination_requests.get("POST", 0) == 0
+
+            home = Config(source=SideConfig(url=scim.base_url or ""), destination=side(emulator, back),
+                          state=str(tmp_path / "home.db"))
+            copied = await replicate(home, mode=INCREMENTAL, dry_run=False)
+            assert copied.outcome == "ok", (copied.summary(), copied.failures[:5])
+            expected, got = picture(source), picture(back)
+            assert got["groups"] == expected["groups"]
+            assert set(got["users"]) == set(expected["users"])
+            before = writes(back)
+            again = await replicate(home, mode=INCREMENTAL, dry_run=False)
+            assert again.outcome == "ok" and writes(back) == before, again.summary()
+        finally:
+            await scim.stop()
