@@ -16,22 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import difflib
 import json
 import os
 import sys
-import types
-import typing
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import msgspec
 
-from replicator import __version__
 from replicator.app import read_status, run_one_cycle
 from replicator.check import check_command
-from replicator.config import Config, flag_name, iter_leaves, load_config, load_config_traced
-from replicator.config_origins import choices
+from replicator.cli_parser import build_parser
+from replicator.config import Config, load_config, load_config_traced
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
@@ -40,153 +36,12 @@ from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
-from replicator.settings_help import default_of, env_names, help_text, is_secret, iter_settings, value_text
+from replicator.settings_help import is_secret, iter_settings
 from state.errors import StateFileError
 from state.lock import hold_state_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = (
     ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def _number(kind: type) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
-    return convert
-
-
-def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per configuration leaf: `source.url` is --source-url."""
-    group = parser.add_argument_group("settings (also from --config TOML and SCIMREP_* variables)")
-    for path, annotation in iter_leaves():
-        kwargs: dict[str, Any] = {"dest": "setting:" + path, "default": None, "metavar": path.rsplit(".", 1)[-1].upper()}
-        base = _base_type(annotation)
-        if base is bool:
-            kwargs["type"] = _bool
-            kwargs["metavar"] = "BOOL"
-        elif base in (int, float):
-            kwargs["type"] = _number(base)
-        elif typing.get_origin(base) is typing.Literal:
-            kwargs["choices"] = typing.get_args(base)
-            kwargs.pop("metavar")
-        group.add_argument(flag_name(path), help=flag_help(path, annotation), **kwargs)
-    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
-    group.add_argument("--allow-mass-delete", action="store_true",
-                       help="let this run remove more than the mass-delete guard allows")
-    group.add_argument("--assume-empty-destination", action="store_true",
-                       help="let this run create objects that a destination without search and without a "
-                            "complete listing cannot show absent (only for an empty destination)")
-
-
-def flag_help(path: str, annotation: Any) -> str:
-    """A setting flag's help: what it means, its choices, its default and its variable (from the schema)."""
-    listed = f"; one of {', '.join(choices(annotation))}" if choices(annotation) else ""
-    variables = " or ".join(env_names(path))
-    text = f"{help_text(path)}{listed} (default: {value_text(default_of(path))}; env {variables})"
-    return text.replace("%", "%%")
-
-
-class _OneLineErrors(argparse.ArgumentParser):
-    """Usage mistakes as one line and a hint, not the whole usage: exit 2 as every bad usage."""
-
-    def parse_known_args(  # type: ignore[override]  # (typeshed's overloads; this one only remembers argv)
-        self, args: Sequence[str] | None = None, namespace: Any = None
-    ) -> Any:
-        self.argv = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
-
-    def error(self, message: str) -> typing.NoReturn:
-        parser = self._command_parser()
-        unknown = message.startswith("unrecognized arguments: ")
-        if unknown:
-            message = _unknown_argument(message.split(": ", 1)[1].split(), parser)
-        self.exit(EXIT_USAGE, f"scim-replicator: error: {message}; see {parser.prog} --help\n")
-
-    def _command_parser(self) -> argparse.ArgumentParser:
-        """The subcommand's parser when the mistake is in its arguments (the top-level one says so)."""
-        commands = next((a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None)
-        if commands is not None:
-            for word in getattr(self, "argv", []):
-                if word in commands.choices:
-                    found: argparse.ArgumentParser = commands.choices[word]
-                    return found
-        return self
-
-
-def _unknown_argument(words: list[str], parser: argparse.ArgumentParser) -> str:
-    flag = next((w.split("=", 1)[0] for w in words if w.startswith("-")), None)
-    if flag is None:
-        return f"unexpected argument {words[0]}"
-    likely = difflib.get_close_matches(flag, list(parser._option_string_actions), n=1)
-    return f"unknown flag {flag}" + (f" (did you mean {likely[0]}?)" if likely else "")
-
-
-def _base_type(annotation: Any) -> Any:
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return args[0] if len(args) == 1 else str
-    return annotation
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineErrors(
-        prog="scim-replicator",
-        description="Replicate users, groups and memberships from a source SCIM 2.0 server to a destination.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    run = commands.add_parser("run", help="replicate: one cycle (--once, --full) or continuously")
-    mode = run.add_mutually_exclusive_group()
-    mode.add_argument("--once", action="store_true", help="run one incremental cycle and exit")
-    mode.add_argument("--full", action="store_true",
-                      help="one full cycle: also read the destination and repair drift there, then exit")
-    run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
-    run.add_argument("--output", choices=("text", "json"), default="text", help="format of the report on stdout")
-    run.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    _add_setting_flags(run)
-
-    config = commands.add_parser("config", help="show the effective configuration and where each value came "
-                                 "from (secrets hidden); contacts nothing")
-    config.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    config.add_argument("--output", choices=("text", "json"), default="text", help="format on stdout")
-    _add_setting_flags(config)
-
-    demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
-    demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
-    demo.add_argument("--groups", type=int, default=5,
-                      help="sample groups to seed (default 5), plus one group nested in another")
-
-    health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
-    health.add_argument("--config", metavar="FILE")
-    health.add_argument("--listen", metavar="HOST:PORT", help="the daemon's address (default from config)")
-
-    status = commands.add_parser("status", help="show the last runs and failed resources from the state file")
-    status.add_argument("--config", metavar="FILE")
-    status.add_argument("--state", help="state file (default from config)")
-    status.add_argument("--output", choices=("text", "json"), default="text")
-    _add_check_command(commands)
-    return parser
-
-
-def _add_check_command(commands: Any) -> None:
-    """`check`: the configuration, then both sides reached and read (one user, one group); writes nothing."""
-    check = commands.add_parser("check", help="check the configuration and that both sides answer as SCIM and "
-                                              "can be read (writes nothing)")
-    check.add_argument("--config", metavar="FILE", help="TOML configuration file")
-    _add_setting_flags(check)
 
 
 def _override_origins(args: argparse.Namespace) -> dict[str, str]:

@@ -42,6 +42,12 @@ _LONGEST_FILTER_IN_URL = 1024  # bytes of filter text before we search with POST
 ENDPOINTS = {"User": "Users", "Group": "Groups"}
 
 
+def resource_url(base_url: URL, kind: str, resource_id: str | None = None) -> URL:
+    """The endpoint of a kind (`Users`) under a server's base URL, or of one resource under it."""
+    url = base_url / ENDPOINTS[kind]
+    return url / resource_id if resource_id is not None else url
+
+
 class ScimClient:
     """Talks to one SCIM server. Use as an async context manager."""
 
@@ -90,10 +96,6 @@ class ScimClient:
         """How the calls went so far: retries and throttling answers, the concurrency limit, pauses, latency."""
         return self.transport.flow()
 
-    @property
-    def writes(self) -> int:
-        return sum(n for m, n in self.requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
-
     async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
         """Send operations as one Bulk request; one result per operation, None where the server gave
         none (it stopped early). POST results are matched by bulkId, the others by position."""
@@ -105,10 +107,6 @@ class ScimClient:
             raise ProtocolError(f"POST {url.path}: {self.name} answered without Operations")
         self.stats["bulk_operations"] += len(operations)
         return results
-
-    def resource_url(self, kind: str, resource_id: str | None = None) -> URL:
-        url = self.base_url / ENDPOINTS[kind]
-        return url / resource_id if resource_id is not None else url
 
     # -- discovery ----------------------------------------------------------------------------------
 
@@ -154,7 +152,7 @@ class ScimClient:
         (`contextlib.aclosing`) when leaving early, so the page requested ahead is cancelled.
         """
         use_cursor = uses_cursor(self._paging, self.features.cursor_paging) if cursor is None else cursor
-        url = self.resource_url(kind)
+        url = resource_url(self.base_url, kind)
         if read_before is None:
             read_before = remembering()
 
@@ -210,13 +208,13 @@ class ScimClient:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def get(self, kind: str, resource_id: str) -> dict[str, Any]:
-        url = self.resource_url(kind, resource_id)
+        url = resource_url(self.base_url, kind, resource_id)
         _, payload, _ = await self.transport.request("GET", url)
         return expect_resource(payload, f"GET {url.path}: {self.name}")
 
     async def find(self, kind: str, filter_expression: str) -> list[dict[str, Any]]:
         """Resources matching a filter (at most a few: this is for finding one object)."""
-        url = self.resource_url(kind)
+        url = resource_url(self.base_url, kind)
         if len(filter_expression.encode()) <= _LONGEST_FILTER_IN_URL:
             _, payload, _ = await self.transport.request("GET", url, params={"filter": filter_expression, "count": "10"})
         else:
@@ -233,7 +231,7 @@ class ScimClient:
     # -- writes -------------------------------------------------------------------------------------
 
     async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = self.resource_url(kind)
+        url = resource_url(self.base_url, kind)
         reply = await self.transport.request("POST", url, body=body)
         if not reply.body.strip() and reply.location:
             # some servers answer 201 with a Location header and no body
@@ -241,16 +239,16 @@ class ScimClient:
         return expect_resource(reply.body, f"POST {url.path}: {self.name}")
 
     async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
-        await self.transport.request("PATCH", self.resource_url(kind, resource_id), body=body)
+        await self.transport.request("PATCH", resource_url(self.base_url, kind, resource_id), body=body)
 
     async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PUT; the resource the server answered with, or None when it answered without one."""
-        url = self.resource_url(kind, resource_id)
+        url = resource_url(self.base_url, kind, resource_id)
         reply = await self.transport.request("PUT", url, body=body)
         return expect_resource(reply.body, f"PUT {url.path}: {self.name}") if reply.body.strip() else None
 
     async def delete(self, kind: str, resource_id: str) -> None:
-        await self.transport.request("DELETE", self.resource_url(kind, resource_id))
+        await self.transport.request("DELETE", resource_url(self.base_url, kind, resource_id))
 
 
 def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurrency: int | None = None) -> ScimClient:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from replicator.cli import build_parser
+from replicator.cli_parser import build_parser
 from replicator.config import env_name, flag_name, iter_leaves
 from replicator.settings_help import HELP, choices, default_of, help_key, iter_settings, settings_table, value_text
 
