@@ -94,8 +94,8 @@ def main() -> None:
         source, destination = emulator.emulator.add_environment("src"), emulator.emulator.add_environment("dst")
         memberships = seed(source, args.users, args.groups, rng)
         with tempfile.TemporaryDirectory() as tmp:
-            environ = {**side_env("SCIMREP_SOURCE", emulator.emulator, source, args.rate_cap / 2),
-                       **side_env("SCIMREP_DESTINATION", emulator.emulator, destination, args.rate_cap / 2),
+            environ = {**side_env("SCIMREP_SOURCE", emulator.emulator, source, args.rate_cap * 0.95),
+                       **side_env("SCIMREP_DESTINATION", emulator.emulator, destination, args.rate_cap * 0.95),
                        "SCIMREP_STATE": str(Path(tmp) / "s.db"), "SCIMREP_CONCURRENCY": "16"}
             figures: dict[str, Any] = {"users": args.users, "groups": args.groups, "memberships": memberships,
                                        "rate_cap": args.rate_cap}
