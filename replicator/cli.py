@@ -31,6 +31,7 @@ from replicator.config import Config, load_config, load_config_traced
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.demo import run_demo
+from replicator.demo_pingone import run_pingone_demo
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
@@ -121,6 +122,8 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         if args.command == "demo":
             setup_logging("warning", "text")
+            if args.pingone:
+                return _run_async(run_pingone_demo())
             return _run_async(run_demo(users=args.users, groups=args.groups))
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},

@@ -139,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
     demo.add_argument("--groups", type=int, default=5,
                       help="sample groups to seed (default 5), plus one group nested in another")
+    demo.add_argument("--pingone", action="store_true",
+                      help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
 
     health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE")
