@@ -72,9 +72,11 @@ class PingOneDirectory:
         return self.api.transport.flow()
 
     def notes(self) -> list[str]:
-        """What the cycle should say about this side: groups left out of the read."""
-        return [f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes their members)"
-                for why, count in sorted(self.reader.skipped.items())]
+        """What the cycle should say about this side: the API it went through, groups left out of the read."""
+        paths = f"{self.name}: PingOne Platform API (users, groups, memberships, nesting" + (
+            ", populations by name)" if self.populations.replicated else ")")
+        return [paths, *(f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes "
+                          "their members)" for why, count in sorted(self.reader.skipped.items()))]
 
     def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
         return p1.storable(kind, form)

@@ -103,6 +103,7 @@ async def test_pingone_to_pingone_copies_then_writes_nothing(pair: Pair) -> None
     assert len(got["users"]) == 230
     assert got["users"] == {n: (p if p != "Default" else got["users"][n][0], *r) for n, (p, *r) in expected["users"].items()}
     assert any("dynamic" in note for note in result.notes), result.notes
+    assert "source: PingOne Platform API (users, groups, memberships, nesting, populations by name)" in result.notes
     before = writes(pair.destination)
     again = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert again.outcome == "ok" and writes(pair.destination) == before, (
