@@ -9,23 +9,36 @@ Rules per resource type, applied in this order:
 4. `constants`: set a destination path to a fixed value.
 
 A path is `attr`, `attr.sub`, `urn:...:Type:attr` or `urn:...:Type:attr.sub`; an extension URN on its own
-names the whole extension. Mapping runs before digests are taken, so a change of rules re-plans only
-the attributes it touches.
+names the whole extension. Through a multi-valued attribute (`emails.type`), `include` and `exclude`
+apply to each of its values; a value left without its `value` sub-attribute is dropped (as the canonical
+form drops one whose `value` is empty), and so are values made exact duplicates. `rename` and
+`constants` take multi-valued attributes whole: `make_rules` refuses their paths into a core one
+(RFC 7643 `emails.type`), and `apply` leaves an object unchanged where one of their paths meets the values
+of a multi-valued extension attribute (nothing at start can tell those apart). Mapping runs before digests
+are taken, so a change of rules re-plans only the attributes it touches.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from replicator.errors import ConfigError
-from replicator.pipeline.canonical import CANON_VERSION
+from replicator.pipeline.canonical import CANON_VERSION, primary_first
 from replicator.scim.attributes import get_first_ci, key_ci, keys_ci
+
+# RFC 7643 4.1, 4.2 and 4.3: the multi-valued attributes of the core User and Group schemas (lower case)
+CORE_MULTI_VALUED = frozenset(name.lower() for name in (
+    "emails", "phoneNumbers", "ims", "photos", "addresses", "groups", "entitlements", "roles",
+    "x509Certificates", "members",
+))
 
 
 @dataclass(frozen=True)
@@ -52,11 +65,22 @@ def make_rules(
     schema_urns: dict[str, str] | None = None,
     where: str = "mapping",
 ) -> Rules:
-    """Validated rules; a path that cannot be parsed fails with its place in the configuration."""
+    """Validated rules; a path that cannot be parsed, or cannot take effect, fails with its place in the
+    configuration."""
     paths = [*(include or ()), *(exclude or ()), *(rename or {}), *(rename or {}).values(), *(constants or {})]
     for path in paths:
         if not path or path.strip() != path or ".." in path or path.endswith((".", ":")):
             raise ConfigError(f"{where}: invalid attribute path {path!r}")
+        if "[" in path or "]" in path:
+            raise ConfigError(f"{where}: invalid attribute path {path!r} (a mapping path takes no value filter: "
+                              f"`emails.type` applies to every email)")
+    for field, names in (("rename", [*(rename or {}), *(rename or {}).values()]), ("constants", [*(constants or {})])):
+        for path in names:
+            multi_valued = core_multi_valued_parent(path)
+            if multi_valued:
+                raise ConfigError(f"{where}.{field}: {path!r} is inside the multi-valued attribute {multi_valued!r}, "
+                                  f"whose values have no single place to take it from or put it ({field} takes "
+                                  f"{multi_valued!r} whole; include and exclude take its sub-attributes)")
     for source, target in (schema_urns or {}).items():
         if not source.startswith("urn:") or not target.startswith("urn:"):
             raise ConfigError(f"{where}.schema_urns: both sides must be URNs ({source!r} -> {target!r})")
@@ -67,6 +91,15 @@ def make_rules(
         constants=tuple((constants or {}).items()),
         schema_urns=tuple((schema_urns or {}).items()),
     )
+
+
+def core_multi_valued_parent(path: str) -> str | None:
+    """The core multi-valued attribute (as spelled in `path`) that a path goes inside, or None: `emails`
+    for `emails.type`, None for `emails` itself, `name.givenName` or an extension path."""
+    if path.startswith("urn:"):
+        return None
+    attribute, dot, _ = path.partition(".")
+    return attribute if dot and attribute.lower() in CORE_MULTI_VALUED else None
 
 
 def rules_key(rules: Rules) -> bytes:
@@ -83,12 +116,7 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
         return canonical
     out = copy.deepcopy(canonical)
     if rules.include:
-        kept: dict[str, Any] = {}
-        for path in rules.include:
-            value = _get(out, path)
-            if value is not None:
-                _set(kept, _split(out, path), copy.deepcopy(value))
-        out = kept
+        out = _keep(out, _include_tree([_split(out, path) for path in rules.include])) or {}
     for path in rules.exclude:
         _delete(out, _split(out, path))
     for source, target in rules.schema_urns:
@@ -99,11 +127,12 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
                 merged.update(moved)
     for source, target in rules.rename:
         value = _get(out, source)
-        if value is not None:
+        if value is not None and _settable(out, _split(out, target)):
             _delete(out, _split(out, source))
             _set(out, _split(out, target), value)
     for target, value in rules.constants:
-        _set(out, _split(out, target), copy.deepcopy(value))
+        if _settable(out, _split(out, target)):
+            _set(out, _split(out, target), copy.deepcopy(value))
     pruned: dict[str, Any] = _prune(out)
     return pruned
 
@@ -117,6 +146,53 @@ def _split(resource: dict[str, Any], path: str) -> list[str]:
         urn, _, rest = path.rpartition(":")
         return [urn, *rest.split(".")]
     return path.split(".")
+
+
+_WHOLE: dict[str, Any] = {}  # an include tree's leaf: the value is kept whole (compared by identity)
+
+
+def _include_tree(paths: list[list[str]]) -> dict[str, Any]:
+    """The include paths as a tree of lower-case keys; a path under one kept whole adds nothing."""
+    tree: dict[str, Any] = {}
+    for keys in paths:
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key.lower(), {})
+            if node is _WHOLE:
+                break
+        else:
+            node[keys[-1].lower()] = _WHOLE
+    return tree
+
+
+def _keep(value: Any, tree: dict[str, Any]) -> Any:
+    """The part of `value` that an include tree names (a copy; None when nothing): through a list, the
+    part of each of its values."""
+    if isinstance(value, list):
+        return _each_value(value, lambda item: _keep(item, tree))
+    if not isinstance(value, dict):
+        return None
+    kept: dict[str, Any] = {}
+    for name, subtree in tree.items():
+        key = key_ci(value, name)
+        if key is not None:
+            part = copy.deepcopy(value[key]) if subtree is _WHOLE else _keep(value[key], subtree)
+            if part is not None:
+                kept[key] = part
+    return kept or None
+
+
+def _each_value(values: list[Any], reshape: Callable[[Any], Any]) -> list[Any] | None:
+    """A multi-valued attribute with `reshape` applied to each value: values left empty, or without the
+    `value` sub-attribute they had, are dropped, and so are exact duplicates (None when none is left)."""
+    out = []
+    for item in values:
+        had_value = isinstance(item, dict) and key_ci(item, "value") is not None  # before: reshape may edit item
+        shaped = _prune(reshape(item))
+        if shaped is None or shaped == {} or (had_value and key_ci(shaped, "value") is None):
+            continue
+        out.append(shaped)
+    return primary_first(out) if out else None
 
 
 def _get(resource: dict[str, Any], path: str) -> Any:
@@ -139,14 +215,42 @@ def _set(resource: dict[str, Any], keys: list[str], value: Any) -> None:
     target[existing] = value
 
 
-def _delete(resource: dict[str, Any], keys: list[str]) -> None:
+def _settable(resource: dict[str, Any], keys: list[str]) -> bool:
+    """`_set` can place a value at `keys` without replacing the values of a multi-valued attribute."""
     target: Any = resource
     for key in keys[:-1]:
         target = get_first_ci(target, key)
+        if isinstance(target, list):
+            return False
+        if not isinstance(target, dict):
+            return True
+    return True
+
+
+def _delete(resource: dict[str, Any], keys: list[str]) -> None:
+    """Remove what `keys` lead to (in place); through a multi-valued attribute, from each of its values."""
+    target: Any = resource
+    for depth, key in enumerate(keys[:-1]):
+        parent, target = target, get_first_ci(target, key)
+        if isinstance(target, list):
+            name = key_ci(parent, key)
+            values = _each_value(target, functools.partial(_without, keys=keys[depth + 1:]))
+            if values is None:
+                del parent[name]
+            else:
+                parent[name] = values
+            return
         if not isinstance(target, dict):
             return
     for key in keys_ci(target, keys[-1]):
         del target[key]
+
+
+def _without(value: Any, keys: list[str]) -> Any:
+    """`value` with what `keys` lead to removed (a value that is not an object has nothing to remove)."""
+    if isinstance(value, dict):
+        _delete(value, keys)
+    return value
 
 
 def _prune(value: Any) -> Any:
