@@ -4,6 +4,8 @@
   reconcile at start when the state is empty and then every `full_interval`. Cycles never overlap.
 - Consecutive failed cycles back off: the wait after the n-th is interval x 2^(n-1), at most
   interval x BACKOFF_MAX_FACTOR (`backoff_delay`); a cycle that completes resets it.
+- Request, retry and 429 counts reach `/metrics` as they happen (each scrape adds what the cycle's
+  clients counted since the last), not only when the cycle ends.
 - `/healthz` (alive: 200 while the process serves; its JSON says whether the daemon is healthy: not
   after `unhealthy_after` cycles in a row that could not reach a server or were refused credentials,
   which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
@@ -36,6 +38,7 @@ from replicator.errors import AuthError, ListenError, ReplicatorError, Transport
 from replicator.exit_codes import ExitCode
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
+from replicator.report import counts_text, flow_text
 from replicator.shutdown import Shutdown
 from state import StateStore, open_state
 from state.errors import StateFileError
@@ -79,6 +82,26 @@ class Metrics:
             self.rate_limited.labels(side)
         for kind in KINDS:
             self.tracked.labels(kind)
+        self._added: dict[tuple[str, ...], float] = {}  # what the current cycle's clients have added so far
+
+    def new_cycle(self) -> None:
+        """The next cycle's clients count from 0 (`add_requests`)."""
+        self._added.clear()
+
+    def add_requests(self, clients: list[Side]) -> None:
+        """Add the requests, retries and 429 answers the cycle's clients counted since the last call:
+        on each scrape (live, while a cycle runs) and at its end, each of them once."""
+        for client in clients:
+            for method, count in list(client.requests.items()):
+                self._add(self.requests.labels(client.name, method), (client.name, "requests", method), count)
+            self._add(self.retries.labels(client.name), (client.name, "retries"), client.stats.get("retries", 0))
+            self._add(self.rate_limited.labels(client.name), (client.name, "429"), client.stats.get("429", 0))
+
+    def _add(self, counter: Counter, key: tuple[str, ...], total: float) -> None:
+        added = self._added.get(key, 0)
+        if total > added:
+            counter.inc(total - added)
+            self._added[key] = total
 
     def record(self, result: CycleResult, clients: list[Side]) -> None:
         self.cycles.labels(result.mode, result.outcome).inc()
@@ -86,11 +109,7 @@ class Metrics:
             if result.counts.get(name):
                 self.operations.labels(name).inc(result.counts[name])
         self.cycle_seconds.set(result.seconds)
-        for client in clients:
-            for method, count in client.requests.items():
-                self.requests.labels(client.name, method).inc(count)
-            self.retries.labels(client.name).inc(client.stats.get("retries", 0))
-            self.rate_limited.labels(client.name).inc(client.stats.get("429", 0))
+        self.add_requests(clients)
         if result.outcome in COMPLETED:
             self.last_success.set(time.time())
 
@@ -151,6 +170,7 @@ class Daemon:
             return web.json_response({"ready": self.ready}, status=status)
 
         async def metrics(request: web.Request) -> web.Response:
+            self.metrics.add_requests(self._clients)
             if self._clients:
                 self.metrics.concurrency.set(self._clients[-1].limit.current)
             return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -202,6 +222,7 @@ class Daemon:
                 full_due = state_empty or time.monotonic() - last_full >= self.config.full_interval
                 mode = FULL if full_due else INCREMENTAL
                 self._clients = []
+                self.metrics.new_cycle()
                 self._cycle_task = asyncio.create_task(
                     replicate(self.config, mode=mode, dry_run=False, stop=self.shutdown.stop, clients=self._clients,
                               on_latency=self.metrics.observe_latency)
@@ -239,12 +260,13 @@ class Daemon:
         self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
         summary: dict[str, Any] = result.summary()
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()) if v) or "nothing to do"
-        log.info("%s cycle %s in %.2fs: %s", result.mode, result.outcome, result.seconds, counts,
+        flow = f"; {flow_text(result.destination_flow)}" if result.destination_flow else ""
+        log.info("%s cycle %s in %.2fs: %s%s", result.mode, result.outcome, result.seconds, counts_text(result), flow,
                  extra={"fields": summary})
 
     def _after_failure(self, mode: str, exc: ReplicatorError) -> None:
         self.cycles_done += 1
+        self.metrics.add_requests(self._clients)  # what the failed cycle sent before it failed
         self._count_failure(type(exc).__name__, unreachable=isinstance(exc, AuthError | TransportError))
         self.metrics.cycles.labels(mode, Outcome.FAILED).inc()
         if isinstance(exc, AuthError | TransportError):

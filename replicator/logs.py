@@ -1,11 +1,23 @@
-"""Logging set-up: JSON lines when stderr is not a terminal, readable text when it is."""
+"""Logging set-up: JSON lines when stderr is not a terminal, readable text when it is.
+
+`log_level` is the level of the replicator's own loggers (`replicator.*`, `state.*`). The libraries'
+loggers (aiosqlite, asyncio, aiohttp, ...) stay at WARNING (ERROR when `log_level` is `error`), so
+`debug` shows what the replicator does rather than every SQLite call, unless the environment
+variable `SCIM_REPLICATOR_LIBRARY_LOG_LEVEL` names another level for them (`debug` opens everything).
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
+from collections.abc import Mapping
+
+OWN_LOGGERS = ("replicator", "state")
+LIBRARY_LEVEL_VARIABLE = "SCIM_REPLICATOR_LIBRARY_LOG_LEVEL"
+LEVELS = ("debug", "info", "warning", "error")
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,11 +36,25 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+def logger_levels(level: str, library_level: str | None = None) -> dict[str, int]:
+    """The level of each logger the set-up touches: the replicator's own at `level`, the root ("":
+    every library's logger inherits it) at `library_level`, by default at `level` but never below
+    WARNING. Both are names from LEVELS."""
+    names = logging.getLevelNamesMapping()
+    own = names[level.upper()]
+    libraries = max(own, logging.WARNING) if library_level is None else names[library_level.upper()]
+    return {"": libraries, **dict.fromkeys(OWN_LOGGERS, own)}
+
+
+def setup_logging(level: str = "info", fmt: str = "auto", environ: Mapping[str, str] = os.environ) -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if use_json else logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
+    logging.getLogger().handlers[:] = [handler]
+    library_level = environ.get(LIBRARY_LEVEL_VARIABLE, "").strip().lower() or None
+    unknown = library_level is not None and library_level not in LEVELS
+    for name, value in logger_levels(level, None if unknown else library_level).items():
+        logging.getLogger(name).setLevel(value)
+    if unknown:
+        logging.getLogger("replicator").warning("%s=%r is not one of %s: the libraries' loggers keep their default level",
+                                                LIBRARY_LEVEL_VARIABLE, library_level, ", ".join(LEVELS))

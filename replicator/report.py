@@ -63,7 +63,34 @@ def report_text(result: CycleResult) -> str:
     lines.append(
         "requests: source " + json.dumps(result.source_requests) + ", destination " + json.dumps(result.destination_requests)
     )
+    if result.destination_flow:
+        lines.append(flow_text(result.destination_flow))
     return "\n".join(lines)
+
+
+def flow_text(flow: dict[str, float]) -> str:
+    """How the destination's calls went, on one line: retries, 429 answers, pauses and the learned
+    rate always; 503 answers, timeouts, concurrency cuts, bulk operations and latency when there are."""
+
+    def count(key: str) -> int:
+        return int(flow.get(key, 0))
+
+    parts = [f"retries {count('retries')}", f"429 answers {count('429')}"]
+    parts += [f"{label} {count(key)}" for key, label in (("503", "503 answers"), ("timeouts", "timeouts")) if count(key)]
+    parts.append(f"paused {flow.get('paused_seconds', 0.0):.1f}s")
+    if "learned_rate" in flow:
+        parts.append(f"learned rate {flow['learned_rate']:g} requests/s")
+    else:
+        parts.append("rate learning given up" if count("rate_learning_dropped") else "no rate learned")
+    if "concurrency" in flow:
+        cuts = count("concurrency_cuts")
+        parts.append(f"concurrency {count('concurrency')}" + (f" (cut {cuts} times)" if cuts else ""))
+    if count("bulk_operations"):
+        parts.append(f"bulk operations {count('bulk_operations')}")
+    if "latency_p50_ms" in flow:
+        parts.append("latency p50/p90/p99 " + "/".join(f"{flow.get(f'latency_{q}_ms', 0.0):g}" for q in ("p50", "p90", "p99"))
+                     + " ms")
+    return "destination flow: " + ", ".join(parts)
 
 
 def report_json(result: CycleResult) -> dict[str, Any]:

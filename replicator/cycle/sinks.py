@@ -28,7 +28,7 @@ async def dispatch(cx: CycleContext, step: Step, send: StepQueue | None) -> None
         return
     if step.action == SKIP:
         cx.result.counts["skipped"] += 1
-        log.info("skipped %s %s: %s", step.kind, step.label, step.reason)
+        log.debug("skipped %s %s: %s", step.kind, step.label, step.reason)
         return
     await cx.sink.take(step, send)
 

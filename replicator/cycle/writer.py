@@ -142,8 +142,8 @@ class StepWriter:
             await self.record(dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None),
                               created["id"], origin="created")
             if left_out:
-                log.info("%s %s: the destination left %d members out of the create; adding them",
-                         step.kind, step.label, len(left_out))
+                log.debug("%s %s: the destination left %d members out of the create; adding them",
+                          step.kind, step.label, len(left_out))
             await self._add_members(step.kind, created["id"], [m for m in first if m["value"] in left_out] + rest)
         return created
 
@@ -161,7 +161,7 @@ class StepWriter:
         written = None
         for previous_owner in await cx.store.forms.owners(step.kind, existing["id"]):
             if previous_owner != step.source_id:
-                log.info("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
+                log.debug("%s %s: source id %s replaces %s", step.kind, step.label, step.source_id, previous_owner)
                 written = written or await cx.store.forms.canonical(step.kind, previous_owner)
                 await cx.store.forget(step.kind, previous_owner)
                 cx.moves.taken_over.add((step.kind, previous_owner))
@@ -176,7 +176,7 @@ class StepWriter:
         await self.write_operations(adoption)
         await self.record(adoption, existing["id"], origin="adopted")
         cx.result.counts["adopted"] += 1
-        log.info("adopted existing %s %s (%s)", step.kind, step.label, existing["id"])
+        log.debug("adopted existing %s %s (%s)", step.kind, step.label, existing["id"])
 
     async def _apply(self, step: Step, *, status: str = SYNCED) -> None:
         cx = self.cx
@@ -211,7 +211,7 @@ class StepWriter:
         """The destination is not what we last wrote (a replayed or raced PATCH): diff against it."""
         cx = self.cx
         assert step.dest_id is not None
-        log.info("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
+        log.debug("%s %s differs from what we last wrote: re-reading it", step.kind, step.label)
         live = canonicalise(await cx.destination.get(step.kind, step.dest_id), step.kind)
         previous = await cx.store.forms.canonical(step.kind, step.source_id)
         replanned = plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=cx.policy,
