@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from replicator.config import Config
 from replicator.cycle import CycleResult, run_cycle
 from replicator.errors import StateError
 from replicator.pingone.directory import PingOneDirectory
+from replicator.progress import watch_progress
 from replicator.report import StateStatus
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
@@ -98,14 +100,19 @@ class OneShotRun:
 async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotRun:
     """One cycle that SIGTERM/SIGINT drain as they drain the daemon (stop reading, let the calls in
     flight finish within `grace`, record the run `interrupted`). A second signal, or the end of the
-    grace, stops it at once (the run is still recorded): then there is no result."""
+    grace, stops it at once (the run is still recorded): then there is no result. Its progress goes to
+    stderr (`replicator.progress`): a live display on a terminal, status lines elsewhere."""
     shutdown = Shutdown(config.grace)
     shutdown.install()
     started: list[CycleResult] = []
-    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop, started=started))
+    clients: list[Side] = []
+    work = asyncio.ensure_future(replicate(config, mode=mode, dry_run=dry_run, stop=shutdown.stop, started=started,
+                                           clients=clients))
     shutdown.watch(work)
     try:
-        result = await work
+        async with watch_progress(config.progress_interval, started, clients, mode=mode, dry_run=dry_run,
+                                  live=sys.stderr.isatty()):
+            result = await work
     except asyncio.CancelledError:
         if not shutdown.cancelled:
             raise

@@ -141,3 +141,4 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     unhealthy_after: int = 3  # cycles in a row unable to reach a server (or refused credentials): unhealthy
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "text"] = "auto"
+    progress_interval: float = 30.0  # seconds between status lines off a terminal; 0: no progress output

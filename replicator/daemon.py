@@ -38,6 +38,7 @@ from replicator.errors import AuthError, ListenError, ReplicatorError, Transport
 from replicator.exit_codes import ExitCode
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
+from replicator.progress import watch_progress
 from replicator.report import counts_text, flow_text
 from replicator.shutdown import Shutdown
 from state import StateStore, open_state
@@ -223,13 +224,16 @@ class Daemon:
                 mode = FULL if full_due else INCREMENTAL
                 self._clients = []
                 self.metrics.new_cycle()
+                started: list[CycleResult] = []
                 self._cycle_task = asyncio.create_task(
                     replicate(self.config, mode=mode, dry_run=False, stop=self.shutdown.stop, clients=self._clients,
-                              on_latency=self.metrics.observe_latency)
+                              on_latency=self.metrics.observe_latency, started=started)
                 )
                 self.shutdown.watch(self._cycle_task)
                 try:
-                    result = await self._cycle_task
+                    async with watch_progress(self.config.progress_interval, started, self._clients, mode=mode,
+                                              dry_run=False, live=False):
+                        result = await self._cycle_task
                 except asyncio.CancelledError:
                     if self.shutdown.cancelled:
                         log.warning("cycle cancelled by shutdown")

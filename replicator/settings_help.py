@@ -89,6 +89,8 @@ HELP = {
                        "the daemon reports itself unhealthy",
     "log_level": "least severe log record written",
     "log_format": "auto: JSON lines unless stderr is a terminal",
+    "progress_interval": "seconds between a cycle's progress lines on stderr when it is not a terminal (a "
+                         "terminal gets a live display); 0: no progress output",
 }
 
 

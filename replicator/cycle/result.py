@@ -35,6 +35,7 @@ class CycleResult:
     # an Outcome: ok | partial (failures or incomplete read) | held (removals held) | interrupted | failed
     # (typed str while replicator/cycle/runner.py assigns it string literals)
     outcome: Outcome = Outcome.OK
+    phase: str = "discovery"  # how far the cycle got (Cycle moves it on): scope groups, users, groups, removals
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -74,7 +74,6 @@ class Cycle:
             cx.sink, cx.recorder = sink, DryRunRecorder(cx, sink)
         else:
             cx.sink, cx.recorder = LiveSink(cx), LiveRecorder(cx)
-        self._phase = "discovery"  # how far the cycle got (`_run` moves it on): users, groups, removals
 
     async def run(self) -> CycleResult:
         """Run the cycle and record it. A cycle that does not finish its plan is never recorded `ok`:
@@ -99,14 +98,14 @@ class Cycle:
             raise
         finally:
             if result.outcome in (Outcome.INTERRUPTED, Outcome.FAILED):
-                result.notes.append(f"{result.outcome} during {self._phase}")
+                result.notes.append(f"{result.outcome} during {self.result.phase}")
             result.seconds = time.monotonic() - started
             result.source_requests = dict(cx.source.requests)
             result.destination_requests = dict(cx.destination.requests)
             result.destination_flow = cx.destination.flow()
             counts = result.summary()
             if result.outcome in (Outcome.INTERRUPTED, Outcome.FAILED):
-                counts["phase"] = self._phase
+                counts["phase"] = self.result.phase
             await cx.recorder.close_run(result.outcome, counts)
         return result
 
@@ -135,14 +134,14 @@ class Cycle:
         cx = self.cx
         kinds = KINDS if cx.policy.groups else (USER,)
         if cx.scope.needs_groups_first:
-            self._phase = "scope groups"
+            self.result.phase = "scope groups"
             await cx.reader.read_scoping_groups()
             if cx.reads.halted:
                 return
         for kind in kinds:
             if cx.stop.is_set():
                 break  # asked to stop: no further kind is read
-            self._phase = f"{kind.lower()}s"
+            self.result.phase = f"{kind.lower()}s"
             if cx.full or cx.recovering or await cx.store.count(kind) == 0:
                 cx.listing.listings[kind] = await cx.listing.list_destination(kind)
             if kind == GROUP:
@@ -154,7 +153,7 @@ class Cycle:
                 # users whose removal the guard holds stay members of the groups planned next
                 await cx.removals.judge(USER)
         if not cx.stop.is_set():
-            self._phase = "removals"
+            self.result.phase = "removals"
         await cx.removals.remove_vanished(kinds)
         await cx.removals.drop_removed_members()
         for kind in KINDS:  # for the next cycle: what this one re-created since
