@@ -17,12 +17,14 @@ from replicator.errors import (
     NotFoundError,
     ProtocolError,
     ScimError,
+    ScimStatusError,
     ServerError,
     StateError,
     TransportError,
 )
-from replicator.pipeline.answers import answered_member_values, members_left_out
+from replicator.pipeline.answers import answered_member_values, compare_answered_members, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
+from replicator.pipeline.member_refusals import MembersNotWritten, member_refusal
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -48,6 +50,7 @@ from state.records import DISABLED, SYNCED
 log = logging.getLogger("replicator.cycle")
 
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
+_MEMBER_REFUSALS = 12  # retries of one group request after 400s about its members (each sends fewer)
 
 
 class StepWriter:
@@ -57,6 +60,7 @@ class StepWriter:
         self.cx = cx
         self.maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._transport_failures = 0  # consecutive operations lost to transport errors
+        self.members = MemberRequests(cx)
 
     async def run_step(self, step: Step) -> None:
         """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""
@@ -106,7 +110,7 @@ class StepWriter:
                 return
             try:
                 await cx.recorder.note_creates([(step.kind, step.source_id, step.desired)])
-                created = await self._post(step)
+                created, not_written = await self._post(step)
                 break
             except ConflictError as conflict:
                 existing = await cx.listing.lookup_after_conflict(step, conflict)
@@ -119,22 +123,43 @@ class StepWriter:
                 if attempt == _CREATE_ATTEMPTS or not exc.retryable:
                     raise
                 log.warning("create of %s %s uncertain (%s): looking it up", step.kind, step.label, exc)
+        source_digest = step.source_digest
+        if not_written:
+            # the group as the destination holds it; no source digest, so the next cycle plans it again
+            written = not_written.without_them(step.desired)
+            step = dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None)
         await self.record(step, created["id"], origin="created")
         cx.result.counts[created_counter(step)] += 1
         log.debug("created %s %s", step.kind, step.label)
+        if not_written:
+            await cx.recorder.fail(step.kind, step.source_id, step.label, not_written.summary(), source_digest)
 
-    async def _post(self, step: Step) -> dict[str, Any]:
+    async def _post(self, step: Step) -> tuple[dict[str, Any], MembersNotWritten]:
         """POST the object; a large group gets its first chunk of members, the rest as PATCH adds, as
-        do members the answer shows the server left out (RFC 7644 3.3 lets it ignore POSTed content)."""
+        do members the answer shows the server left out (RFC 7644 3.3 lets it ignore POSTed content).
+        A 400 about the members (a member refused, too many in one request) is retried without the
+        refused members or with a smaller chunk; what was not written is returned."""
         assert step.desired is not None
-        chunk = self.cx.policy.member_chunk
+        not_written = MembersNotWritten()
         members = step.desired.get("members", [])
-        first, rest = members[:chunk], members[chunk:]
-        body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
-        if rest:
-            body["members"] = first
-        created = await self.cx.destination.create(step.kind, body)
+        for refusals in range(_MEMBER_REFUSALS + 1):
+            chunk = self.members.chunk
+            first, rest = members[:chunk], members[chunk:]
+            body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
+            if rest or not_written:
+                body["members"] = first
+                if not first:
+                    del body["members"]
+            try:
+                created = await self.cx.destination.create(step.kind, body)
+                break
+            except BadRequestError as exc:
+                if refusals == _MEMBER_REFUSALS:
+                    raise
+                members = self.members.after_refusal(step.kind, step.label, exc, first, members, not_written)
         left_out = members_left_out(first, created)
+        if left_out is None:
+            left_out = await self.members.left_out_after_reread(step, first, created["id"], not_written)
         if rest or left_out:
             # recorded before the PATCHes, so that one failing leaves the object ours with what it holds
             kept = [member for member in first if member["value"] not in left_out]
@@ -144,15 +169,14 @@ class StepWriter:
             if left_out:
                 log.debug("%s %s: the destination left %d members out of the create; adding them",
                           step.kind, step.label, len(left_out))
-            await self._add_members(step.kind, created["id"], [m for m in first if m["value"] in left_out] + rest)
-        return created
+            await self._add_members(step.kind, created["id"], [m for m in first if m["value"] in left_out] + rest,
+                                    not_written, label=step.label)
+        return created, not_written
 
-    async def _add_members(self, kind: str, dest_id: str, members: list[dict[str, Any]]) -> None:
-        """PATCH adds of these members, at most `member_chunk` per request."""
-        if members:
-            for patch in chunk_requests([{"op": "add", "path": "members", "value": members}],
-                                        self.cx.policy.member_chunk):
-                await self.cx.destination.patch(kind, dest_id, patch)
+    async def _add_members(self, kind: str, dest_id: str, members: list[dict[str, Any]],
+                           not_written: MembersNotWritten | None = None, *, label: str = "") -> None:
+        """PATCH adds of these members (`MemberRequests.add`)."""
+        await self.members.add(kind, dest_id, members, not_written, label=label)
 
     async def _adopt(self, step: Step, existing: dict[str, Any]) -> None:
         cx = self.cx
@@ -228,7 +252,7 @@ class StepWriter:
             await self._replace_with_operations(step)
             return
         try:
-            for body in chunk_requests(step.operations, self.cx.policy.member_chunk):
+            for body in chunk_requests(step.operations, self.members.chunk):
                 await destination.patch(step.kind, step.dest_id, body)
         except (ServerError, BadRequestError) as exc:
             if not falls_back_to_put(exc.status, exc.scim_type):
@@ -280,3 +304,78 @@ class StepWriter:
             source_digest=step.source_digest if status == SYNCED else None,
         )
         await cx.waiters.release(step.kind, step.source_id, dest_id)
+
+
+class MemberRequests:
+    """The member side of group writes for one cycle: the member chunk (the configured one, smaller
+    once the destination refused a request's member count) and what to do with a 400 about members."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        self.chunk = cx.policy.member_chunk
+
+    def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
+                              pending: list[dict[str, Any]], not_written: MembersNotWritten | None
+                              ) -> list[dict[str, Any]]:
+        """The members still to write after a 400 to a request carrying `sent`: a count limit shrinks
+        the member chunk, refused members are left out (noted in `not_written`; without it they fail
+        the write). Raise `exc` when it is not about the members."""
+        refusal = member_refusal(exc.scim_type, exc.detail, sent, self.chunk)
+        if refusal is None:
+            raise exc
+        if refusal.chunk is not None:
+            if refusal.chunk < self.chunk:
+                log.warning("%s %s: %s; sending at most %d members per request from now on",
+                            kind, label, exc, refusal.chunk)
+                self.chunk = refusal.chunk
+            return pending
+        kept, refused = refusal.split(pending)
+        if not refused or not_written is None:
+            raise exc
+        log.warning("%s %s: writing it without %d member(s) the destination refuses (%s)",
+                    kind, label, len(refused), exc)
+        not_written.add(refused, refusal.reason)
+        return kept
+
+    async def left_out_after_reread(self, step: Step, sent: list[dict[str, Any]], dest_id: str,
+                                     not_written: MembersNotWritten) -> set[str]:
+        """The create's answer names members in a form that matches not all we sent (a userName for
+        the id): the group as the destination holds it tells which are missing. When that too names
+        members another way, as many as are unmatched are taken as held; fewer: the unmatched ones are
+        not written (a failure), rather than added again (which some servers duplicate)."""
+        try:
+            live = await self.cx.destination.get(step.kind, dest_id)
+        except ScimStatusError as exc:
+            not_written.add(sent, f"the create's answer names members in another form and the group "
+                                  f"could not be read back ({exc})")
+            return set()
+        answered = compare_answered_members(sent, live)
+        if answered.certain:
+            return set(answered.unmatched)
+        if not answered.covered:
+            not_written.add([m for m in sent if m["value"] in answered.unmatched],
+                            "the destination names its members in a form that matches none we sent; "
+                            f"{len(answered.unmatched) - answered.unrecognised} may be missing")
+        else:
+            log.debug("%s %s: the destination names %d member(s) another way than by id; taken as held",
+                     step.kind, step.label, answered.unrecognised)
+        return set()
+
+    async def add(self, kind: str, dest_id: str, members: list[dict[str, Any]],
+                  not_written: MembersNotWritten | None = None, *, label: str = "") -> None:
+        """PATCH adds of these members, at most `chunk` per request; a 400 about a request's members
+        shrinks the chunk or leaves the refused ones out (`after_refusal`)."""
+        pending = list(members)
+        refusals = 0
+        while pending:
+            sent = pending[:self.chunk]
+            try:
+                for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
+                    await self.cx.destination.patch(kind, dest_id, patch)
+            except BadRequestError as exc:
+                refusals += 1
+                if refusals > _MEMBER_REFUSALS:
+                    raise
+                pending = self.after_refusal(kind, label or dest_id, exc, sent, pending, not_written)
+                continue
+            pending = pending[len(sent):]

@@ -34,6 +34,7 @@ from aiohttp.typedefs import Handler
 from replicator.testing.bulk import bulk_response
 from replicator.testing.faults import FaultInjector, drop_connection
 from replicator.testing.listing import list_response
+from replicator.testing.member_quirks import answer_members, check_members, patched_members
 from replicator.testing.options import Faults, Quirks
 from replicator.testing.patch import replacing_complex_whole
 from replicator.testing.protocol import (
@@ -195,6 +196,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
 
     async def create(request: web.Request) -> web.Response:
         body = await read_json_object(request)
+        if kind is GROUP:
+            check_members(body.get("members"), server.quirks, store)
         ignores_members = server.quirks.create_ignores_members and kind is GROUP
         if ignores_members:
             body = {key: value for key, value in body.items() if key != "members"}
@@ -203,6 +206,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
                               unique_groups=server.quirks.unique_group_names)
         if ignores_members:
             stored = {**stored, "members": []}
+        elif kind is GROUP:
+            stored = answer_members(stored, server.quirks, store)
         if not server.quirks.create_returns_body:
             return web.Response(status=201, headers={"Location": stored["meta"]["location"]})
         return json_response(201, stored, headers={"Location": stored["meta"]["location"]})
@@ -212,6 +217,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
 
     async def replace(request: web.Request) -> web.Response:
         body = first_values_only(await read_json_object(request), server.quirks.keeps_first_value_of)
+        if kind is GROUP:
+            check_members(body.get("members"), server.quirks, store)
         resource = store.replace(kind, request.match_info["id"], body,
                                  unique_groups=server.quirks.unique_group_names,
                                  ignore_members=server.quirks.put_ignores_members)
@@ -221,6 +228,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         if not server.quirks.patch_supported:
             raise ScimProblem(501, "PATCH is not supported by this server")
         body = await read_json_object(request)
+        if kind is GROUP:
+            check_members(patched_members(body), server.quirks, store)
         for operation in body.get("Operations") or []:
             path = operation.get("path") if isinstance(operation, dict) else None
             for prefix, (status, scim_type) in server.quirks.patch_refusals.items():

@@ -80,3 +80,12 @@ class Quirks:
     # a quirk of some servers (PingOne): of these multi-valued attributes (`emails`) a POST, PUT or PATCH
     # (not in Bulk) keeps only the first value sent
     keeps_first_value_of: set[str] = field(default_factory=set)
+    # True: a quirk of some servers: a group write with a group among its members is refused (400
+    # `members.N.type: Input should be 'User'`)
+    refuses_group_members: bool = False
+    # a quirk of some servers: a group write (POST, PUT, PATCH) carrying more members than this is
+    # refused with a 400 naming the limit; 0: no limit
+    max_members_per_request: int = 0
+    # a quirk of some servers: a group create's answer names its members by "userName" (users'
+    # userNames) or "upper" (ids upper-cased), without `$ref`; what it stores is by id
+    create_answers_members_by: str | None = None

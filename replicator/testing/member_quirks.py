@@ -1,0 +1,61 @@
+"""Quirks of servers about group members (:class:`~replicator.testing.options.Quirks`): groups refused
+as members, a cap on the members one request may carry (both a 400, as real servers answer), and a
+create answer that names members by userName or by ids in another case."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from replicator.testing.options import Quirks
+from replicator.testing.protocol import ScimProblem
+from replicator.testing.resources import ResourceStore
+
+USER_NAME = "userName"  # Quirks.create_answers_members_by: each user member's value is its userName
+UPPER_CASE = "upper"  # Quirks.create_answers_members_by: each member's value upper-cased
+
+
+def check_members(members: Any, quirks: Quirks, store: ResourceStore) -> None:
+    """Refuse (400) a group write whose members break the quirks: a group among them, or more of them
+    than one request may carry."""
+    listed = [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
+    if quirks.refuses_group_members:
+        for index, member in enumerate(listed):
+            kind = member.get("type")
+            if (isinstance(kind, str) and kind.lower() == "group") or member.get("value") in store.groups:
+                raise ScimProblem(400, f"members.{index}.type: Input should be 'User'", "invalidValue")
+    if quirks.max_members_per_request and len(listed) > quirks.max_members_per_request:
+        raise ScimProblem(400, f"too many members: a request may carry at most {quirks.max_members_per_request}",
+                          "invalidValue")
+
+
+def patched_members(body: dict[str, Any]) -> list[Any]:
+    """The members a PATCH body adds, replaces or removes (a removal by path counts as one)."""
+    found: list[Any] = []
+    for operation in body.get("Operations") or []:
+        if not isinstance(operation, dict):
+            continue
+        path, value = operation.get("path"), operation.get("value")
+        if isinstance(path, str) and path.lower() == "members" and isinstance(value, list):
+            found.extend(value)
+        elif isinstance(path, str) and path.lower().startswith("members["):
+            found.append({})
+        elif path is None and isinstance(value, dict) and isinstance(value.get("members"), list):
+            found.extend(value["members"])
+    return found
+
+
+def answer_members(resource: dict[str, Any], quirks: Quirks, store: ResourceStore) -> dict[str, Any]:
+    """The group as a create answers it: members named as `create_answers_members_by` says (no `$ref`)."""
+    form = quirks.create_answers_members_by
+    members = resource.get("members")
+    if form is None or not isinstance(members, list):
+        return resource
+    answered = []
+    for member in members:
+        value = str(member.get("value"))
+        if form == USER_NAME and value in store.users:
+            value = str(store.users[value].get("userName"))
+        elif form == UPPER_CASE:
+            value = value.upper()
+        answered.append({"value": value, "display": value})
+    return {**resource, "members": answered}
