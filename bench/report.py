@@ -1,7 +1,9 @@
 """Benchmark report: the table (medians over runs, with the goals) and the plots.
 
-    python -m bench.report bench/results/latest.jsonl [--plots bench/plots]
+    python -m bench.report bench/results/latest.jsonl [--plots DIR]
 
+The plots go to DIR, by default bench/results/plots (git-ignored, like the results); the committed
+plots in bench/plots/ change only when asked for by name: `--plots bench/plots`.
 Needs the `bench` extra for the plots (pip install -e '.[bench]'); the table needs nothing.
 """
 
@@ -11,8 +13,12 @@ import argparse
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+# where the plots go unless --plots says otherwise: beside the results, never over the committed bench/plots/
+DEFAULT_PLOTS = Path(__file__).resolve().parent / "results" / "plots"
 
 
 def load(path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -129,11 +135,12 @@ def _save(fig: Any, ax: Any, title: str, path: Path) -> Path:
     return path
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("results", type=Path)
-    parser.add_argument("--plots", type=Path, default=Path(__file__).resolve().parent / "plots")
-    args = parser.parse_args()
+    parser.add_argument("--plots", type=Path, default=DEFAULT_PLOTS, metavar="DIR",
+                        help="folder for the PNGs (default bench/results/plots; bench/plots holds the committed ones)")
+    args = parser.parse_args(argv)
     rows = load(args.results)
     print(table(rows))
     try:

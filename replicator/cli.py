@@ -124,7 +124,7 @@ def _main(argv: Sequence[str] | None) -> int:
             setup_logging("warning", "text")
             if args.pingone:
                 return _run_async(run_pingone_demo())
-            return _run_async(run_demo(users=args.users, groups=args.groups))
+            return _run_async(run_demo(users=args.users, groups=args.groups, keep=args.keep))
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
                                             need_endpoints=False))

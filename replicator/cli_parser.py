@@ -15,6 +15,7 @@ from typing import Any
 from replicator import __version__
 from replicator.config import flag_name, iter_leaves
 from replicator.config_origins import choices
+from replicator.demo import MIN_GROUPS, MIN_USERS
 from replicator.exit_codes import ExitCode
 from replicator.settings_help import default_of, env_names, help_text, value_text
 
@@ -35,6 +36,16 @@ def _number(kind: type) -> Callable[[str], Any]:
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    return convert
+
+
+def _at_least(minimum: int) -> Callable[[str], int]:
+    """An integer flag that refuses values below `minimum` (argparse names the flag in the error)."""
+    def convert(text: str) -> int:
+        value = int(_number(int)(text))
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
     return convert
 
 
@@ -136,11 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(config)
 
     demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
-    demo.add_argument("--users", type=int, default=25, help="sample users to seed (default 25)")
-    demo.add_argument("--groups", type=int, default=5,
-                      help="sample groups to seed (default 5), plus one group nested in another")
-    demo.add_argument("--pingone", action="store_true",
-                      help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
+    demo.add_argument("--users", type=_at_least(MIN_USERS), default=25,
+                      help=f"sample users to seed (default 25, at least {MIN_USERS})")
+    demo.add_argument("--groups", type=_at_least(MIN_GROUPS), default=5,
+                      help=f"sample groups to seed (default 5, at least {MIN_GROUPS}), plus one group nested in another")
+    story = demo.add_mutually_exclusive_group()
+    story.add_argument("--pingone", action="store_true",
+                       help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
+    story.add_argument("--keep", action="store_true",
+                       help="after the story, keep both servers running (their URLs and bearer tokens printed) "
+                            "until Ctrl-C or SIGTERM")
 
     health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE")

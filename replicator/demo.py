@@ -1,7 +1,8 @@
 """`scim-replicator demo`: two in-memory SCIM servers on loopback, sample data, a replication story.
 
 Nothing outside this package is needed: the servers are `replicator.testing`, the state is a
-temporary SQLite file, and everything stops when the demo ends.
+temporary SQLite file, and everything stops when the demo ends; with `keep`, the servers (and that state)
+stay up after the story, their URLs and bearer tokens printed, until SIGINT (Ctrl-C) or SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.report import report_text
+from replicator.shutdown import Shutdown
 from replicator.snapshot import differences, snapshot
 from replicator.testing import serve
 from replicator.testing.seeding import NestedGroup, seed_directory
+
+# the smallest directory the story fits: it edits the 2nd to 6th users and keeps untouched ones beside them,
+# and its nested group nests the second group
+MIN_USERS, MIN_GROUPS = 8, 2
+SOURCE_TOKEN, DESTINATION_TOKEN = "demo-source-token", "demo-destination-token"
 
 
 def _equal(source, destination) -> list[str]:  # type: ignore[no-untyped-def]
@@ -29,15 +36,18 @@ def _section(title: str) -> None:
     print(f"\n== {title}")
 
 
-async def run_demo(users: int = 25, groups: int = 5) -> int:
-    users, groups = max(users, 8), max(groups, 2)  # the story edits users 1 to 5
-    async with serve(bearer_token="demo-source-token") as (source, source_url), \
-            serve(bearer_token="demo-destination-token") as (destination, destination_url):
+async def run_demo(users: int = 25, groups: int = 5, *, keep: bool = False) -> int:
+    """The story on `users` sample users and `groups` groups (at least MIN_USERS and MIN_GROUPS); 0 when
+    the copy ends equal and its last run wrote nothing, else 1. `keep`: then serve until SIGINT/SIGTERM."""
+    if users < MIN_USERS or groups < MIN_GROUPS:
+        raise ValueError(f"the demo needs at least {MIN_USERS} users and {MIN_GROUPS} groups, got {users} and {groups}")
+    async with serve(bearer_token=SOURCE_TOKEN) as (source, source_url), \
+            serve(bearer_token=DESTINATION_TOKEN) as (destination, destination_url):
         seed_directory(source, users, groups, nested=NestedGroup("Leadership"))
         with tempfile.TemporaryDirectory() as tmp:
             config = Config(
-                source=SideConfig(url=source_url, token="demo-source-token"),
-                destination=SideConfig(url=destination_url, token="demo-destination-token"),
+                source=SideConfig(url=source_url, token=SOURCE_TOKEN),
+                destination=SideConfig(url=destination_url, token=DESTINATION_TOKEN),
                 sync=SyncConfig(),
                 state=str(Path(tmp) / "demo-state.db"),
                 concurrency=8,
@@ -82,4 +92,34 @@ async def run_demo(users: int = 25, groups: int = 5) -> int:
                   f"{len(destination.users)} users, {len(destination.groups)} groups; last run wrote {writes} times")
             for line in problems[:10]:
                 print("  " + line)
-            return 0 if not problems and writes == 0 else 1
+            code = 0 if not problems and writes == 0 else 1
+            stopped_by = await _serve_until_stopped(source_url, destination_url, config.state) if keep else None
+    if keep:
+        print(f"stopped by {stopped_by}: both servers closed", flush=True)
+    return code
+
+
+def kept_text(source_url: str, destination_url: str, state: str) -> str:
+    """What `--keep` prints: both servers' URLs and bearer tokens, the state, a command to try on them."""
+    return "\n".join([
+        f"source      {source_url}  bearer token {SOURCE_TOKEN}",
+        f"destination {destination_url}  bearer token {DESTINATION_TOKEN}",
+        f"state       {state} (removed when the demo stops)",
+        "try, in another shell (the tokens from the environment, not on the command line):",
+        f"  SCIMREP_SOURCE_URL={source_url} SCIMREP_SOURCE_TOKEN={SOURCE_TOKEN} \\",
+        f"  SCIMREP_DESTINATION_URL={destination_url} SCIMREP_DESTINATION_TOKEN={DESTINATION_TOKEN} \\",
+        f"  SCIMREP_STATE={state} scim-replicator run --once --dry-run",
+    ])
+
+
+async def _serve_until_stopped(source_url: str, destination_url: str, state: str) -> str:
+    """Leave both servers up until SIGINT or SIGTERM (its name is returned); the caller then stops them."""
+    shutdown = Shutdown(grace=0)
+    shutdown.install()
+    try:
+        _section("the servers keep running: Ctrl-C (SIGINT) or SIGTERM stops them")
+        print(kept_text(source_url, destination_url, state), flush=True)
+        await shutdown.stop.wait()
+    finally:
+        shutdown.uninstall()
+    return shutdown.signal_name or "a stop request"

@@ -1,0 +1,103 @@
+"""`scim-replicator demo`'s flags: --users/--groups below the story's minimum are refused (exit 2, one
+line naming the flag and the minimum), and --keep leaves both servers up after the story, reachable
+with the printed URLs and tokens, until SIGINT or SIGTERM stops them cleanly (exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+
+from replicator.demo import DESTINATION_TOKEN, MIN_GROUPS, MIN_USERS, SOURCE_TOKEN
+from tests.integration.test_cli import cli
+
+
+@pytest.mark.parametrize(("flag", "minimum"), [("--users", MIN_USERS), ("--groups", MIN_GROUPS)])
+async def test_a_count_below_the_story_minimum_is_refused(flag: str, minimum: int) -> None:
+    """--users 7 or --groups 1 exits 2 with one line naming the flag and its minimum, and runs no story."""
+    code, out, err = await cli("demo", flag, str(minimum - 1))
+    assert code == 2 and out == ""
+    assert err == (f"scim-replicator: error: argument {flag}: expected at least {minimum}, got {minimum - 1}; "
+                   "see scim-replicator demo --help\n")
+
+
+async def test_the_minimum_itself_runs_the_story() -> None:
+    """The smallest accepted directory (--users 8 --groups 2) plays the story to an equal copy."""
+    code, out, err = await cli("demo", "--users", str(MIN_USERS), "--groups", str(MIN_GROUPS))
+    assert code == 0, out[-2000:] + err[-2000:]
+    assert out.strip().splitlines()[-1].startswith("destination equals source")
+
+
+async def test_keep_with_pingone_is_refused() -> None:
+    """--keep is for the SCIM demo's servers: with --pingone it is a one-line usage error (exit 2)."""
+    code, _, err = await cli("demo", "--pingone", "--keep")
+    assert code == 2 and err.count("\n") == 1 and "not allowed with argument" in err
+
+
+async def _kept_lines(process: asyncio.subprocess.Process) -> dict[str, str]:
+    """Read the demo's stdout past the story up to the command it suggests; return the lines of the kept
+    servers by their first word (source, destination, state, try)."""
+    assert process.stdout is not None
+    found: dict[str, str] = {}
+    kept = False
+    while "try," not in found:
+        line = (await asyncio.wait_for(process.stdout.readline(), timeout=60)).decode()
+        assert line, "the demo ended before keeping its servers"
+        kept = kept or line.startswith("== the servers keep running")
+        if kept and line.strip():
+            found[line.split(" ", 1)[0]] = line.strip()
+    return found
+
+
+async def _users(url: str, token: str) -> tuple[int, int]:
+    async with aiohttp.ClientSession() as session, \
+            session.get(url + "/Users", headers={"Authorization": f"Bearer {token}"}) as response:
+        body = await response.json(content_type=None)
+        return response.status, body.get("totalResults", -1)
+
+
+async def _refused(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        _, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    except OSError:
+        return True
+    writer.close()
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_keep_serves_until_a_signal_then_stops_cleanly(sig: signal.Signals) -> None:
+    """With --keep both servers answer the printed tokens after the story, a replicator run on them
+    with the printed settings writes nothing, and SIGINT/SIGTERM then closes both and exits 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "replicator", "demo", "--keep", "--users", "10", "--groups", "3",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        kept = await _kept_lines(process)
+        source_url, source_token = kept["source"].split()[1], kept["source"].split()[-1]
+        destination_url, destination_token = kept["destination"].split()[1], kept["destination"].split()[-1]
+        assert (source_token, destination_token) == (SOURCE_TOKEN, DESTINATION_TOKEN)
+        assert await _users(source_url, source_token) == (200, 9)  # the story deleted one user
+        assert await _users(destination_url, destination_token) == (200, 9)
+        state = kept["state"].split()[1]
+        env = {"SCIMREP_SOURCE_URL": source_url, "SCIMREP_SOURCE_TOKEN": source_token, "SCIMREP_STATE": state,
+               "SCIMREP_DESTINATION_URL": destination_url, "SCIMREP_DESTINATION_TOKEN": destination_token}
+        code, out, err = await cli("run", "--once", env=env)
+        assert code == 0 and "destination {\"GET\"" in out, out + err  # reads only: the copy is equal
+        assert process.returncode is None  # still serving when the signal comes
+        process.send_signal(sig)
+        out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err_bytes.decode()[-2000:]
+    assert out_bytes.decode().strip().splitlines()[-1] == f"stopped by {sig.name}: both servers closed"
+    assert await _refused(source_url) and await _refused(destination_url)
+    assert not os.path.exists(state)  # the demo's temporary state went with it
