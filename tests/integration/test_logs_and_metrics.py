@@ -61,12 +61,16 @@ async def first_run(urls: tuple[str, str], state: Path, level: str, **env: str) 
 
 
 async def test_an_adopting_first_run_logs_one_line_at_info(filled, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """A first run that adopts every object of a filled destination writes one INFO line (the cycle's), no line per object."""
+    """A first run that adopts every object of a filled destination writes one summary line at INFO (besides
+    the progress start and end lines), no line per object."""
     code, report, entries = await first_run(filled, tmp_path / "state.db", "info")
     assert code == 0, report
     assert f"adopted {USERS + GROUPS}" in report
-    assert [(e["level"], e["msg"]) for e in entries] == [("info", "cycle finished")], entries[:5]
-    assert entries[0]["counts"] == {"adopted": USERS + GROUPS}
+    progress = [e for e in entries if e["logger"] == "replicator.progress"]
+    assert [e["event"] for e in progress] == ["start", "end"], progress
+    summary = [e for e in entries if e["logger"] != "replicator.progress"]
+    assert [(e["level"], e["msg"]) for e in summary] == [("info", "cycle finished")], summary[:5]
+    assert summary[0]["counts"] == {"adopted": USERS + GROUPS}
     assert "destination flow: retries 0, 429 answers 0, paused 0.0s, no rate learned" in report, report
 
 
