@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import read_status, run_one_cycle
+from replicator.app import dry_run_needs_no_lock, read_status, run_one_cycle
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced
@@ -144,7 +144,8 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(config.log_level, config.log_format)
     json_report = args.output == "json"
     try:
-        with hold_state_lock(config.state):  # one run per state file, from before any network call to the end
+        lock = contextlib.nullcontext() if args.dry_run and dry_run_needs_no_lock(config.state) else hold_state_lock(config.state)
+        with lock:  # one run per state file, from before any network call to the end
             if args.once or args.full or args.dry_run:
                 mode = FULL if args.full else INCREMENTAL
                 return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
