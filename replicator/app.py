@@ -87,7 +87,8 @@ async def replicate(
 async def dry_run_state(path: str) -> AsyncIterator[StateStore]:
     """The state a dry-run plans against, in memory: a copy of the state file when there is one (made
     through a read-only connection, by SQLite's backup, so that a run writing it meanwhile leaves a
-    consistent copy), else an empty one. Neither the file nor its folder is created or changed."""
+    consistent copy), else an empty one. Neither the file nor its folder is created or changed; the
+    copy is migrated in memory."""
     if path == ":memory:" or not os.path.exists(path):
         async with open_state(":memory:") as store:
             yield store
@@ -100,7 +101,11 @@ async def dry_run_state(path: str) -> AsyncIterator[StateStore]:
         raise StateUnusableError(unusable_message(path, exc)) from exc
     try:
         try:
-            source = await aiosqlite.connect(f"{Path(path).absolute().as_uri()}?mode=ro", uri=True)
+            # a state closed cleanly has no WAL: read it as immutable, which makes no -wal/-shm file
+            # beside it; else (a run holds it, or one crashed) read-only, through the files it left
+            wal = os.path.exists(f"{path}-wal")
+            source = await aiosqlite.connect(f"{Path(path).absolute().as_uri()}?{'mode=ro' if wal else 'immutable=1'}",
+                                             uri=True)
             try:
                 await source.backup(db)
             finally:
