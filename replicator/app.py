@@ -3,6 +3,7 @@
 `replicate()` opens the state and the two directories and runs one cycle, translating the state's
 errors (wherever the cycle met them) into one `StateError`. `run_one_cycle()` is a one-shot run's core:
 that cycle under SIGTERM/SIGINT draining (`Shutdown`). `read_status()` reads what `status` shows.
+A dry-run plans against an in-memory state (`dry_run_state`): nothing it does reaches the disk.
 Nothing here parses arguments, prints or chooses an exit code: that is `replicator.cli`.
 """
 
@@ -11,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
+import sqlite3
 import sys
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+
+import aiosqlite
 
 from replicator.config import Config
 from replicator.cycle import CycleResult, run_cycle
@@ -24,8 +30,11 @@ from replicator.progress import watch_progress
 from replicator.report import StateStatus
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
-from state import open_state
-from state.errors import StateFileError
+from state import StateStore, open_state
+from state.connection import Connection, unusable_message
+from state.errors import StateFileError, StateUnusableError
+from state.lock import lock_path_for
+from state.schema import prepare
 
 log = logging.getLogger("replicator")
 
@@ -55,7 +64,7 @@ async def replicate(
     connections = config.concurrency + 4
     try:
         async with AsyncExitStack() as stack:
-            store = await stack.enter_async_context(open_state(config.state))
+            store = await stack.enter_async_context(dry_run_state(config.state) if dry_run else open_state(config.state))
             source = directory_for(config, "source", max_connections=connections)
             await stack.enter_async_context(source)
             destination = directory_for(config, "destination", max_connections=config.concurrency,
@@ -74,6 +83,47 @@ async def replicate(
             raise
         log.debug("state failure", exc_info=exc)
         raise StateError(str(failure)) from exc
+
+
+@asynccontextmanager
+async def dry_run_state(path: str) -> AsyncIterator[StateStore]:
+    """The state a dry-run plans against, in memory: a copy of the state file when there is one (made
+    through a read-only connection, by SQLite's backup, so that a run writing it meanwhile leaves a
+    consistent copy), else an empty one. Neither the file nor its folder is created or changed; the
+    copy is migrated in memory."""
+    if path == ":memory:" or not os.path.exists(path):
+        async with open_state(":memory:") as store:
+            yield store
+        return
+    if os.path.isdir(path):
+        raise StateUnusableError(f"state file {path} is a directory")
+    try:
+        db = await aiosqlite.connect(":memory:")
+    except sqlite3.Error as exc:
+        raise StateUnusableError(unusable_message(path, exc)) from exc
+    try:
+        try:
+            # a state closed cleanly has no WAL: read it as immutable, which makes no -wal/-shm file
+            # beside it; else (a run holds it, or one crashed) read-only, through the files it left
+            wal = os.path.exists(f"{path}-wal")
+            source = await aiosqlite.connect(f"{Path(path).absolute().as_uri()}?{'mode=ro' if wal else 'immutable=1'}",
+                                             uri=True)
+            try:
+                await source.backup(db)
+            finally:
+                await source.close()
+            await prepare(db, path)  # migrated in memory, as the run that follows would migrate the file
+        except (sqlite3.Error, OSError) as exc:
+            raise StateUnusableError(unusable_message(path, exc)) from exc
+        yield StateStore(Connection(db, batch_size=1000, path=path))
+    finally:
+        await db.close()
+
+
+def dry_run_needs_no_lock(path: str) -> bool:
+    """A dry-run without a state file (nor a run that is making one: its lock file) takes no lock, so
+    that it leaves no lock file behind; with one, it is refused while another run holds it."""
+    return not os.path.exists(path) and not os.path.exists(lock_path_for(path))
 
 
 def _state_failure(exc: BaseException) -> StateFileError | None:

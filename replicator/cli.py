@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import read_status, run_one_cycle
+from replicator.app import dry_run_needs_no_lock, read_status, run_one_cycle
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced
@@ -144,10 +144,12 @@ def _main(argv: Sequence[str] | None) -> int:
     setup_logging(config.log_level, config.log_format)
     json_report = args.output == "json"
     try:
-        with hold_state_lock(config.state):  # one run per state file, from before any network call to the end
+        lock = contextlib.nullcontext() if args.dry_run and dry_run_needs_no_lock(config.state) else hold_state_lock(config.state)
+        with lock:  # one run per state file, from before any network call to the end
             if args.once or args.full or args.dry_run:
                 mode = FULL if args.full else INCREMENTAL
-                return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output),
+                return _run_async(run_once(config, mode=mode, dry_run=args.dry_run, output=args.output,
+                                           show_ids=args.show_ids),
                                   json_report=json_report)
             return _run_async(run_forever(config), json_report=json_report)
     except StateFileError as exc:  # another run holds the state, or its lock file cannot be made
@@ -205,7 +207,7 @@ def _stopped(reason: object, code: int, *, json_report: bool) -> int:
     return code
 
 
-async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text") -> int:
+async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "text", show_ids: bool = False) -> int:
     """One cycle and its report. SIGTERM/SIGINT drain it as they drain the daemon (stop reading, let the
     calls in flight finish within `grace`, record the run `interrupted`, print the report): exit 130.
     A second signal, or the end of the grace, stops at once; the run is still recorded: exit 130."""
@@ -224,7 +226,7 @@ async def run_once(config: Config, *, mode: str, dry_run: bool, output: str = "t
     if output == "json":
         print(json.dumps(report_json(result), indent=2, ensure_ascii=False))
     else:
-        print(report_text(result))
+        print(report_text(result, show_ids=show_ids))
     if shutdown.requested:
         recorded = "" if dry_run else "; the state is saved and the next run checks the destination"
         print(f"scim-replicator: interrupted by {shutdown.signal_name or 'a stop request'}: calls in flight "

@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--full", action="store_true",
                       help="one full cycle: also read the destination and repair drift there, then exit")
     run.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    run.add_argument("--show-ids", action="store_true",
+                     help="in the text report, show each object's id beside its name (destination id, else source id)")
     run.add_argument("--output", choices=("text", "json"), default="text", help="format of the report on stdout")
     run.add_argument("--config", metavar="FILE", help="TOML configuration file")
     _add_setting_flags(run)

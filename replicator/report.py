@@ -16,7 +16,7 @@ from typing import Any
 
 from replicator.cycle import CycleResult
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import Step
+from replicator.pipeline.plan import CREATE, Step
 from state import RunRecord
 
 
@@ -24,17 +24,116 @@ def counts_text(result: CycleResult) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count) or "nothing to do"
 
 
-def describe_step(step: Step) -> str:
-    """One readable line per planned change, with its operations."""
-    head = f"{step.action:<7} {step.kind:<5} {step.label or step.source_id}"
+SECRET_ATTRIBUTES = frozenset({"password"})  # never shown in a plan
+MEMBERS_LISTED = 20  # a longer member list is shown as its count
+
+
+def _name(dest_id: str, names: dict[str, str], show_ids: bool) -> str:
+    name = names.get(dest_id)
+    if name is None:
+        return dest_id
+    return f"{name} [{dest_id}]" if show_ids and not dest_id.startswith("<new ") else name
+
+
+def _named_members(members: list[Any], names: dict[str, str], show_ids: bool) -> str:
+    if len(members) > MEMBERS_LISTED:
+        return f"({len(members)} members)"
+    return ", ".join(_name(str(m.get("value")), names, show_ids) if isinstance(m, dict) else str(m) for m in members)
+
+
+def _named_manager(extension: Any, names: dict[str, str], show_ids: bool) -> Any:
+    """An enterprise extension with its manager named."""
+    manager = extension.get("manager") if isinstance(extension, dict) else None
+    if not isinstance(manager, dict) or not isinstance(manager.get("value"), str):
+        return extension
+    return {**extension, "manager": _name(manager["value"], names, show_ids)}
+
+
+def body_lines(step: Step, names: dict[str, str], show_ids: bool) -> list[str]:
+    """A create's body, an attribute a line: secrets elided, members and manager named, a long member
+    list as its count, a long value cut."""
+    lines = []
+    for attribute, value in (step.desired or {}).items():
+        if attribute in SECRET_ATTRIBUTES:
+            shown = "(not shown)"
+        elif attribute == "members" and isinstance(value, list):
+            shown = _named_members(value, names, show_ids)
+        else:
+            shown = _cut(json.dumps(_named_manager(value, names, show_ids), ensure_ascii=False))
+        lines.append(f"          {attribute} = {shown}")
+    return lines
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def operation_line(op: dict[str, Any], names: dict[str, str], show_ids: bool) -> str:
+    """One operation, members and manager named."""
+    path, value = str(op.get("path", "")), op.get("value")
+    if path.startswith("members[value eq "):
+        literal = path[len("members[value eq "):-1]
+        try:
+            member = json.loads(literal)
+        except ValueError:
+            member = literal
+        return f"          {op['op']} members {_name(str(member), names, show_ids)}"
+    if path == "members" and isinstance(value, list):
+        return f"          {op['op']} members {_named_members(value, names, show_ids)}"
+    if path.endswith("manager") and isinstance(value, dict) and isinstance(value.get("value"), str):
+        return f"          {op['op']} {path} = {_name(value['value'], names, show_ids)}"
+    shown = "" if "value" not in op else " = " + _cut(json.dumps(_named_manager(value, names, show_ids),
+                                                                  ensure_ascii=False))
+    return f"          {op['op']} {path}{shown}"
+
+
+def describe_step(step: Step, names: dict[str, str] | None = None, *, adopted: bool = False,
+                  show_ids: bool = False) -> str:
+    """A planned change: a head line naming the object, then a create's body or the operations."""
+    names = names or {}
+    word = "adopt" if adopted else str(step.action)
+    head = f"{word:<7} {step.kind:<5} {step.label or step.source_id}"
+    if show_ids:
+        head += f" [{step.dest_id or 'source ' + step.source_id}]"
     if step.reason or step.held_why:
         head += f"  ({'; '.join(filter(None, (step.reason, step.held_why)))})"
     lines = [head]
-    for op in step.operations:
-        value = op.get("value")
-        shown = "" if "value" not in op else " = " + json.dumps(value, ensure_ascii=False)[:200]
-        lines.append(f"          {op['op']} {op['path']}{shown}")
+    if step.action == CREATE:
+        lines += body_lines(step, names, show_ids)
+    lines += [operation_line(op, names, show_ids) for op in step.operations]
     return "\n".join(lines)
+
+
+def planned_words(result: CycleResult) -> list[tuple[Step, bool]]:
+    """The plan's steps, each with whether it is an adoption (an object's first step; a member drop
+    after it is a PATCH of its own)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for step in result.changes:
+        key = (step.kind, step.source_id)
+        out.append((step, key in result.adoptions and key not in seen))
+        seen.add(key)
+    return out
+
+
+def shown_body(step: Step, names: dict[str, str]) -> dict[str, Any] | None:
+    """A create's body for the JSON plan: secrets elided, members and manager with their names, a long
+    member list as {"count": n}."""
+    if step.action != CREATE or step.desired is None:
+        return None
+    body: dict[str, Any] = {}
+    for attribute, value in step.desired.items():
+        if attribute in SECRET_ATTRIBUTES:
+            body[attribute] = "(not shown)"
+        elif attribute == "members" and isinstance(value, list):
+            body[attribute] = {"count": len(value)} if len(value) > MEMBERS_LISTED else [
+                {**m, "name": names.get(str(m.get("value")))} if isinstance(m, dict) else m for m in value]
+        elif isinstance(value, dict) and isinstance(value.get("manager"), dict):
+            manager = value["manager"]
+            body[attribute] = {**value, "manager": {**manager, "name": names.get(str(manager.get("value")))}}
+        else:
+            body[attribute] = value
+    return body
 
 
 def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
@@ -50,12 +149,13 @@ def held_lines(held: list[tuple[str, str, str]]) -> list[str]:
     return lines
 
 
-def report_text(result: CycleResult) -> str:
+def report_text(result: CycleResult, *, show_ids: bool = False) -> str:
     title = "plan (dry run, nothing written)" if result.dry_run else f"{result.mode} cycle {result.outcome}"
     if result.dry_run and result.outcome != Outcome.OK:
         title += f", {result.outcome}"
     lines = [f"{title} in {result.seconds:.2f}s: {counts_text(result)}"]
-    lines += [describe_step(step) for step in result.changes]
+    lines += [describe_step(step, result.names, adopted=adopted, show_ids=show_ids)
+              for step, adopted in planned_words(result)]
     for kind, label, reason in result.failures:
         lines.append(f"failed  {kind:<5} {label}: {reason}")
     lines += held_lines(result.held)
@@ -97,10 +197,12 @@ def report_json(result: CycleResult) -> dict[str, Any]:
     return {
         **result.summary(),
         "changes": [
-            {"action": s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
-             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations}
-            for s in result.changes
+            {"action": "adopt" if adopted else s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
+             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations,
+             **({"body": shown_body(s, result.names)} if s.action == CREATE else {})}
+            for s, adopted in planned_words(result)
         ],
+        **({"names": result.names} if result.dry_run else {}),
         "failures": [{"kind": k, "label": label, "reason": r} for k, label, r in result.failures],
         "held": [{"kind": k, "label": label, "reason": r} for k, label, r in result.held],
     }

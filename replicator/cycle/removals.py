@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from replicator.cycle.context import CycleContext
+from replicator.cycle.dryrun import DryRunSink
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
@@ -194,6 +195,9 @@ class Removals:
                 steps.append(step)
         # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
         await cx.recorder.forget_source_digests(GROUP, [step.source_id for step in steps])
+        if isinstance(cx.sink, DryRunSink):
+            await cx.sink.plan_member_drops(steps)  # planned, not written
+            return
         for step in steps:
             await cx.writer.run_step(step)
 

@@ -26,6 +26,8 @@ class CycleResult:
     changes: list[Step] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     held: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, label, why): what the guards held
+    names: dict[str, str] = field(default_factory=dict)  # dry-run: destination id -> userName/displayName
+    adoptions: set[tuple[str, str]] = field(default_factory=set)  # dry-run: (kind, source id) of planned adoptions
     reads: dict[str, ReadReport] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source_requests: dict[str, int] = field(default_factory=dict)
