@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, sort_values
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, same, sort_values
 
 
 def snapshot(users: Iterable[dict[str, Any]], groups: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -38,13 +38,14 @@ def snapshot(users: Iterable[dict[str, Any]], groups: Iterable[dict[str, Any]]) 
 
 
 def differences(source: dict[str, dict[str, Any]], destination: dict[str, dict[str, Any]]) -> list[str]:
-    """Readable differences between two snapshots (empty when equal)."""
+    """Readable differences between two snapshots (empty when equal; multi-valued attributes compare as
+    sets, as the replicator compares them: a destination holding the same emails in another order is equal)."""
     lines = []
     for key in sorted(set(source) | set(destination)):
         if key not in destination:
             lines.append(f"missing on destination: {key}")
         elif key not in source:
             lines.append(f"extra on destination: {key}")
-        elif source[key] != destination[key]:
+        elif not same(source[key], destination[key]):
             lines.append(f"differs: {key}: {source[key]} != {destination[key]}")
     return lines

@@ -37,3 +37,14 @@ def test_the_plan_follows_its_parameters() -> None:
     server = MemoryScimServer()
     seed_directory(server, 5, 2, nested=NestedGroup("Nested", group=2))  # there is no third group to nest
     assert [g["displayName"] for g in server.groups.values()] == ["All Staff", "Sales Team 1"]
+
+
+def test_snapshots_compare_multivalued_attributes_as_sets() -> None:
+    """Two copies holding the same emails in another order are equal; another email is a difference."""
+    schema = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+    work, home = {"value": "ann@work.example", "type": "work"}, {"value": "ann@home.example", "type": "home"}
+    source = snapshot([{"schemas": schema, "id": "1", "userName": "ann", "emails": [work, home]}], [])
+    reordered = snapshot([{"schemas": schema, "id": "9", "userName": "ann", "emails": [home, work]}], [])
+    other = snapshot([{"schemas": schema, "id": "9", "userName": "ann", "emails": [work, {"value": "x@y"}]}], [])
+    assert differences(source, reordered) == []
+    assert len(differences(source, other)) == 1
