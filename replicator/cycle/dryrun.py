@@ -10,7 +10,7 @@ The plan makes the live run's decisions where they only need reading: a create f
 object on the destination (`DestinationIndex.find_existing`, read-only), and when it is there the step
 is the adoption the live run would make (`plan_adoption`, listed in `result.adoptions`); planned
 deletions and disables are noted in `cx.moves.removed_dest_ids`, so that the groups naming them are
-planned to lose them (`plan_member_drops`). Every destination id the plan shows is named in
+planned to lose them (`follow_up`). Every destination id the plan shows is named in
 `result.names` (userName or displayName), from the plan itself or the state's written forms.
 """
 
@@ -34,7 +34,7 @@ from replicator.pipeline.plan import (
     Stored,
     label_of,
     plan_adoption,
-    plan_member_drop,
+    plan_reference_drop,
 )
 from replicator.pipeline.writes import stops_the_cycle
 from replicator.scim.urns import ENTERPRISE_USER
@@ -65,21 +65,26 @@ class DryRunSink:
             step = plan_adoption(step=step, live=self.live[key], dest_id=self.plan[key].dest_id or "",
                                  policy=self.cx.policy)
         if step.action in (DELETE, DISABLE) and step.dest_id:
-            self.cx.moves.removed_dest_ids[step.kind].add(step.dest_id)  # its groups lose it (plan_member_drops)
+            self.cx.moves.removed_dest_ids[step.kind].add(step.dest_id)  # what names it loses it (follow_up)
         dest_id = self._plan_only(step)
         await self._name(step)
         if dest_id is not None:
             await self.cx.waiters.release(step.kind, step.source_id, dest_id)
 
-    async def plan_member_drops(self, steps: list[Step]) -> None:
-        """The member drops `Removals.drop_removed_members` planned from the written forms: a group this
-        cycle planned already is judged on what that step leaves instead."""
+    async def follow_up(self, steps: list[Step]) -> None:
+        """The member and manager drops `Removals.drop_removed_members` planned from the written forms:
+        an object this cycle planned already is judged on what that step leaves instead, and one it
+        deletes loses nothing (the live run has forgotten its written form by then)."""
         moves = self.cx.moves.removed_dest_ids
         for step in steps:
+            earlier = self.plan.get((step.kind, step.source_id))
+            if earlier is not None and earlier.action == DELETE:
+                continue
             planned = self.overlay.get((step.kind, step.source_id))
             if planned is not None and planned.canonical is not None:
-                replanned = plan_member_drop(source_id=step.source_id, label=step.label, written=planned.canonical,
-                                             dest_id=planned.dest_id, gone_users=moves[USER], gone_groups=moves[GROUP])
+                replanned = plan_reference_drop(step.kind, source_id=step.source_id, label=step.label,
+                                                written=planned.canonical, dest_id=planned.dest_id,
+                                                gone_users=moves[USER], gone_groups=moves[GROUP])
                 if replanned is None:
                     continue
                 step = replanned

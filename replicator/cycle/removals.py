@@ -10,13 +10,12 @@ import logging
 from collections.abc import AsyncIterator
 
 from replicator.cycle.context import CycleContext
-from replicator.cycle.dryrun import DryRunSink
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_member_drop, plan_removal, removal_guard
+from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
 from state import ResourceRow
 
@@ -178,28 +177,30 @@ class Removals:
         return found
 
     async def drop_removed_members(self) -> None:
-        """Groups we wrote that name an object this cycle deleted lose that member now: a source that
-        keeps deleted users among members leaves the group unchanged, and a destination that does not
-        drop them itself would keep it. Later cycles plan such a group again (its source names an
-        object we no longer have), so that an object back in scope rejoins it."""
+        """What we wrote that names an object this cycle deleted loses it now: a group the member, a
+        user the manager. A source that keeps deleted users among members (or as managers) leaves the
+        object unchanged, and a destination that does not drop them itself would keep them. Later cycles
+        plan such an object again (its source names an object we no longer have), so that an object
+        back in scope rejoins it, and the reference is counted as dropped meanwhile."""
         cx = self.cx
         removed = cx.moves.removed_dest_ids
         if not any(removed.values()) or cx.stop.is_set():
             return
-        steps = []
-        for source_id, dest_id, written in await cx.store.forms.written_forms_containing(
-                GROUP, value_fragments(set().union(*removed.values()))):
-            step = plan_member_drop(source_id=source_id, label=label_of(written, GROUP), written=written,
-                                    dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
-            if step is not None:
-                steps.append(step)
-        # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
-        await cx.recorder.forget_source_digests(GROUP, [step.source_id for step in steps])
-        if isinstance(cx.sink, DryRunSink):
-            await cx.sink.plan_member_drops(steps)  # planned, not written
-            return
-        for step in steps:
-            await cx.writer.run_step(step)
+        steps: list[Step] = []
+        for kind, gone in ((GROUP, set().union(*removed.values())), (USER, removed[USER])):
+            if not gone:
+                continue
+            kind_steps = []
+            for source_id, dest_id, written in await cx.store.forms.written_forms_containing(
+                    kind, value_fragments(gone)):
+                step = plan_reference_drop(kind, source_id=source_id, label=label_of(written, kind), written=written,
+                                           dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
+                if step is not None:
+                    kind_steps.append(step)
+            # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
+            await cx.recorder.forget_source_digests(kind, [step.source_id for step in kind_steps])
+            steps += kind_steps
+        await cx.sink.follow_up(steps)
 
 
 async def _replay(chunks: list[Unread]) -> AsyncIterator[Unread]:

@@ -17,6 +17,9 @@ class StepSink(Protocol):
     async def take(self, step: Step, send: StepQueue | None) -> None:
         """Take a step that writes; `send=None`: a step released by a finished write (never waits)."""
 
+    async def follow_up(self, steps: list[Step]) -> None:
+        """Steps that follow the cycle's removals (deleted members and managers taken out of what we wrote)."""
+
     def finish(self) -> None:
         """The cycle planned everything it will."""
 
@@ -44,6 +47,10 @@ class LiveSink:
             self.cx.workers.put_released(step)
         else:
             await send.put(step)
+
+    async def follow_up(self, steps: list[Step]) -> None:
+        for step in steps:
+            await self.cx.writer.run_step(step)
 
     def finish(self) -> None:
         pass

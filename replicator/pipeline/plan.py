@@ -14,6 +14,7 @@ from typing import Any
 from replicator.config import SyncConfig
 from replicator.pipeline.canonical import GROUP, USER, digest, project, sort_values
 from replicator.pipeline.patch import Operation, compute_operations
+from replicator.scim.urns import ENTERPRISE_USER
 
 
 class Action(StrEnum):
@@ -216,6 +217,34 @@ def plan_member_drop(
     desired = {**written, "members": kept} if kept else {k: v for k, v in written.items() if k != "members"}
     return Step(PATCH, kind=GROUP, source_id=source_id, label=label, desired=desired, digest=digest(desired),
                 dest_id=dest_id, operations=compute_operations(written, desired), reason="a member was removed")
+
+
+def plan_manager_drop(*, source_id: str, label: str, written: dict[str, Any], dest_id: str,
+                      gone_users: set[str]) -> Step | None:
+    """A user we wrote whose manager is a destination user deleted this cycle: the PATCH that clears the
+    manager, or None. Like a member drop, it records no source digest, so the user is planned again
+    while its source still names that manager (and the reference is counted as dropped)."""
+    extension = written.get(ENTERPRISE_USER)
+    manager = extension.get("manager") if isinstance(extension, dict) else None
+    if not isinstance(manager, dict) or manager.get("value") not in gone_users:
+        return None
+    assert isinstance(extension, dict)
+    rest = {key: value for key, value in extension.items() if key != "manager"}
+    desired = {key: value for key, value in written.items() if key != ENTERPRISE_USER}
+    if rest:
+        desired[ENTERPRISE_USER] = rest
+    return Step(PATCH, kind=USER, source_id=source_id, label=label, desired=desired, digest=digest(desired),
+                dest_id=dest_id, operations=compute_operations(written, desired), reason="its manager was removed")
+
+
+def plan_reference_drop(kind: str, *, source_id: str, label: str, written: dict[str, Any], dest_id: str,
+                        gone_users: set[str], gone_groups: set[str]) -> Step | None:
+    """The PATCH that takes deleted objects out of what we wrote: a group's members, a user's manager."""
+    if kind == GROUP:
+        return plan_member_drop(source_id=source_id, label=label, written=written, dest_id=dest_id,
+                                gone_users=gone_users, gone_groups=gone_groups)
+    return plan_manager_drop(source_id=source_id, label=label, written=written, dest_id=dest_id,
+                             gone_users=gone_users)
 
 
 def _member_values(canonical: dict[str, Any]) -> set[str]:

@@ -410,3 +410,20 @@ def test_a_deleted_member_is_dropped_from_a_group_we_wrote() -> None:
     assert drop(set(), {"d2"}) is None  # the group "d2" was deleted, not the user "d2"
     emptied = drop({"d2"}, {"d1"})
     assert emptied is not None and emptied.desired == {"displayName": "Team"}
+
+
+def test_a_manager_deleted_this_cycle_is_cleared_and_nothing_else() -> None:
+    """plan_manager_drop clears a manager that names a deleted user (keeping the rest of the extension),
+    records no source digest, and leaves a user whose manager is still there alone."""
+    from replicator.pipeline.plan import plan_manager_drop
+    from replicator.scim.urns import ENTERPRISE_USER
+
+    written = {"userName": "x", ENTERPRISE_USER: {"manager": {"value": "D-boss"}, "department": "Ops"}}
+    step = plan_manager_drop(source_id="s-x", label="x", written=written, dest_id="D-x", gone_users={"D-boss"})
+    assert step is not None and step.action == PATCH and step.source_digest is None
+    assert step.desired == {"userName": "x", ENTERPRISE_USER: {"department": "Ops"}}
+    assert step.operations and all("manager" in op["path"] for op in step.operations)
+    only = {"userName": "y", ENTERPRISE_USER: {"manager": {"value": "D-boss"}}}
+    cleared = plan_manager_drop(source_id="s-y", label="y", written=only, dest_id="D-y", gone_users={"D-boss"})
+    assert cleared is not None and cleared.desired == {"userName": "y"}
+    assert plan_manager_drop(source_id="s-x", label="x", written=written, dest_id="D-x", gone_users={"D-other"}) is None
