@@ -27,8 +27,8 @@ class PingOneWriter:
         population = self.populations.id_for(p1.population_name(body))
         created: dict[str, Any] = await self.api.call("POST", "users",
                                                       body=p1.user_to_platform(body, population_id=population))
-        if body.get("active") is False:
-            await self.api.call("PUT", "users", created["id"], "enabled", body={"enabled": False})
+        if (enabled := p1.enabled_body(body)) is not None and not enabled["enabled"]:
+            await self.api.call("PUT", "users", created["id"], "enabled", body=enabled)
             created["enabled"] = False
         return p1.user_to_scim(created, population_names=self.populations.names())
 
@@ -57,7 +57,7 @@ class PingOneWriter:
         if changed:
             await self.api.call("PATCH", "users", user_id, body=changed)
         if (current.get("active") is not False) != (wanted.get("active") is not False):
-            await self.api.call("PUT", "users", user_id, "enabled", body={"enabled": wanted.get("active") is not False})
+            await self.api.call("PUT", "users", user_id, "enabled", body=p1.enabled_body(wanted) or {"enabled": True})
         if self.populations.replicated and p1.population_name(current) != p1.population_name(wanted):
             population = self.populations.id_for(p1.population_name(wanted))
             if population:

@@ -14,6 +14,7 @@ import msgspec
 from yarl import URL
 
 from replicator.errors import ProtocolError
+from replicator.pipeline.pingone import platform_error_words
 from replicator.scim.attributes import get_ci
 
 SCIM_JSON = "application/scim+json"
@@ -112,12 +113,8 @@ def decode_error(body: bytes) -> ErrorBody:
     except msgspec.DecodeError:  # a ValidationError (JSON, but not an object) is one too
         return ErrorBody()
     if words.scimType is None and words.detail is None and isinstance(words.code, str):
-        first = words.details[0] if isinstance(words.details, list) and words.details else None
-        detail = str(words.message) if words.message is not None else None
-        if isinstance(first, dict) and first.get("message"):
-            where = f"{first['target']}: " if first.get("target") else ""
-            detail = f"{detail or ''} ({where}{first['message']})".strip()
-        return ErrorBody(scimType=words.code, detail=detail)
+        code, detail = platform_error_words(msgspec.json.decode(body))
+        return ErrorBody(scimType=code, detail=detail or None)
     return words
 
 

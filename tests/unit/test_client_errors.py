@@ -379,3 +379,15 @@ async def test_cursor_paging_follows_next_cursor(client: ScimClient, mocked: Any
     assert [u["id"] for u in got] == ["u1", "u2", "u3"]
     assert asked == ["", "c2"]
     assert report.complete
+
+
+def test_a_platform_api_error_body_gives_its_code_and_words() -> None:
+    """PingOne's Platform errors ({id, code, message, details}) are read by the same decoder as SCIM's:
+    the code (a uniqueness violation in a 400's details counts as one) and a one-line detail."""
+    from replicator.scim.wire import decode_error
+
+    body = (b'{"id": "c1", "code": "INVALID_DATA", "message": "bad request", "details": '
+            b'[{"code": "UNIQUENESS_VIOLATION", "target": "username", "message": "is taken"}]}')
+    words = decode_error(body)
+    assert (words.scimType, words.detail) == ("UNIQUENESS_VIOLATION", "bad request username: is taken")
+    assert decode_error(b'{"scimType": "uniqueness", "detail": "d"}').scimType == "uniqueness"
