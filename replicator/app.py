@@ -30,11 +30,11 @@ from replicator.progress import watch_progress
 from replicator.report import StateStatus
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
-from state import StateStore, open_state
-from state.connection import Connection, unusable_message
-from state.errors import StateFileError, StateUnusableError
-from state.lock import lock_path_for
-from state.schema import prepare
+from replicator.state import StateStore, open_state
+from replicator.state.connection import Connection, unusable_message
+from replicator.state.errors import StateFileError, StateUnusableError
+from replicator.state.lock import lock_path_for
+from replicator.state.schema import prepare
 
 log = logging.getLogger("replicator")
 

@@ -38,8 +38,8 @@ from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
 from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from replicator.settings_help import is_secret, iter_settings
-from state.errors import StateFileError
-from state.lock import hold_state_lock
+from replicator.state.errors import StateFileError
+from replicator.state.lock import hold_state_lock
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = (
     ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)

@@ -41,8 +41,8 @@ from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.progress import watch_progress
 from replicator.report import counts_text, flow_text
 from replicator.shutdown import Shutdown
-from state import StateStore, open_state
-from state.errors import StateFileError
+from replicator.state import StateStore, open_state
+from replicator.state.errors import StateFileError
 
 log = logging.getLogger("replicator.daemon")
 

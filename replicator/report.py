@@ -17,7 +17,7 @@ from typing import Any
 from replicator.cycle import CycleResult
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
-from state import RunRecord
+from replicator.state import RunRecord
 
 
 def counts_text(result: CycleResult) -> str:

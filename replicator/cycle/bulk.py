@@ -42,7 +42,7 @@ from replicator.pipeline.plan import (
 )
 from replicator.pipeline.references import reference_values
 from replicator.scim.wire import BulkResult
-from state.records import DISABLED, SYNCED
+from replicator.state.records import DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 

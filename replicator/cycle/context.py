@@ -22,7 +22,7 @@ from replicator.pipeline import mapping
 from replicator.pipeline.canonical import GROUP, KINDS, USER
 from replicator.pipeline.mapping import Rules
 from replicator.pipeline.scope import Scope
-from state import StateStore
+from replicator.state import StateStore
 
 if TYPE_CHECKING:
     from replicator.cycle.bulk import BulkWriter

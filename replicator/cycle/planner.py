@@ -21,8 +21,8 @@ from replicator.pipeline.references import (
     translate,
     value_fragments,
 )
-from state import ResourceRow
-from state.records import CREATING, DISABLED
+from replicator.state import ResourceRow
+from replicator.state.records import CREATING, DISABLED
 
 log = logging.getLogger("replicator.cycle")
 

@@ -27,7 +27,7 @@ from replicator.pipeline.references import translate
 from replicator.pipeline.scope import group_member_users, missing_names_problem
 from replicator.pipeline.triage import refusal, unchanged_since_last_write
 from replicator.scim.paging import ReadReport
-from state.records import SYNCED
+from replicator.state.records import SYNCED
 
 log = logging.getLogger("replicator.cycle")
 

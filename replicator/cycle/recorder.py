@@ -18,7 +18,7 @@ from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.canonical import match_value
 from replicator.pipeline.outcome import failure_backoff
 from replicator.pipeline.plan import CREATE, Step, Stored
-from state.records import SYNCED
+from replicator.state.records import SYNCED
 
 log = logging.getLogger("replicator.cycle")
 

@@ -17,7 +17,7 @@ from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
-from state import ResourceRow
+from replicator.state import ResourceRow
 
 log = logging.getLogger("replicator.cycle")
 

@@ -47,7 +47,7 @@ from replicator.errors import ReplicatorError
 from replicator.pipeline.canonical import GROUP, KINDS, USER
 from replicator.pipeline.outcome import Outcome, cycle_outcome
 from replicator.pipeline.scope import empty_scope_problem, missing_names_problem
-from state import StateStore
+from replicator.state import StateStore
 
 
 class Cycle:

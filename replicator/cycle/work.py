@@ -12,7 +12,7 @@ from typing import Any
 from replicator.pipeline.canonical import USER, digest
 from replicator.pipeline.plan import Step
 from replicator.pipeline.references import translate
-from state import ResourceRow
+from replicator.state import ResourceRow
 
 Unread = list[tuple[ResourceRow, "str | None"]]  # rows not read in scope, with why out of scope
 

@@ -45,7 +45,7 @@ from replicator.pipeline.writes import (
     rereads_live,
     stops_the_cycle,
 )
-from state.records import DISABLED, SYNCED
+from replicator.state.records import DISABLED, SYNCED
 
 log = logging.getLogger("replicator.cycle")
 

@@ -24,8 +24,8 @@ from replicator.config import Config, SideConfig, SyncConfig
 from replicator.cycle import INCREMENTAL, run_cycle
 from replicator.daemon import Daemon
 from replicator.scim.client import client_for
+from replicator.state import open_state
 from replicator.testing import Faults, MemoryScimServer
-from state import open_state
 
 TOKEN = "lifecycle-token"
 USERS = 300

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from replicator.state import open_state
+from replicator.state.errors import StateUnusableError
 from replicator.testing import MemoryScimServer
-from state import open_state
-from state.errors import StateUnusableError
 from tests.gated import SCHEMA, Servers, cli_env, gated_pair
 from tests.harness import free_port
 

@@ -24,10 +24,10 @@ from replicator.pipeline.canonical import GROUP, USER
 from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
 from replicator.scim.urns import ENTERPRISE_USER
+from replicator.state import open_state
 from replicator.testing import Faults, MemoryScimServer
 from replicator.testing.sample_data import sample_group, sample_users
 from replicator.testing.seeding import NestedGroup, seed_directory
-from state import open_state
 from tests.harness import assert_replicated, count_duplicates, writes
 
 TOKEN = "reliability-token"
@@ -555,7 +555,7 @@ async def test_a_member_written_a_cycle_late_joins_its_unchanged_group(servers: 
 async def replicate_losing_results(config: Config, lost: set[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """One cycle whose results for these source ids never reach the state, as if a crash lost them
     after their creates reached the destination."""
-    from state.store import StateStore
+    from replicator.state.store import StateStore
 
     record_success = StateStore.record_success
 

@@ -9,7 +9,7 @@ from replicator.cycle import FULL, INCREMENTAL
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.scim.paging import ReadReport
 from replicator.scim.urns import ENTERPRISE_USER
-from state import open_state
+from replicator.state import open_state
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, Pair
 from tests.harness import (
     assert_replicated,

@@ -12,10 +12,10 @@ import pytest
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.cycle import INCREMENTAL
+from replicator.state import open_state
+from replicator.state.errors import NewerSchemaError
+from replicator.state.schema import _MIGRATIONS, SCHEMA_VERSION
 from replicator.testing import MemoryScimServer
-from state import open_state
-from state.errors import NewerSchemaError
-from state.schema import _MIGRATIONS, SCHEMA_VERSION
 from tests.harness import writes
 
 

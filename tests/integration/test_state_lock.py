@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from replicator.state.lock import holder_note, locked_message
 from replicator.testing import MemoryScimServer
-from state.lock import holder_note, locked_message
 from tests.gated import GatedServer, Servers, cli_env, gated_pair
 from tests.harness import free_port
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from replicator.pipeline.references import reference_values, value_fragments
-from state import Origin, ResourceStatus, StateStore, open_state
-from state.errors import StateUnusableError
-from state.forms import WrittenForms
-from state.intents import CreateIntents
-from state.records import DISABLED, encode_form
-from state.runs import RunLog
-from state.scratch import CycleScratch
+from replicator.state import Origin, ResourceStatus, StateStore, open_state
+from replicator.state.errors import StateUnusableError
+from replicator.state.forms import WrittenForms
+from replicator.state.intents import CreateIntents
+from replicator.state.records import DISABLED, encode_form
+from replicator.state.runs import RunLog
+from replicator.state.scratch import CycleScratch
 
 
 @pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog, WrittenForms, CreateIntents])

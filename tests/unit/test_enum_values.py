@@ -22,7 +22,7 @@ from replicator.pipeline.canonical import Kind
 from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.pipeline.plan import Action, Step
 from replicator.report import report_json, report_text
-from state import open_state
+from replicator.state import open_state
 
 STRING_ENUMS: list[type[Enum]] = [Kind, Action, Outcome]
 

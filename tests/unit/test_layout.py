@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("replicator", "state")
+PACKAGES = ("replicator",)
 COMPOSITION = ("replicator.cli", "replicator.daemon", "replicator.demo", "replicator.app", "replicator.report",
                "replicator.shutdown")
 
@@ -177,7 +177,7 @@ MORE_METHODS = {
 
 
 def sizes(root: Path = ROOT) -> tuple[dict[str, int], dict[str, int]]:
-    """Lines per module and methods per class, over replicator/ and state/."""
+    """Lines per module and methods per class, over replicator/ (replicator/state/ included)."""
     lines: dict[str, int] = {}
     methods: dict[str, int] = {}
     for name, path in project_modules(root).items():

@@ -11,8 +11,8 @@ import json
 import time
 from typing import Any
 
-from state.connection import Room, state_errors_named
-from state.records import RunRecord
+from replicator.state.connection import Room, state_errors_named
+from replicator.state.records import RunRecord
 
 
 @state_errors_named

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from state.connection import Room, state_errors_named
-from state.records import decode_form
+from replicator.state.connection import Room, state_errors_named
+from replicator.state.records import decode_form
 
 
 @state_errors_named

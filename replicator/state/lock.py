@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from state.errors import StateLockedError, StateUnusableError
+from replicator.state.errors import StateLockedError, StateUnusableError
 
 try:
     import fcntl

@@ -28,12 +28,12 @@ from typing import Any
 
 import aiosqlite
 
-from state.connection import Connection, Room, state_errors_named, unusable_message
-from state.errors import StateUnusableError
-from state.forms import WrittenForms
-from state.intents import CreateIntents
-from state.lock import make_state_folder
-from state.records import (
+from replicator.state.connection import Connection, Room, state_errors_named, unusable_message
+from replicator.state.errors import StateUnusableError
+from replicator.state.forms import WrittenForms
+from replicator.state.intents import CreateIntents
+from replicator.state.lock import make_state_folder
+from replicator.state.records import (
     FAILED,
     ROW_COLUMNS,
     ROW_COLUMNS_R,
@@ -41,9 +41,9 @@ from state.records import (
     ResourceRow,
     encode_form,
 )
-from state.runs import RunLog
-from state.schema import prepare
-from state.scratch import NOT_READ_OUT_OF_SCOPE, CycleScratch
+from replicator.state.runs import RunLog
+from replicator.state.schema import prepare
+from replicator.state.scratch import NOT_READ_OUT_OF_SCOPE, CycleScratch
 
 
 @state_errors_named

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from state.connection import Connection, Room, state_errors_named
-from state.records import CREATING
+from replicator.state.connection import Connection, Room, state_errors_named
+from replicator.state.records import CREATING
 
 
 @state_errors_named

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import aiosqlite
 
-from state.errors import NewerSchemaError, StateUnusableError
+from replicator.state.errors import NewerSchemaError, StateUnusableError
 
 SCHEMA_VERSION = 4
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from state.connection import Connection, Room, chunks, marks, state_errors_named
-from state.records import ROW_COLUMNS_R, ResourceRow, decode_form, encode_form
-from state.schema import SCRATCH_TABLES
+from replicator.state.connection import Connection, Room, chunks, marks, state_errors_named
+from replicator.state.records import ROW_COLUMNS_R, ResourceRow, decode_form, encode_form
+from replicator.state.schema import SCRATCH_TABLES
 
 # reference targets after a complete read: not read out of scope, and not disabled unless read in scope
 # (we disable what left the source or the scope); a condition over `resources r`

@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from state.errors import StateUnusableError
+from replicator.state.errors import StateUnusableError
 
 _IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old builds)
 _MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999  # per statement

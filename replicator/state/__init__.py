@@ -7,7 +7,7 @@ forms), intents.py (creates noted before their POST), runs.py (the run log), scr
 temporary tables), lock.py (one process per state file), errors.py.
 """
 
-from state.records import Origin, ResourceRow, ResourceStatus, RunRecord
-from state.store import StateStore, open_state
+from replicator.state.records import Origin, ResourceRow, ResourceStatus, RunRecord
+from replicator.state.store import StateStore, open_state
 
 __all__ = ["Origin", "ResourceRow", "ResourceStatus", "RunRecord", "StateStore", "open_state"]

@@ -1,0 +1,39 @@
+-- The scim-replicator state file's schema at version 4, as `PRAGMA user_version` tells.
+-- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
+-- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
+-- `python tests/unit/test_state_schema_file.py`).
+
+CREATE TABLE resources (
+            kind TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            dest_id TEXT,
+            digest TEXT,
+            canon BLOB,
+            status TEXT NOT NULL,
+            origin TEXT,
+            match_key TEXT,
+            error TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL, source_digest TEXT, failed_source_digest TEXT,
+            PRIMARY KEY (kind, source_id)
+        );
+
+CREATE TABLE runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mode TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT,
+            counts TEXT
+        );
+
+CREATE TABLE sqlite_sequence(name,seq);
+
+CREATE INDEX resources_dest ON resources (kind, dest_id);
+
+CREATE INDEX resources_match ON resources (kind, match_key);
+
+CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status);
