@@ -34,6 +34,7 @@ from replicator.state import StateStore, open_state
 from replicator.state.connection import Connection, unusable_message
 from replicator.state.errors import StateFileError, StateUnusableError
 from replicator.state.lock import lock_path_for
+from replicator.state.records import RunRecord
 from replicator.state.schema import prepare
 
 log = logging.getLogger("replicator")
@@ -180,3 +181,11 @@ async def read_status(state_path: str) -> StateStatus:
         failures = await store.failures()
         tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
     return StateStatus(state_path, tracked, runs, failures)
+
+
+async def read_timeline(state_path: str, run_id: int | None) -> tuple[RunRecord | None, list[list[float]] | None]:
+    """A run (`run_id`, else the last one that ended) and its timeline's rows, read from the state file
+    (which must exist)."""
+    async with open_state(state_path) as store:
+        run = await store.runs.find(run_id)
+        return run, (await store.runs.timeline(run.id) if run is not None else None)

@@ -7,6 +7,7 @@ Exit codes:
   3  the cycle could not run: authentication refused, server unreachable, state unusable or held by
      another run, the daemon's `listen` address unusable
   4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
+  5  an optional feature's package is not installed (`status --plot`: pip install 'scim-replicator[plot]')
   130 interrupted by SIGTERM/SIGINT: calls in flight finished (within `grace`), the report was printed and
       the run recorded `interrupted`; a second signal stops at once (still recorded)
 """
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import dry_run_needs_no_lock, read_status, run_one_cycle
+from replicator.app import dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced
@@ -40,9 +41,12 @@ from replicator.report import counts_text, report_json, report_text, status_json
 from replicator.settings_help import is_secret, iter_settings
 from replicator.state.errors import StateFileError
 from replicator.state.lock import hold_state_lock
+from replicator.timeline import plot_problem, plot_title, series
+from replicator.timeline_plot import PlottingUnavailable, draw_timeline
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_FATAL, EXIT_HELD, EXIT_INTERRUPTED = (
     ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)
+EXIT_MISSING_EXTRA = ExitCode.MISSING_EXTRA
 
 
 def _override_origins(args: argparse.Namespace) -> dict[str, str]:
@@ -132,7 +136,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return check_command(args.config, _overrides(args))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
-            return _run_async(show_status(config, args.output), json_report=args.output == "json")
+            if args.plot:
+                return _run_async(plot_run(config, args.plot, args.run, args.output), json_report=args.output == "json")
+            return _run_async(show_status(config, args.output, show_ids=args.show_ids), json_report=args.output == "json")
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
                                                  override_origins=_override_origins(args))
@@ -269,13 +275,40 @@ def probe_health(config: Config) -> int:
     return EXIT_OK
 
 
-async def show_status(config: Config, output: str) -> int:
-    if not os.path.exists(config.state):
-        return _stopped(f"state file {config.state} does not exist (set --state)", EXIT_USAGE,
-                        json_report=output == "json")
+def _no_state(config: Config, output: str) -> int | None:
+    if os.path.exists(config.state):
+        return None
+    return _stopped(f"state file {config.state} does not exist (set --state)", EXIT_USAGE, json_report=output == "json")
+
+
+async def show_status(config: Config, output: str, *, show_ids: bool = False) -> int:
+    if (stopped := _no_state(config, output)) is not None:
+        return stopped
     status = await read_status(config.state)
     if output == "json":
         print(json.dumps(status_json(status), indent=2, default=str))
         return EXIT_OK
-    print(status_text(status))
+    print(status_text(status, show_ids=show_ids))
+    return EXIT_OK
+
+
+async def plot_run(config: Config, target: str, run_id: int | None, output: str) -> int:
+    """`status --plot FILE`: draw a run's timeline (the last one that ended, or `--run N`)."""
+    if (stopped := _no_state(config, output)) is not None:
+        return stopped
+    run, rows = await read_timeline(config.state, run_id)
+    problem = plot_problem(config.state, run_id, run, rows)
+    if problem is not None or run is None or rows is None:
+        return _stopped(problem, EXIT_USAGE, json_report=output == "json")
+    try:
+        draw_timeline(series(rows), target, title=plot_title(run))
+    except PlottingUnavailable as exc:
+        return _stopped(exc, EXIT_MISSING_EXTRA, json_report=output == "json")
+    except OSError as exc:
+        return _stopped(f"cannot write the plot to {target}: {exc.strerror or exc}", EXIT_USAGE,
+                        json_report=output == "json")
+    if output == "json":
+        print(json.dumps({"plot": target, "run": run.id, "samples": len(rows)}))
+    else:
+        print(f"{plot_title(run)}: timeline of {len(rows)} samples written to {target}")
     return EXIT_OK

@@ -168,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--config", metavar="FILE")
     status.add_argument("--state", help="state file (default from config)")
     status.add_argument("--output", choices=("text", "json"), default="text")
+    status.add_argument("--show-ids", action="store_true", help="show each failed object's source id beside its name")
+    status.add_argument("--plot", metavar="FILE.png",
+                        help="draw a run's timeline (writes/s, calls in flight, 429 answers, pauses) to this file "
+                             "(needs the plot extra: pip install 'scim-replicator[plot]')")
+    status.add_argument("--run", type=_at_least(1), metavar="N",
+                        help="with --plot: the run to draw (default: the last one that ended)")
     _add_check_command(commands)
     return parser
 

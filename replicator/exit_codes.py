@@ -15,4 +15,5 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad usage or configuration: nothing was contacted
     FATAL = 3  # the cycle could not run (credentials, unreachable, state, listen address)
     HELD = 4  # removals were held by a guard
+    MISSING_EXTRA = 5  # an optional feature's package is not installed (`status --plot`: the plot extra)
     INTERRUPTED = 130  # stopped by SIGTERM/SIGINT

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from replicator.cycle import CycleResult
+from replicator.timeline import in_flight, writes_sent
 
 log = logging.getLogger("replicator.progress")
 
-WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # what a source object that has been read ends as in a cycle's counts: the "plan" phase's objects done
 DONE_COUNTS = ("created", "adopted", "recreated", "updated", "unchanged", "skipped", "failed", "out_of_scope",
                "backing_off")
@@ -84,8 +84,7 @@ def take_sample(result: CycleResult, sides: Sequence[WatchedSide], at: float) ->
     destination = sides[-1] if sides else None
     return Sample(
         at=at, phase=result.phase, reads=reads, done=sum(counts.get(name, 0) for name in DONE_COUNTS), total=total,
-        writes=sum(n for method, n in destination.requests.items() if method in WRITE_METHODS) if destination else 0,
-        in_flight=destination.limit.in_flight if destination else 0,
+        writes=writes_sent(destination) if destination else 0, in_flight=in_flight(destination),
         throttled=int(sum(side.flow().get("429", 0.0) for side in sides)), counts=counts)
 
 

@@ -18,6 +18,7 @@ from replicator.cycle import CycleResult
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
+from replicator.state.records import FailedResource
 
 
 def counts_text(result: CycleResult) -> str:
@@ -211,23 +212,32 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 @dataclass(frozen=True)
 class StateStatus:
     """What `status` shows: objects replicated by kind, the last runs (newest first), the failed
-    resources as (kind, source id, error, attempts)."""
+    resources."""
 
     state: str
     tracked: dict[str, int]
     runs: list[RunRecord]
-    failures: list[tuple[str, str, str | None, int]]
+    failures: list[FailedResource]
 
 
 def status_json(status: StateStatus) -> dict[str, Any]:
     return {
         "tracked": status.tracked,
         "runs": [dataclasses.asdict(r) for r in status.runs],
-        "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in status.failures],
+        "failures": [{"kind": f.kind, "label": f.label, "source_id": f.source_id, "error": f.error,
+                      "attempts": f.attempts} for f in status.failures],
     }
 
 
-def status_text(status: StateStatus) -> str:
+def failed_name(failure: FailedResource, *, show_ids: bool = False) -> str:
+    """A failed resource by its name (userName / displayName), its source id beside it on request;
+    by its source id when no name was recorded (it had none, or an older version recorded it)."""
+    if not failure.label:
+        return failure.source_id
+    return f"{failure.label} [source {failure.source_id}]" if show_ids else failure.label
+
+
+def status_text(status: StateStatus, *, show_ids: bool = False) -> str:
     tracked, failures = status.tracked, status.failures
     lines = [f"state {status.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
              f"{len(failures)} failed"]
@@ -244,6 +254,7 @@ def status_text(status: StateStatus) -> str:
         lines.append(f"run {run.id} {started} {run.mode} {outcome}: "
                      + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
                      + "".join(f"; {note}" for note in notes))
-    for kind, source_id, error, attempts in failures:
-        lines.append(f"failed {kind} {source_id} (attempts {attempts}): {error}")
+    for failure in failures:
+        lines.append(f"failed {failure.kind} {failed_name(failure, show_ids=show_ids)} (attempts {failure.attempts}): "
+                     f"{failure.error}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 4, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 5, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
@@ -16,7 +16,7 @@ CREATE TABLE resources (
             attempts INTEGER NOT NULL DEFAULT 0,
             next_attempt_at REAL,
             created_at REAL NOT NULL,
-            updated_at REAL NOT NULL, source_digest TEXT, failed_source_digest TEXT,
+            updated_at REAL NOT NULL, source_digest TEXT, failed_source_digest TEXT, failed_label TEXT,
             PRIMARY KEY (kind, source_id)
         );
 
@@ -28,7 +28,7 @@ CREATE TABLE runs (
             ended_at REAL,
             outcome TEXT,
             counts TEXT
-        );
+        , timeline TEXT);
 
 CREATE TABLE sqlite_sequence(name,seq);
 

@@ -19,6 +19,7 @@ from replicator.pipeline.canonical import match_value
 from replicator.pipeline.outcome import failure_backoff
 from replicator.pipeline.plan import CREATE, Step, Stored
 from replicator.state.records import SYNCED
+from replicator.timeline import TimelineSampler
 
 log = logging.getLogger("replicator.cycle")
 
@@ -75,24 +76,28 @@ def count_failure(result: CycleResult, kind: str, source_id: str, label: str, re
 
 
 class LiveRecorder:
-    """Writes what planning learns to the state store."""
+    """Writes what planning learns to the state store, and the run's record with its timeline (the
+    destination's figures sampled from the run's start to its end: replicator.timeline)."""
 
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
         self._run_id: int | None = None
         self._noted: set[tuple[str, str]] = set()  # creates noted in the state and not yet done
+        self._timeline = TimelineSampler(cx.destination)
 
     async def open_run(self) -> None:
         self._run_id = await self.cx.store.runs.start_run(self.cx.mode, self.cx.dry_run)
+        self._timeline.start()
 
     async def close_run(self, outcome: str, counts: dict[str, Any]) -> None:
+        timeline = self._timeline.stop()
         if self._run_id is not None:
-            await self.cx.store.runs.finish_run(self._run_id, outcome, counts)  # (survives cancellation)
+            await self.cx.store.runs.finish_run(self._run_id, outcome, counts, timeline)  # (survives cancellation)
 
     async def fail(self, kind: str, source_id: str, label: str, reason: str, source_digest: str | None = None) -> None:
         count_failure(self.cx.result, kind, source_id, label, reason)
         await self.cx.store.record_failure(kind, source_id, reason, backoff=failure_backoff,
-                                           source_digest=source_digest)
+                                           source_digest=source_digest, label=label)
 
     async def note_creates(self, creates: list[tuple[str, str, dict[str, Any]]]) -> None:
         """Before new objects ((kind, source id, form)) are POSTed (their absence proven: no object to

@@ -55,6 +55,16 @@ class ResourceRow(NamedTuple):
     failed_source_digest: str | None = None  # the source digest of the last failure (while next_attempt_at is set)
 
 
+class FailedResource(NamedTuple):
+    """A resource whose last attempt failed, as `status` lists it."""
+
+    kind: str
+    source_id: str
+    error: str | None
+    attempts: int
+    label: str | None = None  # its userName / displayName when it failed (None: not known, or an older state)
+
+
 @dataclass(frozen=True, slots=True)
 class RunRecord:
     """One cycle as stored in `runs`."""

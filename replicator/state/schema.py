@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -55,6 +55,12 @@ _MIGRATIONS: dict[int, list[str]] = {
     # 4: the digest of the source object as read when it last failed: a source that changed since
     # (fixed bad data) is tried again at once, not after the failure's delay
     4: ["ALTER TABLE resources ADD COLUMN failed_source_digest TEXT"],
+    # 5: a run's timeline (replicator.timeline: JSON rows of samples), for `status --plot`; the name
+    # (userName / displayName) of an object when it last failed, for `status`
+    5: [
+        "ALTER TABLE runs ADD COLUMN timeline TEXT",
+        "ALTER TABLE resources ADD COLUMN failed_label TEXT",
+    ],
 }
 
 # a cycle's bookkeeping: temporary tables of the connection, never in the state file (see state.scratch)

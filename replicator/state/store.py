@@ -38,6 +38,7 @@ from replicator.state.records import (
     ROW_COLUMNS,
     ROW_COLUMNS_R,
     SYNCED,
+    FailedResource,
     ResourceRow,
     encode_form,
 )
@@ -123,16 +124,16 @@ class StateStore(Room):
             sql, args = sql + " AND kind = ?", (kind,)
         return await self._scalar(sql, args)
 
-    async def failures(self) -> list[tuple[str, str, str | None, int]]:
-        """(kind, source id, error, attempts) of every failed resource."""
+    async def failures(self) -> list[FailedResource]:
+        """Every failed resource: kind, source id, error, attempts and its name when it failed."""
         async with self._lock:
             await self._flush()
             async with self._db.execute(
-                "SELECT kind, source_id, error, attempts FROM resources WHERE status = ? "
+                "SELECT kind, source_id, error, attempts, failed_label FROM resources WHERE status = ? "
                 "ORDER BY kind, source_id",
                 (FAILED,),
             ) as cursor:
-                return [(r[0], r[1], r[2], r[3]) for r in await cursor.fetchall()]
+                return [FailedResource(*r) for r in await cursor.fetchall()]
 
     # -- writes (buffered) ---------------------------------------------------------------------
 
@@ -163,11 +164,12 @@ class StateStore(Room):
 
     async def record_failure(
         self, kind: str, source_id: str, error: str, *, backoff: Callable[[int], float] = lambda attempts: 0.0,
-        source_digest: str | None = None,
+        source_digest: str | None = None, label: str | None = None,
     ) -> None:
         """Remember that replicating this object failed, keeping whatever destination id we had; the
         next attempt is due `backoff(failed attempts so far, this one included)` seconds from now.
-        `source_digest`: the object as read when it failed (a changed source need not wait)."""
+        `source_digest`: the object as read when it failed (a changed source need not wait); `label`:
+        its name (userName / displayName), for `status`."""
         async with self._lock:
             await self._flush()
             async with self._db.execute(
@@ -178,16 +180,17 @@ class StateStore(Room):
             now = time.time()
             await self._db.execute(
                 """INSERT INTO resources (kind, source_id, status, error, attempts, next_attempt_at,
-                                          created_at, updated_at, failed_source_digest)
-                   VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
+                                          created_at, updated_at, failed_source_digest, failed_label)
+                   VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
                    ON CONFLICT (kind, source_id) DO UPDATE SET
                        status = CASE WHEN resources.dest_id IS NULL THEN excluded.status
                                      ELSE resources.status END,
                        error = excluded.error,
                        attempts = resources.attempts + 1,
                        next_attempt_at = excluded.next_attempt_at,
-                       failed_source_digest = excluded.failed_source_digest""",
-                (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now, source_digest),
+                       failed_source_digest = excluded.failed_source_digest,
+                       failed_label = excluded.failed_label""",
+                (kind, source_id, FAILED, error[:2000], now + retry_delay, now, now, source_digest, label or None),
             )
             self._connection.uncommitted += 1
             self._mark_dirty()

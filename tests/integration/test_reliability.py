@@ -374,7 +374,7 @@ async def test_bad_input_is_recorded_and_skipped(servers: Servers) -> None:
     assert "400" in reasons["refused@example.com"] and "invalidValue" in reasons["refused@example.com"]
     assert len(servers.destination.users) == 20
     async with open_state(servers.state) as store:
-        failures = {source_id: (error, attempts) for _, source_id, error, attempts in await store.failures()}
+        failures = {f.source_id: (f.error, f.attempts) for f in await store.failures()}
     assert set(failures) >= {"no-name", "dup"} and len(failures) == 4
     # a later cycle retries them only after a growing delay
     later = await replicate(config, mode=INCREMENTAL, dry_run=False)
