@@ -27,7 +27,7 @@ from replicator.cycle import CycleResult, run_cycle
 from replicator.errors import StateError
 from replicator.pingone.directory import PingOneDirectory
 from replicator.progress import watch_progress
-from replicator.report import StateStatus
+from replicator.report import StateStatus, cycle_line
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
 from replicator.state import StateStore, open_state
@@ -170,7 +170,7 @@ async def run_one_cycle(config: Config, *, mode: str, dry_run: bool) -> OneShotR
         return OneShotRun(None, shutdown, partial=started[0] if started else None)
     finally:
         shutdown.uninstall()
-    log.info("cycle finished", extra={"fields": result.summary()})
+    log.info("cycle finished: %s", cycle_line(result), extra={"fields": result.summary()})
     return OneShotRun(result, shutdown)
 
 

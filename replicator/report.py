@@ -25,6 +25,20 @@ def counts_text(result: CycleResult) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items()) if count) or "nothing to do"
 
 
+MAIN_COUNTS = ("created", "updated", "deleted", "failed")  # always in a cycle's log line, also when 0
+
+
+def cycle_line(result: CycleResult) -> str:
+    """A cycle in one line of plain words, for its INFO log record: `full ok in 2.31s: created 5, updated
+    2, deleted 0, failed 0; also adopted 3, unchanged 40; destination flow: ...`."""
+    head = f"{result.mode}{' dry run' if result.dry_run else ''} {result.outcome} in {result.seconds:.2f}s"
+    main = ", ".join(f"{name} {result.counts.get(name, 0)}" for name in MAIN_COUNTS)
+    others = ", ".join(f"{name} {count}" for name, count in sorted(result.counts.items())
+                       if count and name not in MAIN_COUNTS)
+    flow = f"; {flow_text(result.destination_flow)}" if result.destination_flow else ""
+    return f"{head}: {main}" + (f"; also {others}" if others else "") + flow
+
+
 SECRET_ATTRIBUTES = frozenset({"password"})  # never shown in a plan
 MEMBERS_LISTED = 20  # a longer member list is shown as its count
 

@@ -1,11 +1,14 @@
 """A run's timeline: samples kept under a cap without losing a write or a 429, the series a plot draws
 from them (writes a second, 429s per interval, pauses spread over the intervals they cover), why a run
-cannot be drawn, the run log keeping timelines of its last runs only."""
+cannot be drawn, the run log keeping timelines of its last runs only, and the one-line cycle summary."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+from replicator.cycle import CycleResult
+from replicator.report import cycle_line
 from replicator.state import RunRecord, open_state
 from replicator.state.runs import TIMELINES_KEPT
 from replicator.timeline import Timeline, TimelineSample, pause_spans, plot_problem, series, thinned
@@ -96,3 +99,12 @@ async def test_the_run_log_keeps_the_timelines_of_its_last_runs_only(tmp_path: P
         assert (await store.runs.find(ids[0])) is not None
         assert (found := await store.runs.find()) is not None and found.id == ids[-1]
 
+
+def test_the_cycle_line_says_what_happened_in_plain_words() -> None:
+    """Mode, outcome, duration, the four main counts even when 0, the others, the destination's flow."""
+    result = CycleResult(mode="full", dry_run=False, counts=Counter(created=5, adopted=3, unchanged=40))
+    result.outcome, result.seconds = "ok", 2.314
+    result.destination_flow = {"retries": 1.0, "429": 1.0, "paused_seconds": 1.0}
+    assert cycle_line(result) == ("full ok in 2.31s: created 5, updated 0, deleted 0, failed 0; also adopted 3, "
+                                  "unchanged 40; destination flow: retries 1, 429 answers 1, paused 1.0s, "
+                                  "no rate learned")
