@@ -2,14 +2,16 @@
 
 `TimelineSampler` is started and stopped with a cycle (the live recorder does both, so only runs that
 are recorded have one): a task that reads the destination's live figures every `SAMPLE_SECONDS` (write
-requests sent so far, calls in flight, 429 answers so far, seconds paused by Retry-After so far) and
+requests sent so far, calls in flight and the adaptive limit on them, 429 answers so far, seconds
+paused by Retry-After so far) and
 nothing per object, with a first sample at the start and a last one at the end. `Timeline` keeps at
 most `MAX_SAMPLES`: beyond that it keeps every other sample and samples half as often, so a run of any
 length stores a few thousand numbers. The counters are cumulative, so thinning loses no write and no
-429; a kept sample's `in_flight` is the highest of those it replaces.
+429; a kept sample's `in_flight` is the highest of those it replaces, its `limit` the lowest.
 
 `series` turns stored samples into what `status --plot` draws (replicator/timeline_plot.py): per
-interval, writes a second, calls in flight, 429 answers, and the share of it spent paused. Pure, as
+interval, writes a second, calls in flight and their limit, 429 answers, and the share of it spent
+paused. Pure, as
 are `plot_problem` (why a run cannot be drawn) and `plot_title`.
 """
 
@@ -59,32 +61,35 @@ class TimelineSample:
     in_flight: int  # calls in flight (after thinning: the highest of the samples it stands for)
     throttled: int  # 429 answers so far
     paused: float  # seconds of Retry-After pauses announced so far
+    limit: int  # calls allowed in flight (the adaptive concurrency; after thinning: the lowest)
 
     def row(self) -> list[float]:
-        """As stored: [at, writes, in_flight, throttled, paused]."""
-        return [round(self.at, 3), self.writes, self.in_flight, self.throttled, round(self.paused, 3)]
+        """As stored: [at, writes, in_flight, throttled, paused, limit]."""
+        return [round(self.at, 3), self.writes, self.in_flight, self.throttled, round(self.paused, 3), self.limit]
 
     @classmethod
     def from_row(cls, row: Sequence[float]) -> TimelineSample:
-        at, writes, flying, throttled, paused = row
-        return cls(float(at), int(writes), int(flying), int(throttled), float(paused))
+        at, writes, flying, throttled, paused, limit = row
+        return cls(float(at), int(writes), int(flying), int(throttled), float(paused), int(limit))
 
 
 def sample_of(side: SampledSide, at: float) -> TimelineSample:
     """A sample of a directory's figures now (reads only)."""
     flow = side.flow()
     return TimelineSample(at=at, writes=writes_sent(side), in_flight=in_flight(side),
-                          throttled=int(flow.get("429", 0.0)), paused=float(flow.get("paused_seconds", 0.0)))
+                          throttled=int(flow.get("429", 0.0)), paused=float(flow.get("paused_seconds", 0.0)),
+                          limit=int(flow.get("concurrency", 0.0)))
 
 
 def thinned(samples: Sequence[TimelineSample]) -> list[TimelineSample]:
-    """Every other sample, the first kept: each kept one carries the highest `in_flight` of itself and
-    the one dropped before it (the cumulative figures need no merging)."""
+    """Every other sample, the first kept: each kept one carries the highest `in_flight` and the lowest
+    `limit` of itself and the one dropped before it (the cumulative figures need no merging)."""
     out = list(samples[:1])
     for index in range(2, len(samples), 2):
         kept = samples[index]
-        out.append(TimelineSample(kept.at, kept.writes, max(kept.in_flight, samples[index - 1].in_flight),
-                                  kept.throttled, kept.paused))
+        dropped = samples[index - 1]
+        out.append(TimelineSample(kept.at, kept.writes, max(kept.in_flight, dropped.in_flight), kept.throttled,
+                                  kept.paused, min(kept.limit, dropped.limit)))
     if len(samples) > 1 and len(samples) % 2 == 0:
         out.append(samples[-1])  # the last sample stays: the end of the run
     return out
@@ -148,6 +153,7 @@ class Series:
     seconds: list[float]
     writes_per_second: list[float]
     in_flight: list[int]
+    limit: list[int]  # calls allowed in flight (the adaptive concurrency) at the interval's end
     rate_limited: list[int]  # 429 answers in the interval
     paused: list[float]  # share of the interval spent paused (0..1)
 
@@ -157,23 +163,23 @@ class Series:
 
 def series(rows: Sequence[Sequence[float]]) -> Series:
     """The per-interval series of stored samples (rows as `TimelineSample.row` writes them). A pause is
-    counted from the start of the interval in which it was announced (the sample says only that it
-    was, not when within the interval) and runs on into the next intervals until its seconds are
-    spent; intervals of no length are skipped."""
+    counted from the sample that first shows it (which says only that it was announced since the
+    previous one, not when: it is drawn up to one interval late) and runs on into the next intervals
+    until its seconds are spent; intervals of no length are skipped."""
     samples = [TimelineSample.from_row(row) for row in rows]
-    out: dict[str, list[Any]] = {name: [] for name in ("seconds", "writes_per_second", "in_flight", "rate_limited",
-                                                        "paused")}
+    out: dict[str, list[Any]] = {name: [] for name in ("seconds", "writes_per_second", "in_flight", "limit",
+                                                        "rate_limited", "paused")}
     pending_pause = 0.0
     for previous, current in itertools.pairwise(samples):
         length = current.at - previous.at
         if length <= 0:
             continue
-        pending_pause += max(current.paused - previous.paused, 0.0)
         paused_here = min(pending_pause, length)
-        pending_pause -= paused_here
+        pending_pause += max(current.paused - previous.paused, 0.0) - paused_here
         out["seconds"].append(current.at)
         out["writes_per_second"].append(max(current.writes - previous.writes, 0) / length)
         out["in_flight"].append(current.in_flight)
+        out["limit"].append(current.limit)
         out["rate_limited"].append(max(current.throttled - previous.throttled, 0))
         out["paused"].append(paused_here / length)
     return Series(start=samples[0].at if samples else 0.0, **out)

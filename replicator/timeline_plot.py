@@ -1,5 +1,6 @@
 """Drawing a run's timeline (`status --plot run.png`): three panels over the run's seconds, writes a
-second, calls in flight and 429 answers, with the time paused by Retry-After shaded across all three.
+second, calls in flight (and the adaptive limit on them) and 429 answers, with the time paused by
+Retry-After shaded across all three.
 
 matplotlib is optional (the `plot` extra) and imported only when a picture is drawn, so that importing
 the command line stays cheap; without it `draw_timeline` raises `PlottingUnavailable`, whose message
@@ -33,8 +34,11 @@ def draw_timeline(drawn: Series, target: str, *, title: str) -> None:
     ends = [drawn.start, *drawn.seconds]  # each value drawn over the interval that ends at it
     writes.step(ends, drawn.writes_per_second[:1] + drawn.writes_per_second, where="pre", color="#1f77b4")
     writes.set_ylabel("writes / s")
-    flying.step(ends, drawn.in_flight[:1] + drawn.in_flight, where="pre", color="#2ca02c")
-    flying.set_ylabel("in flight")
+    flying.step(ends, drawn.in_flight[:1] + drawn.in_flight, where="pre", color="#2ca02c", label="in flight")
+    flying.step(ends, drawn.limit[:1] + drawn.limit, where="pre", color="#7f7f7f", linestyle="--",
+                label="allowed (adaptive concurrency)")
+    flying.set_ylabel("calls")
+    flying.legend(loc="upper right", fontsize="small")
     refused.bar(starts, drawn.rate_limited, width=widths, align="edge", color="#d62728")
     refused.set_ylabel("429 answers")
     refused.set_xlabel("seconds since the run began")

@@ -14,28 +14,30 @@ from replicator.state.runs import TIMELINES_KEPT
 from replicator.timeline import Timeline, TimelineSample, pause_spans, plot_problem, series, thinned
 
 
-def sample(at: float, writes: int = 0, in_flight: int = 0, throttled: int = 0, paused: float = 0.0) -> TimelineSample:
-    return TimelineSample(at, writes, in_flight, throttled, paused)
+def sample(at: float, writes: int = 0, in_flight: int = 0, throttled: int = 0, paused: float = 0.0,
+           limit: int = 16) -> TimelineSample:
+    return TimelineSample(at, writes, in_flight, throttled, paused, limit)
 
 
 def test_series_gives_writes_a_second_429s_per_interval_and_in_flight() -> None:
     """Cumulative counters become per-interval figures: writes / interval length, 429s in the interval."""
-    rows = [sample(0).row(), sample(1, writes=10, in_flight=4).row(), sample(3, writes=30, in_flight=8, throttled=2).row()]
+    rows = [sample(0).row(), sample(1, writes=10, in_flight=4).row(),
+            sample(3, writes=30, in_flight=8, throttled=2, limit=8).row()]
     drawn = series(rows)
     assert drawn.start == 0 and drawn.seconds == [1, 3]
     assert drawn.writes_per_second == [10.0, 10.0]
-    assert drawn.in_flight == [4, 8]
+    assert drawn.in_flight == [4, 8] and drawn.limit == [16, 8]
     assert drawn.rate_limited == [0, 2]
     assert drawn.paused == [0.0, 0.0]
 
 
 def test_a_pause_runs_on_into_the_intervals_it_covers() -> None:
-    """2.5 s of Retry-After announced in the second interval: that one fully paused, the next two as well
-    (the last for half of it), nothing after; the spans join into one stretch."""
-    rows = [sample(t, paused=2.5 if t >= 2 else 0.0).row() for t in range(6)]
+    """2.5 s of Retry-After first seen by the sample at 2 s: paused from there, the next two intervals
+    fully, the third for half of it, nothing after; the spans join into one stretch."""
+    rows = [sample(t, paused=2.5 if t >= 2 else 0.0).row() for t in range(7)]
     drawn = series(rows)
-    assert drawn.paused == [0.0, 1.0, 1.0, 0.5, 0.0]
-    assert pause_spans(drawn) == [(1.0, 3.5)]
+    assert drawn.paused == [0.0, 0.0, 1.0, 1.0, 0.5, 0.0]
+    assert pause_spans(drawn) == [(2.0, 4.5)]
 
 
 def test_intervals_of_no_length_are_skipped() -> None:
@@ -58,7 +60,8 @@ def test_a_timeline_never_holds_more_than_its_cap_and_loses_no_write_or_429() ->
     drawn = series([s.row() for s in timeline.samples])
     assert sum(drawn.rate_limited) == timeline.samples[-1].throttled == 9
     assert max(drawn.in_flight) == 50
-    assert max(s.in_flight for s in thinned([sample(0), sample(1, in_flight=9), sample(2, in_flight=1)])) == 9
+    kept = thinned([sample(0), sample(1, in_flight=9, limit=4), sample(2, in_flight=1)])
+    assert (kept[-1].in_flight, kept[-1].limit) == (9, 4)
 
 
 def test_thinning_keeps_the_first_and_the_last_sample() -> None:
@@ -77,7 +80,7 @@ def run(**fields: object) -> RunRecord:
 
 def test_why_a_run_cannot_be_drawn() -> None:
     """A missing run, no finished run, a dry run, a run still going and one without samples each say so."""
-    rows = [[0, 0, 0, 0, 0], [1, 2, 1, 0, 0]]
+    rows = [[0, 0, 0, 0, 0, 16], [1, 2, 1, 0, 0, 16]]
     assert plot_problem("s.db", 7, run(), rows) is None
     assert "has no run 12" in (plot_problem("s.db", 12, None, None) or "")
     assert "no finished run yet" in (plot_problem("s.db", None, None, None) or "")
@@ -93,9 +96,9 @@ async def test_the_run_log_keeps_the_timelines_of_its_last_runs_only(tmp_path: P
         ids = []
         for _ in range(TIMELINES_KEPT + 2):
             ids.append(await store.runs.start_run("incremental", False))
-            await store.runs.finish_run(ids[-1], "ok", {}, [[0, 0, 0, 0, 0], [1, 1, 0, 0, 0]])
+            await store.runs.finish_run(ids[-1], "ok", {}, [[0, 0, 0, 0, 0, 4], [1, 1, 0, 0, 0, 4]])
         assert await store.runs.timeline(ids[0]) is None and await store.runs.timeline(ids[1]) is None
-        assert await store.runs.timeline(ids[2]) == [[0, 0, 0, 0, 0], [1, 1, 0, 0, 0]]
+        assert await store.runs.timeline(ids[2]) == [[0, 0, 0, 0, 0, 4], [1, 1, 0, 0, 0, 4]]
         assert (await store.runs.find(ids[0])) is not None
         assert (found := await store.runs.find()) is not None and found.id == ids[-1]
 
