@@ -136,6 +136,9 @@ def _main(argv: Sequence[str] | None) -> int:
             return check_command(args.config, _overrides(args))
         if args.command == "status":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
+            if args.run is not None and not args.plot:
+                return _stopped("--run N goes with --plot FILE (the run whose timeline to draw)", EXIT_USAGE,
+                                json_report=args.output == "json")
             if args.plot:
                 return _run_async(plot_run(config, args.plot, args.run, args.output), json_report=args.output == "json")
             return _run_async(show_status(config, args.output, show_ids=args.show_ids), json_report=args.output == "json")

@@ -78,6 +78,8 @@ async def test_a_run_records_its_timeline_with_the_429_it_met_and_status_draws_i
     assert picture.read_bytes().startswith(PNG_SIGNATURE) and f"written to {picture}" in out
     code, out, err = await cli(capsys, "status", "--state", str(state), "--plot", str(picture), "--run", "99")
     assert code == 2 and "has no run 99" in err and len(err.splitlines()) == 1
+    code, out, err = await cli(capsys, "status", "--state", str(state), "--run", "1")
+    assert code == 2 and "--run N goes with --plot" in err
 
 
 async def test_without_matplotlib_the_plot_names_the_extra_to_install(

@@ -56,8 +56,9 @@ def test_outcomes_are_the_recorded_words() -> None:
 def test_exit_codes_are_the_documented_numbers() -> None:
     """ExitCode's numbers are README's; the cli's and the daemon's EXIT_* names are its members."""
     assert {c.name: c.value for c in ExitCode} == {
-        "OK": 0, "PARTIAL": 1, "USAGE": 2, "FATAL": 3, "HELD": 4, "INTERRUPTED": 130,
+        "OK": 0, "PARTIAL": 1, "USAGE": 2, "FATAL": 3, "HELD": 4, "MISSING_EXTRA": 5, "INTERRUPTED": 130,
     }
+    assert cli.EXIT_MISSING_EXTRA == ExitCode.MISSING_EXTRA
     assert (cli.EXIT_OK, cli.EXIT_PARTIAL, cli.EXIT_USAGE, cli.EXIT_FATAL, cli.EXIT_HELD, cli.EXIT_INTERRUPTED) == (
         ExitCode.OK, ExitCode.PARTIAL, ExitCode.USAGE, ExitCode.FATAL, ExitCode.HELD, ExitCode.INTERRUPTED)
     assert (daemon.EXIT_OK, daemon.EXIT_INTERRUPTED) == (ExitCode.OK, ExitCode.INTERRUPTED)
