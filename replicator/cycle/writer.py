@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from replicator.cycle.context import CycleContext
+from replicator.cycle.renames import BlockedRenames
 from replicator.errors import (
     BadRequestError,
     ConflictError,
@@ -61,6 +62,7 @@ class StepWriter:
         self.maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._transport_failures = 0  # consecutive operations lost to transport errors
         self.members = MemberRequests(cx)
+        self.renames = BlockedRenames(cx)  # renames answered 409, written once the rest is
 
     async def run_step(self, step: Step) -> None:
         """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""
@@ -214,6 +216,10 @@ class StepWriter:
                     raise
                 step = await self._replan_from_live(step)
                 await self.write_operations(step)
+        except ConflictError as conflict:
+            if self.renames.park(step, conflict):
+                return
+            raise
         except NotFoundError:
             if step.action == DISABLE:
                 await cx.store.forget(step.kind, step.source_id)
