@@ -1,6 +1,6 @@
 """Quirks of servers about group members (:class:`~replicator.testing.options.Quirks`): groups refused
-as members, a cap on the members one request may carry (both a 400, as real servers answer), and a
-create answer that names members by userName or by ids in another case."""
+as members, a cap on the members one request may carry, members naming nothing stored (each a 400, as
+real servers answer), and a create answer that names members by userName or by ids in another case."""
 
 from __future__ import annotations
 
@@ -15,14 +15,19 @@ UPPER_CASE = "upper"  # Quirks.create_answers_members_by: each member's value up
 
 
 def check_members(members: Any, quirks: Quirks, store: ResourceStore) -> None:
-    """Refuse (400) a group write whose members break the quirks: a group among them, or more of them
-    than one request may carry."""
+    """Refuse (400) a group write whose members break the quirks: a group among them, one naming
+    nothing stored, or more of them than one request may carry."""
     listed = [m for m in members if isinstance(m, dict)] if isinstance(members, list) else []
     if quirks.refuses_group_members:
         for index, member in enumerate(listed):
             kind = member.get("type")
             if (isinstance(kind, str) and kind.lower() == "group") or member.get("value") in store.groups:
                 raise ScimProblem(400, f"members.{index}.type: Input should be 'User'", "invalidValue")
+    if quirks.refuses_unknown_members:
+        for member in listed:
+            value = member.get("value")
+            if isinstance(value, str) and value not in store.users and value not in store.groups:
+                raise ScimProblem(400, f"member {value!r} does not exist", "invalidValue")
     if quirks.max_members_per_request and len(listed) > quirks.max_members_per_request:
         raise ScimProblem(400, f"too many members: a request may carry at most {quirks.max_members_per_request}",
                           "invalidValue")

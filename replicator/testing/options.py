@@ -89,3 +89,6 @@ class Quirks:
     # a quirk of some servers: a group create's answer names its members by "userName" (users'
     # userNames) or "upper" (ids upper-cased), without `$ref`; what it stores is by id
     create_answers_members_by: str | None = None
+    # True: a quirk of some servers: a group write carrying a member that names no stored user or
+    # group is refused with a 400 "member '<value>' does not exist"
+    refuses_unknown_members: bool = False
