@@ -18,8 +18,11 @@ from replicator.pipeline.references import (
     dropped_references_note,
     reference_values,
     referenced_ids,
+    required_kinds,
     translate,
     value_fragments,
+    wrong_kind_note,
+    wrong_kind_references,
 )
 from replicator.state import ResourceRow
 from replicator.state.records import CREATING, DISABLED
@@ -47,6 +50,8 @@ class Planner:
         self.unfinished_creates: set[tuple[str, str]] = set()
         # objects written without some of their references: (kind, source id) -> (label, target source ids)
         self.unresolved: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        # ...and the kind of object those references must name, where they say (a member's type, a manager)
+        self.required: dict[tuple[str, str], dict[str, str]] = {}
 
     async def plan_batch(
         self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
@@ -71,8 +76,10 @@ class Planner:
                 # fast path on unchanged source bytes), so that a target written later joins it
                 read = dataclasses.replace(read, source_digest=None)
                 self.unresolved[(kind, read.source_id)] = (label, unresolved)
+                self.required[(kind, read.source_id)] = required_kinds(read.canonical, kind, unresolved)
             elif self.unresolved:
                 self.unresolved.pop((kind, read.source_id), None)
+                self.required.pop((kind, read.source_id), None)
             ready.append((read, label, desired, digest(desired)))
         dest = cx.listing.listings[kind]
         live_known = dest is not None and dest.complete and cx.full
@@ -206,11 +213,18 @@ class Planner:
         targets = sorted({target for _, pending in self.unresolved.values() for target in pending})
         if not targets or not all(cx.reads.complete.values()):
             return  # (an incomplete read is partial already: its unread objects are no proof)
-        known = await cx.store.scratch.read_among(USER, targets) | await cx.store.scratch.read_among(GROUP, targets)
+        users, groups = await cx.store.scratch.read_among(USER, targets), await cx.store.scratch.read_among(GROUP, targets)
+        known = users | groups
         dropped = {key: (label, [t for t in pending if t not in known]) for key, (label, pending) in self.unresolved.items()}
-        note = dropped_references_note({key: entry for key, entry in dropped.items() if entry[1]})
-        if note:
-            cx.result.counts["references_dropped"] += sum(len(pending) for _, pending in dropped.values())
-            cx.result.notes.append(note)
-            log.warning("%s", note)
+        # a reference naming an object of the other kind than it must (a member whose type lies, a
+        # manager naming a group) names nothing it can be written as
+        wrong = wrong_kind_references(self.unresolved, self.required, users, groups)
+        for note in (dropped_references_note({key: entry for key, entry in dropped.items() if entry[1]}),
+                     wrong_kind_note(wrong)):
+            if note:
+                cx.result.notes.append(note)
+                log.warning("%s", note)
+        count = sum(len(pending) for _, pending in dropped.values()) + sum(len(found) for _, found in wrong.values())
+        if count:
+            cx.result.counts["references_dropped"] += count
 
