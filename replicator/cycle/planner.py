@@ -12,6 +12,7 @@ from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
+from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import GROUP, USER, digest
 from replicator.pipeline.plan import CREATE, NOTHING, SKIP, Step, Stored, label_of, plan_upsert
 from replicator.pipeline.references import (
@@ -103,6 +104,11 @@ class Planner:
             row = read.row
             if self._backing_off(row, read.source_digest):
                 cx.result.counts["backing_off"] += 1
+                continue
+            if live is not None and (confused := members_of_another_kind(desired.get("members", []), live)):
+                # a server ignoring member type holds another object than we wrote: writing it again
+                # would not change that
+                await cx.recorder.fail(kind, read.source_id, label, kind_mismatch_reason(confused), read.source_digest)
                 continue
             step = plan_upsert(
                 kind=kind,

@@ -164,6 +164,7 @@ class StepWriter:
                     members = not_written.rename(members, renamed)  # members deleted on the destination
                     continue
                 members = self.members.after_refusal(step.kind, step.label, exc, first, members, not_written)
+        not_written.add_held_as_another_kind(first, created)
         left_out = members_left_out(first, created)
         if left_out is None:
             left_out = await self.members.left_out_after_reread(step, first, created["id"], not_written)

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import sort_values
 
 _LIMIT = re.compile(
@@ -199,6 +200,14 @@ class MembersNotWritten:
         self.values.extend(m["value"] for m in members if m["value"] not in known)
         if reason not in self.reasons:
             self.reasons.append(reason)
+
+    def add_held_as_another_kind(self, sent: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
+        """Sent members the answer holds as another kind (a server ignoring member type took a group
+        for the user with the same id): not written as sent."""
+        confused = members_of_another_kind(sent, answer)
+        if confused:
+            values = {value for value, _, _ in confused}
+            self.add([m for m in sent if m["value"] in values], kind_mismatch_reason(confused))
 
     def without_them(self, form: dict[str, Any]) -> dict[str, Any]:
         """The group's form with these members left out (as the destination holds it)."""

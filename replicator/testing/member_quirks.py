@@ -1,6 +1,7 @@
 """Quirks of servers about group members (:class:`~replicator.testing.options.Quirks`): groups refused
 as members, a cap on the members one request may carry, members naming nothing stored (each a 400, as
-real servers answer), and a create answer that names members by userName or by ids in another case."""
+real servers answer), a create answer that names members by userName or by ids in another case, and
+members stored by id alone (a group numbered like a user is taken for that user)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,17 @@ def answer_members(resource: dict[str, Any], quirks: Quirks, store: ResourceStor
             value = value.upper()
         answered.append({"value": value, "display": value})
     return {**resource, "members": answered}
+
+
+def typed_by_id(resource: dict[str, Any], quirks: Quirks, store: ResourceStore) -> dict[str, Any]:
+    """Quirks.ignores_member_type: the stored group's members typed by what their id names first (a
+    user), with a `$ref` to it, whatever type they were sent with."""
+    members = resource.get("members")
+    if not quirks.ignores_member_type or not isinstance(members, list):
+        return resource
+    base = str(resource.get("meta", {}).get("location", "")).rpartition("/Groups/")[0]
+    for member in members:
+        if isinstance(member, dict):
+            kind = "User" if member.get("value") in store.users else "Group"
+            member.update({"type": kind, "$ref": f"{base}/{kind}s/{member.get('value')}"})
+    return resource

@@ -92,3 +92,7 @@ class Quirks:
     # True: a quirk of some servers: a group write carrying a member that names no stored user or
     # group is refused with a 400 "member '<value>' does not exist"
     refuses_unknown_members: bool = False
+    # True: a quirk of some servers: users and groups are numbered apart ("1", "2", ... per kind) and a
+    # group member's `type` is ignored: a member whose value is a user's id is stored as that user
+    # (answered `type: User`, `$ref .../Users/<id>`), whatever type it was sent with
+    ignores_member_type: bool = False

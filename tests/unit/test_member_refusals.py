@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.pipeline.answers import compare_answered_members, members_left_out
+from replicator.pipeline.answers import compare_answered_members, members_left_out, members_of_another_kind
 from replicator.pipeline.member_refusals import (
     MembersNotWritten,
     member_limit,
@@ -134,3 +134,17 @@ def test_with_members_renamed_rewrites_the_form_and_the_adds() -> None:
     assert ops[0]["value"] == [{"value": "new1"}] and ops[1] == operations[1]
     _, only_gone = with_members_renamed(form, operations[:1], {"old1": None, "old2": None})
     assert only_gone == []
+
+
+def test_members_held_as_another_kind_are_told_by_type_or_ref() -> None:
+    """A typed member answered with another `type`, or a `$ref` to the other endpoint, is held as another
+    kind; an untyped sent member, or an answer saying nothing of kinds, is not."""
+    sent = [{"value": "1", "type": "Group"}, {"value": "2", "type": "User"}, {"value": "3"}]
+    answer = {"members": [{"value": "1", "$ref": "https://x/scim/v2/Users/1"}, {"value": 2, "type": "user"},
+                          {"value": "3", "type": "Group"}]}
+    assert members_of_another_kind(sent, answer) == [("1", "Group", "User")]
+    assert members_of_another_kind(sent, {"members": [{"value": "1"}]}) == []
+    assert members_of_another_kind(sent, None) == []
+    not_written = MembersNotWritten()
+    not_written.add_held_as_another_kind(sent, answer)
+    assert not_written.values == ["1"] and "ignores member type" in not_written.summary()
