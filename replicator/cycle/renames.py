@@ -10,10 +10,10 @@ import dataclasses
 import logging
 
 from replicator.cycle.context import CycleContext
-from replicator.errors import ConflictError, ScimError
+from replicator.errors import ScimError, ScimStatusError
 from replicator.pipeline.canonical import KINDS, digest, match_value
 from replicator.pipeline.plan import PATCH, Step
-from replicator.pipeline.renames import NAME_ATTRIBUTE, Rename, plan_renames, renamed_to
+from replicator.pipeline.renames import NAME_ATTRIBUTE, Rename, name_taken, plan_renames, renamed_to
 from replicator.pipeline.writes import stops_the_cycle
 
 log = logging.getLogger("replicator.cycle")
@@ -27,10 +27,11 @@ class BlockedRenames:
         self._parked: dict[tuple[str, str], Step] = {}
         self._resolving = False  # a 409 now is the rename's failure, no longer a reason to wait
 
-    def park(self, step: Step, conflict: ConflictError) -> bool:
-        """Keep a PATCH answered 409 for later when it renames the object; False when it renames nothing
-        (or the renames are being written: the 409 is then a failure)."""
-        if self._resolving or renamed_to(step.kind, step.operations) is None:
+    def park(self, step: Step, conflict: ScimStatusError) -> bool:
+        """Keep a PATCH answered "name taken" (409, or a 400 `uniqueness`) for later when it renames the
+        object; False otherwise (or while the renames are written: the answer is then a failure)."""
+        if self._resolving or not name_taken(conflict.status, conflict.scim_type) \
+                or renamed_to(step.kind, step.operations) is None:
             return False
         log.debug("%s %s: its new name is taken (%s); renaming it after the rest", step.kind, step.label, conflict)
         self._parked[(step.kind, step.source_id)] = step

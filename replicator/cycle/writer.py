@@ -223,7 +223,7 @@ class StepWriter:
                     raise
                 step = retry or await self._replan_from_live(step)
                 await self.write_operations(step)
-        except ConflictError as conflict:
+        except (ConflictError, BadRequestError) as conflict:
             if self.renames.park(step, conflict):
                 return
             raise

@@ -50,6 +50,12 @@ def renamed_to(kind: str, operations: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def name_taken(status: int, scim_type: str | None) -> bool:
+    """Whether an error answer to a PATCH says a value is already in use: a 409 (RFC 7644 3.12's
+    `uniqueness`), or a 400 whose scimType says so (some servers; PingOne's UNIQUENESS_VIOLATION)."""
+    return status == 409 or (status == 400 and (scim_type or "").lower() in ("uniqueness", "uniqueness_violation"))
+
+
 def temporary_name(current: str, key: str) -> str:
     """The temporary name of object `key` while it gives up `current`: the prefix, a tag derived from
     the object (two objects never share one), then the name it had (a prefix keeps an email-shaped

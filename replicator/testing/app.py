@@ -240,7 +240,12 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
                     raise ScimProblem(status, f"PATCH of {path} is not supported", scim_type)
         if server.quirks.replace_complex_whole:
             body = {**body, "Operations": replacing_complex_whole(body.get("Operations"))}
-        patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        try:
+            patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        except ScimProblem as problem:
+            if problem.status != 409:
+                raise
+            raise ScimProblem(server.quirks.patch_uniqueness_status, problem.detail, "uniqueness") from None
         if server.quirks.keeps_first_value_of:
             patched = first_values_only(patched, server.quirks.keeps_first_value_of)
             store.save(kind, patched)

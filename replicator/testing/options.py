@@ -96,3 +96,6 @@ class Quirks:
     # group member's `type` is ignored: a member whose value is a user's id is stored as that user
     # (answered `type: User`, `$ref .../Users/<id>`), whatever type it was sent with
     ignores_member_type: bool = False
+    # 400: a quirk of some servers: a PATCH into a userName/displayName another object holds is answered
+    # 400 scimType `uniqueness` instead of RFC 7644's 409
+    patch_uniqueness_status: int = 409

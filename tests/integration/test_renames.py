@@ -16,7 +16,7 @@ from aiohttp import web
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.renames import is_temporary_name
-from replicator.testing import MemoryScimServer
+from replicator.testing import MemoryScimServer, Quirks
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN, Pair
 from tests.harness import assert_replicated, make_config, read_all
 
@@ -69,6 +69,27 @@ async def test_rotated_user_names_converge_in_one_cycle(pair: Pair) -> None:
     assert result.counts["updated"] == 5 and result.counts["created"] == 0 and result.counts["deleted"] == 0
     assert await destination_names(pair) == {"a", "b", "c", "e", "f"}
     await assert_replicated(pair.source, pair.destination)
+
+
+async def test_a_swap_converges_on_a_server_answering_400_uniqueness(tmp_path: Path) -> None:
+    """A destination answering a taken name with 400 scimType `uniqueness` (not 409): the swap converges too."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN, quirks=Quirks(patch_uniqueness_status=400))
+    urls = await source.start(), await destination.start()
+    try:
+        ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
+        bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
+        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
+                               destination_token=DESTINATION_TOKEN)
+        await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
+        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", (result.summary(), result.failures)
+        assert sorted(user["userName"] for user in destination.users.values()) == ["ann", "bob"]
+        assert result.counts["updated"] == 2 and result.counts["created"] == 0
+    finally:
+        await source.stop()
+        await destination.stop()
 
 
 class DiesAfterTheTemporaryName(MemoryScimServer):

@@ -10,6 +10,7 @@ from replicator.pipeline.renames import (
     Rename,
     RenameMove,
     is_temporary_name,
+    name_taken,
     plan_renames,
     renamed_to,
     temporary_name,
@@ -89,3 +90,9 @@ def _cycles(permutation: dict[str, str]) -> int:
             seen.add(name)
             name = permutation[name]
     return count
+
+
+def test_name_taken_reads_409_and_400_uniqueness() -> None:
+    """A 409, or a 400 whose scimType is uniqueness (PingOne: UNIQUENESS_VIOLATION), says a name is taken."""
+    assert name_taken(409, None) and name_taken(400, "uniqueness") and name_taken(400, "UNIQUENESS_VIOLATION")
+    assert not name_taken(400, "invalidValue") and not name_taken(400, None)
