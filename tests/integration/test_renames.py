@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 from replicator.app import replicate
+from replicator.config import Config
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.renames import is_temporary_name
 from replicator.testing import MemoryScimServer, Quirks
@@ -71,17 +72,22 @@ async def test_rotated_user_names_converge_in_one_cycle(pair: Pair) -> None:
     await assert_replicated(pair.source, pair.destination)
 
 
+async def replicated_pair(source: MemoryScimServer, urls: tuple[str, str], tmp: Path) -> tuple[str, str, Config]:
+    """Users ann and bob in `source`, replicated once; (their source ids, the settings)."""
+    ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
+    bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
+    settings = make_config(urls[0], urls[1], tmp / "s.db", source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
+    await replicate(settings, mode=INCREMENTAL, dry_run=False)
+    return ann, bob, settings
+
+
 async def test_a_swap_converges_on_a_server_answering_400_uniqueness(tmp_path: Path) -> None:
     """A destination answering a taken name with 400 scimType `uniqueness` (not 409): the swap converges too."""
     source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
     destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN, quirks=Quirks(patch_uniqueness_status=400))
     urls = await source.start(), await destination.start()
     try:
-        ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
-        bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
-        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
-                               destination_token=DESTINATION_TOKEN)
-        await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        ann, bob, settings = await replicated_pair(source, urls, tmp_path)
         source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
         result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
         assert result.outcome == "ok", (result.summary(), result.failures)
@@ -120,11 +126,7 @@ async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tm
     destination = DiesAfterTheTemporaryName(bearer_token=DESTINATION_TOKEN)
     urls = await source.start(), await destination.start()
     try:
-        ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
-        bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
-        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
-                               destination_token=DESTINATION_TOKEN)
-        await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        ann, bob, settings = await replicated_pair(source, urls, tmp_path)
         ids = {user["userName"]: user["id"] for user in destination.users.values()}
         source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
         run = asyncio.ensure_future(replicate(settings, mode=INCREMENTAL, dry_run=False))
