@@ -12,14 +12,18 @@ from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
+from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import GROUP, USER, digest
 from replicator.pipeline.plan import CREATE, NOTHING, SKIP, Step, Stored, label_of, plan_upsert
 from replicator.pipeline.references import (
     dropped_references_note,
     reference_values,
     referenced_ids,
+    required_kinds,
     translate,
     value_fragments,
+    wrong_kind_note,
+    wrong_kind_references,
 )
 from replicator.state import ResourceRow
 from replicator.state.records import CREATING, DISABLED
@@ -47,6 +51,8 @@ class Planner:
         self.unfinished_creates: set[tuple[str, str]] = set()
         # objects written without some of their references: (kind, source id) -> (label, target source ids)
         self.unresolved: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        # ...and the kind of object those references must name, where they say (a member's type, a manager)
+        self.required: dict[tuple[str, str], dict[str, str]] = {}
 
     async def plan_batch(
         self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
@@ -71,8 +77,10 @@ class Planner:
                 # fast path on unchanged source bytes), so that a target written later joins it
                 read = dataclasses.replace(read, source_digest=None)
                 self.unresolved[(kind, read.source_id)] = (label, unresolved)
+                self.required[(kind, read.source_id)] = required_kinds(read.canonical, kind, unresolved)
             elif self.unresolved:
                 self.unresolved.pop((kind, read.source_id), None)
+                self.required.pop((kind, read.source_id), None)
             ready.append((read, label, desired, digest(desired)))
         dest = cx.listing.listings[kind]
         live_known = dest is not None and dest.complete and cx.full
@@ -96,6 +104,11 @@ class Planner:
             row = read.row
             if self._backing_off(row, read.source_digest):
                 cx.result.counts["backing_off"] += 1
+                continue
+            if live is not None and (confused := members_of_another_kind(desired.get("members", []), live)):
+                # a server ignoring member type holds another object than we wrote: writing it again
+                # would not change that
+                await cx.recorder.fail(kind, read.source_id, label, kind_mismatch_reason(confused), read.source_digest)
                 continue
             step = plan_upsert(
                 kind=kind,
@@ -206,11 +219,18 @@ class Planner:
         targets = sorted({target for _, pending in self.unresolved.values() for target in pending})
         if not targets or not all(cx.reads.complete.values()):
             return  # (an incomplete read is partial already: its unread objects are no proof)
-        known = await cx.store.scratch.read_among(USER, targets) | await cx.store.scratch.read_among(GROUP, targets)
+        users, groups = await cx.store.scratch.read_among(USER, targets), await cx.store.scratch.read_among(GROUP, targets)
+        known = users | groups
         dropped = {key: (label, [t for t in pending if t not in known]) for key, (label, pending) in self.unresolved.items()}
-        note = dropped_references_note({key: entry for key, entry in dropped.items() if entry[1]})
-        if note:
-            cx.result.counts["references_dropped"] += sum(len(pending) for _, pending in dropped.values())
-            cx.result.notes.append(note)
-            log.warning("%s", note)
+        # a reference naming an object of the other kind than it must (a member whose type lies, a
+        # manager naming a group) names nothing it can be written as
+        wrong = wrong_kind_references(self.unresolved, self.required, users, groups)
+        for note in (dropped_references_note({key: entry for key, entry in dropped.items() if entry[1]}),
+                     wrong_kind_note(wrong)):
+            if note:
+                cx.result.notes.append(note)
+                log.warning("%s", note)
+        count = sum(len(pending) for _, pending in dropped.values()) + sum(len(found) for _, found in wrong.values())
+        if count:
+            cx.result.counts["references_dropped"] += count
 

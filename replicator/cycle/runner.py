@@ -155,6 +155,7 @@ class Cycle:
         if not cx.stop.is_set():
             self.result.phase = "removals"
         await cx.removals.remove_vanished(kinds)
+        await cx.writer.renames.write_parked()  # renames into names the cycle freed (a swap, a removal)
         await cx.removals.drop_removed_members()
         for kind in KINDS:  # for the next cycle: what this one re-created since
             await cx.planner.replan_referrers_of_gone(kind)

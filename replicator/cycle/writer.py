@@ -11,6 +11,8 @@ import logging
 from typing import Any
 
 from replicator.cycle.context import CycleContext
+from replicator.cycle.gone_members import GoneMembers
+from replicator.cycle.renames import BlockedRenames
 from replicator.errors import (
     BadRequestError,
     ConflictError,
@@ -61,6 +63,8 @@ class StepWriter:
         self.maybe_posted: set[tuple[str, str]] = set()  # creates whose Bulk request's answer was lost
         self._transport_failures = 0  # consecutive operations lost to transport errors
         self.members = MemberRequests(cx)
+        self.renames = BlockedRenames(cx)  # renames answered 409, written once the rest is
+        self.gone_members = GoneMembers(cx)  # members deleted on the destination behind our back
 
     async def run_step(self, step: Step) -> None:
         """Execute one step; a failure is recorded for its object, or stops the cycle when fatal."""
@@ -124,7 +128,7 @@ class StepWriter:
                     raise
                 log.warning("create of %s %s uncertain (%s): looking it up", step.kind, step.label, exc)
         source_digest = step.source_digest
-        if not_written:
+        if not_written.changes:
             # the group as the destination holds it; no source digest, so the next cycle plans it again
             written = not_written.without_them(step.desired)
             step = dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None)
@@ -146,7 +150,7 @@ class StepWriter:
             chunk = self.members.chunk
             first, rest = members[:chunk], members[chunk:]
             body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
-            if rest or not_written:
+            if rest or not_written.changes:
                 body["members"] = first
                 if not first:
                     del body["members"]
@@ -156,7 +160,11 @@ class StepWriter:
             except BadRequestError as exc:
                 if refusals == _MEMBER_REFUSALS:
                     raise
+                if renamed := await self.gone_members.renamed(step.label, exc, first):
+                    members = not_written.rename(members, renamed)  # members deleted on the destination
+                    continue
                 members = self.members.after_refusal(step.kind, step.label, exc, first, members, not_written)
+        not_written.add_held_as_another_kind(first, created)
         left_out = members_left_out(first, created)
         if left_out is None:
             left_out = await self.members.left_out_after_reread(step, first, created["id"], not_written)
@@ -210,10 +218,15 @@ class StepWriter:
             try:
                 await self.write_operations(step)
             except BadRequestError as exc:
-                if not rereads_live(exc.scim_type, step.action):
+                retry = await self.gone_members.retry_patch(step, exc) if step.kind == GROUP else None
+                if retry is None and not rereads_live(exc.scim_type, step.action):
                     raise
-                step = await self._replan_from_live(step)
+                step = retry or await self._replan_from_live(step)
                 await self.write_operations(step)
+        except (ConflictError, BadRequestError) as conflict:
+            if self.renames.park(step, conflict):
+                return
+            raise
         except NotFoundError:
             if step.action == DISABLE:
                 await cx.store.forget(step.kind, step.source_id)

@@ -83,3 +83,45 @@ def members_left_out(sent: list[dict[str, Any]], created: dict[str, Any]) -> set
     if answered.unmatched and not answered.certain:
         return None
     return set(answered.unmatched)
+
+
+def members_of_another_kind(sent: list[dict[str, Any]], answer: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """Typed members the answer (or a listed form) holds as another kind: (value, type sent, kind
+    held), told by the answered member's `type`, else its `$ref` (`.../Users/<id>`, `.../Groups/<id>`).
+    A server that ignores member type stores a group member as the user with the same id."""
+    members = answer.get("members") if answer is not None else None
+    if not isinstance(members, list):
+        return []
+    held: dict[str, str] = {}
+    for entry in members:
+        if isinstance(entry, dict) and isinstance(entry.get("value"), str | int):
+            kind = _kind_named(entry)
+            if kind is not None:
+                held[str(entry["value"])] = kind
+    out = []
+    for member in sent:
+        wanted = member.get("type")
+        kind = held.get(member["value"])
+        if isinstance(wanted, str) and kind is not None and wanted.lower() != kind.lower():
+            out.append((member["value"], wanted, kind))
+    return out
+
+
+def kind_mismatch_reason(confused: list[tuple[str, str, str]], examples: int = 3) -> str:
+    """One line for members held as another kind than sent."""
+    shown = ", ".join(f"{value!r} sent as a {sent}, held as a {held}" for value, sent, held in confused[:examples])
+    return (f"the destination holds {len(confused)} member(s) as another kind than sent ({shown}"
+            f"{', ...' if len(confused) > examples else ''}): it ignores member type, and takes a group for "
+            "the user with the same id")
+
+
+def _kind_named(entry: dict[str, Any]) -> str | None:
+    kind = entry.get("type")
+    if isinstance(kind, str) and kind:
+        return kind
+    ref = entry.get("$ref")
+    if isinstance(ref, str):
+        endpoint = ref.rstrip("/").rsplit("/", 2)[-2:-1]
+        if endpoint and endpoint[0].lower() in ("users", "groups"):
+            return "User" if endpoint[0].lower() == "users" else "Group"
+    return None

@@ -9,6 +9,10 @@ in use, and says what to do instead of failing the whole group:
 - a member-count limit ("at most 100 members", "too many members", scimType `tooMany`): retry with a
   smaller chunk (the number the server names, else half the members sent).
 Anything else is not about the members (None): the write fails as before.
+
+`missing_members` reads a 400 that says members do not exist (one deleted on the destination behind our
+back: our destination id for it is stale), and `with_members_renamed` rewrites a group PATCH for the
+member ids that replace them (or without them).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
+from replicator.pipeline.canonical import sort_values
+
 _LIMIT = re.compile(
     r"\b(?:more than|greater than|at most|up to|maximum|max\.?|limit(?:ed)?|exceed(?:s|ed|ing)?)"
     r"\D{0,25}?(\d+)", re.IGNORECASE)
@@ -25,6 +32,8 @@ _TOO_MANY = re.compile(r"too (?:many|large)", re.IGNORECASE)
 _MEMBER_PATH = re.compile(r"members?\s*(?:\.|\[)\s*(\d+)\s*\]?(?:\s*\.\s*([A-Za-z$]+))?", re.IGNORECASE)
 _GROUP_AS_MEMBER = re.compile(r"\bgroups?\b", re.IGNORECASE)
 _SHORTEST_NAMED_VALUE = 4  # shorter values would match words of the detail by chance
+_MISSING = re.compile(r"\b(?:do(?:es)? ?n[o']t exist|not found|no such|unknown|non-?existent|cannot be found)\b",
+                      re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,57 @@ def member_refusal(scim_type: str | None, detail: str | None, sent: list[dict[st
     return None
 
 
+def missing_members(detail: str | None, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sent members a 400's detail says do not exist (named by a member path or by value); none
+    when the detail says no such thing of members."""
+    text = detail or ""
+    if "member" not in text.lower() or not _MISSING.search(text):
+        return []
+    named = _member_at_path(text, sent)
+    if named is not None:
+        return [named[0]]
+    return [m for m in sent if len(m["value"]) >= _SHORTEST_NAMED_VALUE and m["value"] in text]
+
+
+def added_members(operations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The members a group's PATCH operations add (or set)."""
+    found: list[dict[str, Any]] = []
+    for operation in operations:
+        value = operation.get("value")
+        if str(operation.get("path", "")).lower() == "members" and isinstance(value, list):
+            found.extend(member for member in value if isinstance(member, dict) and "value" in member)
+    return found
+
+
+def with_members_renamed(form: dict[str, Any], operations: list[dict[str, Any]],
+                         renamed: dict[str, str | None]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A group's desired form and PATCH operations with members named by their new ids (`renamed`: old
+    value -> new value, None to leave the member out); an add left empty is dropped."""
+    rest = {key: value for key, value in form.items() if key != "members"}
+    members = sort_values(_renamed_members(form.get("members", []), renamed))
+    new_operations = []
+    for operation in operations:
+        value = operation.get("value")
+        if str(operation.get("path", "")).lower() == "members" and isinstance(value, list):
+            value = _renamed_members(value, renamed)
+            if not value:
+                continue
+            operation = {**operation, "value": value}
+        new_operations.append(operation)
+    return ({**rest, "members": members} if members else rest), new_operations
+
+
+def _renamed_members(members: list[Any], renamed: dict[str, str | None]) -> list[Any]:
+    out = []
+    for member in members:
+        value = member.get("value") if isinstance(member, dict) else None
+        if value not in renamed:
+            out.append(member)
+        elif renamed[value] is not None:
+            out.append({**member, "value": renamed[value]})
+    return out
+
+
 def member_limit(scim_type: str | None, detail: str) -> int | None:
     """The most members per request a refusal speaks of: the number it names (0: none named), or None
     when it names no limit at all."""
@@ -122,6 +182,18 @@ class MembersNotWritten:
 
     values: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    # members deleted on the destination: old destination id -> the re-created one (None: left out)
+    renamed: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def changes(self) -> bool:
+        """The group the destination holds differs from the one planned (refused or renamed members)."""
+        return bool(self.values or self.renamed)
+
+    def rename(self, members: list[dict[str, Any]], renamed: dict[str, str | None]) -> list[dict[str, Any]]:
+        """Members with their re-created ids (`renamed`), noted; those without one are left out."""
+        self.renamed.update(renamed)
+        return _renamed_members(members, renamed)
 
     def add(self, members: list[dict[str, Any]], reason: str) -> None:
         known = set(self.values)
@@ -129,10 +201,19 @@ class MembersNotWritten:
         if reason not in self.reasons:
             self.reasons.append(reason)
 
+    def add_held_as_another_kind(self, sent: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
+        """Sent members the answer holds as another kind (a server ignoring member type took a group
+        for the user with the same id): not written as sent."""
+        confused = members_of_another_kind(sent, answer)
+        if confused:
+            values = {value for value, _, _ in confused}
+            self.add([m for m in sent if m["value"] in values], kind_mismatch_reason(confused))
+
     def without_them(self, form: dict[str, Any]) -> dict[str, Any]:
         """The group's form with these members left out (as the destination holds it)."""
         left_out = set(self.values)
-        members = [m for m in form.get("members", []) if m["value"] not in left_out]
+        members = sort_values(_renamed_members([m for m in form.get("members", []) if m["value"] not in left_out],
+                                               self.renamed))
         rest = {key: value for key, value in form.items() if key != "members"}
         return {**rest, "members": members} if members else rest
 

@@ -108,3 +108,56 @@ def dropped_references_note(dropped: dict[tuple[str, str], tuple[str, list[str]]
     return (f"{count} references name objects the source does not have, and were not written: "
             + "; ".join(shown) + more)
 
+
+
+def required_kinds(canonical: dict[str, Any], kind: str, values: list[str]) -> dict[str, str]:
+    """Of these referenced values, the kind of object each must name: a member's `type` (when it has
+    one), a manager a User."""
+    wanted = set(values)
+    if kind == USER:
+        return {value: USER for value in wanted}
+    return {member["value"]: member["type"] for member in canonical.get("members", ())
+            if member.get("value") in wanted and member.get("type") in (USER, GROUP)}
+
+
+WrongKind = dict[tuple[str, str], tuple[str, list[tuple[str, str, str]]]]
+
+
+def wrong_kind_references(
+    unresolved: Mapping[tuple[str, str], tuple[str, list[str]]], required: Mapping[tuple[str, str], dict[str, str]],
+    users: set[str], groups: set[str],
+) -> WrongKind:
+    """References not written because they name an object of the other kind than they must ((kind,
+    source id) -> (label, [(target, the kind required, the kind it names)])): a member typed User
+    naming a group, typed Group naming a user, a manager naming a group. `users`, `groups`: the
+    targets the source has of each kind."""
+    out: WrongKind = {}
+    for key, (label, targets) in unresolved.items():
+        wrong = []
+        for target in targets:
+            must = required.get(key, {}).get(target)
+            if must == USER and target in groups and target not in users:
+                wrong.append((target, USER, GROUP))
+            elif must == GROUP and target in users and target not in groups:
+                wrong.append((target, GROUP, USER))
+        if wrong:
+            out[key] = (label, wrong)
+    return out
+
+
+def wrong_kind_note(wrong: WrongKind, *, examples: int = 3) -> str | None:
+    """A note for references that name an object of another kind than they must: how many, and a few
+    of them by object, target and kinds; None when there are none."""
+    if not wrong:
+        return None
+    count = sum(len(targets) for _, targets in wrong.values())
+
+    def why(kind: str, must: str, names: str) -> str:
+        return f"a manager must be a {must}, names a {names}" if kind == USER else f"typed {must}, names a {names}"
+
+    shown = [f"{kind} {label or source_id} -> " + ", ".join(f"{target!r} ({why(kind, must, names)})"
+                                                            for target, must, names in targets[:examples])
+             for (kind, source_id), (label, targets) in sorted(wrong.items())[:examples]]
+    more = f" and {len(wrong) - examples} more objects" if len(wrong) > examples else ""
+    return f"{count} references name an object of another kind than they must, and were not written: " + \
+        "; ".join(shown) + more

@@ -34,7 +34,7 @@ from aiohttp.typedefs import Handler
 from replicator.testing.bulk import bulk_response
 from replicator.testing.faults import FaultInjector, drop_connection
 from replicator.testing.listing import list_response
-from replicator.testing.member_quirks import answer_members, check_members, patched_members
+from replicator.testing.member_quirks import answer_members, check_members, patched_members, typed_by_id
 from replicator.testing.options import Faults, Quirks
 from replicator.testing.patch import replacing_complex_whole
 from replicator.testing.protocol import (
@@ -203,7 +203,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
             body = {key: value for key, value in body.items() if key != "members"}
         body = first_values_only(body, server.quirks.keeps_first_value_of)
         stored = store.insert(kind, body, request_base(request, server.base_url),
-                              unique_groups=server.quirks.unique_group_names)
+                              unique_groups=server.quirks.unique_group_names, numbered=server.quirks.ignores_member_type)
+        stored = typed_by_id(stored, server.quirks, store) if kind is GROUP else stored
         if ignores_members:
             stored = {**stored, "members": []}
         elif kind is GROUP:
@@ -222,6 +223,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         resource = store.replace(kind, request.match_info["id"], body,
                                  unique_groups=server.quirks.unique_group_names,
                                  ignore_members=server.quirks.put_ignores_members)
+        if kind is GROUP and server.quirks.ignores_member_type:
+            store.save(kind, typed_by_id(resource, server.quirks, store))
         return json_response(200, resource)
 
     async def patch(request: web.Request) -> web.Response:
@@ -237,10 +240,17 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
                     raise ScimProblem(status, f"PATCH of {path} is not supported", scim_type)
         if server.quirks.replace_complex_whole:
             body = {**body, "Operations": replacing_complex_whole(body.get("Operations"))}
-        patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        try:
+            patched = store.patch(kind, request.match_info["id"], body, unique_groups=server.quirks.unique_group_names)
+        except ScimProblem as problem:
+            if problem.status != 409:
+                raise
+            raise ScimProblem(server.quirks.patch_uniqueness_status, problem.detail, "uniqueness") from None
         if server.quirks.keeps_first_value_of:
             patched = first_values_only(patched, server.quirks.keeps_first_value_of)
             store.save(kind, patched)
+        if kind is GROUP and server.quirks.ignores_member_type:
+            store.save(kind, typed_by_id(patched, server.quirks, store))
         if server.quirks.patch_returns_resource:
             return json_response(200, patched)
         return web.Response(status=204)

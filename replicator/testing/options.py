@@ -89,3 +89,13 @@ class Quirks:
     # a quirk of some servers: a group create's answer names its members by "userName" (users'
     # userNames) or "upper" (ids upper-cased), without `$ref`; what it stores is by id
     create_answers_members_by: str | None = None
+    # True: a quirk of some servers: a group write carrying a member that names no stored user or
+    # group is refused with a 400 "member '<value>' does not exist"
+    refuses_unknown_members: bool = False
+    # True: a quirk of some servers: users and groups are numbered apart ("1", "2", ... per kind) and a
+    # group member's `type` is ignored: a member whose value is a user's id is stored as that user
+    # (answered `type: User`, `$ref .../Users/<id>`), whatever type it was sent with
+    ignores_member_type: bool = False
+    # 400: a quirk of some servers: a PATCH into a userName/displayName another object holds is answered
+    # 400 scimType `uniqueness` instead of RFC 7644's 409
+    patch_uniqueness_status: int = 409

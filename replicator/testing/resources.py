@@ -78,12 +78,15 @@ class ResourceStore:
             body["schemas"] = [kind.core_schema]
         return self.insert(kind, body, base, unique_groups=unique_groups)
 
-    def insert(self, kind: ResourceKind, body: dict[str, Any], base: str, *, unique_groups: bool) -> dict[str, Any]:
-        """A POSTed resource: validated, given an id and meta (location under ``base``), stored."""
+    def insert(self, kind: ResourceKind, body: dict[str, Any], base: str, *, unique_groups: bool,
+               numbered: bool = False) -> dict[str, Any]:
+        """A POSTed resource: validated, given an id (`numbered`: the next number of its kind, as
+        servers numbering users and groups apart do) and meta (location under ``base``), stored."""
         _require_schemas(body)
         attributes = _client_attributes(body)
         self.validate(kind, attributes, own_id=None, unique_groups=unique_groups)
-        resource_id = uuid.uuid4().hex
+        resource_id = str(1 + max((int(i) for i in self.of(kind) if i.isdigit()), default=0)) if numbered \
+            else uuid.uuid4().hex
         now = _now()
         meta = {
             "resourceType": kind.name,

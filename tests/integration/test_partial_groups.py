@@ -146,3 +146,62 @@ async def test_members_a_re_read_cannot_account_for_are_a_failure_not_a_duplicat
         assert (kind, label) == ("Group", "team") and "3 member(s) not written" in reason and "1 may be missing" in reason
     finally:
         await destination.stop()
+
+
+@pytest.mark.parametrize("how", ["patch", "create"])
+async def test_a_member_deleted_on_the_destination_is_re_created_in_the_same_cycle(
+        source: MemoryScimServer, tmp_path: Path, how: str) -> None:
+    """A user deleted directly on a destination that refuses unknown members (400 "member ... does not
+    exist"): the group write that names it (a PATCH adding it, a new group's POST) re-creates the user
+    and writes the group with its new id in the same incremental cycle, with a note, exit ok."""
+    destination = await started(Quirks(refuses_unknown_members=True))
+    try:
+        ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
+        bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
+        team = source.add_group({"schemas": GROUP, "displayName": "team", "members": [{"value": ann}]})
+        config = config_for(source, destination, tmp_path)
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == "ok"
+        [gone] = [did for did, user in destination.users.items() if user["userName"] == "bob"]
+        del destination.users[gone]
+        if how == "patch":
+            source.groups[team["id"]]["members"].append({"value": bob, "type": "User"})
+        else:
+            source.add_group({"schemas": GROUP, "displayName": "new", "members": [{"value": bob, "type": "User"}]})
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", (result.summary(), result.failures)
+        assert any("deleted on the destination" in note and "1 re-created" in note for note in result.notes), result.notes
+        group = "team" if how == "patch" else "new"
+        assert "bob" in members_by_name(destination)[group], members_by_name(destination)
+        assert sorted(user["userName"] for user in destination.users.values()) == ["ann", "bob"]
+        again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert again.outcome == "ok" and writes(again.counts) == 0, again.summary()
+    finally:
+        await destination.stop()
+
+
+async def test_a_nested_group_taken_for_a_user_by_a_server_ignoring_member_type_is_a_failure(
+        source: MemoryScimServer, tmp_path: Path) -> None:
+    """A destination numbering users and groups apart (3 of each: every group id is a user's) and
+    ignoring member `type` stores a nested group as the user with its id: the create's answer shows it (a recorded failure, partial), and so does
+    `--full` for a nested group added later by PATCH, where it said ok before."""
+    destination = await started(Quirks(ignores_member_type=True))
+    try:
+        ann, *_ = [source.add_user({"schemas": USER, "userName": name})["id"] for name in ("ann", "bob", "cat")]
+        inner = source.add_group({"schemas": GROUP, "displayName": "inner", "members": [{"value": ann}]})
+        later = source.add_group({"schemas": GROUP, "displayName": "later"})
+        source.add_group({"schemas": GROUP, "displayName": "outer",
+                          "members": [{"value": inner["id"], "type": "Group"}, {"value": ann, "type": "User"}]})
+        config = config_for(source, destination, tmp_path)
+        first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "partial", first.summary()
+        [(kind, label, reason)] = first.failures
+        assert (kind, label) == ("Group", "outer") and "sent as a Group, held as a User" in reason, reason
+        source.groups[later["id"]]["members"] = [{"value": inner["id"], "type": "Group"}]
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        full = await replicate(config, mode=FULL, dry_run=False)
+        assert full.outcome == "partial", full.summary()
+        assert {label for _, label, _ in full.failures} >= {"later"}, full.failures
+        reason = next(reason for _, label, reason in full.failures if label == "later")
+        assert "it ignores member type" in reason
+    finally:
+        await destination.stop()

@@ -1,9 +1,10 @@
 """A name given up on the source and taken by another object in the same cycle (found by the state machine).
 
-Two known defects, kept as strict xfails so that a fix shows up here, and the forms that do work:
+A known defect, kept as a strict xfail so that a fix shows up here, and the forms that do work:
 - in a full cycle, a new object taking the name another one was renamed away from in the same cycle is
   missing on the destination afterwards, and the cycle reports `ok`;
-- a rename into the name of an object deleted in the same cycle is answered 409, as deletions come last.
+- a rename into the name of an object deleted in the same cycle works: its 409 parks it until the
+  removals have freed the name.
 """
 
 from __future__ import annotations
@@ -95,8 +96,6 @@ async def test_create_takes_the_name_of_an_object_deleted(servers: Servers, kind
     assert await servers.cycle(mode) == ("ok", [], [])
 
 
-@pytest.mark.xfail(strict=True, reason="limitation: deletions come after patches, so the rename into the "
-                   "name of an object deleted in the same cycle is answered 409: uniqueness")
 @pytest.mark.parametrize("kind", [USER, GROUP])
 async def test_rename_takes_the_name_of_an_object_deleted(servers: Servers, kind: str) -> None:
     """ann is deleted and bob renamed ann in one cycle: the copy holds ann (the former bob) only."""

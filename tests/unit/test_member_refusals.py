@@ -6,8 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.pipeline.answers import compare_answered_members, members_left_out
-from replicator.pipeline.member_refusals import MembersNotWritten, member_limit, member_refusal, smaller_chunk
+from replicator.pipeline.answers import compare_answered_members, members_left_out, members_of_another_kind
+from replicator.pipeline.member_refusals import (
+    MembersNotWritten,
+    member_limit,
+    member_refusal,
+    missing_members,
+    smaller_chunk,
+    with_members_renamed,
+)
 
 USERS = [{"value": f"user-{i}", "type": "User"} for i in range(3)]
 GROUPS = [{"value": f"group-{i}", "type": "Group"} for i in range(2)]
@@ -106,3 +113,38 @@ def test_an_answer_by_user_names_cannot_tell_and_asks_for_a_re_read() -> None:
     assert partly.unmatched == {"abc-2"} and partly.covered
     short = compare_answered_members([*sent, {"value": "abc-3"}], {"members": [{"value": "bob"}]})
     assert not short.covered
+
+
+def test_missing_members_are_read_from_a_does_not_exist_detail() -> None:
+    """A 400 saying a member does not exist names it by value or by path; other 400s name none."""
+    sent = [{"value": "aaaa1111"}, {"value": "bbbb2222"}]
+    assert missing_members("member 'bbbb2222' does not exist", sent) == [sent[1]]
+    assert missing_members("members[0].value: not found", sent) == [sent[0]]
+    assert missing_members("member 'bbbb2222' is refused", sent) == []
+    assert missing_members("user does not exist", sent) == []
+
+
+def test_with_members_renamed_rewrites_the_form_and_the_adds() -> None:
+    """Gone members take their new ids in the form and the PATCH adds; one without a new id is left out."""
+    form = {"displayName": "g", "members": [{"value": "old1"}, {"value": "old2"}, {"value": "ok"}]}
+    operations = [{"op": "add", "path": "members", "value": [{"value": "old1"}, {"value": "old2"}]},
+                  {"op": "replace", "path": "displayName", "value": "g"}]
+    desired, ops = with_members_renamed(form, operations, {"old1": "new1", "old2": None})
+    assert desired["members"] == [{"value": "new1"}, {"value": "ok"}]
+    assert ops[0]["value"] == [{"value": "new1"}] and ops[1] == operations[1]
+    _, only_gone = with_members_renamed(form, operations[:1], {"old1": None, "old2": None})
+    assert only_gone == []
+
+
+def test_members_held_as_another_kind_are_told_by_type_or_ref() -> None:
+    """A typed member answered with another `type`, or a `$ref` to the other endpoint, is held as another
+    kind; an untyped sent member, or an answer saying nothing of kinds, is not."""
+    sent = [{"value": "1", "type": "Group"}, {"value": "2", "type": "User"}, {"value": "3"}]
+    answer = {"members": [{"value": "1", "$ref": "https://x/scim/v2/Users/1"}, {"value": 2, "type": "user"},
+                          {"value": "3", "type": "Group"}]}
+    assert members_of_another_kind(sent, answer) == [("1", "Group", "User")]
+    assert members_of_another_kind(sent, {"members": [{"value": "1"}]}) == []
+    assert members_of_another_kind(sent, None) == []
+    not_written = MembersNotWritten()
+    not_written.add_held_as_another_kind(sent, answer)
+    assert not_written.values == ["1"] and "ignores member type" in not_written.summary()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.references import translate
+from replicator.pipeline.references import required_kinds, translate, wrong_kind_note, wrong_kind_references
 from replicator.scim.urns import ENTERPRISE_USER
 
 USER_IDS = {"su1": "du1", "su2": "du2", "shared": "du-shared"}
@@ -128,3 +128,19 @@ def test_translate_does_not_mutate_its_input() -> None:
     translate(user, USER, USER_IDS, GROUP_IDS)
     translate(group, GROUP, USER_IDS, GROUP_IDS)
     assert (user, group) == before
+
+
+def test_wrong_kind_references_name_what_the_target_really_is() -> None:
+    """A member typed User naming a group, typed Group naming a user, a manager naming a group are
+    found; an untyped member and one of the right kind are not."""
+    group_form = {"members": [{"value": "g1", "type": "User"}, {"value": "u1", "type": "Group"}, {"value": "x"}]}
+    required = {("Group", "outer"): required_kinds(group_form, "Group", ["g1", "u1", "x"]),
+                ("User", "bob"): required_kinds({}, "User", ["g1"])}
+    unresolved = {("Group", "outer"): ("outer", ["g1", "u1", "x"]), ("User", "bob"): ("bob", ["g1"])}
+    wrong = wrong_kind_references(unresolved, required, users={"u1", "x"}, groups={"g1"})
+    assert wrong == {("Group", "outer"): ("outer", [("g1", "User", "Group"), ("u1", "Group", "User")]),
+                     ("User", "bob"): ("bob", [("g1", "User", "Group")])}
+    note = wrong_kind_note(wrong)
+    assert note is not None and note.startswith("3 references name an object of another kind")
+    assert "User bob -> 'g1' (a manager must be a User, names a Group)" in note
+    assert wrong_kind_note({}) is None
