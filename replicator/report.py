@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.cycle import CycleResult
+from replicator.pipeline.keeps import loss_words
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
@@ -211,12 +212,14 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 @dataclass(frozen=True)
 class StateStatus:
     """What `status` shows: objects replicated by kind, the last runs (newest first), the failed
-    resources as (kind, source id, error, attempts)."""
+    resources as (kind, source id, error, attempts), what destinations were learned to lose as
+    (destination, kind, path, how, objects, learned at)."""
 
     state: str
     tracked: dict[str, int]
     runs: list[RunRecord]
     failures: list[tuple[str, str, str | None, int]]
+    keeps: list[tuple[str, str, str, str, int, float]] = dataclasses.field(default_factory=list)
 
 
 def status_json(status: StateStatus) -> dict[str, Any]:
@@ -224,6 +227,8 @@ def status_json(status: StateStatus) -> dict[str, Any]:
         "tracked": status.tracked,
         "runs": [dataclasses.asdict(r) for r in status.runs],
         "failures": [{"kind": k, "source_id": s, "error": e, "attempts": a} for k, s, e, a in status.failures],
+        "not_kept": [{"destination": d, "kind": k, "path": p, "how": h, "objects": o, "learned_at": t}
+                     for d, k, p, h, o, t in status.keeps],
     }
 
 
@@ -246,4 +251,8 @@ def status_text(status: StateStatus) -> str:
                      + "".join(f"; {note}" for note in notes))
     for kind, source_id, error, attempts in failures:
         lines.append(f"failed {kind} {source_id} (attempts {attempts}): {error}")
+    for destination, kind, path, how, objects, learned_at in status.keeps:
+        learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
+        lines.append(f"destination {destination} {loss_words(path, how)} of {kind.lower()}s (seen on {objects}, "
+                     f"learned {learned}): not rewritten unless the source value changes")
     return "\n".join(lines)

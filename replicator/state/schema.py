@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -55,6 +55,18 @@ _MIGRATIONS: dict[int, list[str]] = {
     # 4: the digest of the source object as read when it last failed: a source that changed since
     # (fixed bad data) is tried again at once, not after the failure's delay
     4: ["ALTER TABLE resources ADD COLUMN failed_source_digest TEXT"],
+    # 5: what each destination was learned to lose (state.keeps): not compared again while unchanged
+    5: [
+        """CREATE TABLE destination_keeps (
+            destination TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            how TEXT NOT NULL,
+            objects INTEGER NOT NULL,
+            learned_at REAL NOT NULL,
+            PRIMARY KEY (destination, kind, path)
+        )""",
+    ],
 }
 
 # a cycle's bookkeeping: temporary tables of the connection, never in the state file (see state.scratch)

@@ -1,0 +1,207 @@
+"""What a destination keeps of what it is sent: learned, not assumed. Pure; no I/O.
+
+`observe(sent, held)` compares a form we wrote with the destination's form of it (the answer to the
+write, or a later read-back) and names, per attribute path, how it came back: kept, or dropped
+(absent), kept fewer values (a multi-valued attribute, say one email), case-changed, truncated. A
+path is `name`, `name.sub` for a complex attribute's sub-attribute, or `urn:...:User:sub` for an
+extension's attribute (the URN alone: the whole extension). Other differences are not learned (drift).
+
+`revise` turns a cycle's observations into the profile kept in the state: a path is learned as not
+kept when the cycle saw it lost and never kept, and forgotten when the cycle saw it kept. Integrity
+attributes (`INTEGRITY`) are never learned: a destination losing them is reported, not hidden.
+
+`as_held(live, desired, previous, profile)` is the compare's side: for a learned path whose source
+value did not change since we last sent it, the live form takes the desired value, so a full reconcile
+sees no difference there; a source change in it differs from what we sent and is sent again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from replicator.pipeline.canonical import comparable, project, same
+from replicator.scim.urns import ENTERPRISE_USER
+
+KEPT = "kept"
+DROPPED = "dropped"
+FEWER = "fewer values"
+CASE = "case changed"
+TRUNCATED = "truncated"
+LOST = (DROPPED, FEWER, CASE, TRUNCATED)
+
+# what losing would make a different object, or a broken reference: never hidden
+INTEGRITY = frozenset({"id", "username", "displayname", "members", "active", "externalid", "schemas", "meta",
+                       f"{ENTERPRISE_USER}:manager".lower()})
+
+_WORDS = {DROPPED: "does not keep", FEWER: "keeps fewer values of", CASE: "changes the case of",
+          TRUNCATED: "truncates"}
+
+
+@dataclass(frozen=True)
+class Learned:
+    """One path of a destination's profile: how it loses it, and on how many objects that was seen."""
+
+    how: str
+    objects: int
+
+
+Profile = Mapping[str, Learned]  # path -> how it is lost
+
+
+def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
+    """Path -> how the destination's form `held` came back for each attribute of `sent` (both
+    canonical; `held` spelled and limited as `project` does). Integrity paths are left out."""
+    held = project(dict(held), dict(sent))
+    out: dict[str, str] = {}
+    for key, value in sent.items():
+        if key.lower() in INTEGRITY:
+            continue
+        back = held.get(key)
+        if isinstance(value, dict) and isinstance(back, dict):
+            joint = ":" if key.startswith("urn:") else "."
+            for sub, sub_value in value.items():
+                path = f"{key}{joint}{sub}"
+                if path.lower() not in INTEGRITY:
+                    out[path] = _how(sub_value, back.get(sub))
+        else:
+            out[key] = _how(value, back)
+    return out
+
+
+def _how(sent: Any, back: Any) -> str:
+    if back is None:
+        return DROPPED
+    if same(sent, back):
+        return KEPT
+    if _folded(sent) == _folded(back):
+        return CASE
+    if isinstance(sent, str) and isinstance(back, str) and back and sent.startswith(back):
+        return TRUNCATED
+    if isinstance(sent, list) and isinstance(back, list) and len(back) < len(sent):
+        values = [comparable(item) for item in sent]
+        if all(comparable(item) in values for item in back):
+            return FEWER
+    return "other"
+
+
+def _folded(value: Any) -> Any:
+    """A value with every string lower-cased (keys too), multi-valued attributes as sets."""
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, dict):
+        return {key.casefold(): _folded(sub) for key, sub in value.items()}
+    if isinstance(value, list):
+        return comparable([_folded(item) for item in value])
+    return value
+
+
+class Observations:
+    """A cycle's observations of one kind: per path, how many objects lost it (and how), and how many kept it."""
+
+    def __init__(self) -> None:
+        self.lost: dict[str, Counter[str]] = {}
+        self.kept: Counter[str] = Counter()
+
+    def add(self, seen: Mapping[str, str]) -> None:
+        for path, how in seen.items():
+            if how == KEPT:
+                self.kept[path] += 1
+            elif how in LOST:
+                self.lost.setdefault(path, Counter())[how] += 1
+
+
+def revise(profile: Profile, seen: Observations) -> tuple[dict[str, Learned], list[str], list[str]]:
+    """The profile after a cycle's observations, with the paths learned and forgotten by it. A path is
+    learned when the cycle saw it lost and never kept (kept anywhere: a loss elsewhere may be drift),
+    and forgotten when the cycle saw it kept; a path not seen either way keeps its entry."""
+    out = {path: entry for path, entry in profile.items() if not seen.kept[path]}
+    forgotten = sorted(path for path in profile if path not in out)
+    learned = []
+    for path, hows in seen.lost.items():
+        if seen.kept[path] or path.lower() in INTEGRITY:
+            continue
+        how, _ = hows.most_common(1)[0]
+        if path not in out:
+            learned.append(path)
+        out[path] = Learned(how, sum(hows.values()))
+    return out, sorted(learned), forgotten
+
+
+def _locate(form: Mapping[str, Any], path: str) -> tuple[str, str | None]:
+    """(attribute, sub-attribute or None) of a path in a form."""
+    if path in form:
+        return path, None
+    head, joint, sub = path.rpartition(":") if path.startswith("urn:") else path.partition(".")
+    return (head, sub) if joint else (path, None)
+
+
+def _at(form: Mapping[str, Any] | None, key: str, sub: str | None) -> Any:
+    value = (form or {}).get(key)
+    if sub is None:
+        return value
+    return value.get(sub) if isinstance(value, dict) else None
+
+
+def as_held(live: dict[str, Any], desired: Mapping[str, Any], previous: Mapping[str, Any] | None,
+            profile: Profile) -> tuple[dict[str, Any], list[str]]:
+    """`live` as the compare should see it, and the learned paths at which that hid a difference: at a
+    learned path whose desired value is what we last sent (`previous`), the live form holds the
+    desired value (the destination cannot hold more of it)."""
+    if not profile or previous is None:
+        return live, []
+    held = live
+    hidden = []
+    for path in profile:
+        key, sub = _locate(desired, path)
+        want = _at(desired, key, sub)
+        if want is None or not same(want, _at(previous, key, sub)):
+            continue  # not sent, or changed in the source: compared (and sent) as it is
+        if held is live:
+            held = dict(live)
+        spelled = next((k for k in held if k.lower() == key.lower()), key)
+        if sub is None:
+            current = held.get(spelled)
+            held[spelled] = want
+        else:
+            parent = held.get(spelled)
+            parent = dict(parent) if isinstance(parent, dict) else {}
+            current = parent.get(sub)
+            parent[sub] = want
+            held[spelled] = parent
+        if current is None or not same(current, want):
+            hidden.append(path)
+    return held, hidden
+
+
+def loss_words(path: str, how: str) -> str:
+    """`does not keep nickName`, `keeps fewer values of emails`, ..."""
+    return f"{_WORDS.get(how, 'does not keep')} {path}"
+
+
+def profile_note(kind: str, profile: Profile, hidden: Counter[str]) -> str | None:
+    """One line for a kind's learned profile: what the destination loses, on how many objects that was
+    seen, and how many differ only there this cycle (not written again)."""
+    if not profile:
+        return None
+    noun = kind.lower() + "s"
+    parts = []
+    for path, entry in sorted(profile.items()):
+        part = f"{loss_words(path, entry.how)} (seen on {entry.objects} {noun}"
+        if hidden[path]:
+            part += f"; {hidden[path]} {noun} differ there, not rewritten"
+        parts.append(part + ")")
+    return (f"the destination {'; '.join(parts)}: learned from its answers, these differences are not "
+            "written again unless the source value changes (`status` lists them)")
+
+
+def changes_note(kind: str, learned: Iterable[str], forgotten: Iterable[str]) -> Iterator[str]:
+    """Lines for what this cycle learned or forgot of a kind's profile."""
+    learned, forgotten = list(learned), list(forgotten)
+    if learned:
+        yield f"learned: the destination loses {', '.join(learned)} of {kind.lower()}s"
+    if forgotten:
+        yield (f"the destination was seen keeping {', '.join(forgotten)} of {kind.lower()}s again: "
+               "compared and written again")

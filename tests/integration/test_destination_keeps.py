@@ -1,0 +1,106 @@
+"""A destination that keeps only some attributes: learned, reported, and not rewritten every cycle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from replicator.app import read_status, replicate
+from replicator.config import Config, SideConfig
+from replicator.cycle import FULL, INCREMENTAL
+from replicator.report import status_text
+from replicator.scim.urns import ENTERPRISE_USER
+from replicator.testing import MemoryScimServer, Quirks
+from tests.harness import writes
+
+SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+LOSSY = Quirks(drops_attributes={"nickName", "phoneNumbers", ENTERPRISE_USER}, keeps_first_value_of={"emails"})
+
+
+def user(index: int) -> dict[str, Any]:
+    """A user with eight attributes, four of which the lossy destination loses."""
+    return {"schemas": [*SCHEMA, ENTERPRISE_USER], "userName": f"user{index}", "displayName": f"User {index}",
+            "title": "Engineer", "name": {"givenName": "U", "familyName": f"Ser{index}"},
+            "nickName": f"nick{index}", "phoneNumbers": [{"value": f"+1555{index:04d}", "type": "work"}],
+            "emails": [{"value": f"u{index}@work.example", "type": "work", "primary": True},
+                       {"value": f"u{index}@home.example", "type": "home"}],
+            ENTERPRISE_USER: {"department": "R&D"}}
+
+
+def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> Config:
+    return Config(source=SideConfig(url=source.base_url or ""), destination=SideConfig(url=destination.base_url or ""),
+                  state=str(tmp / "s.db"))
+
+
+async def test_a_full_reconcile_of_an_unchanged_source_writes_nothing_to_a_lossy_destination(tmp_path: Path) -> None:
+    """Against a destination that drops nickName, phones and the enterprise extension and keeps one email,
+    a no-change --full makes no writes and names what the destination does not keep; `status` lists it."""
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=LOSSY)
+    await source.start()
+    await destination.start()
+    try:
+        for index in range(12):
+            source.add_user(user(index))
+        config = config_for(source, destination, tmp_path)
+        first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok" and first.counts["created"] == 12, first.summary()
+        for _ in range(2):
+            again = await replicate(config, mode=FULL, dry_run=False)
+            assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+        note = next(note for note in again.notes if "does not keep nickName" in note)
+        assert "12 users differ there" in note and "keeps fewer values of emails" in note, note
+        assert f"does not keep {ENTERPRISE_USER}" in note and "does not keep phoneNumbers" in note, note
+        assert "title" not in note and "userName" not in note, note
+        shown = status_text(await read_status(config.state)).splitlines()
+        listed = [line for line in shown if line.startswith(f"destination {destination.base_url}")]
+        assert len(listed) == 4 and any("does not keep nickName of users (seen on 12" in line for line in listed), shown
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+async def test_a_source_change_in_an_attribute_not_kept_is_still_sent(tmp_path: Path) -> None:
+    """After the destination was learned to drop nickName and keep one email, a source change of one
+    user's nickName or emails is sent (incremental and full), and the others are not rewritten."""
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=LOSSY)
+    await source.start()
+    await destination.start()
+    try:
+        users = [source.add_user(user(index)) for index in range(4)]
+        config = config_for(source, destination, tmp_path)
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        source.users[users[0]["id"]]["nickName"] = "changed"
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert result.destination_requests.get("PATCH") == 1 and result.counts["updated"] == 1, result.summary()
+        source.users[users[1]["id"]]["emails"] = [{"value": "new@work.example", "type": "work", "primary": True}]
+        result = await replicate(config, mode=FULL, dry_run=False)
+        assert result.destination_requests.get("PATCH") == 1 and result.counts["updated"] == 1, result.summary()
+        copy = next(u for u in destination.users.values() if u["userName"] == "user1")
+        assert copy["emails"][0]["value"] == "new@work.example"
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+async def test_an_attribute_seen_kept_again_is_forgotten_and_written(tmp_path: Path) -> None:
+    """A destination learned to drop nickName that is later seen keeping it (a new user's create answer
+    holds it) is compared on nickName again: the next --full writes the nickNames it lacks."""
+    quirks = Quirks(drops_attributes={"nickName"})
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=quirks)
+    await source.start()
+    await destination.start()
+    try:
+        for index in range(3):
+            source.add_user(user(index))
+        config = config_for(source, destination, tmp_path)
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        quirks.drops_attributes = set()
+        source.add_user(user(3))
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert any("keeping nickName of users again" in note for note in result.notes), result.notes
+        result = await replicate(config, mode=FULL, dry_run=False)
+        assert result.destination_requests.get("PATCH") == 3, result.summary()
+        assert all(u.get("nickName") for u in destination.users.values())
+    finally:
+        await source.stop()
+        await destination.stop()
