@@ -14,7 +14,16 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from replicator.pipeline.canonical import KINDS, canonicalise
-from replicator.pipeline.keeps import Learned, Observations, as_held, changes_note, observe, profile_note, revise
+from replicator.pipeline.keeps import (
+    Learned,
+    Observations,
+    as_held,
+    changes_note,
+    integrity_note,
+    observe,
+    profile_note,
+    revise,
+)
 
 if TYPE_CHECKING:
     from replicator.cycle.context import CycleContext
@@ -60,7 +69,6 @@ class KeepsLearner:
                 await self.cx.store.keeps.replace(self.destination, kind,
                                                   {path: (e.how, e.objects) for path, e in profile.items()})
             notes += changes_note(kind, learned, forgotten)
-            note = profile_note(kind, profile, self.hidden[kind])
-            if note:
-                notes.append(note)
+            notes += [note for note in (profile_note(kind, profile, self.hidden[kind]),
+                                        integrity_note(kind, self.seen[kind])) if note]
         return notes

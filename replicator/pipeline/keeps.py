@@ -8,7 +8,8 @@ extension's attribute (the URN alone: the whole extension). Other differences ar
 
 `revise` turns a cycle's observations into the profile kept in the state: a path is learned as not
 kept when the cycle saw it lost and never kept, and forgotten when the cycle saw it kept. Integrity
-attributes (`INTEGRITY`) are never learned: a destination losing them is reported, not hidden.
+attributes (`INTEGRITY`) are never learned: a destination losing them is reported (`integrity_note`),
+not hidden. Group members are not observed here (the writer checks them on every write).
 
 `as_held(live, desired, previous, profile)` is the compare's side: for a learned path whose source
 value did not change since we last sent it, the live form takes the desired value, so a full reconcile
@@ -35,6 +36,7 @@ LOST = (DROPPED, FEWER, CASE, TRUNCATED)
 # what losing would make a different object, or a broken reference: never hidden
 INTEGRITY = frozenset({"id", "username", "displayname", "members", "active", "externalid", "schemas", "meta",
                        f"{ENTERPRISE_USER}:manager".lower()})
+_NOT_OBSERVED = frozenset({"id", "members", "schemas", "meta"})
 
 _WORDS = {DROPPED: "does not keep", FEWER: "keeps fewer values of", CASE: "changes the case of",
           TRUNCATED: "truncates"}
@@ -53,19 +55,17 @@ Profile = Mapping[str, Learned]  # path -> how it is lost
 
 def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
     """Path -> how the destination's form `held` came back for each attribute of `sent` (both
-    canonical; `held` spelled and limited as `project` does). Integrity paths are left out."""
+    canonical; `held` spelled and limited as `project` does). Members are left out."""
     held = project(dict(held), dict(sent))
     out: dict[str, str] = {}
     for key, value in sent.items():
-        if key.lower() in INTEGRITY:
+        if key.lower() in _NOT_OBSERVED:
             continue
         back = held.get(key)
         if isinstance(value, dict) and isinstance(back, dict):
             joint = ":" if key.startswith("urn:") else "."
             for sub, sub_value in value.items():
-                path = f"{key}{joint}{sub}"
-                if path.lower() not in INTEGRITY:
-                    out[path] = _how(sub_value, back.get(sub))
+                out[f"{key}{joint}{sub}"] = _how(sub_value, back.get(sub))
         else:
             out[key] = _how(value, back)
     return out
@@ -99,18 +99,21 @@ def _folded(value: Any) -> Any:
 
 
 class Observations:
-    """A cycle's observations of one kind: per path, how many objects lost it (and how), and how many kept it."""
+    """A cycle's observations of one kind: per path, how many objects lost it (and how), and how many
+    kept it; losses of integrity paths apart (reported, never learned)."""
 
     def __init__(self) -> None:
         self.lost: dict[str, Counter[str]] = {}
         self.kept: Counter[str] = Counter()
+        self.integrity: dict[str, Counter[str]] = {}
 
     def add(self, seen: Mapping[str, str]) -> None:
         for path, how in seen.items():
             if how == KEPT:
                 self.kept[path] += 1
             elif how in LOST:
-                self.lost.setdefault(path, Counter())[how] += 1
+                losses = self.integrity if path.lower() in INTEGRITY else self.lost
+                losses.setdefault(path, Counter())[how] += 1
 
 
 def revise(profile: Profile, seen: Observations) -> tuple[dict[str, Learned], list[str], list[str]]:
@@ -148,31 +151,30 @@ def _at(form: Mapping[str, Any] | None, key: str, sub: str | None) -> Any:
 def as_held(live: dict[str, Any], desired: Mapping[str, Any], previous: Mapping[str, Any] | None,
             profile: Profile) -> tuple[dict[str, Any], list[str]]:
     """`live` as the compare should see it, and the learned paths at which that hid a difference: at a
-    learned path whose desired value is what we last sent (`previous`), the live form holds the
-    desired value (the destination cannot hold more of it)."""
+    learned path whose desired value is what we last sent (`previous`) and where the destination's
+    value differs from it the way it was learned to (absent where dropped, fewer values, ...), the live
+    form holds the desired value. Any other difference there (drift) is compared as it is."""
     if not profile or previous is None:
         return live, []
+    view = project(live, dict(desired))
     held = live
     hidden = []
-    for path in profile:
+    for path, entry in profile.items():
         key, sub = _locate(desired, path)
         want = _at(desired, key, sub)
         if want is None or not same(want, _at(previous, key, sub)):
             continue  # not sent, or changed in the source: compared (and sent) as it is
+        if _how(want, _at(view, key, sub)) != entry.how:
+            continue  # held as sent, or changed otherwise than the destination does
         if held is live:
             held = dict(live)
         spelled = next((k for k in held if k.lower() == key.lower()), key)
         if sub is None:
-            current = held.get(spelled)
             held[spelled] = want
         else:
             parent = held.get(spelled)
-            parent = dict(parent) if isinstance(parent, dict) else {}
-            current = parent.get(sub)
-            parent[sub] = want
-            held[spelled] = parent
-        if current is None or not same(current, want):
-            hidden.append(path)
+            held[spelled] = {**(parent if isinstance(parent, dict) else {}), sub: want}
+        hidden.append(path)
     return held, hidden
 
 
@@ -193,8 +195,19 @@ def profile_note(kind: str, profile: Profile, hidden: Counter[str]) -> str | Non
         if hidden[path]:
             part += f"; {hidden[path]} {noun} differ there, not rewritten"
         parts.append(part + ")")
-    return (f"the destination {'; '.join(parts)}: learned from its answers, these differences are not "
-            "written again unless the source value changes (`status` lists them)")
+    return (f"the destination {'; '.join(parts)}: learned from what it holds of what it was sent, these differences "
+            "are not written again unless the source value changes (`status` lists them)")
+
+
+def integrity_note(kind: str, seen: Observations) -> str | None:
+    """One line for integrity attributes the destination did not hold as sent (never learned, so
+    compared and written as usual)."""
+    if not seen.integrity:
+        return None
+    parts = [f"{loss_words(path, hows.most_common(1)[0][0])} ({sum(hows.values())} {kind.lower()}s)"
+             for path, hows in sorted(seen.integrity.items())]
+    return (f"the destination {'; '.join(parts)}: these identify the object or its references, so they are "
+            "compared and written as usual, never hidden")
 
 
 def changes_note(kind: str, learned: Iterable[str], forgotten: Iterable[str]) -> Iterator[str]:

@@ -11,7 +11,7 @@ from replicator.cycle import FULL, INCREMENTAL
 from replicator.report import status_text
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import MemoryScimServer, Quirks
-from tests.harness import writes
+from tests.harness import scim2_server, writes
 
 SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
 LOSSY = Quirks(drops_attributes={"nickName", "phoneNumbers", ENTERPRISE_USER}, keeps_first_value_of={"emails"})
@@ -101,6 +101,54 @@ async def test_an_attribute_seen_kept_again_is_forgotten_and_written(tmp_path: P
         result = await replicate(config, mode=FULL, dry_run=False)
         assert result.destination_requests.get("PATCH") == 3, result.summary()
         assert all(u.get("nickName") for u in destination.users.values())
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+async def test_a_destination_keeping_everything_is_learned_to_lose_nothing(tmp_path: Path) -> None:
+    """scim2-server keeps every attribute it is sent (nickName, phones, both emails, the enterprise
+    extension): its read-back teaches no loss, nothing is reported, and a --full writes nothing."""
+    source = MemoryScimServer()
+    await source.start()
+    try:
+        for index in range(5):
+            source.add_user(user(index))
+        with scim2_server() as url:
+            config = Config(source=SideConfig(url=source.base_url or ""), destination=SideConfig(url=url),
+                            state=str(tmp_path / "s.db"))
+            first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+            assert first.outcome == "ok" and first.counts["created"] == 5, first.summary()
+            for _ in range(2):
+                again = await replicate(config, mode=FULL, dry_run=False)
+                assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+                assert not [note for note in again.notes if "the destination" in note], again.notes
+        assert (await read_status(config.state)).keeps == []
+    finally:
+        await source.stop()
+
+
+async def test_a_create_answered_without_a_body_teaches_nothing(tmp_path: Path) -> None:
+    """A destination answering creates with only a Location header (the client then echoes the body
+    sent) is learned from its read-back alone: one --full rewrites and learns, later creates do not make
+    it forget, and the --full after them writes nothing."""
+    quirks = Quirks(drops_attributes={"nickName"}, create_returns_body=False)
+    source, destination = MemoryScimServer(), MemoryScimServer(quirks=quirks)
+    await source.start()
+    await destination.start()
+    try:
+        for index in range(3):
+            source.add_user(user(index))
+        config = config_for(source, destination, tmp_path)
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        learning = await replicate(config, mode=FULL, dry_run=False)
+        assert learning.destination_requests.get("PATCH") == 3, learning.summary()
+        assert any("learned: the destination loses nickName of users" in note for note in learning.notes)
+        source.add_user(user(3))
+        created = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert created.counts["created"] == 1 and not any("seen keeping" in note for note in created.notes), created.notes
+        again = await replicate(config, mode=FULL, dry_run=False)
+        assert writes(again.destination_requests) == 0, again.summary()
     finally:
         await source.stop()
         await destination.stop()
