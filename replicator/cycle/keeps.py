@@ -18,7 +18,7 @@ from replicator.pipeline.keeps import (
     Learned,
     Observations,
     as_held,
-    changes_note,
+    forgotten_note,
     integrity_note,
     observe,
     profile_note,
@@ -68,7 +68,6 @@ class KeepsLearner:
             if not self.cx.dry_run and (learned or forgotten or profile != self.profile[kind]):
                 await self.cx.store.keeps.replace(self.destination, kind,
                                                   {path: (e.how, e.objects) for path, e in profile.items()})
-            notes += changes_note(kind, learned, forgotten)
-            notes += [note for note in (profile_note(kind, profile, self.hidden[kind]),
-                                        integrity_note(kind, self.seen[kind])) if note]
+            notes += [note for note in (profile_note(kind, profile, self.hidden[kind], learned),
+                                        forgotten_note(kind, forgotten), integrity_note(kind, self.seen[kind])) if note]
         return notes

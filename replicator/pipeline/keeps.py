@@ -19,7 +19,7 @@ sees no difference there; a source change in it differs from what we sent and is
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,12 +56,13 @@ Profile = Mapping[str, Learned]  # path -> how it is lost
 def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
     """Path -> how the destination's form `held` came back for each attribute of `sent` (both
     canonical; `held` spelled and limited as `project` does). Members are left out."""
-    held = project(dict(held), dict(sent))
+    whole = held == sent  # the common case (a destination holding what it was sent): nothing to project
+    held = held if whole else project(dict(held), dict(sent))
     out: dict[str, str] = {}
     for key, value in sent.items():
         if key.lower() in _NOT_OBSERVED:
             continue
-        back = held.get(key)
+        back = value if whole else held.get(key)
         if isinstance(value, dict) and isinstance(back, dict):
             joint = ":" if key.startswith("urn:") else "."
             for sub, sub_value in value.items():
@@ -72,6 +73,8 @@ def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _how(sent: Any, back: Any) -> str:
+    if back is sent:
+        return KEPT
     if back is None:
         return DROPPED
     if same(sent, back):
@@ -183,20 +186,24 @@ def loss_words(path: str, how: str) -> str:
     return f"{_WORDS.get(how, 'does not keep')} {path}"
 
 
-def profile_note(kind: str, profile: Profile, hidden: Counter[str]) -> str | None:
-    """One line for a kind's learned profile: what the destination loses, on how many objects that was
-    seen, and how many differ only there this cycle (not written again)."""
+def profile_note(kind: str, profile: Profile, hidden: Counter[str], learned: Iterable[str] = ()) -> str | None:
+    """One line for a kind's learned profile, grouped by how the destination loses each path: on how
+    many objects that was seen, how many differ there this cycle (not written again), which are new."""
     if not profile:
         return None
     noun = kind.lower() + "s"
-    parts = []
+    new = set(learned)
+    by_how: dict[str, list[str]] = {}
     for path, entry in sorted(profile.items()):
-        part = f"{loss_words(path, entry.how)} (seen on {entry.objects} {noun}"
+        facts = [f"{entry.objects} {noun}"]
         if hidden[path]:
-            part += f"; {hidden[path]} {noun} differ there, not rewritten"
-        parts.append(part + ")")
-    return (f"the destination {'; '.join(parts)}: learned from what it holds of what it was sent, these differences "
-            "are not written again unless the source value changes (`status` lists them)")
+            facts.append(f"{hidden[path]} differ there this cycle")
+        if path in new:
+            facts.append("learned now")
+        by_how.setdefault(entry.how, []).append(f"{path} ({', '.join(facts)})")
+    parts = [f"{_WORDS.get(how, 'does not keep')} {', '.join(paths)}" for how, paths in sorted(by_how.items())]
+    return (f"the destination {'; '.join(parts)}: not written again while the source value is unchanged "
+            "(`status` lists them)")
 
 
 def integrity_note(kind: str, seen: Observations) -> str | None:
@@ -210,11 +217,10 @@ def integrity_note(kind: str, seen: Observations) -> str | None:
             "compared and written as usual, never hidden")
 
 
-def changes_note(kind: str, learned: Iterable[str], forgotten: Iterable[str]) -> Iterator[str]:
-    """Lines for what this cycle learned or forgot of a kind's profile."""
-    learned, forgotten = list(learned), list(forgotten)
-    if learned:
-        yield f"learned: the destination loses {', '.join(learned)} of {kind.lower()}s"
-    if forgotten:
-        yield (f"the destination was seen keeping {', '.join(forgotten)} of {kind.lower()}s again: "
-               "compared and written again")
+def forgotten_note(kind: str, forgotten: Iterable[str]) -> str | None:
+    """One line for the paths this cycle saw the destination keep again."""
+    paths = list(forgotten)
+    if not paths:
+        return None
+    return (f"the destination was seen keeping {', '.join(paths)} of {kind.lower()}s again: compared and "
+            "written again")
