@@ -11,7 +11,7 @@ from typing import Any
 from replicator.app import read_status, replicate
 from replicator.config import Config, SideConfig
 from replicator.cycle import FULL, INCREMENTAL
-from replicator.report import status_text
+from replicator.report import status_json, status_text
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import scim2_server, writes
@@ -70,7 +70,10 @@ async def test_a_full_reconcile_of_an_unchanged_source_writes_nothing_to_a_lossy
         for path in ("nickName", "phoneNumbers", ENTERPRISE_USER):
             assert f"{path} (12 users, 12 differ there this cycle)" in note, note
         assert "title" not in note and "userName" not in note, note
-        shown = status_text(await read_status(s.config.state)).splitlines()
+        status = await read_status(s.config.state)
+        assert sorted(entry["path"] for entry in status_json(status)["not_kept"]) == [
+            "emails", "nickName", "phoneNumbers", ENTERPRISE_USER]
+        shown = status_text(status).splitlines()
         listed = [line for line in shown if line.startswith(f"destination {s.destination.base_url}")]
         assert len(listed) == 4 and any("does not keep nickName of users (seen on 12" in line for line in listed), shown
 
