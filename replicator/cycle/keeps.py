@@ -24,9 +24,11 @@ from replicator.pipeline.keeps import (
     profile_note,
     revise,
 )
+from replicator.state.records import FAILED
 
 if TYPE_CHECKING:
     from replicator.cycle.context import CycleContext
+    from replicator.state import ResourceRow
 
 
 class KeepsLearner:
@@ -50,12 +52,13 @@ class KeepsLearner:
             self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
 
     def compared(self, kind: str, live: dict[str, Any] | None, desired: dict[str, Any],
-                 previous: dict[str, Any] | None) -> dict[str, Any] | None:
+                 previous: dict[str, Any] | None, row: ResourceRow | None) -> dict[str, Any] | None:
         """The listed form `live` as the compare should see it (full reconcile); observed against what
-        we last wrote there."""
+        we last wrote there, unless the last write failed (it may have been carried out in part)."""
         if live is None or previous is None:
             return live
-        self.seen[kind].add(observe(previous, live))
+        if row is None or (row.status != FAILED and not row.attempts):
+            self.seen[kind].add(observe(previous, live))
         held, hidden = as_held(live, desired, previous, self.profile[kind])
         self.hidden[kind].update(hidden)
         return held

@@ -144,3 +144,22 @@ async def test_a_destination_keeping_everything_is_learned_to_lose_nothing(tmp_p
         assert (await read_status(config.state)).keeps == []
     finally:
         await source.stop()
+
+
+async def test_an_object_whose_last_write_failed_teaches_nothing(tmp_path: Path) -> None:
+    """A user whose last write failed (it may have been carried out in part) is not learned from on the
+    read-back of a --full: its missing nickName is repaired, not taken for a destination habit."""
+    async with servers(tmp_path, Quirks(), 1) as s:
+        await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        copy = next(iter(s.destination.users.values()))
+        del copy["nickName"]
+        s.source.users[s.users[0]["id"]]["title"] = "REFUSED"
+        s.destination.faults.refuse_values = {"REFUSED"}
+        failed = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert failed.counts["failed"] == 1, failed.summary()
+        s.destination.faults.refuse_values = set()
+        s.source.users[s.users[0]["id"]]["title"] = "Engineer"
+        repaired = await replicate(s.config, mode=FULL, dry_run=False)
+        assert repaired.destination_requests.get("PATCH") == 1, repaired.summary()
+        assert next(iter(s.destination.users.values()))["nickName"] == "nick0"
+        assert (await read_status(s.config.state)).keeps == [], repaired.notes
