@@ -122,7 +122,8 @@ class Observations:
 def revise(profile: Profile, seen: Observations) -> tuple[dict[str, Learned], list[str], list[str]]:
     """The profile after a cycle's observations, with the paths learned and forgotten by it. A path is
     learned when the cycle saw it lost and never kept (kept anywhere: a loss elsewhere may be drift),
-    and forgotten when the cycle saw it kept; a path not seen either way keeps its entry."""
+    and forgotten when the cycle saw it kept; a path not seen either way keeps its entry. Its object
+    count is the most objects one cycle saw lose it (a cycle creating one user does not lower it)."""
     out = {path: entry for path, entry in profile.items() if not seen.kept[path]}
     forgotten = sorted(path for path in profile if path not in out)
     learned = []
@@ -130,9 +131,10 @@ def revise(profile: Profile, seen: Observations) -> tuple[dict[str, Learned], li
         if seen.kept[path] or path.lower() in INTEGRITY:
             continue
         how, _ = hows.most_common(1)[0]
-        if path not in out:
+        before = out.get(path)
+        if before is None:
             learned.append(path)
-        out[path] = Learned(how, sum(hows.values()))
+        out[path] = Learned(how, max(sum(hows.values()), before.objects if before else 0))
     return out, sorted(learned), forgotten
 
 
