@@ -180,7 +180,8 @@ async def read_status(state_path: str) -> StateStatus:
         runs = await store.runs.last_runs(10)
         failures = await store.failures()
         tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
-    return StateStatus(state_path, tracked, runs, failures)
+        keeps = await store.keeps.every()
+    return StateStatus(state_path, tracked, runs, failures, keeps)
 
 
 async def read_timeline(state_path: str, run_id: int | None) -> tuple[RunRecord | None, list[list[float]] | None]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.cycle import CycleResult
+from replicator.pipeline.keeps import loss_words
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
@@ -226,12 +227,14 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 @dataclass(frozen=True)
 class StateStatus:
     """What `status` shows: objects replicated by kind, the last runs (newest first), the failed
-    resources."""
+    resources, what destinations were learned to lose as (destination, kind, path, how, objects, learned
+    at)."""
 
     state: str
     tracked: dict[str, int]
     runs: list[RunRecord]
     failures: list[FailedResource]
+    keeps: list[tuple[str, str, str, str, int, float]] = dataclasses.field(default_factory=list)
 
 
 def status_json(status: StateStatus) -> dict[str, Any]:
@@ -240,6 +243,8 @@ def status_json(status: StateStatus) -> dict[str, Any]:
         "runs": [dataclasses.asdict(r) for r in status.runs],
         "failures": [{"kind": f.kind, "label": f.label, "source_id": f.source_id, "error": f.error,
                       "attempts": f.attempts} for f in status.failures],
+        "not_kept": [{"destination": d, "kind": k, "path": p, "how": h, "objects": o, "learned_at": t}
+                     for d, k, p, h, o, t in status.keeps],
     }
 
 
@@ -271,4 +276,8 @@ def status_text(status: StateStatus, *, show_ids: bool = False) -> str:
     for failure in failures:
         lines.append(f"failed {failure.kind} {failed_name(failure, show_ids=show_ids)} (attempts {failure.attempts}): "
                      f"{failure.error}")
+    for destination, kind, path, how, objects, learned_at in status.keeps:
+        learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
+        lines.append(f"destination {destination} {loss_words(path, how)} of {kind.lower()}s (seen on {objects}, "
+                     f"learned {learned}): not rewritten unless the source value changes")
     return "\n".join(lines)

@@ -1,7 +1,17 @@
--- The scim-replicator state file's schema at version 5, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 6, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
+
+CREATE TABLE destination_keeps (
+            destination TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            how TEXT NOT NULL,
+            objects INTEGER NOT NULL,
+            learned_at REAL NOT NULL,
+            PRIMARY KEY (destination, kind, path)
+        );
 
 CREATE TABLE resources (
             kind TEXT NOT NULL,

@@ -26,6 +26,7 @@ from replicator.state import StateStore
 
 if TYPE_CHECKING:
     from replicator.cycle.bulk import BulkWriter
+    from replicator.cycle.keeps import KeepsLearner
     from replicator.cycle.listing import DestinationIndex
     from replicator.cycle.planner import Planner
     from replicator.cycle.read import SourceReader
@@ -108,6 +109,7 @@ class CycleContext:
     bulk: BulkWriter = field(init=False)
     recorder: Recorder = field(init=False)
     removals: Removals = field(init=False)
+    keeps: KeepsLearner = field(init=False)
 
     def __post_init__(self) -> None:
         self.policy = self.config.sync

@@ -101,6 +101,8 @@ class Planner:
             known = stored.get(read.source_id)
             live_here = read.source_id in fresh
             live = forms.get(known.dest_id) if (live_here and known) else None
+            if known:  # what the destination is known to lose of an unchanged value is no difference
+                live = cx.keeps.compared(kind, live, desired, known.canonical, read.row)
             row = read.row
             if self._backing_off(row, read.source_digest):
                 cx.result.counts["backing_off"] += 1

@@ -32,6 +32,7 @@ from replicator.config import Config
 from replicator.cycle.bulk import BulkWriter
 from replicator.cycle.context import CycleContext
 from replicator.cycle.dryrun import DryRunRecorder, DryRunSink
+from replicator.cycle.keeps import KeepsLearner
 from replicator.cycle.listing import DestinationIndex
 from replicator.cycle.planner import Planner
 from replicator.cycle.read import SourceReader
@@ -69,6 +70,7 @@ class Cycle:
         self.result = cx.result
         cx.reader, cx.listing, cx.planner, cx.waiters = SourceReader(cx), DestinationIndex(cx), Planner(cx), Waiters(cx)
         cx.workers, cx.writer, cx.bulk, cx.removals = Workers(cx), StepWriter(cx), BulkWriter(cx), Removals(cx)
+        cx.keeps = KeepsLearner(cx)
         if dry_run:
             sink = DryRunSink(cx)
             cx.sink, cx.recorder = sink, DryRunRecorder(cx, sink)
@@ -114,11 +116,13 @@ class Cycle:
         await cx.source.discover()
         await cx.destination.discover()
         cx.bulk.configure()
+        await cx.keeps.load()
         await self._replicate()
         if not cx.stop.is_set():
             await cx.planner.count_dropped_references()
         cx.sink.finish()
-        cx.result.notes += [*cx.source.notes(), *cx.destination.notes(), *not_kept_notes(cx.reads.not_kept)]
+        cx.result.notes += [*cx.source.notes(), *cx.destination.notes(), *not_kept_notes(cx.reads.not_kept),
+                            *await cx.keeps.finish()]
         counts = cx.result.counts
         cx.result.outcome = cycle_outcome(
             cx.result.outcome, stopped=cx.stop.is_set(), failed=bool(counts["failed"] or counts["references_dropped"]),

@@ -133,6 +133,7 @@ class StepWriter:
             written = not_written.without_them(step.desired)
             step = dataclasses.replace(step, desired=written, digest=digest(written), source_digest=None)
         await self.record(step, created["id"], origin="created")
+        cx.keeps.answered(step.kind, step.desired, created)
         cx.result.counts[created_counter(step)] += 1
         log.debug("created %s %s", step.kind, step.label)
         if not_written:

@@ -111,7 +111,7 @@ class ScimClient:
     # -- discovery ----------------------------------------------------------------------------------
 
     def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
-        """A SCIM server is sent the whole form (what it drops is learned, not assumed)."""
+        """A SCIM server is sent the whole form (what it drops is learned, not assumed: cycle/keeps.py)."""
         return form, ()
 
     def notes(self) -> list[str]:

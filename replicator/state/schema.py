@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -60,6 +60,18 @@ _MIGRATIONS: dict[int, list[str]] = {
     5: [
         "ALTER TABLE runs ADD COLUMN timeline TEXT",
         "ALTER TABLE resources ADD COLUMN failed_label TEXT",
+    ],
+    # 6: what each destination was learned to lose (state.keeps): not compared again while unchanged
+    6: [
+        """CREATE TABLE destination_keeps (
+            destination TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            how TEXT NOT NULL,
+            objects INTEGER NOT NULL,
+            learned_at REAL NOT NULL,
+            PRIMARY KEY (destination, kind, path)
+        )""",
     ],
 }
 

@@ -1,7 +1,8 @@
 """The state store: the records of what we replicated (`resources`), reached through `StateStore`, which
 also hands out the run log (`store.runs`, state.runs), this cycle's scratch (`store.scratch`,
-state.scratch), the written forms (`store.forms`, state.forms) and the create intents
-(`store.intents`, state.intents). `open_state` opens, migrates and closes the database (state.schema).
+state.scratch), the written forms (`store.forms`, state.forms), the create intents (`store.intents`,
+state.intents) and what destinations lose (`store.keeps`, state.keeps). `open_state` opens, migrates and
+closes the database (state.schema).
 
 `resources` holds one row per (kind, source id): destination id, digest and canonical form last written
 to the destination, status (a `ResourceStatus`: `synced`, `disabled`, `failed`, or `creating`: a create
@@ -32,6 +33,7 @@ from replicator.state.connection import Connection, Room, state_errors_named, un
 from replicator.state.errors import StateUnusableError
 from replicator.state.forms import WrittenForms
 from replicator.state.intents import CreateIntents
+from replicator.state.keeps import DestinationKeeps
 from replicator.state.lock import make_state_folder
 from replicator.state.records import (
     FAILED,
@@ -57,6 +59,7 @@ class StateStore(Room):
         self.scratch = CycleScratch(connection)
         self.forms = WrittenForms(connection)
         self.intents = CreateIntents(connection)
+        self.keeps = DestinationKeeps(connection)
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -201,7 +201,7 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         ignores_members = server.quirks.create_ignores_members and kind is GROUP
         if ignores_members:
             body = {key: value for key, value in body.items() if key != "members"}
-        body = first_values_only(body, server.quirks.keeps_first_value_of)
+        body = kept_by(body, server.quirks)
         stored = store.insert(kind, body, request_base(request, server.base_url),
                               unique_groups=server.quirks.unique_group_names, numbered=server.quirks.ignores_member_type)
         stored = typed_by_id(stored, server.quirks, store) if kind is GROUP else stored
@@ -217,7 +217,7 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
         return json_response(200, store.existing(kind, request.match_info["id"]))
 
     async def replace(request: web.Request) -> web.Response:
-        body = first_values_only(await read_json_object(request), server.quirks.keeps_first_value_of)
+        body = kept_by(await read_json_object(request), server.quirks)
         if kind is GROUP:
             check_members(body.get("members"), server.quirks, store)
         resource = store.replace(kind, request.match_info["id"], body,
@@ -246,8 +246,8 @@ def add_resource_routes(app: web.Application, server: MemoryScimServer, kind: Re
             if problem.status != 409:
                 raise
             raise ScimProblem(server.quirks.patch_uniqueness_status, problem.detail, "uniqueness") from None
-        if server.quirks.keeps_first_value_of:
-            patched = first_values_only(patched, server.quirks.keeps_first_value_of)
+        if server.quirks.keeps_first_value_of or server.quirks.drops_attributes:
+            patched = kept_by(patched, server.quirks)
             store.save(kind, patched)
         if kind is GROUP and server.quirks.ignores_member_type:
             store.save(kind, typed_by_id(patched, server.quirks, store))
@@ -282,6 +282,17 @@ def check_bearer(request: web.Request, bearer_token: str | None) -> None:
 def request_base(request: web.Request, base_url: str | None) -> str:
     """The base URL resources are located under: the served one, else the request's own."""
     return base_url or f"{request.scheme}://{request.host}{BASE_PATH}"
+
+
+def kept_by(resource: dict[str, Any], quirks: Quirks) -> dict[str, Any]:
+    """What a server with these quirks stores of a resource: without the attributes it drops, and with
+    one value of those it keeps one of."""
+    if quirks.drops_attributes:
+        dropped = {name.lower() for name in quirks.drops_attributes}
+        resource = {key: value for key, value in resource.items() if key.lower() not in dropped}
+        if isinstance(resource.get("schemas"), list):
+            resource["schemas"] = [urn for urn in resource["schemas"] if urn.lower() not in dropped]
+    return first_values_only(resource, quirks.keeps_first_value_of)
 
 
 def first_values_only(resource: dict[str, Any], names: set[str]) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""What the destination keeps, for one cycle (`KeepsLearner`): the profile learned so far is loaded
+from the state at the start; write answers and full-reconcile read-backs are observed; the compare
+sees the destination's form with the learned losses of unchanged values hidden (pipeline/keeps); at
+the end the profile is revised, recorded and reported.
+
+Learned only from what we know we sent: a create's answer (when it is the server's representation,
+with `meta`, not an echo of our body) and, on a full reconcile, the listed form of an object against
+the form we last wrote there (recorded only after a successful write). A dry run records nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from replicator.pipeline.canonical import KINDS, canonicalise
+from replicator.pipeline.keeps import (
+    Learned,
+    Observations,
+    as_held,
+    forgotten_note,
+    integrity_note,
+    observe,
+    profile_note,
+    revise,
+)
+from replicator.state.records import FAILED
+
+if TYPE_CHECKING:
+    from replicator.cycle.context import CycleContext
+    from replicator.state import ResourceRow
+
+
+class KeepsLearner:
+    """Learns, applies and records what the destination loses of each kind."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        self.destination = cx.config.destination.url.rstrip("/")
+        self.profile: dict[str, dict[str, Learned]] = {kind: {} for kind in KINDS}
+        self.seen = {kind: Observations() for kind in KINDS}
+        self.hidden: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+
+    async def load(self) -> None:
+        for kind in KINDS:
+            rows = await self.cx.store.keeps.learned(self.destination, kind)
+            self.profile[kind] = {path: Learned(how, objects) for path, how, objects, _ in rows}
+
+    def answered(self, kind: str, sent: dict[str, Any] | None, answer: dict[str, Any]) -> None:
+        """A successful create's answer: what the destination holds of what it was just sent."""
+        if sent is not None and isinstance(answer.get("meta"), dict):
+            self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
+
+    def compared(self, kind: str, live: dict[str, Any] | None, desired: dict[str, Any],
+                 previous: dict[str, Any] | None, row: ResourceRow | None) -> dict[str, Any] | None:
+        """The listed form `live` as the compare should see it (full reconcile); observed against what
+        we last wrote there, unless the last write failed (it may have been carried out in part)."""
+        if live is None or previous is None:
+            return live
+        if row is None or (row.status != FAILED and not row.attempts):
+            self.seen[kind].add(observe(previous, live))
+        held, hidden = as_held(live, desired, previous, self.profile[kind])
+        self.hidden[kind].update(hidden)
+        return held
+
+    async def finish(self) -> list[str]:
+        """Revise, record (not in a dry run) and report the profiles."""
+        notes: list[str] = []
+        for kind in KINDS:
+            profile, learned, forgotten = revise(self.profile[kind], self.seen[kind])
+            if not self.cx.dry_run and (learned or forgotten or profile != self.profile[kind]):
+                await self.cx.store.keeps.replace(self.destination, kind,
+                                                  {path: (e.how, e.objects) for path, e in profile.items()})
+            notes += [note for note in (profile_note(kind, profile, self.hidden[kind], learned),
+                                        forgotten_note(kind, forgotten), integrity_note(kind, self.seen[kind])) if note]
+        return notes
