@@ -121,7 +121,7 @@ class PingOneDirectory:
         found = [item for item in ((answer or {}).get("_embedded") or {}).get(collection, []) if isinstance(item, dict)]
         if kind == USER:
             return [p1.user_to_scim(user, population_names=self.populations.names()) for user in found]
-        return [await self.reader.group_form(group) for group in found if not p1.unreplicable_group(group)]
+        return [await self.reader.group_form(group) for group in found if not self.reader.unreplicable(group)]
 
     # -- writes ---------------------------------------------------------------------------------
 

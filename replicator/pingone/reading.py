@@ -1,6 +1,8 @@
 """Reading a PingOne environment as SCIM-shaped forms (`PingOneReader`): users page by page, groups
 listed whole first (a listing has no members), then their nesting, then in pages with their direct
-members. Dynamic and external groups are left out (PingOne computes their members) and counted."""
+members. External groups are left out (PingOne computes their members) and counted, and so are dynamic
+ones unless the other side is PingOne too: then a dynamic group is read as its definition (userFilter),
+never with its users."""
 
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ class PingOneReader:
         async for page in self.api.pages("groups", report):
             report.seen += len(page)
             for group in page:
-                why = p1.unreplicable_group(group)
+                why = self.unreplicable(group)
                 if why:
                     self.skipped[why] += 1
                 elif group.get("id"):
@@ -55,11 +57,18 @@ class PingOneReader:
     async def group_form(self, group: dict[str, Any]) -> dict[str, Any]:
         """A Platform group with its direct members, as a SCIM-shaped form."""
         await self.know_groups()
-        members = await self.memberships.members(str(group["id"]))
+        group_id = str(group["id"])
+        # a dynamic group's users are PingOne's to compute: its definition travels, not its members
+        members = ([{"value": gid, "type": "Group"} for gid in sorted(self.memberships.children(group_id))]
+                   if p1.is_dynamic(group) else await self.memberships.members(group_id))
         users = [m["value"] for m in members if m["type"] == "User"]
         nested = [m["value"] for m in members if m["type"] == "Group" and m["value"] in self.group_ids]
         return p1.group_to_scim(group, user_members=users, group_members=nested,
                                 population_names=self.populations.names())
+
+    def unreplicable(self, group: dict[str, Any]) -> str | None:
+        """Why this group is left out (dynamic ones travel as their definition when both sides are PingOne)."""
+        return p1.unreplicable_group(group, definitions=self.populations.replicated)
 
     async def know_groups(self) -> None:
         """Outside a read of the groups (a lookup, a re-read before a write): the groups and their nesting."""
@@ -67,5 +76,5 @@ class PingOneReader:
             return
         report = ReadReport(kind=f"{self.api.name} groups")
         async for page in self.api.pages("groups", report):
-            self.group_ids.update(str(g["id"]) for g in page if g.get("id") and not p1.unreplicable_group(g))
+            self.group_ids.update(str(g["id"]) for g in page if g.get("id") and not self.unreplicable(g))
         await self.memberships.nesting(sorted(self.group_ids))
