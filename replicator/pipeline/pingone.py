@@ -297,6 +297,15 @@ def storable(kind: str, scim_form: Mapping[str, Any]) -> tuple[dict[str, Any], l
     return kept, sorted(dropped)
 
 
+def scim_read_user(scim_user: Mapping[str, Any], *, population_names: Mapping[str, str] | None) -> dict[str, Any]:
+    """A user read through PingOne's SCIM API, in the form a Platform read gives: what PingOne stores
+    (`storable`), its population by name when `population_names` is given."""
+    extension = _ci(_object(_ci(scim_user).get(USER_EXTENSION.lower())))
+    kept, _ = storable(USER, {k: v for k, v in scim_user.items() if k.lower() != USER_EXTENSION.lower()})
+    form = {"id": scim_user["id"], **kept} if _text(scim_user.get("id")) else kept
+    return _with_population(form, USER_EXTENSION, extension.get("population"), population_names)
+
+
 def platform_filter(kind: str, scim_filter_expression: str) -> str | None:
     """The Platform API filter (`GET users?filter=` / `groups?filter=`) for a SCIM filter, or None when
     it does not translate: only `eq` / `sw` on a string, joined by `and` / `or`, on the attributes a
