@@ -3,14 +3,19 @@ startIndex paging advancing or not), named in the cycle's notes, with the same r
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from replicator.app import replicate
 from replicator.config import Config, SyncConfig
 from replicator.cycle import INCREMENTAL
+from replicator.pingone.directory import PingOneDirectory
 from replicator.pingone.paths import choose_paths, page_advanced
+from replicator.pipeline.canonical import GROUP
+from replicator.scim.paging import ReadReport
 from replicator.testing.pingone import PingOneSwitches, serve_pingone
 from tests.pingone.test_pingone_replication import Pair, picture, seed, side, writes
 
@@ -75,3 +80,33 @@ async def test_the_replica_is_the_same_whichever_paths_the_source_offers(
         before = writes(destination)
         again = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
         assert again.outcome == "ok" and writes(destination) == before, again.summary()
+
+
+class MissingOneGroup:
+    """A SCIM client whose /Groups pages leave out the first group (as a SCIM API that hides some)."""
+
+    def __init__(self, scim: Any) -> None:
+        self.scim = scim
+
+    async def iter_pages(self, kind: str, report: ReadReport, **options: Any) -> AsyncIterator[list[Any]]:
+        async for page in self.scim.iter_pages(kind, report, **options):
+            yield page[1:] if kind == GROUP else page
+
+
+async def test_a_scim_groups_read_missing_a_listed_group_is_incomplete() -> None:
+    """When SCIM /Groups lacks a group the Platform API lists, the group read cannot prove it saw every
+    member: it is incomplete (so no removals follow from it)."""
+    switches = PingOneSwitches(scim_groups=True, scim_start_index_advances=True)
+    async with serve_pingone(switches=switches) as emulator:
+        source = emulator.add_environment("src-env")
+        for name in ("Employees", "Contractors"):
+            source.add_population(name)
+        seed(source, users=12)
+        async with PingOneDirectory(side(emulator, source), name="source", max_connections=4) as directory:
+            await directory.discover()
+            assert directory.reader.paths.groups_by_scim
+            directory.reader.scim = MissingOneGroup(directory.scim)  # type: ignore[assignment]  # a stand-in
+            report = ReadReport(kind="groups")
+            forms = [form async for page in directory.iter_pages(GROUP, report) for form in page]
+    assert forms and not report.complete
+    assert any("lacks 1 group" in problem for problem in report.problems), report.problems
