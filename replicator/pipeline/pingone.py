@@ -187,6 +187,14 @@ def user_to_platform(scim_user: Mapping[str, Any], *, population_id: str | None)
     return body
 
 
+def missing_required(platform_user_body: Mapping[str, Any]) -> str | None:
+    """Why PingOne would refuse this user body (its document: `email` and `username` required), or None."""
+    absent = [name for name in ("username", "email") if not _text(platform_user_body.get(name))]
+    if not absent:
+        return None
+    return f"PingOne requires {' and '.join(absent)} on every user and this one has none (not sent)"
+
+
 def enabled_body(scim_user: Mapping[str, Any]) -> dict[str, bool] | None:
     """The body of `PUT users/{id}/enabled` for the form's `active`, or None when the form has none."""
     active = _ci(scim_user).get("active")
