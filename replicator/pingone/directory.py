@@ -82,11 +82,16 @@ class PingOneDirectory:
         return self.api.transport.flow()
 
     def notes(self) -> list[str]:
-        """What the cycle should say about this side: the API it went through, groups left out of the read."""
+        """What the cycle should say about this side: the API and read paths it went through, groups
+        left out of the read, group descriptions a SCIM side cannot hold."""
         paths = f"{self.name}: PingOne Platform API (users, groups, memberships, nesting" + (
             ", populations by name)" if self.populations.replicated else ")")
-        return [paths, f"{self.name}: read paths: {self.reader.paths.words()}", *(f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes "
-                          "their members)" for why, count in sorted(self.reader.skipped.items()))]
+        notes = [paths, f"{self.name}: read paths: {self.reader.paths.words()}"]
+        notes += [f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes their "
+                  "members)" for why, count in sorted(self.reader.skipped.items())]
+        if dropped := self.reader.descriptions_dropped:
+            notes.append(f"{self.name}: {dropped} group descriptions not replicated (a SCIM Group has none)")
+        return notes
 
     def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
         return p1.storable(kind, form)

@@ -36,10 +36,12 @@ class PingOneReader:
         self.populations = populations
         self.skipped: Counter[str] = Counter()  # groups left out of the read, by why
         self.group_ids: set[str] = set()  # the replicable groups known (for member types and nesting)
+        self.descriptions_dropped = 0  # groups read whose description a non-PingOne side cannot hold
 
     def forget(self) -> None:
         """A new cycle: read everything again."""
         self.skipped.clear()
+        self.descriptions_dropped = 0
         self.group_ids = set()
         self._scim_members = {}
         self.memberships.forget()
@@ -64,6 +66,7 @@ class PingOneReader:
                     self.skipped[why] += 1
                 elif group.get("id"):
                     groups.append(group)
+                    self.descriptions_dropped += bool(group.get("description")) and not self.populations.replicated
         self.group_ids = {str(group["id"]) for group in groups}
         if self.paths.groups_by_scim and self.scim is not None:
             await self._read_scim_members(report)

@@ -59,7 +59,7 @@ async def test_a_dynamic_group_travels_as_its_filter_between_pingone_environment
 
 async def test_dynamic_and_external_groups_are_skipped_and_noted_towards_scim(tmp_path: Path) -> None:
     """PingOne -> SCIM: a dynamic and an external group are not created (SCIM cannot compute members),
-    the cycle says so, and the static group arrives without its description."""
+    the cycle says so, and the static group arrives without its description, which the notes name."""
     async with serve_pingone() as emulator:
         source = emulator.add_environment("src")
         user = source.add_user("ann")
@@ -79,3 +79,4 @@ async def test_dynamic_and_external_groups_are_skipped_and_noted_towards_scim(tm
         assert [(g["displayName"], "description" in g) for g in scim.groups.values()] == [("Staff", False)]
         notes = " | ".join(result.notes)
         assert "1 a dynamic group" in notes and "1 an external group" in notes, notes
+        assert "1 group descriptions not replicated" in notes, notes
