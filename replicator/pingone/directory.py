@@ -15,9 +15,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
+from yarl import URL
 
 from replicator.errors import ProtocolError
 from replicator.pingone.memberships import Memberships
+from replicator.pingone.paths import probe_paths
 from replicator.pingone.platform import PlatformApi
 from replicator.pingone.populations import Populations
 from replicator.pingone.reading import PingOneReader
@@ -26,6 +28,7 @@ from replicator.pipeline import pingone as p1
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.patch import apply_operations
 from replicator.scim.auth import auth_for
+from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport
 from replicator.scim.retry import RetryPolicy
 from replicator.scim.wire import BulkResult, ServerFeatures
@@ -50,6 +53,11 @@ class PingOneDirectory:
             retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout), rate_limit=cfg.rate_limit,
             min_concurrency=min_concurrency,
         )
+        assert cfg.url, "apply_presets derives the SCIM url for a PingOne side"
+        self.scim = ScimClient(cfg.url, auth=auth_for(cfg), name=f"{name} SCIM", timeout=cfg.timeout,
+                               verify_tls=cfg.verify_tls, ca_bundle=cfg.ca_bundle, max_connections=max_connections,
+                               paging="index", retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout),
+                               rate_limit=cfg.rate_limit)
         transport = self.api.transport
         self.name = name
         self.base_url = self.api.base
@@ -58,25 +66,32 @@ class PingOneDirectory:
         self.pause, self.limit = transport.pause, transport.limit
         self.populations = Populations(replicated=with_populations, rename=cfg.populations,
                                        default=cfg.default_population)
-        self.reader = PingOneReader(self.api, Memberships(self.api), self.populations)
+        self.reader = PingOneReader(self.api, Memberships(self.api), self.populations, self.scim)
         self.writer = PingOneWriter(self.api, self.reader)
 
     async def __aenter__(self) -> Self:
         await self.api.__aenter__()
+        await self.scim.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.scim.__aexit__(*exc)
         await self.api.__aexit__(*exc)
 
     def flow(self) -> dict[str, float]:
         return self.api.transport.flow()
 
     def notes(self) -> list[str]:
-        """What the cycle should say about this side: the API it went through, groups left out of the read."""
+        """What the cycle should say about this side: the API and read paths it went through, groups
+        left out of the read, group descriptions a SCIM side cannot hold."""
         paths = f"{self.name}: PingOne Platform API (users, groups, memberships, nesting" + (
             ", populations by name)" if self.populations.replicated else ")")
-        return [paths, *(f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes "
-                          "their members)" for why, count in sorted(self.reader.skipped.items()))]
+        notes = [paths, f"{self.name}: read paths: {self.reader.paths.words()}"]
+        notes += [f"{self.name}: {count} {why} groups not replicated member by member (PingOne computes their "
+                  "members)" for why, count in sorted(self.reader.skipped.items())]
+        if dropped := self.reader.descriptions_dropped:
+            notes.append(f"{self.name}: {dropped} group descriptions not replicated (a SCIM Group has none)")
+        return notes
 
     def storable(self, kind: str, form: dict[str, Any]) -> tuple[dict[str, Any], Sequence[str]]:
         return p1.storable(kind, form)
@@ -84,9 +99,11 @@ class PingOneDirectory:
     # -- reads ----------------------------------------------------------------------------------
 
     async def discover(self) -> ServerFeatures:
-        """Learn the populations; a new cycle reads groups, nesting and members again."""
+        """Learn the populations and which read paths the environment offers (a probe of its SCIM API);
+        a new cycle reads groups, nesting and members again."""
         await self.populations.learn(self.api)
         self.reader.forget()
+        self.reader.paths = await probe_paths(self.scim.transport, URL(self.scim.base_url))
         return self.features
 
     async def iter_pages(
@@ -121,7 +138,7 @@ class PingOneDirectory:
         found = [item for item in ((answer or {}).get("_embedded") or {}).get(collection, []) if isinstance(item, dict)]
         if kind == USER:
             return [p1.user_to_scim(user, population_names=self.populations.names()) for user in found]
-        return [await self.reader.group_form(group) for group in found if not p1.unreplicable_group(group)]
+        return [await self.reader.group_form(group) for group in found if not self.reader.unreplicable(group)]
 
     # -- writes ---------------------------------------------------------------------------------
 

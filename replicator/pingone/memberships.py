@@ -58,6 +58,10 @@ class Memberships:
         await asyncio.gather(*map(parents_of, wanted))
         return {gid: self._parents.get(gid, set()) for gid in group_ids}
 
+    def learn_nesting(self, parents: dict[str, set[str]]) -> None:
+        """The nesting index, as another read (SCIM /Groups) found it."""
+        self._parents = {gid: set(found) for gid, found in parents.items()}
+
     def children(self, group_id: str) -> set[str]:
         """The groups directly in `group_id`, as the nesting index knows them."""
         return {gid for gid, parents in (self._parents or {}).items() if group_id in parents}

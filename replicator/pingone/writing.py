@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.errors import ConflictError, NotFoundError
+from replicator.errors import ConflictError, NotFoundError, ScimError
 from replicator.pingone.platform import PlatformApi
 from replicator.pingone.reading import PingOneReader
 from replicator.pipeline import pingone as p1
+
+
+class RequiredValueMissing(ScimError):
+    """A write not sent: PingOne requires a value (a user's email) the form lacks; a failure of the object."""
 
 
 class PingOneWriter:
@@ -25,8 +29,10 @@ class PingOneWriter:
     async def create_user(self, body: dict[str, Any]) -> dict[str, Any]:
         """A new user, disabled after the create when the form says so."""
         population = self.populations.id_for(p1.population_name(body))
-        created: dict[str, Any] = await self.api.call("POST", "users",
-                                                      body=p1.user_to_platform(body, population_id=population))
+        platform_body = p1.user_to_platform(body, population_id=population)
+        if why := p1.missing_required(platform_body):
+            raise RequiredValueMissing(why)
+        created: dict[str, Any] = await self.api.call("POST", "users", body=platform_body)
         if (enabled := p1.enabled_body(body)) is not None and not enabled["enabled"]:
             await self.api.call("PUT", "users", created["id"], "enabled", body=enabled)
             created["enabled"] = False
@@ -54,6 +60,8 @@ class PingOneWriter:
         after = p1.user_to_platform(wanted, population_id=None)
         changed = {key: after.get(key) for key in sorted(set(before) | set(after))
                    if key not in ("population", "enabled") and before.get(key) != after.get(key)}
+        if changed and (why := p1.missing_required(after)):
+            raise RequiredValueMissing(why)
         if changed:
             await self.api.call("PATCH", "users", user_id, body=changed)
         if (current.get("active") is not False) != (wanted.get("active") is not False):

@@ -37,7 +37,10 @@ _NAME_PARTS = {"givenName": "given", "familyName": "family", "middleName": "midd
                "honorificPrefix": "honorificPrefix", "honorificSuffix": "honorificSuffix"}
 _ADDRESS_PARTS = {"streetAddress": "streetAddress", "locality": "locality", "region": "region",
                   "postalCode": "postalCode", "country": "countryCode"}
-_GROUP_STRINGS = {"displayName": "name", "description": "description", "externalId": "externalId"}
+_GROUP_STRINGS = {"displayName": "name", "externalId": "externalId"}
+# a group's definition beyond SCIM's Group (which has no description, no userFilter): in the PingOneGroup
+# extension, read and written only when the other side is PingOne too
+_GROUP_DEFINITION = ("description", "userFilter")
 # what the cycle's match lookups may ask, per kind: lower-cased SCIM path -> Platform attribute
 _FILTER_ATTRIBUTES = {
     USER: {"id": "id", "username": "username", "externalid": "externalId", "emails": "email",
@@ -184,6 +187,14 @@ def user_to_platform(scim_user: Mapping[str, Any], *, population_id: str | None)
     return body
 
 
+def missing_required(platform_user_body: Mapping[str, Any]) -> str | None:
+    """Why PingOne would refuse this user body (its document: `email` and `username` required), or None."""
+    absent = [name for name in ("username", "email") if not _text(platform_user_body.get(name))]
+    if not absent:
+        return None
+    return f"PingOne requires {' and '.join(absent)} on every user and this one has none (not sent)"
+
+
 def enabled_body(scim_user: Mapping[str, Any]) -> dict[str, bool] | None:
     """The body of `PUT users/{id}/enabled` for the form's `active`, or None when the form has none."""
     active = _ci(scim_user).get("active")
@@ -194,8 +205,9 @@ def group_to_scim(platform_group: Mapping[str, Any], *, user_members: Iterable[s
                   population_names: Mapping[str, str] | None) -> dict[str, Any]:
     """The SCIM-shaped form of a Platform group with its DIRECT members (user ids, group ids).
 
-    The population extension is there only when `population_names` is given and the group is bound to
-    a population (an environment-wide group has none).
+    `population_names` given (the other side is PingOne too): the PingOneGroup extension carries the
+    population's name (a population-bound group), the description and the `userFilter` of a dynamic
+    group; without it a form holds only what a SCIM Group has (RFC 7643 section 4.2).
     """
     group = platform_group
     form: dict[str, Any] = {}
@@ -206,7 +218,16 @@ def group_to_scim(platform_group: Mapping[str, Any], *, user_members: Iterable[s
     members += [{"value": m, "type": "Group"} for m in group_members if m]
     if members:
         form["members"] = members
-    return _with_population(form, GROUP_EXTENSION, group.get("population"), population_names)
+    form = _with_population(form, GROUP_EXTENSION, group.get("population"), population_names)
+    if population_names is not None and (definition := {k: group[k] for k in _GROUP_DEFINITION if _text(group.get(k))}):
+        form[GROUP_EXTENSION] = {**form.get(GROUP_EXTENSION, {}), **definition}
+    return form
+
+
+def group_definition(scim_form: Mapping[str, Any]) -> dict[str, str]:
+    """The description and userFilter a group form's PingOneGroup extension holds."""
+    extension = _ci(_object(_ci(scim_form).get(GROUP_EXTENSION.lower())))
+    return {key: value for key in _GROUP_DEFINITION if (value := _text(extension.get(key.lower())))}
 
 
 def group_to_platform(scim_group: Mapping[str, Any], *, population_id: str | None) -> dict[str, Any]:
@@ -218,19 +239,27 @@ def group_to_platform(scim_group: Mapping[str, Any], *, population_id: str | Non
     attributes = _ci(scim_group)
     body: dict[str, Any] = {p1: value for scim, p1 in _GROUP_STRINGS.items()
                             if (value := _text(attributes.get(scim.lower())))}
+    body.update(group_definition(scim_group))
     if population_id:
         body["population"] = {"id": population_id}
     return body
 
 
-def unreplicable_group(platform_group: Mapping[str, Any]) -> str | None:
-    """Why a Platform group is not replicated member by member (PingOne computes its members), or None."""
-    if _text(platform_group.get("userFilter")):
+def unreplicable_group(platform_group: Mapping[str, Any], *, definitions: bool = False) -> str | None:
+    """Why a Platform group is not replicated (PingOne computes its members), or None. A dynamic
+    group is replicated as its definition (its userFilter, never its members) when `definitions` (the
+    other side is PingOne); an external group never is (`sourceType` is read-only)."""
+    if _text(platform_group.get("userFilter")) and not definitions:
         return "a dynamic group: PingOne adds its members by its userFilter"
     source_type, source_id = _text(platform_group.get("sourceType")), _text(platform_group.get("sourceId"))
     if source_type or source_id:
         return f"an external group (sourceType {source_type or 'not given'}): its members come from its source"
     return None
+
+
+def is_dynamic(group: Mapping[str, Any]) -> bool:
+    """A Platform group whose members PingOne computes from its userFilter."""
+    return _text(group.get("userFilter")) is not None
 
 
 def _storable_user(form: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,7 +277,8 @@ def storable(kind: str, scim_form: Mapping[str, Any]) -> tuple[dict[str, Any], l
     A user keeps the plan's attributes: one email (the primary, else the first), one work and one
     mobile phone, one address, one photo, `active`, and the population's name; not the enterprise
     extension (so no manager), `displayName`, x509, ims, roles, entitlements, nor a type on the email.
-    A group keeps displayName, description, externalId, members (value and type) and its population.
+    A group keeps displayName, externalId, members (value and type), and in the PingOneGroup extension its
+    population, description and userFilter.
     Idempotent: `storable(kind, storable(kind, x)[0])` is `(storable(kind, x)[0], [])`. Comparing the
     storable part of the desired form with the destination keeps what PingOne cannot hold from being
     re-written every cycle.
@@ -267,10 +297,21 @@ def storable(kind: str, scim_form: Mapping[str, Any]) -> tuple[dict[str, Any], l
         raise ValueError(f"unknown kind {kind!r}: expected {USER!r} or {GROUP!r}")
     if population := population_name(scim_form):
         kept[urn] = {"population": {"name": population}}
+    if kind == GROUP and (definition := group_definition(scim_form)):
+        kept[urn] = {**kept.get(urn, {}), **definition}
     kept_ci = _ci(kept)
     dropped = {key for key, value in scim_form.items()
                if key.lower() not in _SERVER_OWNED and kept_ci.get(key.lower()) != value}
     return kept, sorted(dropped)
+
+
+def scim_read_user(scim_user: Mapping[str, Any], *, population_names: Mapping[str, str] | None) -> dict[str, Any]:
+    """A user read through PingOne's SCIM API, in the form a Platform read gives: what PingOne stores
+    (`storable`), its population by name when `population_names` is given."""
+    extension = _ci(_object(_ci(scim_user).get(USER_EXTENSION.lower())))
+    kept, _ = storable(USER, {k: v for k, v in scim_user.items() if k.lower() != USER_EXTENSION.lower()})
+    form = {"id": scim_user["id"], **kept} if _text(scim_user.get("id")) else kept
+    return _with_population(form, USER_EXTENSION, extension.get("population"), population_names)
 
 
 def platform_filter(kind: str, scim_filter_expression: str) -> str | None:

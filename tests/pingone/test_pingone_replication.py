@@ -60,6 +60,7 @@ def seed(env: Environment, users: int = 230) -> dict[str, str]:
     eng = env.add_group("Engineering", description="builds things")["id"]
     admins = env.add_group("Admins")["id"]
     env.add_group("Managers", user_filter='title eq "Manager"')
+    env.add_group("AD admins", source_type="IDP", source_id="idp-1")
     for i, user_id in enumerate(ids.values()):
         env.add_member(everyone, user_id)
         if i % 5 == 0:
@@ -80,7 +81,7 @@ def picture(env: Environment) -> dict[str, Any]:
                                   u.get("enabled", True)) for u in users.values()},
         "groups": {g["name"]: (sorted(users[m]["username"] for m in env.member_ids(gid)),
                                sorted(groups[p]["name"] for p in env.memberships.parents.get(gid, ())))
-                   for gid, g in groups.items() if not g.get("userFilter")},
+                   for gid, g in groups.items() if not g.get("userFilter") and not g.get("sourceType")},
     }
 
 
@@ -91,7 +92,8 @@ def writes(env: Environment) -> int:
 
 async def test_pingone_to_pingone_copies_then_writes_nothing(pair: Pair) -> None:
     """A first copy makes the destination equal (users past 200, memberships, nesting, populations by
-    name and through the map, the dynamic group left out and noted); a second cycle writes nothing."""
+    name and through the map, the dynamic group as its userFilter, the external group left out and
+    noted); a second cycle writes nothing."""
     seed(pair.source)
     result = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "ok", (result.summary(), result.failures[:5], result.notes)
@@ -102,7 +104,9 @@ async def test_pingone_to_pingone_copies_then_writes_nothing(pair: Pair) -> None
     assert got["groups"] == expected["groups"]
     assert len(got["users"]) == 230
     assert got["users"] == {n: (p if p != "Default" else got["users"][n][0], *r) for n, (p, *r) in expected["users"].items()}
-    assert any("dynamic" in note for note in result.notes), result.notes
+    managers = [g for g in pair.destination.directory.groups.values() if g["name"] == "Managers"]
+    assert [g.get("userFilter") for g in managers] == ['title eq "Manager"']
+    assert any("1 an external group" in note for note in result.notes), result.notes
     assert "source: PingOne Platform API (users, groups, memberships, nesting, populations by name)" in result.notes
     before = writes(pair.destination)
     again = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)

@@ -293,14 +293,15 @@ def test_the_documents_group_examples_translate() -> None:
     """The document's group create / update examples read as SCIM forms and give back their writable bodies."""
     for path, method in (("groups", "post"), ("groups/{groupID}", "put")):
         example = request_example(path, method)
-        form = group_to_scim(example, user_members=["u1"], group_members=["g2"], population_names=None)
+        form = group_to_scim(example, user_members=["u1"], group_members=["g2"], population_names={})
         assert form["displayName"] == example["name"]
         assert form["members"] == [{"value": "u1", "type": "User"}, {"value": "g2", "type": "Group"}]
         body = group_to_platform(form, population_id=None)
-        assert body == {k: v for k, v in example.items() if k in ("name", "description", "externalId")}
+        assert body == {k: v for k, v in example.items() if k in ("name", "description", "externalId", "userFilter")}
         assert_valid_request("Group", body)
     assert "Managers" in str(request_example("groups", "post")) and unreplicable_group(request_example(
         "groups", "post")) == "a dynamic group: PingOne adds its members by its userFilter"
+    assert unreplicable_group(request_example("groups", "post"), definitions=True) is None
 
 
 def test_group_population_and_storable() -> None:

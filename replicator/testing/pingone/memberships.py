@@ -10,11 +10,13 @@ and no nesting cycles.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Literal
 
 from replicator.testing.pingone.directory import Directory
 from replicator.testing.pingone.errors import conflict, invalid_data, not_found
-from replicator.testing.pingone.filters import FilterError, matches, parse_filter
+from replicator.testing.pingone.filters import FilterError, Node, matches, parse_filter
 from replicator.testing.pingone.switches import MAX_NESTED_GROUPS
 
 MembershipType = Literal["DIRECT", "INDIRECT"]
@@ -100,8 +102,25 @@ class Memberships:
 
     def member_ids(self, group_id: str, indirect: bool = False) -> set[str]:
         """Users in the group: DIRECT ones, and with ``indirect`` also those reached through nesting."""
-        return {uid for uid in self.directory.users
-                if (kind := self.groups_of(uid).get(group_id)) == "DIRECT" or (indirect and kind)}
+        member = self.member_test(group_id, indirect)
+        return {uid for uid in self.directory.users if member(uid)}
+
+    def member_test(self, group_id: str, indirect: bool) -> Callable[[str], bool]:
+        """Whether a user (by id) is a DIRECT member of the group (with ``indirect``: or of a group
+        nested in it, at any depth): ``groups_of(user).get(group_id)``, without computing every group."""
+        groups = {group_id} | (self.descendants(group_id) if indirect else set())
+        dynamic = [self.directory.groups[g] for g in groups if self.directory.groups.get(g, {}).get("userFilter")]
+
+        def member(user_id: str) -> bool:
+            if not groups.isdisjoint(self.static.get(user_id, ())):
+                return True
+            user = self.directory.users[user_id]
+            return any(_in_scope(user, group) and self._matches_filter(user, group) for group in dynamic)
+        return member
+
+    def descendants(self, group_id: str) -> set[str]:
+        """Every group inside ``group_id``, directly or through others."""
+        return {child for child in self.parents if group_id in self.ancestors(child)}
 
     def forget(self, user_id: str | None = None, group_id: str | None = None) -> None:
         """Drop every membership of a deleted user or group (and a group's nesting both ways)."""
@@ -122,10 +141,15 @@ class Memberships:
 
     def _matches_filter(self, user: dict[str, object], group: dict[str, object]) -> bool:
         try:
-            node = parse_filter(str(group["userFilter"]))
+            node = _parsed(str(group["userFilter"]))
         except FilterError:
             return False
         return matches(node, user, lambda gid: gid in self.static.get(str(user["id"]), set()))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str) -> Node:
+    return parse_filter(text)
 
 
 def _in_scope(user: dict[str, object], group: dict[str, object]) -> bool:

@@ -6,6 +6,7 @@ cursor paging, at most 200 a page; create), ``users/{id}`` (GET, PUT, PATCH, DEL
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -71,10 +72,13 @@ async def list_users(request: web.Request) -> web.Response:
         indirect = switches.member_filter_includes_indirect
         ignore_case = frozenset({"username"}) if switches.username_case_insensitive else frozenset()
 
+        tests: dict[str, Callable[[str], bool]] = {}  # group id -> its membership test, for this request
+
         def keep(user: dict[str, Any]) -> bool:
             def member_of(group_id: str) -> bool:
-                kind = environment.groups_of(user["id"]).get(group_id)
-                return kind == "DIRECT" or (indirect and kind is not None)
+                if group_id not in tests:
+                    tests[group_id] = environment.memberships.member_test(group_id, indirect)
+                return tests[group_id](user["id"])
             return matches(node, user, member_of, ignore_case)
         users = [user for user in users if keep(user)]
     bodies = [user_body(request, user) for user in users]
