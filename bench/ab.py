@@ -37,6 +37,7 @@ def one_copy(source: str, tree: Path, latency: float, flags: list[str]) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, help="another checkout to run against (default: none)")
+    parser.add_argument("--head", type=Path, default=ROOT, help="the checkout measured (default: this one)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
@@ -45,7 +46,7 @@ def main() -> None:
                         help="members per request of the raw client (0: a group's members all in its POST)")
     parser.add_argument("--flag", action="append", default=[], help="more replicator flags (repeatable)")
     args = parser.parse_args()
-    trees = {"head": ROOT, **({"base": args.baseline.resolve()} if args.baseline else {})}
+    trees = {"head": args.head.resolve(), **({"base": args.baseline.resolve()} if args.baseline else {})}
     rows: list[dict[str, Any]] = []
     with bench_server(users=args.users, groups=args.groups, plan="bench") as source:
         for round_ in range(1, args.rounds + 1):
