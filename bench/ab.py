@@ -38,6 +38,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline", type=Path, help="another checkout to run against (default: none)")
     parser.add_argument("--head", type=Path, default=ROOT, help="the checkout measured (default: this one)")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=DIR",
+                        help="more checkouts measured in the same rounds (repeatable)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
@@ -46,7 +48,8 @@ def main() -> None:
                         help="members per request of the raw client (0: a group's members all in its POST)")
     parser.add_argument("--flag", action="append", default=[], help="more replicator flags (repeatable)")
     args = parser.parse_args()
-    trees = {"head": args.head.resolve(), **({"base": args.baseline.resolve()} if args.baseline else {})}
+    trees = {"head": args.head.resolve(), **({"base": args.baseline.resolve()} if args.baseline else {}),
+             **{name: Path(tree).resolve() for name, _, tree in (also.partition("=") for also in args.also)}}
     rows: list[dict[str, Any]] = []
     with bench_server(users=args.users, groups=args.groups, plan="bench") as source:
         for round_ in range(1, args.rounds + 1):
@@ -57,7 +60,7 @@ def main() -> None:
                        "seconds": round(baseline["seconds"], 3), "requests": baseline["requests"]}
             print(json.dumps(raw_row), flush=True)
             rows.append(raw_row)
-            for name, tree in (trees.items() if round_ % 2 else reversed(trees.items())):
+            for name, tree in (list(trees.items()) if round_ % 2 else list(reversed(trees.items()))):
                 row = {"tree": name, "round": round_, **one_copy(source, tree, args.latency, args.flag)}
                 row["ratio"] = round(row["objects_per_s"] / raw_row["objects_per_s"], 3)
                 print(json.dumps(row), flush=True)
