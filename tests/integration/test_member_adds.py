@@ -5,26 +5,18 @@ failure of the group's membership while the others are written."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 
 from replicator.app import replicate
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.testing import MemoryScimServer, Quirks
 from tests.integration.test_partial_groups import GROUP, USER, config_for, members_by_name, started
+from tests.integration.test_partial_groups import source as source  # the fixture: a memory source server
 
 _GATE_TIMEOUT = 5.0  # bounds a failing run only: a passing one opens the gate on the PATCHes' arrival
-
-
-@pytest.fixture
-async def source() -> AsyncIterator[MemoryScimServer]:
-    server = MemoryScimServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def hold_patches_until(destination: MemoryScimServer, together: int) -> dict[str, int]:
