@@ -3,8 +3,9 @@
     python -m bench.raw post --url URL --users N --groups G --concurrency C [--plan bench]
     python -m bench.raw read --url URL [--page-size 500]
 
-`post` sends the POSTs a first copy needs (the same user bodies; groups with their first 100 members,
-the rest as PATCH adds of 100, member ids as in the source) from `concurrency` workers on uvloop;
+`post` sends the POSTs a first copy needs (the same user bodies; groups with their first `--chunk`
+members, 100 by default, the rest as PATCH adds of as many, one after another; `--chunk 0`: every member
+in the POST; member ids as in the source) from `concurrency` workers on uvloop;
 `read` pages through Users and Groups with a reused msgspec decoder. Prints one JSON line:
 {"seconds": ..., "requests": ...}, timed from the first request to the last answer.
 """
@@ -26,7 +27,7 @@ from replicator.testing.sample_data import group_plan, sample_group, sample_user
 CHUNK = 100
 
 
-def post_work(users: int, groups: int, plan: str) -> list[tuple[str, str, Any]]:
+def post_work(users: int, groups: int, plan: str, chunk: int = CHUNK) -> list[tuple[str, str, Any]]:
     work: list[tuple[str, str, Any]] = []
     for user in sample_users(users):
         body = canonicalise(user, USER)
@@ -34,13 +35,15 @@ def post_work(users: int, groups: int, plan: str) -> list[tuple[str, str, Any]]:
     shape = bench_group_plan(users, groups) if plan == "bench" else group_plan(users, groups)
     for name, members in shape:
         ids = [f"user-{i:08d}" for i in members]
-        body = canonicalise(sample_group(name, ids[:CHUNK]), GROUP)
-        work.append(("POST", "Groups", {"schemas": schemas_for(body, GROUP), **body, "_rest": ids[CHUNK:]}))
+        first = chunk or len(ids)
+        body = canonicalise(sample_group(name, ids[:first]), GROUP)
+        work.append(("POST", "Groups", {"schemas": schemas_for(body, GROUP), **body, "_rest": ids[first:]}))
     return work
 
 
-async def post(url: str, users: int, groups: int, concurrency: int, plan: str) -> dict[str, float]:
-    work = post_work(users, groups, plan)
+async def post(url: str, users: int, groups: int, concurrency: int, plan: str, chunk: int = CHUNK) -> dict[str, float]:
+    work = post_work(users, groups, plan, chunk)
+    chunk = chunk or CHUNK
     encode = msgspec.json.encode
     queue = iter(work)
     requests = 0
@@ -54,10 +57,10 @@ async def post(url: str, users: int, groups: int, concurrency: int, plan: str) -
                 async with session.post(f"{url}/{endpoint}", data=encode(body), headers=headers) as response:
                     created = msgspec.json.decode(await response.read())
                 requests += 1
-                for start in range(0, len(rest), CHUNK):
+                for start in range(0, len(rest), chunk):
                     patch = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                              "Operations": [{"op": "add", "path": "members",
-                                             "value": [{"value": v} for v in rest[start:start + CHUNK]]}]}
+                                             "value": [{"value": v} for v in rest[start:start + chunk]]}]}
                     async with session.patch(f"{url}/{endpoint}/{created['id']}", data=encode(patch),
                                              headers=headers) as response:
                         await response.read()
@@ -100,12 +103,13 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--page-size", type=int, default=500)
+    parser.add_argument("--chunk", type=int, default=CHUNK, help="members per request (0: all in the POST)")
     parser.add_argument("--plan", choices=("sample", "bench"), default="bench")
     args = parser.parse_args()
     import uvloop
 
     if args.mode == "post":
-        result = uvloop.run(post(args.url, args.users, args.groups, args.concurrency, args.plan))
+        result = uvloop.run(post(args.url, args.users, args.groups, args.concurrency, args.plan, args.chunk))
     else:
         result = uvloop.run(read(args.url, args.page_size))
     print(msgspec.json.encode(result).decode(), flush=True)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 import msgspec
@@ -31,8 +32,6 @@ from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
-from replicator.demo import run_demo
-from replicator.demo_pingone import run_pingone_demo
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
@@ -121,14 +120,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = stdout.stream
 
 
+# the demos, loaded when one is asked for: they bring the in-memory SCIM servers and the PingOne
+# emulator (replicator.testing), which a run, the daemon or a check never needs (about a tenth of a
+# second of start-up). Named here, in one place; tests/unit/test_demo_registry.py checks the names.
+DEMOS = {"scim": ("replicator.demo", "run_demo"), "pingone": ("replicator.demo_pingone", "run_pingone_demo")}
+
+
+def demo(name: str) -> Callable[..., Awaitable[int]]:
+    """The coroutine function that plays the demo `name` (its module imported now)."""
+    module, function = DEMOS[name]
+    play: Callable[..., Awaitable[int]] = getattr(importlib.import_module(module), function)
+    return play
+
+
 def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
             setup_logging("warning", "text")
             if args.pingone:
-                return _run_async(run_pingone_demo())
-            return _run_async(run_demo(users=args.users, groups=args.groups, keep=args.keep))
+                return _run_async(demo("pingone")())
+            return _run_async(demo("scim")(users=args.users, groups=args.groups, keep=args.keep))
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
                                             need_endpoints=False))

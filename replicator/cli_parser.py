@@ -15,9 +15,13 @@ from typing import Any
 from replicator import __version__
 from replicator.config import flag_name, iter_leaves
 from replicator.config_origins import choices
-from replicator.demo import MIN_GROUPS, MIN_USERS
 from replicator.exit_codes import ExitCode
 from replicator.settings_help import default_of, env_names, help_text, value_text
+
+# the smallest directory the demo's story fits (replicator.demo; here, so that parsing a command line does
+# not import the demo's servers): it edits the 2nd to 6th users and keeps untouched ones beside them,
+# and its nested group nests the second group
+MIN_USERS, MIN_GROUPS = 8, 2
 
 
 def _bool(text: str) -> bool:

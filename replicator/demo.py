@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from replicator.app import replicate
+from replicator.cli_parser import MIN_GROUPS, MIN_USERS
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.report import report_text
@@ -19,9 +20,8 @@ from replicator.snapshot import differences, snapshot
 from replicator.testing import serve
 from replicator.testing.seeding import NestedGroup, seed_directory
 
-# the smallest directory the story fits: it edits the 2nd to 6th users and keeps untouched ones beside them,
-# and its nested group nests the second group
-MIN_USERS, MIN_GROUPS = 8, 2
+__all__ = ["DESTINATION_TOKEN", "MIN_GROUPS", "MIN_USERS", "SOURCE_TOKEN", "run_demo"]
+
 SOURCE_TOKEN, DESTINATION_TOKEN = "demo-source-token", "demo-destination-token"
 
 

@@ -1,11 +1,13 @@
 """The workers (`Workers`): `concurrency` tasks taking steps from a queue and running them, one by one
-or, when the destination takes SCIM Bulk, gathered into Bulk requests (bulk.py)."""
+or, when the destination takes SCIM Bulk, gathered into Bulk requests (bulk.py); and `send_together`,
+the independent requests of one step (a large group's member adds) sent side by side."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
 import anyio
 
@@ -14,6 +16,36 @@ from replicator.cycle.work import StepQueue
 from replicator.pipeline.plan import CREATE, Step
 
 _BULK_LINGER_ROUNDS = 5  # of 1 ms: how long a worker waits to fill a Bulk request
+
+Item = TypeVar("Item")
+Refusal = TypeVar("Refusal", bound=Exception)
+
+
+async def send_together(items: list[Item], send: Callable[[Item], Awaitable[None]], *, at_most: int,
+                        collect: type[Refusal]) -> list[tuple[Item, Refusal]]:
+    """`send` each item, up to `at_most` at a time (every request still waits for its turn under the
+    destination's concurrency limit, pause and rate limit). Errors of type `collect` are returned with
+    their items, in the items' order; any other error stops sending more and is raised once the sends
+    in flight have ended (the first one met)."""
+    collected: dict[int, tuple[Item, Refusal]] = {}
+    stopped: list[BaseException] = []
+    queue = iter(enumerate(items))
+
+    async def sender() -> None:
+        for index, item in queue:
+            if stopped:
+                return
+            try:
+                await send(item)
+            except collect as exc:
+                collected[index] = (item, exc)
+            except Exception as exc:  # (cancellation is not caught: gather passes it on)
+                stopped.append(exc)
+
+    await asyncio.gather(*(sender() for _ in range(max(1, min(at_most, len(items))))))
+    if stopped:
+        raise stopped[0]
+    return [collected[index] for index in sorted(collected)]
 
 
 class Workers:

@@ -12,6 +12,7 @@ from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.cycle.gone_members import GoneMembers
+from replicator.cycle.member_requests import MEMBER_REFUSALS, MemberRequests
 from replicator.cycle.renames import BlockedRenames
 from replicator.errors import (
     BadRequestError,
@@ -19,14 +20,13 @@ from replicator.errors import (
     NotFoundError,
     ProtocolError,
     ScimError,
-    ScimStatusError,
     ServerError,
     StateError,
     TransportError,
 )
-from replicator.pipeline.answers import answered_member_values, compare_answered_members, members_left_out
+from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
-from replicator.pipeline.member_refusals import MembersNotWritten, member_refusal
+from replicator.pipeline.member_refusals import MembersNotWritten
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
@@ -52,7 +52,6 @@ from replicator.state.records import DISABLED, SYNCED
 log = logging.getLogger("replicator.cycle")
 
 _CREATE_ATTEMPTS = 3  # a POST whose answer was lost is looked up before it is sent again
-_MEMBER_REFUSALS = 12  # retries of one group request after 400s about its members (each sends fewer)
 
 
 class StepWriter:
@@ -147,7 +146,7 @@ class StepWriter:
         assert step.desired is not None
         not_written = MembersNotWritten()
         members = step.desired.get("members", [])
-        for refusals in range(_MEMBER_REFUSALS + 1):
+        for refusals in range(MEMBER_REFUSALS + 1):
             chunk = self.members.chunk
             first, rest = members[:chunk], members[chunk:]
             body = {"schemas": schemas_for(step.desired, step.kind), **step.desired}
@@ -159,7 +158,7 @@ class StepWriter:
                 created = await self.cx.destination.create(step.kind, body)
                 break
             except BadRequestError as exc:
-                if refusals == _MEMBER_REFUSALS:
+                if refusals == MEMBER_REFUSALS:
                     raise
                 if renamed := await self.gone_members.renamed(step.label, exc, first):
                     members = not_written.rename(members, renamed)  # members deleted on the destination
@@ -318,78 +317,3 @@ class StepWriter:
             source_digest=step.source_digest if status == SYNCED else None,
         )
         await cx.waiters.release(step.kind, step.source_id, dest_id)
-
-
-class MemberRequests:
-    """The member side of group writes for one cycle: the member chunk (the configured one, smaller
-    once the destination refused a request's member count) and what to do with a 400 about members."""
-
-    def __init__(self, cx: CycleContext) -> None:
-        self.cx = cx
-        self.chunk = cx.policy.member_chunk
-
-    def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
-                              pending: list[dict[str, Any]], not_written: MembersNotWritten | None
-                              ) -> list[dict[str, Any]]:
-        """The members still to write after a 400 to a request carrying `sent`: a count limit shrinks
-        the member chunk, refused members are left out (noted in `not_written`; without it they fail
-        the write). Raise `exc` when it is not about the members."""
-        refusal = member_refusal(exc.scim_type, exc.detail, sent, self.chunk)
-        if refusal is None:
-            raise exc
-        if refusal.chunk is not None:
-            if refusal.chunk < self.chunk:
-                log.warning("%s %s: %s; sending at most %d members per request from now on",
-                            kind, label, exc, refusal.chunk)
-                self.chunk = refusal.chunk
-            return pending
-        kept, refused = refusal.split(pending)
-        if not refused or not_written is None:
-            raise exc
-        log.warning("%s %s: writing it without %d member(s) the destination refuses (%s)",
-                    kind, label, len(refused), exc)
-        not_written.add(refused, refusal.reason)
-        return kept
-
-    async def left_out_after_reread(self, step: Step, sent: list[dict[str, Any]], dest_id: str,
-                                     not_written: MembersNotWritten) -> set[str]:
-        """The create's answer names members in a form that matches not all we sent (a userName for
-        the id): the group as the destination holds it tells which are missing. When that too names
-        members another way, as many as are unmatched are taken as held; fewer: the unmatched ones are
-        not written (a failure), rather than added again (which some servers duplicate)."""
-        try:
-            live = await self.cx.destination.get(step.kind, dest_id)
-        except ScimStatusError as exc:
-            not_written.add(sent, f"the create's answer names members in another form and the group "
-                                  f"could not be read back ({exc})")
-            return set()
-        answered = compare_answered_members(sent, live)
-        if answered.certain:
-            return set(answered.unmatched)
-        if not answered.covered:
-            not_written.add([m for m in sent if m["value"] in answered.unmatched],
-                            "the destination names its members in a form that matches none we sent; "
-                            f"{len(answered.unmatched) - answered.unrecognised} may be missing")
-        else:
-            log.debug("%s %s: the destination names %d member(s) another way than by id; taken as held",
-                     step.kind, step.label, answered.unrecognised)
-        return set()
-
-    async def add(self, kind: str, dest_id: str, members: list[dict[str, Any]],
-                  not_written: MembersNotWritten | None = None, *, label: str = "") -> None:
-        """PATCH adds of these members, at most `chunk` per request; a 400 about a request's members
-        shrinks the chunk or leaves the refused ones out (`after_refusal`)."""
-        pending = list(members)
-        refusals = 0
-        while pending:
-            sent = pending[:self.chunk]
-            try:
-                for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
-                    await self.cx.destination.patch(kind, dest_id, patch)
-            except BadRequestError as exc:
-                refusals += 1
-                if refusals > _MEMBER_REFUSALS:
-                    raise
-                pending = self.after_refusal(kind, label or dest_id, exc, sent, pending, not_written)
-                continue
-            pending = pending[len(sent):]

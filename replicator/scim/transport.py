@@ -134,13 +134,13 @@ class HttpTransport:
         probe before a cycle: a wrong host or port is said at once, not after a minute of retries).
         """
         data = msgspec.json.encode(body) if body is not None else None
-        retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent,
-                                    retry_unconnected=retry_unconnected)
         try:
-            # the first attempt outside stamina: most calls succeed, and building a retry context
-            # for each of them was a fifth of the client's CPU time
+            # the first attempt outside stamina: most calls succeed, and building a retry context (or
+            # the retry hook) for each of them was a fifth of the client's CPU time
             return await self._send(method, url, params, data)
         except Exception as exc:
+            retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent,
+                                        retry_unconnected=retry_unconnected)
             delay = retry_on(exc)
             if delay is False or self._retry.attempts <= 1:
                 raise

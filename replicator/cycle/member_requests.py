@@ -1,0 +1,98 @@
+"""The member side of group writes for one cycle (`MemberRequests`): the member chunk (smaller once the
+destination refused a request's member count), what a 400 about members leaves to write, a create's
+answer that names members another way, and the PATCH adds of a group's members, sent side by side."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from replicator.cycle.context import CycleContext
+from replicator.cycle.workers import send_together
+from replicator.errors import BadRequestError, ScimStatusError
+from replicator.pipeline.answers import compare_answered_members
+from replicator.pipeline.member_refusals import MembersNotWritten, member_refusal
+from replicator.pipeline.patch import chunk_requests
+from replicator.pipeline.plan import Step
+
+log = logging.getLogger("replicator.cycle")
+
+MEMBER_REFUSALS = 12  # retries of one group request after 400s about its members (each sends fewer)
+
+
+class MemberRequests:
+    """The member side of group writes for one cycle: the member chunk (the configured one, smaller
+    once the destination refused a request's member count) and what to do with a 400 about members."""
+
+    def __init__(self, cx: CycleContext) -> None:
+        self.cx = cx
+        self.chunk = cx.policy.member_chunk
+
+    def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
+                              pending: list[dict[str, Any]], not_written: MembersNotWritten | None
+                              ) -> list[dict[str, Any]]:
+        """The members still to write after a 400 to a request carrying `sent`: a count limit shrinks
+        the member chunk, refused members are left out (noted in `not_written`; without it they fail
+        the write). Raise `exc` when it is not about the members."""
+        refusal = member_refusal(exc.scim_type, exc.detail, sent, self.chunk)
+        if refusal is None:
+            raise exc
+        if refusal.chunk is not None:
+            if refusal.chunk < self.chunk:
+                log.warning("%s %s: %s; sending at most %d members per request from now on",
+                            kind, label, exc, refusal.chunk)
+                self.chunk = refusal.chunk
+            return pending
+        kept, refused = refusal.split(pending)
+        if not refused or not_written is None:
+            raise exc
+        log.warning("%s %s: writing it without %d member(s) the destination refuses (%s)",
+                    kind, label, len(refused), exc)
+        not_written.add(refused, refusal.reason)
+        return kept
+
+    async def left_out_after_reread(self, step: Step, sent: list[dict[str, Any]], dest_id: str,
+                                     not_written: MembersNotWritten) -> set[str]:
+        """The create's answer names members in a form that matches not all we sent (a userName for
+        the id): the group as the destination holds it tells which are missing. When that too names
+        members another way, as many as are unmatched are taken as held; fewer: the unmatched ones are
+        not written (a failure), rather than added again (which some servers duplicate)."""
+        try:
+            live = await self.cx.destination.get(step.kind, dest_id)
+        except ScimStatusError as exc:
+            not_written.add(sent, f"the create's answer names members in another form and the group "
+                                  f"could not be read back ({exc})")
+            return set()
+        answered = compare_answered_members(sent, live)
+        if answered.certain:
+            return set(answered.unmatched)
+        if not answered.covered:
+            not_written.add([m for m in sent if m["value"] in answered.unmatched],
+                            "the destination names its members in a form that matches none we sent; "
+                            f"{len(answered.unmatched) - answered.unrecognised} may be missing")
+        else:
+            log.debug("%s %s: the destination names %d member(s) another way than by id; taken as held",
+                     step.kind, step.label, answered.unrecognised)
+        return set()
+
+    async def add(self, kind: str, dest_id: str, members: list[dict[str, Any]],
+                  not_written: MembersNotWritten | None = None, *, label: str = "") -> None:
+        """PATCH adds of these members, at most `chunk` per request, the requests sent side by side (up
+        to `concurrency` at once, each under the destination's limits: a group of 5,000 is not 50 round
+        trips in a row); a 400 about a request's members shrinks the chunk or leaves the refused ones out
+        (`after_refusal`), and what that request still carries is sent again."""
+        waiting = [list(members)]
+        refusals = 0
+        while waiting:
+            chunks = [part[i:i + self.chunk] for part in waiting for i in range(0, len(part), self.chunk)]
+            refused = await send_together(chunks, lambda sent: self._send_add(kind, dest_id, sent),
+                                          at_most=self.cx.config.concurrency, collect=BadRequestError)
+            if refused:
+                refusals += 1  # (a round of requests refused together counts once, as one request did)
+                if refusals > MEMBER_REFUSALS:
+                    raise refused[0][1]
+            waiting = [self.after_refusal(kind, label or dest_id, exc, sent, sent, not_written) for sent, exc in refused]
+
+    async def _send_add(self, kind: str, dest_id: str, sent: list[dict[str, Any]]) -> None:
+        for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
+            await self.cx.destination.patch(kind, dest_id, patch)
