@@ -39,7 +39,7 @@ from replicator.exit_codes import ExitCode
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.progress import watch_progress
-from replicator.report import counts_text, flow_text
+from replicator.report import cycle_line
 from replicator.shutdown import Shutdown
 from replicator.state import StateStore, open_state
 from replicator.state.errors import StateFileError
@@ -264,9 +264,7 @@ class Daemon:
         self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
         summary: dict[str, Any] = result.summary()
-        flow = f"; {flow_text(result.destination_flow)}" if result.destination_flow else ""
-        log.info("%s cycle %s in %.2fs: %s%s", result.mode, result.outcome, result.seconds, counts_text(result), flow,
-                 extra={"fields": summary})
+        log.info("cycle finished: %s", cycle_line(result), extra={"fields": summary})
 
     def _after_failure(self, mode: str, exc: ReplicatorError) -> None:
         self.cycles_done += 1

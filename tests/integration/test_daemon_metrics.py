@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -43,9 +44,11 @@ def declared_families(metrics: Metrics) -> set[str]:
     return {family.name for family in metrics.registry.collect()}
 
 
-async def test_every_declared_metric_has_samples_after_a_cycle(pair, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """After a daemon's first cycle every declared family has a sample; resources_tracked counts the state by kind."""
+async def test_every_declared_metric_has_samples_after_a_cycle(pair, tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """After a daemon's first cycle every declared family has a sample; resources_tracked counts the state by
+    kind; the cycle's INFO line says what happened in the same plain words as a one-shot run's."""
     source, destination = pair
+    caplog.set_level(logging.INFO, logger="replicator.daemon")
     config = Config(source=SideConfig(url=source.base_url or "", token=TOKEN),
                     destination=SideConfig(url=destination.base_url or "", token=TOKEN),
                     state=str(tmp_path / "state.db"), interval=3600, interval_jitter=0.0, listen="127.0.0.1:0")
@@ -67,6 +70,9 @@ async def test_every_declared_metric_has_samples_after_a_cycle(pair, tmp_path: P
     assert empty == [], f"declared metrics without samples: {empty}"
     tracked = {labels["kind"]: value for labels, value in scraped["scimrep_resources_tracked"]}
     assert tracked == {"User": 5.0, "Group": 2.0}
+    lines = [r.getMessage() for r in caplog.records if r.name == "replicator.daemon" and r.levelname == "INFO"]
+    assert any(line.startswith("cycle finished: full ok in ") and ": created 7, updated 0, deleted 0, failed 0" in line
+               for line in lines), lines
     daemon.request_stop()
     assert await asyncio.wait_for(task, 10) == 0
 
