@@ -54,3 +54,17 @@ def test_canonical_members_share_one_type_string() -> None:
     assert decoded[0]["type"] is not decoded[1]["type"]
     members = canonicalise({"displayName": "G", "members": decoded}, GROUP)["members"]
     assert len({id(m["type"]) for m in members}) == 1
+
+
+def test_sort_members_encodes_no_plain_member(monkeypatch: Any) -> None:
+    """Members of plain ids are ordered without encoding any of them (no bytes per member held)."""
+    import replicator.pipeline.canonical as canonical
+
+    def refuse(value: Any) -> bytes:
+        raise AssertionError("encoded a member")
+
+    monkeypatch.setattr(canonical, "encode", refuse)
+    members = [{"value": "b", "type": "User"}, {"value": "a"}, {"value": "a", "type": "User"},
+               {"value": "c", "type": "Group"}, {"value": "b", "type": "User"}]
+    assert sort_members(members) == [{"value": "c", "type": "Group"}, {"value": "a", "type": "User"},
+                                     {"value": "b", "type": "User"}, {"value": "a"}]
