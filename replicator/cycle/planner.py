@@ -177,7 +177,8 @@ class Planner:
             listed = await cx.store.scratch.listed_before(kind, list(found.values()))
             written = await cx.recorder.written_now(kind, [sid for sid, did in found.items() if did not in listed])
             found = {sid: did for sid, did in found.items() if did in listed or sid in written}
-        return found
+        # memory: keyed by the callers' strings (the members' values), not the copies SQLite answered
+        return {source_id: found[source_id] for source_id in source_ids if source_id in found}
 
     async def stored_many(
         self, kind: str, wanted: dict[str, tuple[ResourceRow | None, str | None]], *, everything: bool = False

@@ -17,6 +17,9 @@ instead of looking like a change of every object; the comparable form is the for
 from __future__ import annotations
 
 import hashlib
+import operator
+import re
+import sys
 from enum import StrEnum
 from typing import Any
 
@@ -88,10 +91,44 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
         if not isinstance(raw, str) or not raw:
             continue
         member = {"value": raw}
-        if isinstance(item.get("type"), str) and item["type"]:
-            member["type"] = item["type"]
+        kind = item.get("type")
+        if isinstance(kind, str) and kind:
+            # memory: one "User" for all the members, not one each
+            member["type"] = sys.intern(kind) if type(kind) is str else kind
         by_value.setdefault(member["value"], member)
-    return sort_values(list(by_value.values()))
+    return sort_members(list(by_value.values()))
+
+
+def sort_members(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`sort_values` for a group's members, in the same order, without an encoding of every member held
+    beside them (a group can hold a million): members of `value` and `type` strings that JSON spells as
+    they are are sorted by type, then value (the order of their encodings); any other list as
+    `sort_values` sorts it."""
+    buckets: dict[str | None, list[dict[str, Any]]] = {}
+    for member in members:
+        if type(member) is not dict:
+            return sort_values(members)
+        value, kind = member.get("value"), member.get("type")
+        if (len(member) != (1 if kind is None else 2) or type(value) is not str or _NOT_PLAIN.search(value)
+                or (kind is not None and (type(kind) is not str or _NOT_PLAIN.search(kind)))):
+            return sort_values(members)
+        buckets.setdefault(kind, []).append(member)
+    # `{"type":...` sorts before `{"value":...`: the typed members first, by type
+    kinds = sorted(kind for kind in buckets if kind is not None) + ([None] if None in buckets else [])
+    out: list[dict[str, Any]] = []
+    for kind in kinds:
+        previous = None
+        for member in sorted(buckets.pop(kind), key=_member_value):
+            if member["value"] != previous:  # same type, same value: an exact duplicate
+                out.append(member)
+                previous = member["value"]
+    return out
+
+
+# characters that JSON escapes, or that sort before the closing quote (`"a!"` < `"a"`): a string
+# holding one may not be ordered as its encoding is
+_NOT_PLAIN = re.compile(r'[\x00-\x22\\]')
+_member_value = operator.itemgetter("value")
 
 
 def _clean(value: Any) -> Any:
@@ -170,7 +207,7 @@ def comparable(value: Any) -> Any:
         if len(value) == 1:
             only = comparable(value[0])
             return value if only is value[0] else [only]
-        return sort_values([comparable(item) for item in value])
+        return sort_members([comparable(item) for item in value])  # (sort_values' order: a group's members fast)
     return value
 
 

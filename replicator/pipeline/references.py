@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from replicator.pipeline.canonical import GROUP, USER, sort_values
+from replicator.pipeline.canonical import GROUP, USER, sort_members
 from replicator.scim.urns import ENTERPRISE_USER
 
 
@@ -33,7 +33,7 @@ def translate(
             else:
                 members.append({**member, "value": dest})
         if members:
-            out["members"] = sort_values(members)
+            out["members"] = sort_members(members)
         else:
             del out["members"]
     elif kind == USER and isinstance(canonical.get(ENTERPRISE_USER), dict):

@@ -1,0 +1,77 @@
+"""Big groups in bounded memory (issue 18, items 3 and 4): peak RSS of the replicator process for a first
+copy of N users with and without one group holding every user, and the zero-change cycle after it against
+a bare paginated read of the same source. Every replicator run is a fresh subprocess; its peak RSS comes
+from the kernel (ru_maxrss), which the load on the machine does not distort.
+
+    python -m bench.bigmem --users 100000 --runs 3          # the 100k figures
+    python -m bench.bigmem --users 1000000 --runs 1 --only group,zero
+
+One JSON line per run on stdout, then the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import bench_server, raw, run_replicator
+
+
+def writes(requests: dict[str, int]) -> int:
+    return sum(n for m, n in requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
+
+
+def copy_and_zero(users: int, groups: int, zero: bool) -> list[dict[str, Any]]:
+    """A first copy of `users` users (+ one group of everyone when `groups`), then optionally the
+    zero-change cycle and a bare read of the same source."""
+    rows = []
+    label = "group" if groups else "users"
+    with bench_server(users=users, groups=groups, plan="bench") as source, bench_server() as destination, \
+            tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state.db"
+        wall, copy = run_replicator(source, destination, state, "--concurrency", "64")
+        rows.append({"scenario": label, "users": users, "groups": groups, "seconds": round(wall, 1),
+                     "peak_rss_mb": copy["peak_rss_mb"], "cpu_seconds": copy["cpu_seconds"],
+                     "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome")})
+        if zero:
+            wall, again = run_replicator(source, destination, state, "--concurrency", "64")
+            read = raw("read", source, page_size=500)
+            rows.append({"scenario": "zero", "users": users, "groups": groups, "seconds": round(wall, 2),
+                         "raw_read_seconds": round(read["seconds"], 2),
+                         "ratio": round(wall / read["seconds"], 3), "peak_rss_mb": again["peak_rss_mb"],
+                         "writes": writes(again["destination_requests"]), "outcome": again.get("outcome")})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", default="users,group", help="users (no group), group (one group of everyone), "
+                        "zero (the zero-change cycle after the group copy)")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    rows: list[dict[str, Any]] = []
+    for _ in range(args.runs):
+        runs = []
+        if "users" in only:
+            runs += copy_and_zero(args.users, 0, zero=False)
+        if "group" in only or "zero" in only:
+            runs += copy_and_zero(args.users, 1, zero="zero" in only)
+        for row in runs:
+            print(json.dumps(row), flush=True)
+        rows += runs
+    for scenario in ("users", "group", "zero"):
+        mine = [r for r in rows if r["scenario"] == scenario]
+        if mine:
+            summary = {key: statistics.median(r[key] for r in mine)
+                       for key in ("peak_rss_mb", "seconds", "ratio", "writes") if key in mine[0]}
+            print(json.dumps({"median": scenario, "runs": len(mine), **summary}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""How a group's members are held while planned (issue 18): the reference targets a group is translated with
+are keyed by the members' own value strings, not by copies of them read back from the state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import replicator.cycle.planner as planner
+from replicator.app import replicate
+from replicator.cycle import INCREMENTAL
+from replicator.pipeline.canonical import GROUP
+from replicator.testing import MemoryScimServer
+from replicator.testing.sample_data import sample_group
+from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
+from tests.harness import make_config
+
+
+async def test_group_targets_share_the_members_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each member's source id in the targets a group is translated with is the member's own string object."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN)
+    urls = await source.start(), await destination.start()
+    shared: list[bool] = []
+    original = planner.translate
+
+    def translate(canonical: dict[str, Any], kind: str, users: Any, groups: Any) -> Any:
+        if kind == GROUP:
+            keys = {key: key for key in users}
+            shared.extend(keys[m["value"]] is m["value"] for m in canonical["members"])
+        return original(canonical, kind, users, groups)
+
+    monkeypatch.setattr(planner, "translate", translate)
+    try:
+        ids = [source.add_user({"userName": f"u{i}"})["id"] for i in range(5)]
+        source.add_group(sample_group("All", ids))
+        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
+                               destination_token=DESTINATION_TOKEN)
+        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", result.summary()
+        assert [len(g.get("members", [])) for g in destination.groups.values()] == [5]
+        assert len(shared) == 5 and all(shared), shared
+    finally:
+        await source.stop()
+        await destination.stop()

@@ -1,0 +1,70 @@
+"""Tests for how group members are held while planned (issue 18, big groups in bounded memory): the member
+sort gives `sort_values`' order and digest, and the members share their strings instead of copying them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, digest, encode, sort_members, sort_values
+from replicator.pipeline.references import translate
+
+# values mixing plain ids with the characters that JSON escapes or that sort before a closing quote
+_VALUES = st.one_of(st.uuids().map(str), st.text(min_size=0, max_size=6),
+                    st.text(alphabet=' !"#\\aAé\u2028\x7f\x00', max_size=4))
+_TYPES = st.one_of(st.none(), st.sampled_from([USER, GROUP, "user", "Group!", "Gr\"oup"]))
+_MEMBER = st.builds(lambda value, kind: {"value": value} if kind is None else {"value": value, "type": kind},
+                    _VALUES, _TYPES)
+_ODD = st.fixed_dictionaries({"value": _VALUES}, optional={"display": st.text(max_size=3), "type": st.none()})
+_MEMBERS = st.lists(st.one_of(_MEMBER, _ODD), max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MEMBERS, st.randoms(use_true_random=False))
+def test_sort_members_orders_and_deduplicates_as_sort_values(members: list[dict[str, Any]], rng: Any) -> None:
+    """The member sort gives exactly sort_values' list (same encodings, same order), duplicates included."""
+    members = members + [dict(m) for m in members[: len(members) // 3]]  # exact duplicates
+    rng.shuffle(members)
+    assert [encode(m) for m in sort_members(list(members))] == [encode(m) for m in sort_values(list(members))]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.uuids().map(str), st.sampled_from([USER, GROUP, None])), max_size=30),
+       st.randoms(use_true_random=False))
+def test_translated_group_has_the_digest_of_the_old_sort(pairs: list[tuple[str, str | None]], rng: Any) -> None:
+    """A group's canonical and translated forms (members in the member sort) hash as they did with sort_values,
+    so a state recorded before the change makes no writes."""
+    raw = [{"value": v, **({"type": t} if t else {})} for v, t in pairs]
+    rng.shuffle(raw)
+    canonical = canonicalise({"id": "g", "displayName": "G", "members": raw}, GROUP)
+    ids = {v: "dest-" + v[::-1] for v, _ in pairs}
+    desired, unresolved = translate(canonical, GROUP, ids, ids)
+    assert not unresolved
+    if desired.get("members"):
+        old_desired = {**desired, "members": sort_values(list(desired["members"]))}
+        assert encode(desired) == encode(old_desired)
+        assert digest(desired) == digest(old_desired)
+
+
+def test_canonical_members_share_one_type_string() -> None:
+    """Members decoded from a page hold one `type` string between them, not a copy each."""
+    decoded = [{"value": f"u{i}", "type": "".join(["Us", "er"])} for i in range(3)]  # distinct str objects
+    assert decoded[0]["type"] is not decoded[1]["type"]
+    members = canonicalise({"displayName": "G", "members": decoded}, GROUP)["members"]
+    assert len({id(m["type"]) for m in members}) == 1
+
+
+def test_sort_members_encodes_no_plain_member(monkeypatch: Any) -> None:
+    """Members of plain ids are ordered without encoding any of them (no bytes per member held)."""
+    import replicator.pipeline.canonical as canonical
+
+    def refuse(value: Any) -> bytes:
+        raise AssertionError("encoded a member")
+
+    monkeypatch.setattr(canonical, "encode", refuse)
+    members = [{"value": "b", "type": "User"}, {"value": "a"}, {"value": "a", "type": "User"},
+               {"value": "c", "type": "Group"}, {"value": "b", "type": "User"}]
+    assert sort_members(members) == [{"value": "c", "type": "Group"}, {"value": "a", "type": "User"},
+                                     {"value": "b", "type": "User"}, {"value": "a"}]
