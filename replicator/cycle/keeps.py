@@ -1,7 +1,8 @@
 """What the destination keeps, for one cycle (`KeepsLearner`): the profile learned so far is loaded
 from the state at the start; write answers and full-reconcile read-backs are observed; the compare
 sees the destination's form with the learned losses of unchanged values hidden (pipeline/keeps); at
-the end the profile is revised, recorded and reported.
+the end the profile is revised, recorded and reported. So is the member-count limit learned for the
+destination (the writer's MemberRequests load it at the start and record it at the end).
 
 Learned only from what we know we sent: a create's answer (when it is the server's representation,
 with `meta`, not an echo of our body) and, on a full reconcile, the listed form of an object against
@@ -45,6 +46,7 @@ class KeepsLearner:
         for kind in KINDS:
             rows = await self.cx.store.keeps.learned(self.destination, kind)
             self.profile[kind] = {path: Learned(how, objects) for path, how, objects, _ in rows}
+        await self.cx.writer.members.load()
 
     def answered(self, kind: str, sent: dict[str, Any] | None, answer: dict[str, Any]) -> None:
         """A successful create's answer: what the destination holds of what it was just sent."""
@@ -65,7 +67,7 @@ class KeepsLearner:
 
     async def finish(self) -> list[str]:
         """Revise, record (not in a dry run) and report the profiles."""
-        notes: list[str] = []
+        notes = await self.cx.writer.members.finish()
         for kind in KINDS:
             profile, learned, forgotten = revise(self.profile[kind], self.seen[kind])
             if not self.cx.dry_run and (learned or forgotten or profile != self.profile[kind]):

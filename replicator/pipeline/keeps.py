@@ -226,3 +226,8 @@ def forgotten_note(kind: str, forgotten: Iterable[str]) -> str | None:
         return None
     return (f"the destination was seen keeping {', '.join(paths)} of {kind.lower()}s again: compared and "
             "written again")
+
+
+def member_limit_words(limit: int, learned: str, who: str = "the destination") -> str:
+    """`the destination takes at most 100 members per request (learned 2026-01-02 03:04:05)`."""
+    return f"{who} takes at most {limit} members per request (learned {learned})"
