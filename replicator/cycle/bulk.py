@@ -254,6 +254,8 @@ class BulkWriter:
             if not result.resource_id:
                 return False
             await cx.writer.record(step, result.resource_id, origin="created")
+            if isinstance(result.response, dict):  # the server's representation teaches what it keeps
+                cx.keeps.answered(step.kind, step.desired, result.response)
             cx.result.counts[created_counter(step)] += 1
             return True
         assert step.dest_id is not None

@@ -124,6 +124,19 @@ async def test_a_create_answered_without_a_body_teaches_nothing(tmp_path: Path) 
         assert writes(again.destination_requests) == 0, again.summary()
 
 
+async def test_bulk_creates_teach_what_the_destination_keeps(tmp_path: Path) -> None:
+    """Users created in Bulk requests by a destination dropping nickName and phones: the Bulk answer's
+    resources teach it, so the first --full after the copy makes no writes (it rewrote them once)."""
+    quirks = Quirks(drops_attributes={"nickName", "phoneNumbers"}, bulk_max_operations=50)
+    async with servers(tmp_path, quirks, 6) as s:
+        first = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok" and first.counts["created"] == 6, first.summary()
+        assert [path for method, path in s.destination.request_log if method == "POST"] == ["/v2/Bulk"]
+        assert any("does not keep nickName (6 users, learned now), phoneNumbers" in note for note in first.notes), first.notes
+        again = await replicate(s.config, mode=FULL, dry_run=False)
+        assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+
+
 async def test_a_destination_keeping_everything_is_learned_to_lose_nothing(tmp_path: Path) -> None:
     """scim2-server keeps every attribute it is sent (nickName, phones, both emails, the enterprise
     extension): its read-back teaches no loss, nothing is reported, and a --full writes nothing."""
