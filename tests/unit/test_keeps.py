@@ -39,7 +39,8 @@ INTEGRITY_PATHS = {"userName", "displayName", "active", "members", "id", f"{ENTE
 
 
 def paths_of(form: dict[str, Any]) -> set[str]:
-    """The paths `observe` names: an attribute, or a complex attribute's (an extension's) sub-attributes."""
+    """The paths `observe` names: an attribute, a complex attribute's (an extension's) sub-attributes,
+    and a multi-valued attribute with its values' sub-attributes other than `value`."""
     out = set()
     for key, value in form.items():
         if isinstance(value, dict):
@@ -47,6 +48,8 @@ def paths_of(form: dict[str, Any]) -> set[str]:
             out |= {f"{key}{joint}{sub}" for sub in value}
         else:
             out.add(key)
+            if isinstance(value, list):
+                out |= {f"{key}.{sub}" for entry in value for sub in entry if sub != "value"}
     return out
 
 
@@ -150,3 +153,45 @@ def test_drift_of_another_kind_at_a_learned_path_is_still_repaired() -> None:
     plan = plan_upsert(kind="User", source_id="s", label="u", desired=desired, stored=Stored("d", None, desired),
                        live=held, live_known=True, policy=SyncConfig())
     assert sorted(op["path"] for op in plan.operations) == ["emails", "nickName"]
+
+
+@given(forms, st.sampled_from(["emails.type", "emails.type+fewer"]))
+def test_a_dropped_sub_attribute_of_multi_valued_values_is_learned_and_hidden(form: dict[str, Any], loss: str) -> None:
+    """A destination dropping `type` from every email (and perhaps keeping one email): observed as
+    `emails.type` dropped (and `emails` fewer values), not another difference; once learned, a full
+    reconcile plans nothing while the source is unchanged, and a PATCH of emails once the source changes
+    an email's type."""
+    if "emails" not in form:
+        form = {**form, "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home"}]}
+    fewer = loss.endswith("fewer") and len(form["emails"]) > 1
+    live = {**form, "emails": [{"value": e["value"]} for e in form["emails"][:1 if fewer else None]]}
+    seen = observe(form, live)
+    assert seen["emails.type"] == DROPPED and seen["emails"] == (FEWER if fewer else KEPT), seen
+    observed = Observations()
+    observed.add(seen)
+    profile, learned, _ = revise({}, observed)
+    assert "emails.type" in learned and profile["emails.type"] == Learned(DROPPED, 1)
+    policy = SyncConfig()
+
+    def plan(desired: dict[str, Any]) -> Any:
+        held, _ = as_held(live, desired, form, profile)
+        return plan_upsert(kind="User", source_id="s", label="u", desired=desired, stored=Stored("d", None, form),
+                           live=held, live_known=True, policy=policy)
+
+    assert plan(form).operations == []
+    first = form["emails"][0]
+    changed = {**form, "emails": [{**first, "type": "other" if first["type"] != "other" else "work"},
+                                  *form["emails"][1:]]}
+    assert [op["path"] for op in plan(changed).operations] == ["emails"]
+
+
+def test_a_sub_attribute_of_a_value_not_held_back_says_nothing() -> None:
+    """A destination keeping one email of two, with its type: the type of the email it did not keep is
+    not taken for a dropped `emails.type`; a destination holding the type again makes it forgotten."""
+    sent = {"userName": "ann", "emails": [{"value": "a@x"}, {"value": "b@x", "type": "home"}]}
+    seen = observe(sent, {"userName": "ann", "emails": [{"value": "a@x"}]})
+    assert "emails.type" not in seen and seen["emails"] == FEWER
+    observed = Observations()
+    observed.add(observe(sent, sent))
+    profile, _, forgotten = revise({"emails.type": Learned(DROPPED, 3)}, observed)
+    assert "emails.type" not in profile and forgotten == ["emails.type"]
