@@ -5,7 +5,8 @@ the end the profile is revised, recorded and reported. So is the member-count li
 destination (the writer's MemberRequests load it at the start and record it at the end).
 
 Learned only from what we know we sent: a create's answer (when it is the server's representation,
-with `meta`, not an echo of our body) and, on a full reconcile, the listed form of an object against
+with `meta`, not an echo of our body; a Bulk create's too), a PATCH's answer for the attributes that
+PATCH set (unless the object's read-back already showed a loss this cycle: seen once), and, on a full reconcile, the listed form of an object against
 the form we last wrote there (recorded only after a successful write). A dry run records nothing.
 """
 
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from replicator.pipeline.canonical import KINDS, canonicalise
 from replicator.pipeline.keeps import (
+    KEPT,
     Learned,
     Observations,
     as_held,
     forgotten_note,
     integrity_note,
     observe,
+    patched_form,
     profile_note,
     revise,
 )
@@ -41,6 +44,7 @@ class KeepsLearner:
         self.profile: dict[str, dict[str, Learned]] = {kind: {} for kind in KINDS}
         self.seen = {kind: Observations() for kind in KINDS}
         self.hidden: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+        self.lossy: set[tuple[str, str]] = set()  # (kind, destination id) whose read-back showed a loss
 
     async def load(self) -> None:
         for kind in KINDS:
@@ -53,6 +57,15 @@ class KeepsLearner:
         if sent is not None and isinstance(answer.get("meta"), dict):
             self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
 
+    def patched(self, kind: str, dest_id: str, operations: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
+        """A successful PATCH's answer (the server's representation, with `meta`): what the destination
+        holds of the attributes that PATCH set."""
+        if answer is None or not isinstance(answer.get("meta"), dict) or (kind, dest_id) in self.lossy:
+            return
+        sent = patched_form(operations)
+        if sent:
+            self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
+
     def compared(self, kind: str, live: dict[str, Any] | None, desired: dict[str, Any],
                  previous: dict[str, Any] | None, row: ResourceRow | None) -> dict[str, Any] | None:
         """The listed form `live` as the compare should see it (full reconcile); observed against what
@@ -60,7 +73,10 @@ class KeepsLearner:
         if live is None or previous is None:
             return live
         if row is None or (row.status != FAILED and not row.attempts):
-            self.seen[kind].add(observe(previous, live))
+            seen = observe(previous, live)
+            self.seen[kind].add(seen)
+            if row is not None and row.dest_id and any(how != KEPT for how in seen.values()):
+                self.lossy.add((kind, row.dest_id))
         held, hidden = as_held(live, desired, previous, self.profile[kind])
         self.hidden[kind].update(hidden)
         return held

@@ -134,7 +134,8 @@ class MemberRequests:
             bodies = chunk_requests(pending, self.chunk)
             for index, body in enumerate(bodies):
                 try:
-                    await self.cx.destination.patch(kind, dest_id, body)
+                    answer = await self.cx.destination.patch(kind, dest_id, body)
+                    self.cx.keeps.patched(kind, dest_id, body["Operations"], answer)
                 except BadRequestError as exc:
                     if refusals == MEMBER_REFUSALS:
                         raise

@@ -251,6 +251,25 @@ def _entries_restored(want: list[Any], previous: Any, live: Any, sub: str, how: 
     return restored
 
 
+def patched_form(operations: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The part of a form a PATCH's operations set (`replace`/`add` with a value; members left out), to
+    observe the PATCH's answer against: `name.givenName` as `{"name": {"givenName": ...}}`, an
+    extension's `urn:...:User:department` under its URN."""
+    form: dict[str, Any] = {}
+    for op in operations:
+        path, value = op.get("path"), op.get("value")
+        if not isinstance(path, str) or value is None or str(op.get("op", "")).lower() == "remove":
+            continue
+        if path.lower() == "members" or path.lower().startswith("members["):
+            continue
+        head, joint, sub = path.rpartition(":") if path.startswith("urn:") else path.partition(".")
+        if joint:
+            form.setdefault(head, {})[sub] = value
+        else:
+            form[path] = value
+    return form
+
+
 def loss_words(path: str, how: str) -> str:
     """`does not keep nickName`, `keeps fewer values of emails`, ..."""
     return f"{_WORDS.get(how, 'does not keep')} {path}"

@@ -155,6 +155,23 @@ async def test_a_dropped_sub_attribute_of_multi_valued_values_is_learned(tmp_pat
         assert changed.destination_requests.get("PATCH") == 1 and changed.counts["updated"] == 1, changed.summary()
 
 
+async def test_patch_answers_teach_what_the_destination_keeps(tmp_path: Path) -> None:
+    """Users created without a nickName on a destination that drops it, then given one in the source:
+    the PATCH answers (the resource, as the server holds it) teach that nickName is not kept, so the
+    --full after them makes no writes (it rewrote them once)."""
+    async with servers(tmp_path, Quirks(drops_attributes={"nickName"}), 3) as s:
+        for source_user in s.source.users.values():
+            del source_user["nickName"]
+        await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        for index, source_user in enumerate(s.source.users.values()):
+            source_user["nickName"] = f"nick{index}"
+        patched = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert patched.destination_requests.get("PATCH") == 3, patched.summary()
+        assert any("does not keep nickName (3 users, learned now)" in note for note in patched.notes), patched.notes
+        again = await replicate(s.config, mode=FULL, dry_run=False)
+        assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+
+
 async def test_a_destination_keeping_everything_is_learned_to_lose_nothing(tmp_path: Path) -> None:
     """scim2-server keeps every attribute it is sent (nickName, phones, both emails, the enterprise
     extension): its read-back teaches no loss, nothing is reported, and a --full writes nothing."""

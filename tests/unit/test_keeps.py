@@ -19,6 +19,7 @@ from replicator.pipeline.keeps import (
     as_held,
     integrity_note,
     observe,
+    patched_form,
     revise,
 )
 from replicator.pipeline.plan import Stored, plan_upsert
@@ -195,3 +196,17 @@ def test_a_sub_attribute_of_a_value_not_held_back_says_nothing() -> None:
     observed.add(observe(sent, sent))
     profile, _, forgotten = revise({"emails.type": Learned(DROPPED, 3)}, observed)
     assert "emails.type" not in profile and forgotten == ["emails.type"]
+
+
+def test_a_patch_is_observed_at_the_attributes_it_set() -> None:
+    """A PATCH's answer is observed against what its operations set: a sub-attribute under its complex
+    attribute, an extension's attribute under its URN; removals and members are left out."""
+    operations = [{"op": "replace", "path": "nickName", "value": "n"},
+                  {"op": "replace", "path": "name.givenName", "value": "Ann"},
+                  {"op": "replace", "path": f"{ENTERPRISE_USER}:department", "value": "R&D"},
+                  {"op": "remove", "path": "title"}, {"op": "add", "path": "members", "value": [{"value": "x"}]},
+                  {"op": "remove", "path": 'members[value eq "y"]'}]
+    sent = patched_form(operations)
+    assert sent == {"nickName": "n", "name": {"givenName": "Ann"}, ENTERPRISE_USER: {"department": "R&D"}}
+    answer = {"userName": "ann", "name": {"givenName": "Ann", "familyName": "B"}, ENTERPRISE_USER: {"department": "R&D"}}
+    assert observe(sent, answer) == {"nickName": DROPPED, "name.givenName": KEPT, f"{ENTERPRISE_USER}:department": KEPT}
