@@ -181,7 +181,8 @@ async def read_status(state_path: str) -> StateStatus:
         failures = await store.failures()
         tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
         keeps = await store.keeps.every()
-    return StateStatus(state_path, tracked, runs, failures, keeps)
+        limits = await store.keeps.limits()
+    return StateStatus(state_path, tracked, runs, failures, keeps, limits)
 
 
 async def read_timeline(state_path: str, run_id: int | None) -> tuple[RunRecord | None, list[list[float]] | None]:

@@ -67,8 +67,8 @@ class Directory(Protocol):
         """The object as created, with the `id` the directory gave it; ConflictError when its key is taken."""
         ...
 
-    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
-        """Apply a SCIM PatchOp body."""
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Apply a SCIM PatchOp body; the object answered, or None when none was."""
         ...
 
     async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:

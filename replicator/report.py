@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.cycle import CycleResult
-from replicator.pipeline.keeps import loss_words
+from replicator.pipeline.keeps import loss_words, member_limit_words
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
@@ -228,13 +228,14 @@ def report_json(result: CycleResult) -> dict[str, Any]:
 class StateStatus:
     """What `status` shows: objects replicated by kind, the last runs (newest first), the failed
     resources, what destinations were learned to lose as (destination, kind, path, how, objects, learned
-    at)."""
+    at), and the limits they were learned to enforce as (destination, name, value, learned at)."""
 
     state: str
     tracked: dict[str, int]
     runs: list[RunRecord]
     failures: list[FailedResource]
     keeps: list[tuple[str, str, str, str, int, float]] = dataclasses.field(default_factory=list)
+    limits: list[tuple[str, str, int, float]] = dataclasses.field(default_factory=list)
 
 
 def status_json(status: StateStatus) -> dict[str, Any]:
@@ -245,6 +246,7 @@ def status_json(status: StateStatus) -> dict[str, Any]:
                       "attempts": f.attempts} for f in status.failures],
         "not_kept": [{"destination": d, "kind": k, "path": p, "how": h, "objects": o, "learned_at": t}
                      for d, k, p, h, o, t in status.keeps],
+        "limits": [{"destination": d, "name": n, "value": v, "learned_at": t} for d, n, v, t in status.limits],
     }
 
 
@@ -280,4 +282,8 @@ def status_text(status: StateStatus, *, show_ids: bool = False) -> str:
         learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
         lines.append(f"destination {destination} {loss_words(path, how)} of {kind.lower()}s (seen on {objects}, "
                      f"learned {learned}): not rewritten unless the source value changes")
+    for destination, _, value, learned_at in status.limits:
+        learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
+        lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: group writes carry at "
+                     f"most {value} members each")
     return "\n".join(lines)

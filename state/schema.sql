@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 6, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 7, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
@@ -11,6 +11,14 @@ CREATE TABLE destination_keeps (
             objects INTEGER NOT NULL,
             learned_at REAL NOT NULL,
             PRIMARY KEY (destination, kind, path)
+        );
+
+CREATE TABLE destination_limits (
+            destination TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            learned_at REAL NOT NULL,
+            PRIMARY KEY (destination, name)
         );
 
 CREATE TABLE resources (

@@ -68,7 +68,7 @@ class BulkWriter:
             self._ceiling = max(self.size, features.bulk_max_operations)
 
     def _operation(self, step: Step, absent: bool) -> Operation | None:
-        return bulk_operation(step, absent=absent, member_chunk=self.cx.policy.member_chunk,
+        return bulk_operation(step, absent=absent, member_chunk=self.cx.writer.members.chunk,
                               patch=self.cx.destination.features.patch,
                               bulk_id=lambda: f"{step.kind[0].lower()}{next(self._ids)}")
 
@@ -147,7 +147,7 @@ class BulkWriter:
         if not entry.pending <= named.keys():
             return None
         read = cx.waiters.still_own(entry.read)
-        if read.row is not None or len(read.canonical.get("members", ())) > cx.policy.member_chunk:
+        if read.row is not None or len(read.canonical.get("members", ())) > cx.writer.members.chunk:
             return None
         return Referrer(entry.kind, read, (dict(entry.targets[0]), dict(entry.targets[1])),
                         {source_id: named[source_id] for source_id in entry.pending})
@@ -254,6 +254,8 @@ class BulkWriter:
             if not result.resource_id:
                 return False
             await cx.writer.record(step, result.resource_id, origin="created")
+            if isinstance(result.response, dict):  # the server's representation teaches what it keeps
+                cx.keeps.answered(step.kind, step.desired, result.response)
             cx.result.counts[created_counter(step)] += 1
             return True
         assert step.dest_id is not None

@@ -1,10 +1,12 @@
 """What the destination keeps, for one cycle (`KeepsLearner`): the profile learned so far is loaded
 from the state at the start; write answers and full-reconcile read-backs are observed; the compare
 sees the destination's form with the learned losses of unchanged values hidden (pipeline/keeps); at
-the end the profile is revised, recorded and reported.
+the end the profile is revised, recorded and reported. So is the member-count limit learned for the
+destination (the writer's MemberRequests load it at the start and record it at the end).
 
 Learned only from what we know we sent: a create's answer (when it is the server's representation,
-with `meta`, not an echo of our body) and, on a full reconcile, the listed form of an object against
+with `meta`, not an echo of our body; a Bulk create's too), a PATCH's answer for the attributes that
+PATCH set (unless the object's read-back already showed a loss this cycle: seen once), and, on a full reconcile, the listed form of an object against
 the form we last wrote there (recorded only after a successful write). A dry run records nothing.
 """
 
@@ -15,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from replicator.pipeline.canonical import KINDS, canonicalise
 from replicator.pipeline.keeps import (
+    KEPT,
     Learned,
     Observations,
     as_held,
     forgotten_note,
     integrity_note,
     observe,
+    patched_form,
     profile_note,
     revise,
 )
@@ -40,15 +44,26 @@ class KeepsLearner:
         self.profile: dict[str, dict[str, Learned]] = {kind: {} for kind in KINDS}
         self.seen = {kind: Observations() for kind in KINDS}
         self.hidden: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
+        self.lossy: set[tuple[str, str]] = set()  # (kind, destination id) whose read-back showed a loss
 
     async def load(self) -> None:
         for kind in KINDS:
             rows = await self.cx.store.keeps.learned(self.destination, kind)
             self.profile[kind] = {path: Learned(how, objects) for path, how, objects, _ in rows}
+        await self.cx.writer.members.load()
 
     def answered(self, kind: str, sent: dict[str, Any] | None, answer: dict[str, Any]) -> None:
         """A successful create's answer: what the destination holds of what it was just sent."""
         if sent is not None and isinstance(answer.get("meta"), dict):
+            self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
+
+    def patched(self, kind: str, dest_id: str, operations: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
+        """A successful PATCH's answer (the server's representation, with `meta`): what the destination
+        holds of the attributes that PATCH set."""
+        if answer is None or not isinstance(answer.get("meta"), dict) or (kind, dest_id) in self.lossy:
+            return
+        sent = patched_form(operations)
+        if sent:
             self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
 
     def compared(self, kind: str, live: dict[str, Any] | None, desired: dict[str, Any],
@@ -58,14 +73,17 @@ class KeepsLearner:
         if live is None or previous is None:
             return live
         if row is None or (row.status != FAILED and not row.attempts):
-            self.seen[kind].add(observe(previous, live))
+            seen = observe(previous, live)
+            self.seen[kind].add(seen)
+            if row is not None and row.dest_id and any(how != KEPT for how in seen.values()):
+                self.lossy.add((kind, row.dest_id))
         held, hidden = as_held(live, desired, previous, self.profile[kind])
         self.hidden[kind].update(hidden)
         return held
 
     async def finish(self) -> list[str]:
         """Revise, record (not in a dry run) and report the profiles."""
-        notes: list[str] = []
+        notes = await self.cx.writer.members.finish()
         for kind in KINDS:
             profile, learned, forgotten = revise(self.profile[kind], self.seen[kind])
             if not self.cx.dry_run and (learned or forgotten or profile != self.profile[kind]):

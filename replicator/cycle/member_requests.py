@@ -1,19 +1,28 @@
 """The member side of group writes for one cycle (`MemberRequests`): the member chunk (smaller once the
-destination refused a request's member count), what a 400 about members leaves to write, a create's
-answer that names members another way, and the PATCH adds of a group's members, sent side by side."""
+destination refused a request's member count, and kept for that destination in the state, so that the
+next cycles start from it), what a 400 about members leaves to write, a create's answer that names
+members another way, the PATCH adds of a group's members, sent side by side, and a group's PATCH
+bodies, sent again in smaller ones after a count refusal.
+
+No member-count limit is advertised by a standard ServiceProviderConfig (RFC 7643 section 5 names
+`bulk.maxOperations` and `maxPayloadSize`, which count operations and bytes, not members): it is learned
+from the destination's 400s only."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.cycle.workers import send_together
 from replicator.errors import BadRequestError, ScimStatusError
 from replicator.pipeline.answers import compare_answered_members
-from replicator.pipeline.member_refusals import MembersNotWritten, member_refusal
-from replicator.pipeline.patch import chunk_requests
+from replicator.pipeline.keeps import member_limit_words
+from replicator.pipeline.member_refusals import MembersNotWritten, added_members, member_refusal
+from replicator.pipeline.patch import Operation, chunk_requests
 from replicator.pipeline.plan import Step
+from replicator.state.keeps import MEMBERS_PER_REQUEST
 
 log = logging.getLogger("replicator.cycle")
 
@@ -27,6 +36,25 @@ class MemberRequests:
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
         self.chunk = cx.policy.member_chunk
+        self.destination = cx.config.destination.url.rstrip("/")
+        self.learned_at: float | None = None  # when the limit in use was learned (None: none is)
+        self._learned_now = False
+
+    async def load(self) -> None:
+        """Start from the member limit learned for this destination (the smaller of it and the setting)."""
+        known = await self.cx.store.keeps.limit(self.destination, MEMBERS_PER_REQUEST)
+        if known is not None and known[0] < self.chunk:
+            self.chunk, self.learned_at = known
+
+    async def finish(self) -> list[str]:
+        """Record a limit learned this cycle (not in a dry run); a note when a learned limit was in use."""
+        if self.learned_at is None:
+            return []
+        if self._learned_now and not self.cx.dry_run:
+            await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.chunk)
+        when = "now" if self._learned_now else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.learned_at))
+        return [f"{member_limit_words(self.chunk, when)}: group writes carry at most {self.chunk} members each "
+                "(`status` shows it)"]
 
     def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
                               pending: list[dict[str, Any]], not_written: MembersNotWritten | None
@@ -41,7 +69,7 @@ class MemberRequests:
             if refusal.chunk < self.chunk:
                 log.warning("%s %s: %s; sending at most %d members per request from now on",
                             kind, label, exc, refusal.chunk)
-                self.chunk = refusal.chunk
+                self.chunk, self.learned_at, self._learned_now = refusal.chunk, time.time(), True
             return pending
         kept, refused = refusal.split(pending)
         if not refused or not_written is None:
@@ -96,3 +124,31 @@ class MemberRequests:
     async def _send_add(self, kind: str, dest_id: str, sent: list[dict[str, Any]]) -> None:
         for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
             await self.cx.destination.patch(kind, dest_id, patch)
+
+    async def patch(self, kind: str, dest_id: str, operations: list[Operation], *, label: str) -> None:
+        """A PATCH of these operations, in bodies of at most `chunk` member changes; a 400 naming a
+        member-count limit shrinks the chunk, and the refused body with those after it is sent again in
+        smaller ones (any other 400 is raised, as the bodies already sent are written)."""
+        pending = list(operations)
+        for refusals in range(MEMBER_REFUSALS + 1):
+            bodies = chunk_requests(pending, self.chunk)
+            for index, body in enumerate(bodies):
+                try:
+                    answer = await self.cx.destination.patch(kind, dest_id, body)
+                    self.cx.keeps.patched(kind, dest_id, body["Operations"], answer)
+                except BadRequestError as exc:
+                    if refusals == MEMBER_REFUSALS:
+                        raise
+                    sent = _changed_members(body["Operations"])
+                    self.after_refusal(kind, label or dest_id, exc, sent, sent, None)  # raises unless a count limit
+                    pending = [operation for rest in bodies[index:] for operation in rest["Operations"]]
+                    break
+            else:
+                return
+
+
+def _changed_members(operations: list[Operation]) -> list[dict[str, Any]]:
+    """The members a PATCH body's operations add, and one nameless entry per member removed by path:
+    what its member count is."""
+    removed = [{"value": ""} for op in operations if str(op.get("path", "")).lower().startswith("members[")]
+    return added_members(operations) + removed

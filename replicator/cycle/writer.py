@@ -27,7 +27,6 @@ from replicator.errors import (
 from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
 from replicator.pipeline.member_refusals import MembersNotWritten
-from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import (
     CREATE,
     DELETE,
@@ -265,8 +264,7 @@ class StepWriter:
             await self._replace_with_operations(step)
             return
         try:
-            for body in chunk_requests(step.operations, self.members.chunk):
-                await destination.patch(step.kind, step.dest_id, body)
+            await self.members.patch(step.kind, step.dest_id, step.operations, label=step.label)
         except (ServerError, BadRequestError) as exc:
             if not falls_back_to_put(exc.status, exc.scim_type):
                 raise

@@ -5,6 +5,10 @@ write, or a later read-back) and names, per attribute path, how it came back: ke
 (absent), kept fewer values (a multi-valued attribute, say one email), case-changed, truncated. A
 path is `name`, `name.sub` for a complex attribute's sub-attribute, or `urn:...:User:sub` for an
 extension's attribute (the URN alone: the whole extension). Other differences are not learned (drift).
+A multi-valued attribute of complex values (`emails`) is observed at each sub-attribute too (`emails.type`,
+never `emails.value`): kept when a value held back carries it, dropped when none of the held values that
+were sent with it does; the attribute itself is then observed without the dropped sub-attributes (so a
+destination dropping `emails.type` and keeping one email is learned as both).
 
 `revise` turns a cycle's observations into the profile kept in the state: a path is learned as not
 kept when the cycle saw it lost and never kept, and forgotten when the cycle saw it kept. Integrity
@@ -67,9 +71,45 @@ def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
             joint = ":" if key.startswith("urn:") else "."
             for sub, sub_value in value.items():
                 out[f"{key}{joint}{sub}"] = _how(sub_value, back.get(sub))
+        elif type(value) is list and type(back) is list and value and type(value[0]) is dict:
+            dropped = _entry_subs_observed(key, value, back, out)
+            out[key] = _how([_without(entry, dropped) for entry in value] if dropped else value, back)
         else:
             out[key] = _how(value, back)
     return out
+
+
+def _entry_subs_observed(key: str, sent: list[Any], back: list[Any], out: dict[str, str]) -> set[str]:
+    """Observe each sub-attribute of a multi-valued attribute's values (into `out`, as `key.sub`): kept
+    when a held value paired with a sent one carrying it carries it too, dropped when none does (a sent
+    value is paired with the held value of the same `value`, or by position among values without one).
+    Returns the dropped sub-attributes."""
+    if back is sent:  # held as sent (the common case): every part kept
+        out.update({f"{key}.{sub}": KEPT for entry in sent if type(entry) is dict for sub in entry if sub != "value"})
+        return set()
+    held_by_value = {entry["value"]: entry for entry in back if type(entry) is dict and type(entry.get("value")) is str}
+    held_plain = [entry for entry in back if type(entry) is dict and type(entry.get("value")) is not str]
+    found: dict[str, bool] = {}  # sub -> a held value carries it
+    plain = 0
+    for entry in sent:
+        if type(entry) is not dict:
+            continue
+        if type(entry.get("value")) is str:
+            pair = held_by_value.get(entry["value"])
+        else:
+            pair, plain = (held_plain[plain] if plain < len(held_plain) else None), plain + 1
+        if pair is None:
+            continue  # not held back at all (a destination keeping fewer values): says nothing of its parts
+        for sub in entry:
+            if sub != "value":
+                found[sub] = found.get(sub, False) or sub in pair
+    for sub, kept in found.items():
+        out[f"{key}.{sub}"] = KEPT if kept else DROPPED
+    return {sub for sub, kept in found.items() if not kept}
+
+
+def _without(entry: Any, subs: set[str]) -> Any:
+    return {k: v for k, v in entry.items() if k not in subs} if type(entry) is dict else entry
 
 
 def _how(sent: Any, back: Any) -> str:
@@ -164,8 +204,16 @@ def as_held(live: dict[str, Any], desired: Mapping[str, Any], previous: Mapping[
     view = project(live, dict(desired))
     held = live
     hidden = []
-    for path, entry in profile.items():
+    for path in sorted(profile, key=len, reverse=True):  # `emails.type` before `emails`: it restores first
+        entry = profile[path]
         key, sub = _locate(desired, path)
+        if sub is not None and type(desired.get(key)) is list:
+            restored = _entries_restored(desired[key], (previous or {}).get(key), view.get(key), sub, entry.how)
+            if restored is not None:
+                held = dict(live) if held is live else held
+                held[next((k for k in held if k.lower() == key.lower()), key)] = view[key] = restored
+                hidden.append(path)
+            continue
         want = _at(desired, key, sub)
         if want is None or not same(want, _at(previous, key, sub)):
             continue  # not sent, or changed in the source: compared (and sent) as it is
@@ -181,6 +229,45 @@ def as_held(live: dict[str, Any], desired: Mapping[str, Any], previous: Mapping[
             held[spelled] = {**(parent if isinstance(parent, dict) else {}), sub: want}
         hidden.append(path)
     return held, hidden
+
+
+def _entries_restored(want: list[Any], previous: Any, live: Any, sub: str, how: str) -> list[Any] | None:
+    """The desired values of a multi-valued attribute matching the destination's values `live`, each
+    of which lacks the sub-attribute `sub` it was learned to drop and otherwise equals a desired value;
+    None when that is not so, or when the source changed `sub` since we last sent it (it is sent)."""
+    if how != DROPPED or type(live) is not list or not live or type(previous) is not list:
+        return None
+    if not same([{"value": e.get("value"), sub: e.get(sub)} for e in want if type(e) is dict],
+                [{"value": e.get("value"), sub: e.get(sub)} for e in previous if type(e) is dict]):
+        return None
+    restored = []
+    for held in live:
+        if type(held) is not dict or sub in held:
+            return None
+        match = next((e for e in want if type(e) is dict and same(_without(e, {sub}), held)), None)
+        if match is None:
+            return None
+        restored.append(match)
+    return restored
+
+
+def patched_form(operations: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The part of a form a PATCH's operations set (`replace`/`add` with a value; members left out), to
+    observe the PATCH's answer against: `name.givenName` as `{"name": {"givenName": ...}}`, an
+    extension's `urn:...:User:department` under its URN."""
+    form: dict[str, Any] = {}
+    for op in operations:
+        path, value = op.get("path"), op.get("value")
+        if not isinstance(path, str) or value is None or str(op.get("op", "")).lower() == "remove":
+            continue
+        if path.lower() == "members" or path.lower().startswith("members["):
+            continue
+        head, joint, sub = path.rpartition(":") if path.startswith("urn:") else path.partition(".")
+        if joint:
+            form.setdefault(head, {})[sub] = value
+        else:
+            form[path] = value
+    return form
 
 
 def loss_words(path: str, how: str) -> str:
@@ -226,3 +313,8 @@ def forgotten_note(kind: str, forgotten: Iterable[str]) -> str | None:
         return None
     return (f"the destination was seen keeping {', '.join(paths)} of {kind.lower()}s again: compared and "
             "written again")
+
+
+def member_limit_words(limit: int, learned: str, who: str = "the destination") -> str:
+    """`the destination takes at most 100 members per request (learned 2026-01-02 03:04:05)`."""
+    return f"{who} takes at most {limit} members per request (learned {learned})"

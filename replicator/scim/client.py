@@ -245,8 +245,17 @@ class ScimClient:
             return {**body, "id": URL(reply.location).name}
         return expect_resource(reply.body, f"POST {url.path}: {self.name}")
 
-    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
-        await self.transport.request("PATCH", resource_url(self.base_url, kind, resource_id), body=body)
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """PATCH; the resource the server answered with (200), else None (204, or a body that is not one:
+        the PATCH was carried out all the same)."""
+        url = resource_url(self.base_url, kind, resource_id)
+        reply = await self.transport.request("PATCH", url, body=body)
+        if not reply.body.strip():
+            return None
+        try:
+            return expect_resource(reply.body, f"PATCH {url.path}: {self.name}")
+        except ProtocolError:
+            return None
 
     async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """PUT; the resource the server answered with, or None when it answered without one."""

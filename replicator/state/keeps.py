@@ -1,7 +1,9 @@
 """What each destination was learned to lose (`destination_keeps`): per destination (its base URL),
 kind and attribute path, how it loses it (`dropped`, `fewer values`, ...), on how many objects that was
 seen, and when it was learned. Reached as `store.keeps`; the cycle replaces a destination's entries of
-a kind as a whole at its end (pipeline/keeps decides them).
+a kind as a whole at its end (pipeline/keeps decides them). Beside them, the limits a destination was
+learned to enforce (`destination_limits`: say `members per request` -> 100), kept until a smaller one is
+learned.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import time
 
 from replicator.state.connection import Room, state_errors_named
+
+MEMBERS_PER_REQUEST = "members per request"
 
 # (path, how, objects, learned_at)
 KeepsRow = tuple[str, str, int, float]
@@ -49,3 +53,30 @@ class DestinationKeeps(Room):
                 "SELECT destination, kind, path, how, objects, learned_at FROM destination_keeps "
                 "ORDER BY destination, kind, path") as cursor:
                 return [(str(d), str(k), str(p), str(h), int(o), float(t)) for d, k, p, h, o, t in await cursor.fetchall()]
+
+    async def limit(self, destination: str, name: str) -> tuple[int, float] | None:
+        """(value, learned_at) of a limit learned for the destination, or None."""
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT value, learned_at FROM destination_limits WHERE destination = ? AND name = ?",
+                (destination, name)) as cursor:
+                row = await cursor.fetchone()
+        return None if row is None else (int(row[0]), float(row[1]))
+
+    async def learn_limit(self, destination: str, name: str, value: int) -> None:
+        """The destination enforces this limit from now on (learned now)."""
+        async with self._lock:
+            await self._flush()
+            await self._db.execute(
+                """INSERT INTO destination_limits (destination, name, value, learned_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (destination, name) DO UPDATE SET value = excluded.value,
+                   learned_at = excluded.learned_at""", (destination, name, value, time.time()))
+            await self._commit()
+
+    async def limits(self) -> list[tuple[str, str, int, float]]:
+        """Every learned limit: (destination, name, value, learned_at), for `status`."""
+        async with self._lock:
+            async with self._db.execute(
+                "SELECT destination, name, value, learned_at FROM destination_limits ORDER BY destination, name"
+            ) as cursor:
+                return [(str(d), str(n), int(v), float(t)) for d, n, v, t in await cursor.fetchall()]

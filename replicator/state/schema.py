@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 _MIGRATIONS: dict[int, list[str]] = {
     1: [
@@ -71,6 +71,16 @@ _MIGRATIONS: dict[int, list[str]] = {
             objects INTEGER NOT NULL,
             learned_at REAL NOT NULL,
             PRIMARY KEY (destination, kind, path)
+        )""",
+    ],
+    # 7: the limits each destination was learned to enforce (state.keeps), say members per request
+    7: [
+        """CREATE TABLE destination_limits (
+            destination TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            learned_at REAL NOT NULL,
+            PRIMARY KEY (destination, name)
         )""",
     ],
 }

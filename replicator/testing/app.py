@@ -33,6 +33,7 @@ from aiohttp.typedefs import Handler
 
 from replicator.testing.bulk import bulk_response
 from replicator.testing.faults import FaultInjector, drop_connection
+from replicator.testing.kept import kept_by
 from replicator.testing.listing import list_response
 from replicator.testing.member_quirks import answer_members, check_members, patched_members, typed_by_id
 from replicator.testing.options import Faults, Quirks
@@ -282,27 +283,6 @@ def check_bearer(request: web.Request, bearer_token: str | None) -> None:
 def request_base(request: web.Request, base_url: str | None) -> str:
     """The base URL resources are located under: the served one, else the request's own."""
     return base_url or f"{request.scheme}://{request.host}{BASE_PATH}"
-
-
-def kept_by(resource: dict[str, Any], quirks: Quirks) -> dict[str, Any]:
-    """What a server with these quirks stores of a resource: without the attributes it drops, and with
-    one value of those it keeps one of."""
-    if quirks.drops_attributes:
-        dropped = {name.lower() for name in quirks.drops_attributes}
-        resource = {key: value for key, value in resource.items() if key.lower() not in dropped}
-        if isinstance(resource.get("schemas"), list):
-            resource["schemas"] = [urn for urn in resource["schemas"] if urn.lower() not in dropped]
-    return first_values_only(resource, quirks.keeps_first_value_of)
-
-
-def first_values_only(resource: dict[str, Any], names: set[str]) -> dict[str, Any]:
-    """The resource with only the first value of each multi-valued attribute named (case-insensitively)
-    in ``names``: how a server keeping one value of them stores it."""
-    if not names:
-        return resource
-    wanted = {name.lower() for name in names}
-    return {key: value[:1] if key.lower() in wanted and isinstance(value, list) else value
-            for key, value in resource.items()}
 
 
 def service_provider_config_body(base: str, quirks: Quirks, bearer: bool) -> dict[str, Any]:

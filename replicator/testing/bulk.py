@@ -15,6 +15,7 @@ import msgspec
 from aiohttp import web
 
 from replicator.testing.faults import FaultInjector
+from replicator.testing.kept import dropped_by
 from replicator.testing.options import Quirks
 from replicator.testing.protocol import (
     BULK_RESPONSE_SCHEMA,
@@ -83,7 +84,8 @@ def _bulk_operation(
         if method == "POST" and len(segments) == 1:
             if not isinstance(data, dict):
                 raise ScimProblem(400, "data must be an object", "invalidSyntax")
-            stored = store.insert(kind, data, base, unique_groups=quirks.unique_group_names)
+            stored = store.insert(kind, dropped_by(data, quirks.drops_attributes), base,
+                                  unique_groups=quirks.unique_group_names)
             if bulk_id is not None:
                 created[str(bulk_id)] = stored["id"]
             result.update(status="201", location=stored["meta"]["location"], response=stored)
@@ -91,6 +93,9 @@ def _bulk_operation(
             if not quirks.patch_supported:
                 raise ScimProblem(501, "PATCH is not supported by this server")
             patched = store.patch(kind, segments[1], data, unique_groups=quirks.unique_group_names)
+            if quirks.drops_attributes:
+                patched = dropped_by(patched, quirks.drops_attributes)
+                store.save(kind, patched)
             result.update(status="200", location=patched["meta"]["location"])
         elif method == "DELETE" and len(segments) == 2:
             store.delete(kind, segments[1])

@@ -80,8 +80,9 @@ class Quirks:
     # a quirk of some servers (PingOne): of these multi-valued attributes (`emails`) a POST, PUT or PATCH
     # (not in Bulk) keeps only the first value sent
     keeps_first_value_of: set[str] = field(default_factory=set)
-    # a quirk of some servers: these attributes (`nickName`, an extension's URN) are never stored, and a
-    # write carrying them still succeeds (RFC 7644 3.3 lets a server ignore what it does not support)
+    # a quirk of some servers: these attributes (`nickName`, an extension's URN; `emails.type`: that
+    # sub-attribute of each value) are never stored (in Bulk neither), and a write carrying them still
+    # succeeds (RFC 7644 3.3 lets a server ignore what it does not support)
     drops_attributes: set[str] = field(default_factory=set)
     # True: a quirk of some servers: a group write with a group among its members is refused (400
     # `members.N.type: Input should be 'User'`)

@@ -124,6 +124,54 @@ async def test_a_create_answered_without_a_body_teaches_nothing(tmp_path: Path) 
         assert writes(again.destination_requests) == 0, again.summary()
 
 
+async def test_bulk_creates_teach_what_the_destination_keeps(tmp_path: Path) -> None:
+    """Users created in Bulk requests by a destination dropping nickName and phones: the Bulk answer's
+    resources teach it, so the first --full after the copy makes no writes (it rewrote them once)."""
+    quirks = Quirks(drops_attributes={"nickName", "phoneNumbers"}, bulk_max_operations=50)
+    async with servers(tmp_path, quirks, 6) as s:
+        first = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok" and first.counts["created"] == 6, first.summary()
+        assert [path for method, path in s.destination.request_log if method == "POST"] == ["/v2/Bulk"]
+        assert any("does not keep nickName (6 users, learned now), phoneNumbers" in note for note in first.notes), first.notes
+        again = await replicate(s.config, mode=FULL, dry_run=False)
+        assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+
+
+async def test_a_dropped_sub_attribute_of_multi_valued_values_is_learned(tmp_path: Path) -> None:
+    """A destination dropping `emails.type` and `phoneNumbers.type` (keeping the values): learned from
+    the create answers, reported, and a --full on an unchanged source writes nothing; a source change of
+    one email's type is still sent."""
+    async with servers(tmp_path, Quirks(drops_attributes={"emails.type", "phoneNumbers.type"}), 4) as s:
+        first = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok" and first.counts["created"] == 4, first.summary()
+        note = next(note for note in first.notes if note.startswith("the destination does not keep "))
+        assert "emails.type (4 users, learned now)" in note and "phoneNumbers.type (4 users" in note, note
+        for _ in range(2):
+            again = await replicate(s.config, mode=FULL, dry_run=False)
+            assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+        emails = s.source.users[s.users[0]["id"]]["emails"]
+        emails[1] = {**emails[1], "type": "other"}
+        changed = await replicate(s.config, mode=FULL, dry_run=False)
+        assert changed.destination_requests.get("PATCH") == 1 and changed.counts["updated"] == 1, changed.summary()
+
+
+async def test_patch_answers_teach_what_the_destination_keeps(tmp_path: Path) -> None:
+    """Users created without a nickName on a destination that drops it, then given one in the source:
+    the PATCH answers (the resource, as the server holds it) teach that nickName is not kept, so the
+    --full after them makes no writes (it rewrote them once)."""
+    async with servers(tmp_path, Quirks(drops_attributes={"nickName"}), 3) as s:
+        for source_user in s.source.users.values():
+            del source_user["nickName"]
+        await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        for index, source_user in enumerate(s.source.users.values()):
+            source_user["nickName"] = f"nick{index}"
+        patched = await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        assert patched.destination_requests.get("PATCH") == 3, patched.summary()
+        assert any("does not keep nickName (3 users, learned now)" in note for note in patched.notes), patched.notes
+        again = await replicate(s.config, mode=FULL, dry_run=False)
+        assert again.outcome == "ok" and writes(again.destination_requests) == 0, again.summary()
+
+
 async def test_a_destination_keeping_everything_is_learned_to_lose_nothing(tmp_path: Path) -> None:
     """scim2-server keeps every attribute it is sent (nickName, phones, both emails, the enterprise
     extension): its read-back teaches no loss, nothing is reported, and a --full writes nothing."""

@@ -11,9 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from replicator.app import replicate
+from replicator.app import read_status, replicate
 from replicator.config import Config, SideConfig
 from replicator.cycle import FULL, INCREMENTAL
+from replicator.report import status_json, status_text
 from replicator.testing import MemoryScimServer, Quirks
 from replicator.testing.protocol import ResourceKind
 from tests.harness import writes
@@ -94,6 +95,59 @@ async def test_a_member_count_limit_shrinks_the_member_chunk_for_the_cycle(
         assert sizes == {"all": 12, "some": 8}
         again = await replicate(config, mode=FULL, dry_run=False)
         assert writes(again.destination_requests) == 0, again.summary()
+    finally:
+        await destination.stop()
+
+
+async def test_a_learned_member_count_limit_is_kept_for_that_destination(
+        source: MemoryScimServer, tmp_path: Path) -> None:
+    """A limit learned from a 400 (5 members per request) is kept in the state: the next cycle's first
+    group POST already carries at most 5 members (no 400 again), the cycle notes say so, and `status`
+    shows the limit with when it was learned."""
+    destination = await started(Quirks(max_members_per_request=5))
+    try:
+        ids = [source.add_user({"schemas": USER, "userName": f"u{i:02}"})["id"] for i in range(12)]
+        source.add_group({"schemas": GROUP, "displayName": "all", "members": [{"value": i} for i in ids]})
+        config = config_for(source, destination, tmp_path, member_chunk=20)
+        first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok" and any("at most 5 members per request (learned now)" in note
+                                             for note in first.notes), first.notes
+        source.add_group({"schemas": GROUP, "displayName": "some", "members": [{"value": i} for i in ids[:8]]})
+        second = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert second.outcome == "ok" and second.destination_requests.get("POST") == 1, second.summary()
+        assert second.destination_requests.get("PATCH") == 1, second.summary()  # 5 in the POST, 3 added
+        assert any("takes at most 5 members per request (learned 2" in note for note in second.notes), second.notes
+        assert {name: len(members) for name, members in members_by_name(destination).items()} == {"all": 12, "some": 8}
+        status = await read_status(config.state)
+        assert status_json(status)["limits"][0]["value"] == 5
+        assert any(line.startswith(f"destination {destination.base_url} takes at most 5 members per request "
+                                   "(learned ") for line in status_text(status).splitlines()), status_text(status)
+    finally:
+        await destination.stop()
+
+
+async def test_a_group_patch_refused_for_its_member_count_learns_the_limit(
+        source: MemoryScimServer, tmp_path: Path) -> None:
+    """A PATCH adding 9 members to an existing group, refused (400, at most 5 per request), is sent again
+    in requests of at most 5: the group is complete, ok; the next cycle's PATCH of 7 members takes 2
+    requests (5 and 2), not a refused one first."""
+    quirks = Quirks()
+    destination = await started(quirks)
+    try:
+        ids = [source.add_user({"schemas": USER, "userName": f"u{i:02}"})["id"] for i in range(16)]
+        team = source.add_group({"schemas": GROUP, "displayName": "team", "members": [{"value": ids[0]}]})
+        other = source.add_group({"schemas": GROUP, "displayName": "other", "members": [{"value": ids[0]}]})
+        config = config_for(source, destination, tmp_path, member_chunk=20)
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == "ok"
+        quirks.max_members_per_request = 5
+        source.groups[team["id"]]["members"] += [{"value": i, "type": "User"} for i in ids[1:10]]
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok" and result.counts["updated"] == 1, (result.summary(), result.failures)
+        assert len(members_by_name(destination)["team"]) == 10
+        source.groups[other["id"]]["members"] += [{"value": i, "type": "User"} for i in ids[9:16]]
+        again = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert again.outcome == "ok" and again.destination_requests.get("PATCH") == 2, again.summary()
+        assert len(members_by_name(destination)["other"]) == 8
     finally:
         await destination.stop()
 

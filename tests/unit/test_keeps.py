@@ -19,6 +19,7 @@ from replicator.pipeline.keeps import (
     as_held,
     integrity_note,
     observe,
+    patched_form,
     revise,
 )
 from replicator.pipeline.plan import Stored, plan_upsert
@@ -39,7 +40,8 @@ INTEGRITY_PATHS = {"userName", "displayName", "active", "members", "id", f"{ENTE
 
 
 def paths_of(form: dict[str, Any]) -> set[str]:
-    """The paths `observe` names: an attribute, or a complex attribute's (an extension's) sub-attributes."""
+    """The paths `observe` names: an attribute, a complex attribute's (an extension's) sub-attributes,
+    and a multi-valued attribute with its values' sub-attributes other than `value`."""
     out = set()
     for key, value in form.items():
         if isinstance(value, dict):
@@ -47,7 +49,17 @@ def paths_of(form: dict[str, Any]) -> set[str]:
             out |= {f"{key}{joint}{sub}" for sub in value}
         else:
             out.add(key)
+            if isinstance(value, list):
+                out |= {f"{key}.{sub}" for entry in value for sub in entry if sub != "value"}
     return out
+
+
+def planned_over(live: dict[str, Any], desired: dict[str, Any], sent: dict[str, Any],
+                 profile: dict[str, Learned]) -> list[dict[str, Any]]:
+    """The operations a full reconcile plans for `desired` over the destination's `live`, `sent` last."""
+    held, _ = as_held(live, desired, sent, profile)
+    return plan_upsert(kind="User", source_id="s", label="u", desired=desired, stored=Stored("d", None, sent),
+                       live=held, live_known=True, policy=SyncConfig()).operations
 
 
 @given(forms)
@@ -118,16 +130,9 @@ def test_a_learned_loss_of_an_unchanged_value_plans_no_write(form: dict[str, Any
         live["emails"] = live["emails"][:1]
     if "title" in live:
         live["title"] = live["title"].lower()
-    policy = SyncConfig()
-
-    def plan(desired: dict[str, Any]) -> Any:
-        held, _ = as_held(live, desired, form, learned)
-        return plan_upsert(kind="User", source_id="s", label="u", desired=desired, stored=Stored("d", None, form),
-                           live=held, live_known=True, policy=policy)
-
-    assert plan(form).operations == []
+    assert planned_over(live, form, form, learned) == []
     changed = {**form, "nickName": data.draw(text.filter(lambda t: t != form.get("nickName")))}
-    assert [op["path"] for op in plan(changed).operations] == ["nickName"]
+    assert [op["path"] for op in planned_over(live, changed, form, learned)] == ["nickName"]
 
 
 def test_hidden_paths_are_those_where_the_destination_differed() -> None:
@@ -150,3 +155,52 @@ def test_drift_of_another_kind_at_a_learned_path_is_still_repaired() -> None:
     plan = plan_upsert(kind="User", source_id="s", label="u", desired=desired, stored=Stored("d", None, desired),
                        live=held, live_known=True, policy=SyncConfig())
     assert sorted(op["path"] for op in plan.operations) == ["emails", "nickName"]
+
+
+@given(forms, st.sampled_from(["emails.type", "emails.type+fewer"]))
+def test_a_dropped_sub_attribute_of_multi_valued_values_is_learned_and_hidden(form: dict[str, Any], loss: str) -> None:
+    """A destination dropping `type` from every email (and perhaps keeping one email): observed as
+    `emails.type` dropped (and `emails` fewer values), not another difference; once learned, a full
+    reconcile plans nothing while the source is unchanged, and a PATCH of emails once the source changes
+    an email's type."""
+    if "emails" not in form:
+        form = {**form, "emails": [{"value": "a@x", "type": "work"}, {"value": "b@x", "type": "home"}]}
+    fewer = loss.endswith("fewer") and len(form["emails"]) > 1
+    live = {**form, "emails": [{"value": e["value"]} for e in form["emails"][:1 if fewer else None]]}
+    seen = observe(form, live)
+    assert seen["emails.type"] == DROPPED and seen["emails"] == (FEWER if fewer else KEPT), seen
+    observed = Observations()
+    observed.add(seen)
+    profile, learned, _ = revise({}, observed)
+    assert "emails.type" in learned and profile["emails.type"] == Learned(DROPPED, 1)
+    assert planned_over(live, form, form, profile) == []
+    first = form["emails"][0]
+    changed = {**form, "emails": [{**first, "type": "other" if first["type"] != "other" else "work"},
+                                  *form["emails"][1:]]}
+    assert [op["path"] for op in planned_over(live, changed, form, profile)] == ["emails"]
+
+
+def test_a_sub_attribute_of_a_value_not_held_back_says_nothing() -> None:
+    """A destination keeping one email of two, with its type: the type of the email it did not keep is
+    not taken for a dropped `emails.type`; a destination holding the type again makes it forgotten."""
+    sent = {"userName": "ann", "emails": [{"value": "a@x"}, {"value": "b@x", "type": "home"}]}
+    seen = observe(sent, {"userName": "ann", "emails": [{"value": "a@x"}]})
+    assert "emails.type" not in seen and seen["emails"] == FEWER
+    observed = Observations()
+    observed.add(observe(sent, sent))
+    profile, _, forgotten = revise({"emails.type": Learned(DROPPED, 3)}, observed)
+    assert "emails.type" not in profile and forgotten == ["emails.type"]
+
+
+def test_a_patch_is_observed_at_the_attributes_it_set() -> None:
+    """A PATCH's answer is observed against what its operations set: a sub-attribute under its complex
+    attribute, an extension's attribute under its URN; removals and members are left out."""
+    operations = [{"op": "replace", "path": "nickName", "value": "n"},
+                  {"op": "replace", "path": "name.givenName", "value": "Ann"},
+                  {"op": "replace", "path": f"{ENTERPRISE_USER}:department", "value": "R&D"},
+                  {"op": "remove", "path": "title"}, {"op": "add", "path": "members", "value": [{"value": "x"}]},
+                  {"op": "remove", "path": 'members[value eq "y"]'}]
+    sent = patched_form(operations)
+    assert sent == {"nickName": "n", "name": {"givenName": "Ann"}, ENTERPRISE_USER: {"department": "R&D"}}
+    answer = {"userName": "ann", "name": {"givenName": "Ann", "familyName": "B"}, ENTERPRISE_USER: {"department": "R&D"}}
+    assert observe(sent, answer) == {"nickName": DROPPED, "name.givenName": KEPT, f"{ENTERPRISE_USER}:department": KEPT}
