@@ -29,7 +29,7 @@ import msgspec
 from replicator.app import dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
-from replicator.config import Config, load_config, load_config_traced
+from replicator.config import Config, load_config, load_config_traced, validate
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
 from replicator.errors import ConfigError, ReplicatorError
@@ -156,8 +156,13 @@ def _main(argv: Sequence[str] | None) -> int:
             return _run_async(show_status(config, args.output, show_ids=args.show_ids), json_report=args.output == "json")
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
-                                                 override_origins=_override_origins(args))
+                                                 override_origins=_override_origins(args), need_endpoints=False)
             print(effective_json(config, origins) if args.output == "json" else effective_text(config, origins))
+            try:  # what `run` would still refuse (a missing side): shown after the settings, not instead
+                validate(config)
+            except ConfigError as exc:
+                print(f"scim-replicator: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             return EXIT_OK
         config = load_config(config_file=args.config, overrides=_overrides(args))
     except ConfigError as exc:

@@ -63,3 +63,18 @@ async def test_config_with_a_bad_setting_exits_2_with_one_line(tmp_path: Path) -
     assert code == 2 and out == ""
     assert err == ('scim-replicator: invalid configuration: log_level: expected one of debug, info, warning, '
                    'error, got "loud" (from env SCIMREP_LOG_LEVEL)\n')
+
+
+async def test_config_of_an_incomplete_configuration_shows_it_and_names_what_is_missing(tmp_path: Path) -> None:
+    """`config` with one side configured still prints the effective settings (the question it exists to
+    answer), then says on stderr which required setting is missing, and exits 2."""
+    toml = tmp_path / "one-side.toml"
+    toml.write_text('[source]\nurl = "http://127.0.0.1:9/v2"\n')
+    code, out, err = await cli("config", "--config", str(toml))
+    assert code == 2
+    lines = {line.split(" = ", 1)[0]: line for line in out.splitlines()}
+    assert lines["source.url"].split()[2:] == ['"http://127.0.0.1:9/v2"', "#", "file", str(toml)]
+    assert err.startswith("scim-replicator: destination.url is required") and err.count("\n") == 1, err
+    code, out, err = await cli("config", "--config", str(toml), "--output", "json")
+    assert code == 2 and json.loads(out)["settings"]["source.url"]["value"] == "http://127.0.0.1:9/v2"
+    assert "destination.url is required" in err
