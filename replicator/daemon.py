@@ -76,6 +76,9 @@ class Metrics:
                                  registry=r)
         self.ready = Gauge("scimrep_ready", "1 when /readyz answers 200", registry=r)
         # every series an alert watches exists from the start at 0, so that its first increase counts
+        for mode in (FULL, INCREMENTAL):
+            for outcome in Outcome:
+                self.cycles.labels(mode, outcome)
         for name in _OPERATIONS:
             self.operations.labels(name)
         for side in SIDES:

@@ -78,8 +78,11 @@ async def test_every_declared_metric_has_samples_after_a_cycle(pair, tmp_path: P
 
 
 def test_alerted_series_exist_at_zero_before_any_cycle() -> None:
-    """Held removals, failures, retries, 429s and tracked objects are exported at 0 before the first cycle."""
+    """Held removals, failures, retries, 429s, tracked objects and cycles of every mode and outcome are
+    exported at 0 before the first cycle (so that the first failed cycle is an increase an alert sees)."""
     scraped = samples(Metrics().render().decode())
+    cycles = {(labels["mode"], labels["outcome"]): value for labels, value in scraped["scimrep_cycles"]}
+    assert cycles[("incremental", "failed")] == 0.0 and cycles[("full", "ok")] == 0.0 and len(cycles) == 10
     operations = {labels["operation"]: value for labels, value in scraped["scimrep_operations"]}
     assert {"removals_held": 0.0, "member_removals_held": 0.0, "failed": 0.0}.items() <= operations.items()
     for family in ("scimrep_retries", "scimrep_rate_limited"):
