@@ -153,7 +153,8 @@ class Daemon:
         self.shutdown = Shutdown(config.grace)  # its stop event: no new cycle, the current one drains
         self.consecutive_failures = 0  # failed cycles in a row (back-off)
         self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
-        self.last_error: str | None = None  # class of the last failed cycle's error
+        self.last_error: str | None = None  # what stopped the last failed cycle, in words
+        self.last_error_class: str | None = None  # and the class of that error
         self._cycle_task: asyncio.Task[CycleResult] | None = None
         self._clients: list[Side] = []
         self._runner: web.AppRunner | None = None
@@ -167,6 +168,7 @@ class Daemon:
                 "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
                 "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
                 "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
+                "last_error_class": self.last_error_class,
             })
 
         async def readyz(request: web.Request) -> web.Response:
@@ -259,10 +261,10 @@ class Daemon:
     def _after_cycle(self, result: CycleResult) -> None:
         self.cycles_done += 1
         if result.outcome == Outcome.FAILED:
-            self._count_failure("CycleFailed", unreachable=False)
+            self._count_failure("CycleFailed", "the cycle failed (its report and the log say why)", unreachable=False)
         elif result.outcome != Outcome.INTERRUPTED:  # it completed
             self.consecutive_failures = self.unreachable_cycles = 0
-            self.last_error = None
+            self.last_error = self.last_error_class = None
         self.metrics.record(result, self._clients)
         self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
@@ -272,17 +274,17 @@ class Daemon:
     def _after_failure(self, mode: str, exc: ReplicatorError) -> None:
         self.cycles_done += 1
         self.metrics.add_requests(self._clients)  # what the failed cycle sent before it failed
-        self._count_failure(type(exc).__name__, unreachable=isinstance(exc, AuthError | TransportError))
+        self._count_failure(type(exc).__name__, str(exc), unreachable=isinstance(exc, AuthError | TransportError))
         self.metrics.cycles.labels(mode, Outcome.FAILED).inc()
         if isinstance(exc, AuthError | TransportError):
             self.ready = False
         self.metrics.ready.set(1 if self.ready else 0)
         log.error("%s cycle failed: %s", mode, exc)
 
-    def _count_failure(self, error_class: str, *, unreachable: bool) -> None:
+    def _count_failure(self, error_class: str, message: str, *, unreachable: bool) -> None:
         self.consecutive_failures += 1
         self.unreachable_cycles = self.unreachable_cycles + 1 if unreachable else 0
-        self.last_error = error_class
+        self.last_error, self.last_error_class = message, error_class
         if self.unreachable_cycles == self.config.unhealthy_after:
             log.error("unhealthy: %d cycles in a row could not reach a server or were refused credentials "
                       "(last: %s)", self.unreachable_cycles, error_class)

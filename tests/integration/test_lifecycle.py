@@ -256,7 +256,8 @@ async def test_a_daemon_refused_credentials_backs_off_and_turns_unhealthy(
     await wait_for(lambda: daemon.cycles_done >= 3)
     status, facts = await get_json(f"http://127.0.0.1:{daemon.bound[1]}/healthz")  # type: ignore[index]
     assert status == 200
-    assert facts["healthy"] is False and facts["last_error"] == "AuthError"
+    assert facts["healthy"] is False and facts["last_error_class"] == "AuthError"
+    assert facts["last_error"].startswith("destination ") and "credentials" in facts["last_error"], facts
     assert facts["consecutive_failures"] >= 3 and facts["unreachable_cycles"] >= 3
     probe = await asyncio.create_subprocess_exec(  # the image's HEALTHCHECK command
         sys.executable, "-m", "replicator", "healthcheck", "--listen", probe_config.listen,
