@@ -87,6 +87,11 @@ def flag_help(path: str, annotation: Any) -> str:
 class _OneLineErrors(argparse.ArgumentParser):
     """Usage mistakes as one line and a hint, not the whole usage: exit 2 as every bad usage."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # a flag is taken whole: `run --allow` must not lift the mass-delete guard as --allow-mass-delete
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def parse_known_args(  # type: ignore[override]  # (typeshed's overloads; this one only remembers argv)
         self, args: Sequence[str] | None = None, namespace: Any = None
     ) -> Any:
@@ -98,6 +103,8 @@ class _OneLineErrors(argparse.ArgumentParser):
         unknown = message.startswith("unrecognized arguments: ")
         if unknown:
             message = _unknown_argument(message.split(": ", 1)[1].split(), parser)
+        elif message.startswith("argument command: invalid choice: "):
+            message = _unknown_command(message, parser)
         self.exit(ExitCode.USAGE, f"scim-replicator: error: {message}; see {parser.prog} --help\n")
 
     def _command_parser(self) -> argparse.ArgumentParser:
@@ -111,11 +118,19 @@ class _OneLineErrors(argparse.ArgumentParser):
         return self
 
 
+def _unknown_command(message: str, parser: argparse.ArgumentParser) -> str:
+    commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    word = message.split("invalid choice: ", 1)[1].split(" ", 1)[0].strip("'\"")
+    likely = difflib.get_close_matches(word, list(commands.choices) if commands else [], n=1)
+    return message + (f" (did you mean {likely[0]}?)" if likely else "")
+
+
 def _unknown_argument(words: list[str], parser: argparse.ArgumentParser) -> str:
     flag = next((w.split("=", 1)[0] for w in words if w.startswith("-")), None)
     if flag is None:
         return f"unexpected argument {words[0]}"
-    likely = difflib.get_close_matches(flag, list(parser._option_string_actions), n=1)
+    options = list(parser._option_string_actions)
+    likely = sorted(o for o in options if o.startswith(flag))[:1] or difflib.get_close_matches(flag, options, n=1)
     return f"unknown flag {flag}" + (f" (did you mean {likely[0]}?)" if likely else "")
 
 

@@ -62,3 +62,23 @@ def test_readme_settings_table_is_the_generated_one() -> None:
     """README's settings table is settings_table() word for word (print it with
     `python -c "from replicator.settings_help import settings_table; print(settings_table())"`)."""
     assert settings_table() in README.read_text(encoding="utf-8"), "README's settings table drifted from the schema"
+
+
+def test_an_abbreviated_flag_is_refused_not_taken_for_the_flag_it_begins(capsys: pytest.CaptureFixture[str]) -> None:
+    """`run --allow` must not lift the mass-delete guard as `--allow-mass-delete`, nor `--dry-ru` mean
+    `--dry-run`: flags are taken whole, and a shortened one is an unknown flag naming the one meant."""
+    parser = build_parser()
+    for short, meant in (("--allow", "--allow-mass-delete"), ("--dry-ru", "--dry-run")):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args(["run", "--once", short])
+        assert stopped.value.code == 2, short
+        assert f"unknown flag {short} (did you mean {meant}?)" in capsys.readouterr().err
+    assert parser.parse_args(["run", "--once", "--allow-mass-delete"]).allow_mass_delete is True
+
+
+def test_a_misspelt_command_names_the_command_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    """`scim-replicator runn` says which command was meant, in one line."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["runn"])
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "(did you mean run?)" in err, err
