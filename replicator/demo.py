@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from replicator.app import replicate
 from replicator.cli_parser import MIN_GROUPS, MIN_USERS
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.report import report_text
+from replicator.scim.urns import ENTERPRISE_USER
 from replicator.shutdown import Shutdown
 from replicator.snapshot import differences, snapshot
 from replicator.testing import serve
@@ -64,7 +66,7 @@ async def run_demo(users: int = 25, groups: int = 5, *, keep: bool = False) -> i
             people[2].pop("phoneNumbers", None)
             people[3]["userName"] = "renamed." + people[3]["userName"]
             people[4]["active"] = False
-            gone = people[5]
+            gone = _managing_nobody(people, first=5)  # a deleted manager would leave references to nothing
             del source.users[gone["id"]]
             for group in source.groups.values():
                 group["members"] = [m for m in group.get("members", []) if m["value"] != gone["id"]]
@@ -123,3 +125,9 @@ async def _serve_until_stopped(source_url: str, destination_url: str, state: str
     finally:
         shutdown.uninstall()
     return shutdown.signal_name or "a stop request"
+
+
+def _managing_nobody(users: list[dict[str, Any]], *, first: int) -> dict[str, Any]:
+    """The first user from index `first` on that no user names as manager."""
+    managers = {(user.get(ENTERPRISE_USER) or {}).get("manager", {}).get("value") for user in users}
+    return next(user for user in users[first:] if user["id"] not in managers)
