@@ -1,10 +1,9 @@
 """Falsifying examples the replication state machine (test_replication_machine.py) found, as plain tests.
 
-Two known defects of the cycle, kept as strict xfails so that a fix shows up here (the machine avoids them):
-- a group that still names a deleted group (or user) as a member, when a new object takes the deleted one's
-  name in the same cycle: the new object adopts the destination object and the group keeps it as a member;
-- a user whose manager was deleted and who is unchanged is never planned again: the dropped manager is
-  never counted, and the destination keeps a manager naming a deleted object.
+A known defect of the cycle, kept as a strict xfail so that a fix shows up here (the machine avoids it):
+a group that still names a deleted group (or user) as a member, when a new object takes the deleted one's
+name in the same cycle: the new object adopts the destination object and the group keeps it as a member.
+Fixed since, and a plain test now: a user whose manager was deleted loses the manager on the destination.
 """
 
 from __future__ import annotations
