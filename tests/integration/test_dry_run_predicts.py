@@ -237,3 +237,17 @@ async def test_an_adoption_whose_managers_are_adopted_later_or_deleted(pair: Pai
     manager = pair.destination.users[dest_ids[40]][ENTERPRISE_USER]["manager"]
     assert pair.destination.counts()["PATCH"] == 1 and manager["value"] == dest_ids[7]
     assert [step.label for step in plan.changes if step.operations] == [wrong["userName"]]
+
+
+async def test_a_group_losing_deleted_members_is_not_also_unchanged(pair: Pair) -> None:
+    """After deletions the groups still naming the deleted users are updated, not also counted
+    unchanged: the plan's and the run's counts each sum to the objects tracked."""
+    ids = seed_directory(pair.source, 40, 3, managers=False)[USER]
+    config = pair.config(allow_mass_delete=True)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    for user_id in ids[:10]:  # the source groups still name them
+        pair.source.users.pop(user_id)
+    plan, result = await plan_then_run(pair, config)
+    assert result.counts["deleted"] == 10 and result.counts["updated"] >= 1, result.summary()
+    assert plan.counts["unchanged"] + plan.counts["patch_planned"] + plan.counts["delete_planned"] == 43
+    assert result.counts["unchanged"] + result.counts["updated"] + result.counts["deleted"] == 43
