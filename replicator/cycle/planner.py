@@ -14,7 +14,7 @@ from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import GROUP, USER, digest
-from replicator.pipeline.plan import CREATE, NOTHING, SKIP, Step, Stored, label_of, plan_upsert
+from replicator.pipeline.plan import ADOPT_REASON, CREATE, NOTHING, PATCH, SKIP, Step, Stored, label_of, plan_upsert
 from replicator.pipeline.references import (
     dropped_references_note,
     reference_values,
@@ -53,6 +53,9 @@ class Planner:
         self.unresolved: dict[tuple[str, str], tuple[str, list[str]]] = {}
         # ...and the kind of object those references must name, where they say (a member's type, a manager)
         self.required: dict[tuple[str, str], dict[str, str]] = {}
+        # objects adopted this cycle without some of their references: (kind, source id) -> the form the
+        # destination holds after the adoption, which their re-plan (a target written later) is diffed against
+        self.adopted_forms: dict[tuple[str, str], dict[str, Any]] = {}
 
     async def plan_batch(
         self, kind: str, batch: list[PendingRead], held: list[Waiting] | None,
@@ -101,6 +104,9 @@ class Planner:
             known = stored.get(read.source_id)
             live_here = read.source_id in fresh
             live = forms.get(known.dest_id) if (live_here and known) else None
+            adopted = self.adopted_forms.pop((kind, read.source_id), None) if self.adopted_forms else None
+            if adopted is not None and known:  # adopted this cycle: what we did not write there is live
+                live, live_here = adopted, True
             if known:  # what the destination is known to lose of an unchanged value is no difference
                 live = cx.keeps.compared(kind, live, desired, known.canonical, read.row)
             row = read.row
@@ -123,6 +129,8 @@ class Planner:
                 live_known=live_here,
                 policy=cx.policy,
             )
+            if adopted is not None and step.action == PATCH:
+                step = dataclasses.replace(step, reason=ADOPT_REASON)  # the rest of its adoption
             self.count_held_members(step)
             if not (replan_groups or step.held_members):
                 if step.action == NOTHING:

@@ -18,6 +18,7 @@ from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
 from replicator.state import ResourceRow
+from replicator.state.records import SYNCED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -199,8 +200,18 @@ class Removals:
                     kind_steps.append(step)
             # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
             await cx.recorder.forget_source_digests(kind, [step.source_id for step in kind_steps])
+            cx.result.counts["unchanged"] -= await self._counted_unchanged(kind, [step.source_id for step in kind_steps])
             steps += kind_steps
         await cx.sink.follow_up(steps)
+
+    async def _counted_unchanged(self, kind: str, source_ids: list[str]) -> int:
+        """How many of these objects this cycle counted unchanged: read, not written (or, dry-run,
+        planned), not failing or waiting to retry. A member or manager drop writes to them after all."""
+        cx = self.cx
+        written = await cx.recorder.written_now(kind, source_ids)
+        read = await cx.store.scratch.read_among(kind, [sid for sid in source_ids if sid not in written])
+        rows = await cx.store.rows(kind, sorted(read))
+        return sum(1 for row in rows.values() if row.status == SYNCED and row.next_attempt_at is None)
 
 
 async def _replay(chunks: list[Unread]) -> AsyncIterator[Unread]:

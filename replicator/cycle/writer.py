@@ -28,6 +28,7 @@ from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
 from replicator.pipeline.member_refusals import MembersNotWritten
 from replicator.pipeline.plan import (
+    ADOPT_REASON,
     CREATE,
     DELETE,
     DISABLE,
@@ -205,6 +206,9 @@ class StepWriter:
         adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=cx.policy, previous=written)
         cx.planner.count_held_members(adoption)
         await self.write_operations(adoption)
+        if (step.kind, step.source_id) in cx.planner.unresolved:  # re-planned once its references resolve
+            cx.planner.adopted_forms[(step.kind, step.source_id)] = put_form(
+                step.kind, live, adoption.desired or {}, adoption.operations)
         await self.record(adoption, existing["id"], origin="adopted")
         cx.result.counts["adopted"] += 1
         log.debug("adopted existing %s %s (%s)", step.kind, step.label, existing["id"])
@@ -236,7 +240,7 @@ class StepWriter:
                                                    reason=RECREATE_REASON))
             return
         await self.record(step, dest_id, status=status)
-        if step.action != RECORD:
+        if step.action != RECORD and step.reason != ADOPT_REASON:  # (the rest of an adoption: counted adopted)
             cx.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
         if step.action == DISABLE:
             # a disabled user is out of scope: like a deleted one it leaves the groups we wrote (a --full

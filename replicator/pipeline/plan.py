@@ -38,6 +38,7 @@ DELETE = Action.DELETE
 DISABLE = Action.DISABLE
 
 RECREATE_REASON = "missing on the destination: re-creating"
+ADOPT_REASON = "adopting an existing destination object"  # its writes count as the adoption, not as updates
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def plan_adoption(
     dest_id: str,
     policy: SyncConfig,
     previous: dict[str, Any] | None = None,
-    reason: str = "adopting an existing destination object",
+    reason: str = ADOPT_REASON,
 ) -> Step:
     """Plan a step against a live destination object: one we adopt, or one we must re-read.
 
@@ -314,6 +315,7 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 
 
 __all__ = [
+    "ADOPT_REASON",
     "CREATE",
     "DELETE",
     "DISABLE",

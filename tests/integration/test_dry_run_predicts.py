@@ -219,3 +219,35 @@ async def test_a_dry_run_without_state_leaves_no_file(pair: Pair) -> None:
     code, out, err = await cli("run", "--dry-run", *flags, env=env)
     assert code == 0 and "create_planned 1" in out, err
     assert sorted(path.name for path in pair.state.parent.iterdir()) == listing and file_digest(pair.state) == state
+
+
+async def test_an_adoption_whose_managers_are_adopted_later_or_deleted(pair: Pair) -> None:
+    """First run on a filled destination where user 1 (who manages 6-10, who manage 31-55) is deleted:
+    6-10 keep a manager naming nothing, 31-55 wait for 6-10 and are adopted before them; the run
+    PATCHes only the one manager the destination holds wrong, and the dry-run predicts just that."""
+    dest_ids, source_ids = seed_directory(pair.destination, 60, 0)[USER], seed_directory(pair.source, 60, 0)[USER]
+    pair.source.users.pop(source_ids[1])  # its reports still name it as their manager
+    del pair.destination.users[dest_ids[1]]
+    for index in range(6, 11):
+        del pair.destination.users[dest_ids[index]][ENTERPRISE_USER]["manager"]
+    wrong = pair.destination.users[dest_ids[40]]
+    wrong[ENTERPRISE_USER]["manager"] = {"value": dest_ids[0]}  # its manager is user 7
+    plan, result = await plan_then_run(pair, pair.config())
+    assert result.counts["adopted"] == 59 and result.counts["references_dropped"] == 5, result.summary()
+    manager = pair.destination.users[dest_ids[40]][ENTERPRISE_USER]["manager"]
+    assert pair.destination.counts()["PATCH"] == 1 and manager["value"] == dest_ids[7]
+    assert [step.label for step in plan.changes if step.operations] == [wrong["userName"]]
+
+
+async def test_a_group_losing_deleted_members_is_not_also_unchanged(pair: Pair) -> None:
+    """After deletions the groups still naming the deleted users are updated, not also counted
+    unchanged: the plan's and the run's counts each sum to the objects tracked."""
+    ids = seed_directory(pair.source, 40, 3, managers=False)[USER]
+    config = pair.config(allow_mass_delete=True)
+    await replicate(config, mode=INCREMENTAL, dry_run=False)
+    for user_id in ids[:10]:  # the source groups still name them
+        pair.source.users.pop(user_id)
+    plan, result = await plan_then_run(pair, config)
+    assert result.counts["deleted"] == 10 and result.counts["updated"] >= 1, result.summary()
+    assert plan.counts["unchanged"] + plan.counts["patch_planned"] + plan.counts["delete_planned"] == 43
+    assert result.counts["unchanged"] + result.counts["updated"] + result.counts["deleted"] == 43
