@@ -19,9 +19,9 @@ from replicator.scim.auth import StaticAuth
 from replicator.scim.client import ScimClient
 from replicator.snapshot import differences, snapshot
 from replicator.testing.pingone import Environment, PingOneEmulator, serve_pingone
-from tests.pingone.shapes import assert_requests_documented
 from replicator.testing.pingone.scim import POPULATION_EXTENSION, scim_user
 from tests.harness import directory, scim2_server
+from tests.pingone.shapes import assert_requests_documented
 from tests.pingone.test_pingone_replication import side, writes
 
 USERS, GROUPS = 2000, 200
