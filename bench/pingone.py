@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from resource import RUSAGE_CHILDREN, RUSAGE_SELF
 from typing import Any
 
 from replicator.testing.pingone import Environment, PingOneEmulator, PingOneSwitches
@@ -68,14 +70,23 @@ def side_env(prefix: str, emulator: PingOneEmulator, env: Environment, rate: flo
             f"{prefix}_RATE_LIMIT": str(rate)}
 
 
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(environ: dict[str, str]) -> dict[str, Any]:
-    started = time.perf_counter()
+    """One cycle in a subprocess: its JSON report, wall seconds, and the CPU seconds of the replicator
+    (the child) and of the emulator (this process: its thread serves while the main one waits)."""
+    started, emulator_cpu, replicator_cpu = time.perf_counter(), cpu_seconds(RUSAGE_SELF), cpu_seconds(RUSAGE_CHILDREN)
     done = subprocess.run([sys.executable, "-m", "replicator", "run", "--once", "--output", "json", "--log-level",
                            "error"], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **environ}, check=False)
     if done.returncode not in (0, 1):
         raise RuntimeError(f"replicator exited {done.returncode}: {done.stderr[-2000:]}")
     report: dict[str, Any] = json.loads(done.stdout)
     report["wall_seconds"] = time.perf_counter() - started
+    report["emulator_cpu_seconds"] = round(cpu_seconds(RUSAGE_SELF) - emulator_cpu, 1)
+    report["replicator_cpu_seconds"] = round(cpu_seconds(RUSAGE_CHILDREN) - replicator_cpu, 1)
     return report
 
 
@@ -122,6 +133,8 @@ def main() -> None:
                 methods = Counter(report["destination_requests"])
                 figures[phase] = {
                     "outcome": report["outcome"], "seconds": round(report["wall_seconds"], 1),
+                    "emulator_cpu_seconds": report["emulator_cpu_seconds"],
+                    "replicator_cpu_seconds": report["replicator_cpu_seconds"],
                     "requests": total, "achieved_requests_per_s": round(total / report["wall_seconds"], 1),
                     "share_429": round((src_429 + dst_429) / max(1, total), 4),
                     "source_requests": src_requests, "destination_requests": dst_requests,
