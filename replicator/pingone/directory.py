@@ -7,6 +7,7 @@ PATCH (enabled and population through their own endpoints), a group's name in a 
 call each. Populations are named, not numbered (ids differ per environment): when both sides are
 PingOne, a user's population travels by name, through `populations` (source name -> destination name).
 Dynamic groups (members PingOne computes) and external ones are left out of the read, and noted.
+The SCIM client of the read paths shares the Platform transport's budget (`one_budget`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from replicator.scim.auth import auth_for
 from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport
 from replicator.scim.retry import RetryPolicy
+from replicator.scim.transport import HttpTransport
 from replicator.scim.wire import BulkResult, ServerFeatures
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class PingOneDirectory:
                                paging="index", retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout),
                                rate_limit=cfg.rate_limit)
         transport = self.api.transport
+        one_budget(self.scim, transport)
         self.name = name
         self.base_url = self.api.base
         self.features = ServerFeatures(patch=True, filter=True, bulk=False)
@@ -172,6 +175,20 @@ class PingOneDirectory:
 
     async def bulk(self, operations: list[dict[str, Any]]) -> list[BulkResult | None]:
         raise ProtocolError(f"{self.name}: PingOne has no SCIM Bulk")
+
+
+def one_budget(scim: ScimClient, platform: HttpTransport) -> None:
+    """One budget per side (PingOne limits an environment, whichever of its APIs is asked): the SCIM
+    client's requests wait on the Platform transport's pause, token bucket (`rate_limit`) and concurrency
+    limit, and count in its requests, stats and latency, which the cycle's summary reports. Without a
+    `rate_limit` each transport learns its own rate from its 429s (the pause is still shared)."""
+    shared = scim.transport
+    shared.pause, shared.limit = platform.pause, platform.limit
+    if platform._bucket is not None:  # HttpTransport takes no bucket from outside: share it here
+        shared._bucket = platform._bucket
+    shared.requests, shared.stats, shared.latency = platform.requests, platform.stats, platform.latency
+    scim.pause, scim.limit = platform.pause, platform.limit
+    scim.requests, scim.stats, scim.latency = platform.requests, platform.stats, platform.latency
 
 
 def _is_a_directory(directory: PingOneDirectory) -> Directory:  # mypy proves PingOneDirectory is a Directory

@@ -47,7 +47,9 @@ class Memberships:
                 report = ReadReport(kind="group nesting")
                 found: set[str] = set()
                 try:
-                    async for page in self.api.pages(f"groups/{gid}/memberOfGroups", report, embedded="groupMemberships"):
+                    # the document declares no query parameter for a group's memberOfGroups: no `limit`
+                    async for page in self.api.pages(f"groups/{gid}/memberOfGroups", report,
+                                                     embedded="groupMemberships", page_size=None):
                         found.update(str(entry["id"]) for entry in page
                                      if entry.get("id") and str(entry.get("type", "DIRECT")).upper() == "DIRECT")
                 except NotFoundError:

@@ -64,12 +64,14 @@ class PlatformApi:
         return decode_json(reply.body, f"{method} {url.path}: {self.name}")
 
     async def pages(self, collection: str, report: ReadReport, *, params: dict[str, str] | None = None,
-                    embedded: str | None = None, page_size: int = PAGE_LIMIT) -> AsyncIterator[list[dict[str, Any]]]:
+                    embedded: str | None = None, page_size: int | None = PAGE_LIMIT) -> AsyncIterator[list[dict[str, Any]]]:
         """The pages of a HAL collection (`users`, `groups`, `populations`, `groups/<id>/memberOfGroups`),
         filling `report`: finished when the last page has no `next` link. The caller counts what it
-        keeps (`report.seen`); the collection's `count`, when the first page says it, is the total."""
+        keeps (`report.seen`); the collection's `count`, when the first page says it, is the total.
+        `page_size` None: no `limit` (an operation that declares none: `groups/<id>/memberOfGroups`)."""
         url: URL | None = self.url(*collection.split("/"))
-        query: dict[str, str] | None = {"limit": str(max(1, min(page_size, PAGE_LIMIT))), **(params or {})}
+        limit = {} if page_size is None else {"limit": str(max(1, min(page_size, PAGE_LIMIT)))}
+        query: dict[str, str] | None = {**limit, **(params or {})} or None
         key = embedded or collection.rsplit("/", 1)[-1]
         while url is not None:
             reply = await self.transport.request("GET", url, params=query)

@@ -1,6 +1,6 @@
 """Writing a PingOne environment from SCIM-shaped forms and PatchOp bodies (`PingOneWriter`): a user's
-changed attributes in one PATCH (a cleared one sent as null), enabled and population through their own
-endpoints; a group's own attributes in a PUT (the Platform API has no group PATCH); members one call
+changed attributes in one PATCH (with `username` and `email`, which the document requires; a PUT of the
+whole user when one is cleared), enabled and population through their own endpoints; a group's own attributes in a PUT (the Platform API has no group PATCH); members one call
 each, with no read of the group when the PatchOp names them."""
 
 from __future__ import annotations
@@ -15,6 +15,16 @@ from replicator.pipeline import pingone as p1
 
 class RequiredValueMissing(ScimError):
     """A write not sent: PingOne requires a value (a user's email) the form lacks; a failure of the object."""
+
+
+def user_update(after: dict[str, Any], changed: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The method and body sending a user's changed attributes (`after`: the whole user as wanted).
+    The document's PATCH body is a User (`username` and `email` required, no attribute nullable): a
+    PATCH carries both beside the changes; a cleared attribute cannot be sent as null, so then the whole
+    user goes as a PUT without it (PUT replaces every attribute)."""
+    if any(value is None for value in changed.values()):
+        return "PUT", after
+    return "PATCH", {key: after[key] for key in ("username", "email") if key in after} | changed
 
 
 class PingOneWriter:
@@ -63,7 +73,8 @@ class PingOneWriter:
         if changed and (why := p1.missing_required(after)):
             raise RequiredValueMissing(why)
         if changed:
-            await self.api.call("PATCH", "users", user_id, body=changed)
+            method, update = user_update(after, changed)
+            await self.api.call(method, "users", user_id, body=update)
         if (current.get("active") is not False) != (wanted.get("active") is not False):
             await self.api.call("PUT", "users", user_id, "enabled", body=p1.enabled_body(wanted) or {"enabled": True})
         if self.populations.replicated and p1.population_name(current) != p1.population_name(wanted):

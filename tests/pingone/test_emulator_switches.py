@@ -51,6 +51,18 @@ async def test_rate_cap_switch(served: Served) -> None:
     assert (await served.src.platform("GET", "users")).status == 200
 
 
+async def test_rate_cap_per_environment_switch(served: Served) -> None:
+    """The cap counts each environment on its own (an IP's share is per environment); with
+    rate_cap_per_environment off, one environment's request uses up the other's budget too."""
+    served.switches.rate_cap, served.switches.rate_cap_per_environment = 0.01, False
+    assert (await served.src.platform("GET", "users")).status == 200
+    assert (await served.dst.platform("GET", "users")).status == 429
+    served.switches.rate_cap_per_environment = True
+    assert (await served.src.platform("GET", "users")).status == 200
+    assert (await served.dst.platform("GET", "users")).status == 200
+    assert (await served.dst.platform("GET", "users")).status == 429
+
+
 async def test_unavailable_switch(served: Served) -> None:
     """unavailable_next=1: the next request is a 503 with an HTTP-date Retry-After, the one after is served."""
     served.switches.unavailable_next = 1

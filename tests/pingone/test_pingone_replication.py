@@ -15,6 +15,7 @@ from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig, pingone_urls
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.testing.pingone import Environment, PingOneEmulator, PingOneSwitches, serve_pingone
+from tests.pingone.shapes import assert_requests_documented
 
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -37,7 +38,8 @@ def side(emulator: PingOneEmulator, env: Environment, **more: Any) -> SideConfig
 async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pair]:
     """Two environments; the member filter answers direct members only, or nested ones too (the
     documents do not say which)."""
-    async with serve_pingone(switches=PingOneSwitches(member_filter_includes_indirect=request.param)) as emulator:
+    async with serve_pingone(switches=PingOneSwitches(member_filter_includes_indirect=request.param),
+                             record=True) as emulator:
         source, destination = emulator.add_environment("src-env"), emulator.add_environment("dst-env")
         for env in (source, destination):
             env.add_population("Employees")
@@ -47,6 +49,7 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
                                                                         populations={"Contractors": "Partners"}),
                         state=str(tmp_path / "s.db"), concurrency=8, sync=SyncConfig(max_delete_percent=100.0))
         yield Pair(emulator, source, destination, config)
+        assert_requests_documented(emulator.recorded)  # every request the replicator sent, against the document
 
 
 def seed(env: Environment, users: int = 230) -> dict[str, str]:
@@ -148,7 +151,7 @@ async def test_pingone_to_scim_and_back(tmp_path: Path) -> None:
     nothing on a second cycle."""
     from replicator.testing import MemoryScimServer
 
-    async with serve_pingone(switches=PingOneSwitches(not_found_after_create=1)) as emulator:
+    async with serve_pingone(switches=PingOneSwitches(not_found_after_create=1), record=True) as emulator:
         source, back = emulator.add_environment("p1-src"), emulator.add_environment("p1-back")
         source.add_population("Employees")
         source.add_population("Contractors")
@@ -177,5 +180,6 @@ async def test_pingone_to_scim_and_back(tmp_path: Path) -> None:
             before = writes(back)
             again = await replicate(home, mode=INCREMENTAL, dry_run=False)
             assert again.outcome == "ok" and writes(back) == before, again.summary()
+            assert_requests_documented(emulator.recorded)
         finally:
             await scim.stop()

@@ -21,6 +21,7 @@ from replicator.snapshot import differences, snapshot
 from replicator.testing.pingone import Environment, PingOneEmulator, serve_pingone
 from replicator.testing.pingone.scim import POPULATION_EXTENSION, scim_user
 from tests.harness import directory, scim2_server
+from tests.pingone.shapes import assert_requests_documented
 from tests.pingone.test_pingone_replication import side, writes
 
 USERS, GROUPS = 2000, 200
@@ -164,9 +165,10 @@ async def test_two_thousand_users_three_directions_with_a_mutation_round(scim_ur
     """2,000 users in 3 populations and 200 groups (nested, one with everyone, one dynamic) replicate
     PingOne->PingOne, PingOne->SCIM and SCIM->PingOne equal after a copy and after a mutation round;
     a third round writes nothing anywhere."""
-    async with serve_pingone() as emulator:
+    async with serve_pingone(record=True) as emulator:
         source = emulator.add_environment("p1-source")
         source.add_population("Employees")
         source.add_population("Contractors")
         seed(source)
         await three_directions(emulator, source, scim_url, tmp_path)
+        assert_requests_documented(emulator.recorded)

@@ -17,7 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -56,14 +56,26 @@ class RateCap:
         return max(1, math.ceil((1 - self._tokens) / rate))
 
 
-class PingOneEmulator:
-    """Several PingOne environments in one process, served on one root URL."""
+class RecordedRequest(NamedTuple):
+    """One request as it arrived (for checking it against the OpenAPI document)."""
 
-    def __init__(self, switches: PingOneSwitches | None = None) -> None:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    content_type: str
+    body: bytes
+
+
+class PingOneEmulator:
+    """Several PingOne environments in one process, served on one root URL. ``record=True``: every
+    Platform and SCIM request is kept in ``recorded`` as it arrived."""
+
+    def __init__(self, switches: PingOneSwitches | None = None, *, record: bool = False) -> None:
         self.switches = switches if switches is not None else PingOneSwitches()
         self.environments: dict[str, Environment] = {}
         self.root_url: str | None = None
-        self._rate_cap = RateCap()
+        self.recorded: list[RecordedRequest] | None = [] if record else None
+        self._rate_caps: dict[str | None, RateCap] = {}
         self._runner: web.AppRunner | None = None
 
     def add_environment(self, environment_id: str | None = None, *, client_id: str | None = None,
@@ -128,12 +140,17 @@ class PingOneEmulator:
 
     async def _around(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         environment = self.environments.get(environment_id_of(request.path) or "")
+        if self.recorded is not None and not request.path.endswith("/as/token"):
+            self.recorded.append(RecordedRequest(request.method, request.path, list(request.query.items()),
+                                                 request.content_type if request.body_exists else "",
+                                                 await request.read()))
         try:
             response = await self._answer(request, handler, environment)
         except PlatformProblem as problem:
             response = scim_error(problem) if request.path.startswith("/scim/") else problem.response()
         if environment is not None:
             environment.request_log.append((request.method, request.path, response.status))
+            environment.request_times.append(time.monotonic())
         response.headers["Correlation-Id"] = str(uuid.uuid4())
         return response
 
@@ -145,9 +162,13 @@ class PingOneEmulator:
             retry_at = email.utils.formatdate(time.time() + switches.unavailable_retry_after, usegmt=True)
             raise PlatformProblem(503, "SERVICE_UNAVAILABLE", "The service is unavailable.",
                                   headers={"Retry-After": retry_at})
-        if switches.rate_cap and not self._rate_cap.admits(switches.rate_cap):
-            raise PlatformProblem(429, "REQUEST_LIMITED", "The request could not be completed. The rate limit was "
-                                  "exceeded.", headers={"Retry-After": str(self._rate_cap.wait(switches.rate_cap))})
+        if switches.rate_cap:
+            # doc: one IP gets its share of the licence's rate per environment
+            cap = self._rate_caps.setdefault(environment.id if environment and switches.rate_cap_per_environment
+                                             else None, RateCap())
+            if not cap.admits(switches.rate_cap):
+                raise PlatformProblem(429, "REQUEST_LIMITED", "The request could not be completed. The rate limit "
+                                      "was exceeded.", headers={"Retry-After": str(cap.wait(switches.rate_cap))})
         if environment is None:
             raise not_found("environment" if environment_id_of(request.path) else "resource")
         if not request.path.endswith("/as/token"):

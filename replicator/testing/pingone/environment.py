@@ -30,6 +30,7 @@ class Environment:
         self.directory = Directory(environment_id, folds_case)
         self.memberships = Memberships(self.directory)
         self.request_log: list[tuple[str, str, int]] = []
+        self.request_times: list[float] = []  # time.monotonic() of each request_log entry
         self.tokens: dict[str, float] = {}  # access token -> time.monotonic() it expires at
         self.hidden: dict[str, int] = {}  # id of a just-created object -> 404s still to answer for it
 

@@ -3,7 +3,7 @@ one options object, :class:`PingOneSwitches`, whose every field may be changed w
 
 The defaults are the cautious reading of the documents (see the PingOne notes of issue 15): SCIM
 ``startIndex`` ignored, no SCIM ``/Groups``, member filters DIRECT only, usernames unique regardless
-of case, no eventual-consistency 404s, no rate cap, no 503s.
+of case, no eventual-consistency 404s, no rate cap (when set: per environment), no 503s.
 """
 
 from __future__ import annotations
@@ -32,9 +32,12 @@ class PingOneSwitches:
     username_case_insensitive: bool = True
     # after a create, the next N requests naming the new user or group (by id in the path) answer 404
     not_found_after_create: int = 0
-    # at most this many requests per second over all environments (one second of burst); beyond:
-    # 429 REQUEST_LIMITED with `Retry-After` in seconds
+    # at most this many requests per second (one second of burst); beyond: 429 REQUEST_LIMITED with
+    # `Retry-After` in seconds
     rate_cap: float | None = None
+    # True: the cap counts each environment on its own (doc: an IP's share is per environment);
+    # False: all environments together
+    rate_cap_per_environment: bool = True
     # the next N requests answer 503 with an HTTP-date `Retry-After` this many seconds ahead
     unavailable_next: int = 0
     unavailable_retry_after: int = 2
