@@ -5,6 +5,10 @@ before they expire, and refreshed once more when the server answers 401 (`invali
 never put into exception messages or logs: each scheme names its secrets (`secrets()`), and words a
 server sends back (an error detail that echoes a header or a posted form) pass through `redact`.
 
+A token request that fails says so as the probe's diagnosis does (`diagnosis.token_*_message`: the
+side, the URL, the cause in words, the setting to check); one that cannot connect before the first
+token is not retried.
+
 Where our credentials go is decided here too: `redirect_target` is the rule the token request and the
 SCIM client both follow (a redirect is followed only within the configured origin).
 """
@@ -25,6 +29,7 @@ from yarl import URL
 from replicator.errors import AuthError, RedirectError, TLSError, TransportError
 from replicator.scim.diagnosis import (
     TokenEndpoint,
+    setting_name,
     token_refused_message,
     token_tls_message,
     token_unreachable_message,
@@ -173,7 +178,7 @@ class ClientCredentials:
         derived_from: tuple[str, ...] = (),
     ) -> None:
         self._token_url = token_url
-        self._endpoint = TokenEndpoint(side or "the", shown_url(URL(token_url)), derived_from, method)
+        self._endpoint = TokenEndpoint(side, shown_url(URL(token_url)), derived_from, method)
         self._client_id = client_id
         self._client_secret = client_secret
         self._method = method
@@ -245,7 +250,6 @@ class ClientCredentials:
         self._expires_at = time.monotonic() + lifetime - min(60.0, lifetime / 10)
         self._header = f"Bearer {token.access_token}"
 
-
     def _no_answer(self, exc: TimeoutError | aiohttp.ClientError) -> TransportError:
         """Our error for a token request that got no answer: TLS refused, no connection, no answer in time."""
         if isinstance(exc, aiohttp.ClientSSLError):
@@ -279,9 +283,8 @@ def token_url_derived_from(cfg: SideConfig, side: str) -> tuple[str, ...]:
     env = cfg.pingone_environment
     if not env or not cfg.auth_url or cfg.token_url != f"{cfg.auth_url}/{env}/as/token":
         return ()
-    if cfg.auth_url == f"https://auth.pingone.{cfg.pingone_region or 'com'}":
-        return f"{side}.pingone_region", f"{side}.pingone_environment"  # auth_url is the region's default
-    return f"{side}.auth_url", f"{side}.pingone_environment"
+    by_region = cfg.auth_url == f"https://auth.pingone.{cfg.pingone_region or 'com'}"  # auth_url's default
+    return setting_name(side, "pingone_region" if by_region else "auth_url"), setting_name(side, "pingone_environment")
 
 
 def auth_for(cfg: SideConfig, side: str = "") -> Auth:
@@ -295,6 +298,6 @@ def auth_for(cfg: SideConfig, side: str = "") -> Auth:
         return ClientCredentials(
             cfg.token_url, cfg.client_id, cfg.client_secret,
             method=cfg.token_auth_method, scope=cfg.scope, timeout=cfg.timeout,
-            side=side, derived_from=token_url_derived_from(cfg, side or "the side"),
+            side=side, derived_from=token_url_derived_from(cfg, side),
         )
     return NoAuth()

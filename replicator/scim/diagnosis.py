@@ -4,7 +4,9 @@ The probe (`replicator.scim.probe`) asks a side for ServiceProviderConfig (and, 
 or when `check` asks, for /Users and /Groups with count=1) and hands each `Answer` here. `judge_base`
 and `judge_endpoint` turn answers into one `Finding`: ok, or a problem kind (wrong path, not SCIM,
 credentials, unreachable, server failure) with one line naming the side, the URL, the status, what was
-expected and what to try. URLs come in without user info or query, so no secret is ever shown. Pure.
+expected and what to try. A TLS handshake that failed (`tls_finding`) and the token endpoint's failures
+(`token_*_message`, for `auth.ClientCredentials`) are worded the same way, naming the setting to check.
+URLs come in without user info or query, so no secret is ever shown. Pure.
 """
 
 from __future__ import annotations
@@ -143,14 +145,19 @@ def unreachable_finding(side: Side, answer: Answer) -> Finding:
                                         f"port in {side.name}.url right?")
 
 
+def setting_name(side: str, name: str) -> str:
+    """`side.name`, or `name` alone where the side is not known."""
+    return f"{side}.{name}" if side else name
+
+
 def tls_hint(side: str, certificate: str) -> str:
     """What to try when TLS with a side failed: the setting for a certificate we do not trust, the
     URL for one made out to another host, nothing more when the words already say it (plain HTTP)."""
     if certificate == "untrusted":
-        return (f"; set {side}.ca_bundle to a PEM file with the CA that signed it ({side}.verify_tls = false "
-                "skips the check: for testing only)")
+        return (f"; set {setting_name(side, 'ca_bundle')} to a PEM file with the CA that signed it "
+                f"({setting_name(side, 'verify_tls')} = false skips the check: for testing only)")
     if certificate == "other host":
-        return f"; is the host in {side}.url the one its certificate names?"
+        return f"; is the host in {setting_name(side, 'url')} the one its certificate names?"
     return ""
 
 
@@ -170,19 +177,21 @@ class TokenEndpoint:
     derived_from: tuple[str, ...] = ()
     method: str = "client_secret_basic"
 
+    def setting(self, name: str) -> str:
+        return setting_name(self.side, name)
+
     @property
     def named(self) -> str:
         """The endpoint, with where its URL came from when it was derived."""
-        if not self.derived_from:
-            return f"{self.side} token endpoint {self.url}"
-        return f"{self.side} token endpoint {self.url} (derived from {_and(self.derived_from)})"
+        named = f"{self.side} token endpoint {self.url}".lstrip()
+        return f"{named} (derived from {_and(self.derived_from)})" if self.derived_from else named
 
     @property
     def url_question(self) -> str:
         """Whether the settings that make its URL are right, as a question."""
         if not self.derived_from:
-            return f"is {self.side}.token_url right?"
-        return f"are {_and(self.derived_from)} right? ({self.side}.token_url sets the token URL itself)"
+            return f"is {self.setting('token_url')} right?"
+        return f"are {_and(self.derived_from)} right? ({self.setting('token_url')} sets the token URL itself)"
 
 
 def _and(names: tuple[str, ...]) -> str:
@@ -193,7 +202,7 @@ def token_unreachable_message(endpoint: TokenEndpoint, words: str) -> str:
     """The token endpoint gave no answer (`words`: why, as for a SCIM URL)."""
     if not endpoint.derived_from:
         return (f"{endpoint.named} is unreachable: {words}; is the server running there, and are the host and "
-                f"port in {endpoint.side}.token_url right?")
+                f"port in {endpoint.setting('token_url')} right?")
     return f"{endpoint.named} is unreachable: {words}; is the server running there, and {endpoint.url_question}"
 
 
@@ -204,23 +213,23 @@ def token_tls_message(endpoint: TokenEndpoint, words: str, certificate: str) -> 
 def token_refused_message(endpoint: TokenEndpoint, status: int, error: str, description: str) -> str:
     """A token endpoint's answer that is not a token: what it said (RFC 6749 5.2 `error`), and the
     setting to check. The secret is never named, only the setting that holds it."""
-    side = endpoint.side
+    client_id, client_secret, scope = (endpoint.setting(n) for n in ("client_id", "client_secret", "scope"))
     said = " - ".join(w for w in (error, description) if w)
     where = f"{endpoint.named} answered {status}" + (f" ({said})" if said else "")
     if error == "invalid_client" or (status == 401 and error in ("", "invalid_request")):
         other = "client_secret_post" if endpoint.method == "client_secret_basic" else "client_secret_basic"
         how = "with HTTP basic" if endpoint.method == "client_secret_basic" else "in the form"
-        return (f"{where}: it refused the client credentials; check {side}.client_id and {side}.client_secret "
-                f"(sent {how}; {side}.token_auth_method = \"{other}\" sends them the other way)")
+        return (f"{where}: it refused the client credentials; check {client_id} and {client_secret} "
+                f"(sent {how}; {endpoint.setting('token_auth_method')} = \"{other}\" sends them the other way)")
     if error == "invalid_scope":
-        return f"{where}: it refused the scope; check {side}.scope"
+        return f"{where}: it refused the scope; check {scope}"
     if error in ("unauthorized_client", "unsupported_grant_type"):
         return (f"{where}: the client may not use the client credentials grant; allow it for the "
-                f"application {side}.client_id names")
+                f"application {client_id} names")
     if status >= 500:
         return f"{where}, expected a token; try again later, or ask the server's operators"
     if status in (400, 401, 403):
-        return f"{where}, expected a token; check {side}.client_id, {side}.client_secret and {side}.scope"
+        return f"{where}, expected a token; check {client_id}, {client_secret} and {scope}"
     return f"{where}, expected a token (JSON with an access_token); {endpoint.url_question}"
 
 

@@ -90,4 +90,6 @@ def raise_unless_ok(finding: Finding) -> None:
         raise TransportError(finding.message, sent=False)
     if finding.problem is Problem.CREDENTIALS:
         raise AuthError(finding.message)
+    if finding.problem is Problem.TLS:
+        raise TLSError(finding.message, sent=False)
     raise ProtocolError(finding.message)

@@ -4,7 +4,8 @@ A non-2xx answer becomes the ScimStatusError subclass for its status (`status_er
 status -> error table), keeping the server's words (scimType and detail: redacted, cut short) and
 its Retry-After. An aiohttp failure becomes exactly one TransportError kind, saying whether the request
 can have reached the server (`sent`). This is the only module that knows aiohttp's exceptions for SCIM
-calls; the client hands it every one it catches. Pure; no I/O.
+calls; the client hands it every one it catches (and the token request, `auth`, the words of its
+connection and TLS failures: `connect_failure_words`, `tls_failure_words`). Pure; no I/O.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 from replicator.config import SideConfig, pingone_urls
 from replicator.errors import TLSError
 from replicator.scim.auth import ClientCredentials, TokenEndpointUnreachable, token_url_derived_from
-from replicator.scim.diagnosis import TokenEndpoint, token_refused_message
+from replicator.scim.diagnosis import Problem, Side, TokenEndpoint, tls_finding, token_refused_message
 from tests.harness import free_port
 
 SECRET = "fake-client-secret-x9"
@@ -55,3 +55,14 @@ async def test_a_token_endpoint_is_retried_only_once_it_gave_a_token() -> None:
                 await credentials.header(session)
             assert caught.value.retryable is retryable and caught.value.sent is False
             assert not isinstance(caught.value, TLSError) and SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(("certificate", "hint"), [
+    ("untrusted", "; set destination.ca_bundle to a PEM file with the CA that signed it"),
+    ("other host", "; is the host in destination.url the one its certificate names?"),
+    ("", ""),
+])
+def test_a_tls_failure_names_the_setting_for_its_certificate(certificate: str, hint: str) -> None:
+    """A certificate we do not trust: ca_bundle; one for another host: the URL; a plain-HTTP port: the words say it."""
+    finding = tls_finding(Side("destination", "https://scim.example/v2"), "words", certificate)
+    assert finding.problem is Problem.TLS and finding.message.startswith(f"destination https://scim.example/v2: words{hint}")
