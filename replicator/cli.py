@@ -271,18 +271,29 @@ def probe_health(config: Config) -> int:
     """0 when the daemon on `listen` answers /healthz and does not say it is unhealthy (`unhealthy_after`
     cycles in a row could not reach a server or were refused credentials), else 1 (stdlib only: runs
     in HEALTHCHECK)."""
+    import urllib.error
     import urllib.request
 
     host, _, port = config.listen.rpartition(":")
     host = "127.0.0.1" if host in ("0.0.0.0", "", "*") else host.strip("[]")
     url = f"http://{host}:{port}/healthz"
+    where = f"listen {config.listen}" + (f" (probed at {host}:{port})" if f"{host}:{port}" != config.listen else "")
     try:
         with urllib.request.urlopen(url, timeout=4) as response:
             if response.status != 200:
                 return 1
             body = response.read()
+    except urllib.error.HTTPError as exc:
+        print(f"scim-replicator: healthcheck: {where}: GET /healthz answered {exc.code}; is that this "
+              "daemon's address?", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"scim-replicator: health probe of {url} failed: {exc}", file=sys.stderr)
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        why = ("connection refused" if isinstance(reason, ConnectionRefusedError) else
+               "no answer within 4 s" if isinstance(reason, TimeoutError) else
+               getattr(reason, "strerror", None) or str(reason))
+        print(f"scim-replicator: healthcheck: no daemon answers on {where}: {why}; is it running, with "
+              "this listen?", file=sys.stderr)
         return 1
     try:
         facts = json.loads(body)

@@ -50,13 +50,13 @@ class PingOneDirectory:
                  with_populations: bool = False) -> None:
         assert cfg.api_url and cfg.pingone_environment, "apply_presets derives api_url for a PingOne side"
         self.api = PlatformApi(
-            cfg.api_url, cfg.pingone_environment, auth=auth_for(cfg), name=name, timeout=cfg.timeout,
+            cfg.api_url, cfg.pingone_environment, auth=auth_for(cfg, name), name=name, timeout=cfg.timeout,
             verify_tls=cfg.verify_tls, ca_bundle=cfg.ca_bundle, max_connections=max_connections,
             retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout), rate_limit=cfg.rate_limit,
             min_concurrency=min_concurrency,
         )
         assert cfg.url, "apply_presets derives the SCIM url for a PingOne side"
-        self.scim = ScimClient(cfg.url, auth=auth_for(cfg), name=f"{name} SCIM", timeout=cfg.timeout,
+        self.scim = ScimClient(cfg.url, auth=auth_for(cfg, name), name=f"{name} SCIM", timeout=cfg.timeout,
                                verify_tls=cfg.verify_tls, ca_bundle=cfg.ca_bundle, max_connections=max_connections,
                                paging="index", retry=RetryPolicy(attempts=cfg.retry_attempts, timeout=cfg.retry_timeout),
                                rate_limit=cfg.rate_limit)

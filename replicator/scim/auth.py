@@ -5,6 +5,10 @@ before they expire, and refreshed once more when the server answers 401 (`invali
 never put into exception messages or logs: each scheme names its secrets (`secrets()`), and words a
 server sends back (an error detail that echoes a header or a posted form) pass through `redact`.
 
+A token request that fails says so as the probe's diagnosis does (`diagnosis.token_*_message`: the
+side, the URL, the cause in words, the setting to check); one that cannot connect before the first
+token is not retried.
+
 Where our credentials go is decided here too: `redirect_target` is the rule the token request and the
 SCIM client both follow (a redirect is followed only within the configured origin).
 """
@@ -16,13 +20,22 @@ import base64
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
 from yarl import URL
 
-from replicator.errors import AuthError, RedirectError, TransportError
+from replicator.errors import AuthError, RedirectError, TLSError, TransportError
+from replicator.scim.diagnosis import (
+    TokenEndpoint,
+    setting_name,
+    token_refused_message,
+    token_tls_message,
+    token_unreachable_message,
+    token_unusable_message,
+)
+from replicator.scim.status import connect_failure_words, redact, tls_failure_words
 
 if TYPE_CHECKING:
     from replicator.config import SideConfig
@@ -38,15 +51,6 @@ class Auth(Protocol):
     def invalidate(self, header: str | None) -> None: ...
 
     def secrets(self) -> list[str]: ...
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
-    for secret in secrets:
-        if len(secret) >= 4:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                text = text.replace(form, "***")
-    return text
 
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -136,6 +140,20 @@ def _basic(username: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
+class TokenEndpointUnreachable(TransportError):
+    """The token endpoint gave no answer; the message names the side, the URL and the settings to check.
+    Retried only once a token was got there: before that (at discovery, a run's first request), a
+    wrong token URL is said at once, not after a minute of retries."""
+
+    def __init__(self, message: str, *, sent: bool, retryable: bool) -> None:
+        super().__init__(message, sent=sent)
+        self.retryable = retryable
+
+
+class TokenEndpointTLSError(TLSError):
+    """TLS with the token endpoint failed; the message names the side, the URL and what to set."""
+
+
 class _TokenResponse(msgspec.Struct):
     access_token: str
     expires_in: float = 3600.0
@@ -156,8 +174,11 @@ class ClientCredentials:
         method: str = "client_secret_basic",
         scope: str | None = None,
         timeout: float = 30.0,
+        side: str = "",
+        derived_from: tuple[str, ...] = (),
     ) -> None:
         self._token_url = token_url
+        self._endpoint = TokenEndpoint(side, shown_url(URL(token_url)), derived_from, method)
         self._client_id = client_id
         self._client_secret = client_secret
         self._method = method
@@ -217,35 +238,57 @@ class ClientCredentials:
                 url = redirect_target("POST", url, status, location, origin=configured, hops=hops,
                                       where=f"token endpoint {shown_url(url)}", secrets=self.secrets())
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransportError(
-                f"token endpoint {self._token_url} unreachable: {type(exc).__name__}"
-            ) from exc
+            raise self._no_answer(exc) from exc
         if status != 200:
-            reason = _oauth_error(body, self.secrets())
-            raise AuthError(f"token endpoint {self._token_url} answered {status}{reason}")
+            raise AuthError(token_refused_message(self._endpoint, status, *_oauth_error(body, self.secrets())))
         try:
             token = msgspec.json.decode(body, type=_TokenResponse)
         except msgspec.DecodeError as exc:
-            raise AuthError(f"token endpoint {self._token_url} sent no usable access_token") from exc
+            raise AuthError(token_unusable_message(self._endpoint)) from exc
         self.fetches += 1
         lifetime = max(token.expires_in, 1.0)
         self._expires_at = time.monotonic() + lifetime - min(60.0, lifetime / 10)
         self._header = f"Bearer {token.access_token}"
 
+    def _no_answer(self, exc: TimeoutError | aiohttp.ClientError) -> TransportError:
+        """Our error for a token request that got no answer: TLS refused, no connection, no answer in time."""
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return TokenEndpointTLSError(token_tls_message(self._endpoint, *tls_failure_words(exc)), sent=False)
+        got_one_before = self.fetches > 0
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            words, sent = f"cannot connect to {exc.host}:{exc.port}: {connect_failure_words(exc)}", False
+        elif isinstance(exc, TimeoutError):
+            words, sent = f"no answer within {self._timeout:g} s", True
+        else:
+            words, sent = f"the connection failed ({type(exc).__name__})", True
+        return TokenEndpointUnreachable(token_unreachable_message(self._endpoint, words), sent=sent,
+                                        retryable=got_one_before or sent)
 
-def _oauth_error(body: bytes, secrets: list[str]) -> str:
+
+def _oauth_error(body: bytes, secrets: list[str]) -> tuple[str, str]:
+    """The `error` and `error_description` of an OAuth2 error answer (RFC 6749 5.2), redacted, cut short."""
     try:
         decoded = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return ""
+        return "", ""
     if not isinstance(decoded, dict):
-        return ""
-    parts = [redact(str(decoded[k]), secrets)[:200] for k in ("error", "error_description") if decoded.get(k)]
-    return (": " + " - ".join(parts)) if parts else ""
+        return "", ""
+    error, description = (redact(str(decoded.get(k) or ""), secrets)[:200] for k in ("error", "error_description"))
+    return error, description
 
 
-def auth_for(cfg: SideConfig) -> Auth:
-    """The authentication scheme a side's configuration asks for."""
+def token_url_derived_from(cfg: SideConfig, side: str) -> tuple[str, ...]:
+    """The settings a side's token URL was derived from by the PingOne preset (`replicator.config.
+    pingone_urls`): () when `token_url` names it (or no preset applied)."""
+    env = cfg.pingone_environment
+    if not env or not cfg.auth_url or cfg.token_url != f"{cfg.auth_url}/{env}/as/token":
+        return ()
+    by_region = cfg.auth_url == f"https://auth.pingone.{cfg.pingone_region or 'com'}"  # auth_url's default
+    return setting_name(side, "pingone_region" if by_region else "auth_url"), setting_name(side, "pingone_environment")
+
+
+def auth_for(cfg: SideConfig, side: str = "") -> Auth:
+    """The authentication scheme a side's configuration asks for (`side` names it in messages)."""
     mode = cfg.auth_mode
     if mode == "bearer" and cfg.token:
         return StaticAuth.bearer(cfg.token)
@@ -255,5 +298,6 @@ def auth_for(cfg: SideConfig) -> Auth:
         return ClientCredentials(
             cfg.token_url, cfg.client_id, cfg.client_secret,
             method=cfg.token_auth_method, scope=cfg.scope, timeout=cfg.timeout,
+            side=side, derived_from=token_url_derived_from(cfg, side),
         )
     return NoAuth()

@@ -271,7 +271,7 @@ def client_for(cfg: SideConfig, name: str, *, max_connections: int, min_concurre
     """A client for one side of the configuration (not yet opened)."""
     return ScimClient(
         cfg.url,
-        auth=auth_for(cfg),
+        auth=auth_for(cfg, name),
         timeout=cfg.timeout,
         verify_tls=cfg.verify_tls,
         ca_bundle=cfg.ca_bundle,

@@ -4,7 +4,9 @@ The probe (`replicator.scim.probe`) asks a side for ServiceProviderConfig (and, 
 or when `check` asks, for /Users and /Groups with count=1) and hands each `Answer` here. `judge_base`
 and `judge_endpoint` turn answers into one `Finding`: ok, or a problem kind (wrong path, not SCIM,
 credentials, unreachable, server failure) with one line naming the side, the URL, the status, what was
-expected and what to try. URLs come in without user info or query, so no secret is ever shown. Pure.
+expected and what to try. A TLS handshake that failed (`tls_finding`) and the token endpoint's failures
+(`token_*_message`, for `auth.ClientCredentials`) are worded the same way, naming the setting to check.
+URLs come in without user info or query, so no secret is ever shown. Pure.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Problem(StrEnum):
     NOT_SCIM = "not SCIM"
     CREDENTIALS = "credentials refused"
     UNREACHABLE = "unreachable"
+    TLS = "TLS failed"
     SERVER = "server failed"
 
 
@@ -140,6 +143,98 @@ def unreachable_finding(side: Side, answer: Answer) -> Finding:
     return Finding(Problem.UNREACHABLE, f"{side.name} {side.base_url} is unreachable: GET {answer.path}: "
                                         f"{answer.failure}; is the server running there, and are the host and "
                                         f"port in {side.name}.url right?")
+
+
+def setting_name(side: str, name: str) -> str:
+    """`side.name`, or `name` alone where the side is not known."""
+    return f"{side}.{name}" if side else name
+
+
+def tls_hint(side: str, certificate: str) -> str:
+    """What to try when TLS with a side failed: the setting for a certificate we do not trust, the
+    URL for one made out to another host, nothing more when the words already say it (plain HTTP)."""
+    if certificate == "untrusted":
+        return (f"; set {setting_name(side, 'ca_bundle')} to a PEM file with the CA that signed it "
+                f"({setting_name(side, 'verify_tls')} = false skips the check: for testing only)")
+    if certificate == "other host":
+        return f"; is the host in {setting_name(side, 'url')} the one its certificate names?"
+    return ""
+
+
+def tls_finding(side: Side, words: str, certificate: str) -> Finding:
+    """A TLS handshake with the side's base URL that failed (before any request was sent)."""
+    return Finding(Problem.TLS, f"{side.name} {side.base_url}: {words}{tls_hint(side.name, certificate)}")
+
+
+@dataclass(frozen=True)
+class TokenEndpoint:
+    """The facts about a side's OAuth2 token endpoint a message needs: the side, the URL (no secrets),
+    the settings it is derived from (the PingOne preset; () when `token_url` is set) and how the client
+    credentials are sent (`token_auth_method`)."""
+
+    side: str
+    url: str
+    derived_from: tuple[str, ...] = ()
+    method: str = "client_secret_basic"
+
+    def setting(self, name: str) -> str:
+        return setting_name(self.side, name)
+
+    @property
+    def named(self) -> str:
+        """The endpoint, with where its URL came from when it was derived."""
+        named = f"{self.side} token endpoint {self.url}".lstrip()
+        return f"{named} (derived from {_and(self.derived_from)})" if self.derived_from else named
+
+    @property
+    def url_question(self) -> str:
+        """Whether the settings that make its URL are right, as a question."""
+        if not self.derived_from:
+            return f"is {self.setting('token_url')} right?"
+        return f"are {_and(self.derived_from)} right? ({self.setting('token_url')} sets the token URL itself)"
+
+
+def _and(names: tuple[str, ...]) -> str:
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def token_unreachable_message(endpoint: TokenEndpoint, words: str) -> str:
+    """The token endpoint gave no answer (`words`: why, as for a SCIM URL)."""
+    if not endpoint.derived_from:
+        return (f"{endpoint.named} is unreachable: {words}; is the server running there, and are the host and "
+                f"port in {endpoint.setting('token_url')} right?")
+    return f"{endpoint.named} is unreachable: {words}; is the server running there, and {endpoint.url_question}"
+
+
+def token_tls_message(endpoint: TokenEndpoint, words: str, certificate: str) -> str:
+    return f"{endpoint.named}: {words}{tls_hint(endpoint.side, certificate)}"
+
+
+def token_refused_message(endpoint: TokenEndpoint, status: int, error: str, description: str) -> str:
+    """A token endpoint's answer that is not a token: what it said (RFC 6749 5.2 `error`), and the
+    setting to check. The secret is never named, only the setting that holds it."""
+    client_id, client_secret, scope = (endpoint.setting(n) for n in ("client_id", "client_secret", "scope"))
+    said = " - ".join(w for w in (error, description) if w)
+    where = f"{endpoint.named} answered {status}" + (f" ({said})" if said else "")
+    if error == "invalid_client" or (status == 401 and error in ("", "invalid_request")):
+        other = "client_secret_post" if endpoint.method == "client_secret_basic" else "client_secret_basic"
+        how = "with HTTP basic" if endpoint.method == "client_secret_basic" else "in the form"
+        return (f"{where}: it refused the client credentials; check {client_id} and {client_secret} "
+                f"(sent {how}; {endpoint.setting('token_auth_method')} = \"{other}\" sends them the other way)")
+    if error == "invalid_scope":
+        return f"{where}: it refused the scope; check {scope}"
+    if error in ("unauthorized_client", "unsupported_grant_type"):
+        return (f"{where}: the client may not use the client credentials grant; allow it for the "
+                f"application {client_id} names")
+    if status >= 500:
+        return f"{where}, expected a token; try again later, or ask the server's operators"
+    if status in (400, 401, 403):
+        return f"{where}, expected a token; check {client_id}, {client_secret} and {scope}"
+    return f"{where}, expected a token (JSON with an access_token); {endpoint.url_question}"
+
+
+def token_unusable_message(endpoint: TokenEndpoint) -> str:
+    return f"{endpoint.named} answered 200 without a usable access_token, expected a token; {endpoint.url_question}"
 
 
 def _not_scim_finding(side: Side, answer: Answer, reason: str, expected: str) -> Finding:

@@ -13,9 +13,18 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from replicator.errors import AuthError, ProtocolError, RedirectError, ScimStatusError, TLSError, TransportError
-from replicator.scim.auth import shown_url
-from replicator.scim.diagnosis import Answer, Finding, Problem, Side, judge_base, judge_endpoint, needs_users_probe
-from replicator.scim.status import RefusedCredentials
+from replicator.scim.auth import TokenEndpointTLSError, TokenEndpointUnreachable, shown_url
+from replicator.scim.diagnosis import (
+    Answer,
+    Finding,
+    Problem,
+    Side,
+    judge_base,
+    judge_endpoint,
+    needs_users_probe,
+    tls_finding,
+)
+from replicator.scim.status import RefusedCredentials, tls_failure_of
 
 if TYPE_CHECKING:
     from yarl import URL
@@ -30,7 +39,8 @@ def side_of(transport: HttpTransport, credentials: str) -> Side:
 
 async def ask(transport: HttpTransport, url: URL, params: dict[str, str] | None = None) -> Answer:
     """GET `url` once (retrying what the transport retries, but not a connection that cannot be made)
-    and return what came back. TLS and redirect refusals pass through: their messages are precise."""
+    and return what came back. A TLS failure raises what it is, with the side and the URL; redirect
+    refusals and the token endpoint's own errors pass through: their messages are precise."""
     path = url.path
     try:
         reply = await transport.request("GET", url, params=params, retry_unconnected=False)
@@ -38,8 +48,13 @@ async def ask(transport: HttpTransport, url: URL, params: dict[str, str] | None 
         return Answer(path, exc.status)
     except ScimStatusError as exc:
         return Answer(path, exc.status)
-    except (TLSError, RedirectError, AuthError):
-        raise  # (an AuthError that is not a 401/403: the token endpoint's own, already precise)
+    except (TokenEndpointTLSError, TokenEndpointUnreachable, RedirectError, AuthError):
+        raise  # (an AuthError that is not a 401/403: the token endpoint's own)
+    except TLSError as exc:
+        failure = tls_failure_of(exc)
+        if failure is None:
+            raise
+        raise TLSError(tls_finding(side_of(transport, ""), *failure).message, sent=False) from exc
     except TransportError as exc:
         words = str(exc)
         return Answer(path, None, failure=words.split(": ", 1)[-1] if words.startswith("GET ") else words)
@@ -75,4 +90,6 @@ def raise_unless_ok(finding: Finding) -> None:
         raise TransportError(finding.message, sent=False)
     if finding.problem is Problem.CREDENTIALS:
         raise AuthError(finding.message)
+    if finding.problem is Problem.TLS:
+        raise TLSError(finding.message, sent=False)
     raise ProtocolError(finding.message)

@@ -4,12 +4,17 @@ A non-2xx answer becomes the ScimStatusError subclass for its status (`status_er
 status -> error table), keeping the server's words (scimType and detail: redacted, cut short) and
 its Retry-After. An aiohttp failure becomes exactly one TransportError kind, saying whether the request
 can have reached the server (`sent`). This is the only module that knows aiohttp's exceptions for SCIM
-calls; the client hands it every one it catches. Pure; no I/O.
+calls; the client hands it every one it catches (and the token request, `auth`, the words of its
+connection and TLS failures: `connect_failure_words`, `tls_failure_words`). Pure; no I/O.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
+from collections.abc import Iterable
+from typing import Literal
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 from yarl import URL
@@ -30,12 +35,20 @@ from replicator.errors import (
     TransportError,
     UnexpectedStatusError,
 )
-from replicator.scim.auth import redact
 from replicator.scim.retry import parse_retry_after
 from replicator.scim.wire import decode_error
 
 # what the client catches around one HTTP exchange and hands to `transport_error`
 FOREIGN_ERRORS = (TimeoutError, aiohttp.ClientError)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret (and its URL-encoded forms) replaced by ***."""
+    for secret in secrets:
+        if len(secret) >= 4:
+            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
+                text = text.replace(form, "***")
+    return text
 
 
 class RefusedCredentials(AuthError):
@@ -77,10 +90,34 @@ def status_overloads(status: int | None) -> bool:
     return status in (429, 503)
 
 
-def tls_reason(exc: Exception) -> str:
-    """The certificate problem in a few words (no URL, no headers)."""
-    reason = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
-    return f"{type(exc).__name__}: {str(reason)[:200]}"
+# what the certificate trouble is: not trusted (a CA to add), not for this host (another URL), other
+Certificate = Literal["untrusted", "other host", ""]
+_HOST_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
+
+def tls_failure_words(exc: aiohttp.ClientSSLError) -> tuple[str, Certificate]:
+    """Why a TLS handshake failed, in words with OpenSSL's reason code ("TLS handshake failed
+    (WRONG_VERSION_NUMBER: the server does not speak TLS there; does it want http://?)"), and what was
+    wrong with the certificate, if that was it."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        code = getattr(cause, "verify_code", None)
+        said = f"{getattr(cause, 'reason', None) or 'CERTIFICATE_VERIFY_FAILED'}: " \
+               f"{(getattr(cause, 'verify_message', None) or str(cause))[:200]}"
+        if code in _HOST_MISMATCH:
+            return f"the server's certificate is not for this host ({said})", "other host"
+        return f"the server's certificate is not trusted ({said})", "untrusted"
+    reason = getattr(cause, "reason", None)
+    if reason == "WRONG_VERSION_NUMBER":
+        return f"TLS handshake failed ({reason}: the server does not speak TLS there; does it want http://?)", ""
+    if isinstance(cause, ssl.SSLError) and reason:
+        return f"TLS handshake failed ({reason}: {str(cause)[:200]})", ""
+    return f"TLS handshake failed ({type(exc).__name__}: {str(cause or exc)[:200]})", ""
+
+
+def tls_failure_of(exc: TLSError) -> tuple[str, Certificate] | None:
+    """The words of `tls_failure_words` for a TLSError that `transport_error` made (None for another)."""
+    return tls_failure_words(exc.__cause__) if isinstance(exc.__cause__, aiohttp.ClientSSLError) else None
 
 
 def connect_failure_words(exc: aiohttp.ClientConnectorError) -> str:
@@ -123,7 +160,7 @@ def transport_error(exc: BaseException, method: str, url: URL, server: str) -> T
     if isinstance(exc, aiohttp.InvalidURL):
         return TransportError(f"{method}: invalid URL for {server}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return TLSError(f"{method} {url.path}: TLS with {server} failed: {tls_reason(exc)}", sent=False)
+        return TLSError(f"{method} {url.path}: {server}: {tls_failure_words(exc)[0]}", sent=False)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(f"{method} {url.path}: cannot connect to {server} at {exc.host}:{exc.port}: "
                               f"{connect_failure_words(exc)}", sent=False)

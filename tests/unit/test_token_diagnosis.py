@@ -1,0 +1,68 @@
+"""The token endpoint's failures: what each says (pure), the settings a derived token URL comes from, and
+whether one that cannot be reached is retried (not before its first token, after it)."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from replicator.config import SideConfig, pingone_urls
+from replicator.errors import TLSError
+from replicator.scim.auth import ClientCredentials, TokenEndpointUnreachable, token_url_derived_from
+from replicator.scim.diagnosis import Problem, Side, TokenEndpoint, tls_finding, token_refused_message
+from tests.harness import free_port
+
+SECRET = "fake-client-secret-x9"
+ENDPOINT = TokenEndpoint("source", "https://idp.example/as/token")
+
+
+@pytest.mark.parametrize(("status", "error", "words"), [
+    (401, "invalid_client", "it refused the client credentials; check source.client_id and source.client_secret"),
+    (400, "invalid_client", "it refused the client credentials; check source.client_id and source.client_secret"),
+    (401, "", "it refused the client credentials; check source.client_id"),
+    (400, "invalid_scope", "it refused the scope; check source.scope"),
+    (400, "unauthorized_client", "the client may not use the client credentials grant"),
+    (404, "", "expected a token (JSON with an access_token); is source.token_url right?"),
+    (503, "", "expected a token; try again later"),
+])
+def test_a_refusal_names_the_setting_to_check(status: int, error: str, words: str) -> None:
+    """Each RFC 6749 5.2 error (and a status without one) points at the setting that can fix it."""
+    message = token_refused_message(ENDPOINT, status, error, "")
+    assert message.startswith(f"source token endpoint https://idp.example/as/token answered {status}"), message
+    assert words in message, message
+
+
+def test_a_derived_token_url_names_the_settings_it_comes_from() -> None:
+    """token_url set: () (token_url is named); derived from the region's auth URL: region and environment;
+    from auth_url: auth_url and environment."""
+    explicit = pingone_urls(SideConfig(kind="pingone", pingone_environment="e1", token_url="https://idp.example/t"))
+    assert token_url_derived_from(explicit, "source") == ()
+    by_region = pingone_urls(SideConfig(kind="pingone", pingone_environment="e1", pingone_region="eu"))
+    assert token_url_derived_from(by_region, "source") == ("source.pingone_region", "source.pingone_environment")
+    by_auth_url = pingone_urls(SideConfig(kind="pingone", pingone_environment="e1", auth_url="https://auth.example"))
+    assert token_url_derived_from(by_auth_url, "source") == ("source.auth_url", "source.pingone_environment")
+    assert token_url_derived_from(SideConfig(token_url="https://idp.example/t"), "source") == ()
+
+
+async def test_a_token_endpoint_is_retried_only_once_it_gave_a_token() -> None:
+    """A connection to the token endpoint that cannot be made is not retryable before the first token
+    (a wrong token URL is said at once), and is once one was got (a blip during a long run)."""
+    credentials = ClientCredentials(f"http://127.0.0.1:{free_port()}/as/token", "id", SECRET, side="source")
+    async with aiohttp.ClientSession() as session:
+        for fetched, retryable in ((0, False), (1, True)):
+            credentials.fetches = fetched
+            with pytest.raises(TokenEndpointUnreachable) as caught:
+                await credentials.header(session)
+            assert caught.value.retryable is retryable and caught.value.sent is False
+            assert not isinstance(caught.value, TLSError) and SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(("certificate", "hint"), [
+    ("untrusted", "; set destination.ca_bundle to a PEM file with the CA that signed it"),
+    ("other host", "; is the host in destination.url the one its certificate names?"),
+    ("", ""),
+])
+def test_a_tls_failure_names_the_setting_for_its_certificate(certificate: str, hint: str) -> None:
+    """A certificate we do not trust: ca_bundle; one for another host: the URL; a plain-HTTP port: the words say it."""
+    finding = tls_finding(Side("destination", "https://scim.example/v2"), "words", certificate)
+    assert finding.problem is Problem.TLS and finding.message.startswith(f"destination https://scim.example/v2: words{hint}")
