@@ -1,10 +1,10 @@
 """The dry-run: a sink that plans instead of writing, and a recorder that leaves the state untouched.
 
 Every step a live cycle would write is kept (one per object: the re-plan of a new object's references
-folds into its create; a member drop after a deletion is kept beside its group's step, as the live run
-makes a second PATCH) and pretended done, so that later planning (objects waiting for a reference
-target, groups naming new users) sees what the writes would have left. The plan becomes the result's
-`changes`.
+folds into its create, whose body then shows them, as the live run counts the PATCH adding them as the
+create; a member drop after a deletion is kept beside its group's step, as the live run makes a second
+PATCH) and pretended done, so that later planning (objects waiting for a reference target, groups
+naming new users) sees what the writes would have left. The plan becomes the result's `changes`.
 
 The plan makes the live run's decisions where they only need reading: a create first looks for the
 object on the destination (`DestinationIndex.find_existing`, read-only), and when it is there the step

@@ -22,7 +22,7 @@ from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import Step, label_of
+from replicator.pipeline.plan import ADOPT_REASON, CREATE, CREATE_REST_REASON, PATCH, Step, label_of
 from replicator.pipeline.references import translate
 from replicator.pipeline.scope import group_member_users, missing_names_problem
 from replicator.pipeline.triage import refusal, unchanged_since_last_write
@@ -105,7 +105,8 @@ class SourceReader:
     async def _write_held(self, kind: str, held: list[Waiting]) -> list[Waiting]:
         """At the end of a kind: write what still waits. Objects waiting for objects that never got a
         destination id (not in the source, failed, out of scope, or a cycle A in B, B in A) are written
-        with the references that do resolve; a second pass then adds the ones that resolve since."""
+        with the references that do resolve; a second pass then adds the ones that resolve since (to
+        an object the first pass created, that PATCH is the rest of its create: counted as it)."""
         cx = self.cx
         left = [entry for entry in held if not entry.done]
         if not left:
@@ -117,18 +118,32 @@ class SourceReader:
             ready = left
         for entry in ready:
             entry.done = True
-        async with cx.workers.running() as send:
-            batch = [cx.waiters.still_own(e.read) for e in ready]
-            for index in range(0, len(batch), _PAGE_CANON_BATCH):
-                for step in await cx.planner.plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
-                    await dispatch(cx, step, send)
+        created = await self._plan_and_write(kind, [cx.waiters.still_own(e.read) for e in ready])
         if not forced:
             return [e for e in left if not e.done]
         targets = await cx.planner.targets(kind, [e.read.canonical for e in ready])
         again = [e for e in ready if not translate(e.read.canonical, kind, *targets)[1]]
-        rows = await cx.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
-        return [Waiting(kind, dataclasses.replace(e.read, row=rows.get(e.read.source_id)), set(), targets,
-                        cx.moves.count) for e in again]
+        if again and not cx.stop.is_set():
+            rows = await cx.store.rows(kind, [e.read.source_id for e in again])  # planned against what was written
+            batch = [cx.waiters.still_own(dataclasses.replace(e.read, row=rows.get(e.read.source_id))) for e in again]
+            await self._plan_and_write(kind, batch, completing=created)
+        return []
+
+    async def _plan_and_write(self, kind: str, batch: list[PendingRead], completing: set[str] | None = None) -> set[str]:
+        """Plan these reads and write them (the workers done when it returns); return the source ids
+        planned as creates. A PATCH of one in `completing` (created without some references) is the
+        rest of its create (an adopted one's is the rest of its adoption already)."""
+        cx = self.cx
+        created = set()
+        async with cx.workers.running() as send:
+            for index in range(0, len(batch), _PAGE_CANON_BATCH):
+                for step in await cx.planner.plan_batch(kind, batch[index : index + _PAGE_CANON_BATCH], None):
+                    if step.action == CREATE:
+                        created.add(step.source_id)
+                    elif step.action == PATCH and completing and step.source_id in completing and step.reason != ADOPT_REASON:
+                        step = dataclasses.replace(step, reason=CREATE_REST_REASON)
+                    await dispatch(cx, step, send)
+        return created
 
     async def _plan_page(
         self, kind: str, page: list[tuple[str, bytes]], held: list[Waiting]

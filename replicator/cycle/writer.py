@@ -28,7 +28,6 @@ from replicator.pipeline.answers import answered_member_values, members_left_out
 from replicator.pipeline.canonical import GROUP, canonicalise, digest, match_value, schemas_for
 from replicator.pipeline.member_refusals import MembersNotWritten
 from replicator.pipeline.plan import (
-    ADOPT_REASON,
     CREATE,
     DELETE,
     DISABLE,
@@ -38,6 +37,7 @@ from replicator.pipeline.plan import (
     Step,
     created_counter,
     plan_adoption,
+    update_counter,
 )
 from replicator.pipeline.writes import (
     destination_unreachable,
@@ -240,8 +240,8 @@ class StepWriter:
                                                    reason=RECREATE_REASON))
             return
         await self.record(step, dest_id, status=status)
-        if step.action != RECORD and step.reason != ADOPT_REASON:  # (the rest of an adoption: counted adopted)
-            cx.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+        if counter := update_counter(step):  # (none for the rest of an adoption or a create: counted as that)
+            cx.result.counts[counter] += 1
         if step.action == DISABLE:
             # a disabled user is out of scope: like a deleted one it leaves the groups we wrote (a --full
             # would take it out of them; an incremental cycle, where those groups did not change, would not)

@@ -39,6 +39,9 @@ DISABLE = Action.DISABLE
 
 RECREATE_REASON = "missing on the destination: re-creating"
 ADOPT_REASON = "adopting an existing destination object"  # its writes count as the adoption, not as updates
+# a PATCH adding the references of an object created this cycle without them (their targets were written
+# after it): counted as its create, not as an update, as the dry-run plans it (one create, final body)
+CREATE_REST_REASON = "the rest of its create: references written after it"
 
 
 @dataclass(frozen=True)
@@ -307,6 +310,14 @@ def created_counter(step: Step) -> str:
     return "recreated" if step.reason == RECREATE_REASON else "created"
 
 
+def update_counter(step: Step) -> str | None:
+    """The count a successful PATCH or disable adds to; None for the rest of an adoption or of a create
+    made this cycle (counted as that)."""
+    if step.action == RECORD or step.reason in (ADOPT_REASON, CREATE_REST_REASON):
+        return None
+    return "disabled" if step.action == DISABLE else "updated"
+
+
 def label_of(canonical: dict[str, Any], kind: str) -> str:
     """A human name for logs and plans: userName or displayName."""
     key = "userName" if kind == USER else "displayName"
@@ -317,6 +328,7 @@ def label_of(canonical: dict[str, Any], kind: str) -> str:
 __all__ = [
     "ADOPT_REASON",
     "CREATE",
+    "CREATE_REST_REASON",
     "DELETE",
     "DISABLE",
     "GROUP",
@@ -336,4 +348,5 @@ __all__ = [
     "plan_removal",
     "plan_upsert",
     "removal_guard",
+    "update_counter",
 ]

@@ -251,3 +251,23 @@ async def test_a_group_losing_deleted_members_is_not_also_unchanged(pair: Pair) 
     assert result.counts["deleted"] == 10 and result.counts["updated"] >= 1, result.summary()
     assert plan.counts["unchanged"] + plan.counts["patch_planned"] + plan.counts["delete_planned"] == 43
     assert result.counts["unchanged"] + result.counts["updated"] + result.counts["deleted"] == 43
+
+
+async def test_creates_whose_managers_are_created_later_or_deleted(pair: Pair) -> None:
+    """First run on an empty destination where user 1 (who manages 6-10, who manage 31-55) is deleted:
+    6-10 and 31-55 are created at the end of the read without a manager, then 31-55 get theirs by
+    PATCH, counted as their creates; the dry-run's create bodies show the manager each ends up with."""
+    ids = seed_directory(pair.source, 60, 0)[USER]
+    pair.source.users.pop(ids[1])  # its reports still name it as their manager
+    plan, result = await plan_then_run(pair, pair.config())
+    assert result.counts["created"] == 59 and result.counts["references_dropped"] == 5, result.summary()
+    assert pair.destination.counts()["PATCH"] == 25
+    bodies, text = {change["label"]: change["body"] for change in report_json(plan)["changes"]}, report_text(plan)
+    written = {user["userName"]: user for user in pair.destination.users.values()}
+    for index in [*range(6, 11), *range(31, 56)]:
+        name = pair.source.users[ids[index]]["userName"]
+        boss = pair.source.users.get(ids[(index - 1) // 5], {}).get("userName")  # none for 6-10
+        planned = bodies[name].get(ENTERPRISE_USER, {}).get("manager", {}).get("name")
+        manager = written[name].get(ENTERPRISE_USER, {}).get("manager", {}).get("value")
+        assert planned == boss == (pair.destination.users[manager]["userName"] if manager else None), name
+        assert f"create  User  {name}" in text
