@@ -39,6 +39,7 @@ from replicator.pipeline.plan import (
     Step,
     created_counter,
     plan_adoption,
+    update_counter,
 )
 from replicator.pipeline.references import reference_values
 from replicator.scim.wire import BulkResult
@@ -260,7 +261,8 @@ class BulkWriter:
             return True
         assert step.dest_id is not None
         await cx.writer.record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
-        cx.result.counts["disabled" if step.action == DISABLE else "updated"] += 1
+        if counter := update_counter(step):  # (none for the rest of an adoption or a create: counted as that)
+            cx.result.counts[counter] += 1
         if step.action == DISABLE:
             cx.moves.removed_dest_ids[step.kind].add(step.dest_id)  # out of scope: it leaves its groups too
         return True
