@@ -1,13 +1,15 @@
 """Writing a PingOne environment from SCIM-shaped forms and PatchOp bodies (`PingOneWriter`): a user's
-changed attributes in one PATCH (with `username` and `email`, which the document requires; a PUT of the
-whole user when one is cleared), enabled and population through their own endpoints; a group's own attributes in a PUT (the Platform API has no group PATCH); members one call
+changed attributes in one PATCH (with `username` and `email`, which the document requires; when one is
+cleared, a PUT of the user as PingOne holds it, our attributes replaced: `put_body`), enabled and
+population through their own endpoints; a group's own attributes in a PUT (the Platform API has no group PATCH); members one call
 each, with no read of the group when the PatchOp names them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from replicator.errors import ConflictError, NotFoundError, ScimError
+from replicator.errors import ConflictError, NotFoundError, ProtocolError, ScimError
 from replicator.pingone.platform import PlatformApi
 from replicator.pingone.reading import PingOneReader
 from replicator.pipeline import pingone as p1
@@ -21,10 +23,43 @@ def user_update(after: dict[str, Any], changed: dict[str, Any]) -> tuple[str, di
     """The method and body sending a user's changed attributes (`after`: the whole user as wanted).
     The document's PATCH body is a User (`username` and `email` required, no attribute nullable): a
     PATCH carries both beside the changes; a cleared attribute cannot be sent as null, so then the whole
-    user goes as a PUT without it (PUT replaces every attribute)."""
+    user goes as a PUT without it (PUT replaces every attribute: the writer sends `put_body`, built on the
+    user as PingOne holds it)."""
     if any(value is None for value in changed.values()):
         return "PUT", after
     return "PATCH", {key: after[key] for key in ("username", "email") if key in after} | changed
+
+
+# the user attributes the replicator writes (`user_to_platform`'s; population and enabled have their own endpoints)
+MANAGED_USER_ATTRIBUTES = frozenset({"username", "email", "externalId", "nickname", "title", "preferredLanguage",
+                                     "locale", "timezone", "type", "name", "primaryPhone", "mobilePhone", "address",
+                                     "photo"})
+# what the document's User marks readOnly (OpenAPI 3.0: not sent), HAL's parts, and the write-only password
+NOT_SENT_BACK = frozenset({"id", "environment", "createdAt", "updatedAt", "lastSignOn", "emailVerified", "enabled",
+                           "memberOfGroupIDs", "memberOfGroupNames", "_links", "_embedded", "password"})
+READ_ONLY_PARTS = {"account": frozenset({"lockedAt", "secondsUntilUnlock"}), "identityProvider": frozenset({"type"})}
+
+
+def put_body(live: Mapping[str, Any], after: Mapping[str, Any], cleared: Iterable[str]) -> dict[str, Any]:
+    """The body of `PUT users/{id}` clearing `cleared`: the user as PingOne holds it (`live`, its GET),
+    every attribute the replicator does not manage kept (custom ones, `account`, `lifecycle`, ...: PUT
+    replaces the whole user, so what is left out is wiped), the managed ones as `after` has them, the
+    cleared ones left out, nothing the document marks read-only, the population as it is (`{"id"}`)."""
+    gone = set(cleared)
+    body: dict[str, Any] = {}
+    for key, value in live.items():
+        if key in NOT_SENT_BACK or key in MANAGED_USER_ATTRIBUTES or key == "population" or key in gone:
+            continue
+        if key in READ_ONLY_PARTS and isinstance(value, Mapping):
+            value = {part: v for part, v in value.items() if part not in READ_ONLY_PARTS[key]}
+            if not value:
+                continue
+        body[key] = value
+    body.update({key: value for key, value in after.items() if key in MANAGED_USER_ATTRIBUTES and key not in gone})
+    population = live.get("population")
+    if isinstance(population, Mapping) and isinstance(population.get("id"), str):
+        body["population"] = {"id": population["id"]}
+    return body
 
 
 class PingOneWriter:
@@ -74,6 +109,12 @@ class PingOneWriter:
             raise RequiredValueMissing(why)
         if changed:
             method, update = user_update(after, changed)
+            if method == "PUT":  # a clear: built on what PingOne holds, so nothing we do not manage is wiped
+                live = await self.api.call("GET", "users", user_id)
+                if not isinstance(live, dict):
+                    raise ProtocolError(f"GET users/{user_id}: {self.api.name} answered with something that is not "
+                                        "a user (the PUT clearing its attributes is not sent)")
+                update = put_body(live, after, [key for key, value in changed.items() if value is None])
             await self.api.call(method, "users", user_id, body=update)
         if (current.get("active") is not False) != (wanted.get("active") is not False):
             await self.api.call("PUT", "users", user_id, "enabled", body=p1.enabled_body(wanted) or {"enabled": True})
