@@ -18,9 +18,8 @@ from yarl import URL
 
 from replicator.errors import ReplicatorError
 from replicator.scim.transport import HttpTransport
+from replicator.scim.urns import LIST_RESPONSE
 from replicator.scim.wire import decode_json
-
-LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 @dataclass(frozen=True)
