@@ -62,8 +62,12 @@ class MemberRequests:
         """The members still to write after a 400 to a request carrying `sent`: a count limit shrinks
         the member chunk, refused members are left out (noted in `not_written`; without it they fail
         the write). Raise `exc` when it is not about the members."""
-        refusal = member_refusal(exc.scim_type, exc.detail, sent, self.chunk)
+        # judged by the request's own size: requests in flight together all carry the old chunk, and
+        # each refusal must not halve what the one before it halved already
+        refusal = member_refusal(exc.scim_type, exc.detail, sent, len(sent))
         if refusal is None:
+            if len(sent) > self.chunk:  # one member more than the limit someone else learned meanwhile
+                return pending
             raise exc
         if refusal.chunk is not None:
             if refusal.chunk < self.chunk:

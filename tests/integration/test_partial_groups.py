@@ -4,6 +4,7 @@ chunk, and members answered by another value format are not added again."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -257,5 +258,38 @@ async def test_a_nested_group_taken_for_a_user_by_a_server_ignoring_member_type_
         assert {label for _, label, _ in full.failures} >= {"later"}, full.failures
         reason = next(reason for _, label, reason in full.failures if label == "later")
         assert "it ignores member type" in reason
+    finally:
+        await destination.stop()
+
+
+async def test_count_refusals_of_requests_in_flight_together_learn_the_limit_once(
+        source: MemoryScimServer, tmp_path: Path) -> None:
+    """Eight groups created at once against a destination taking at most 4 members a request: every
+    request in flight carries 8 and is refused, but the limit learned is 4 (not halved again by each
+    refusal down to 1, which the state would keep), and every group is written whole."""
+    destination = await started(Quirks(max_members_per_request=4))
+    gate, posts = asyncio.Event(), []
+    around = destination._around_handler
+
+    async def holding_group_posts(request: Any, handler: Any) -> Any:  # all eight in flight together
+        if request.method == "POST" and "Groups" in request.path:
+            posts.append(request.path)
+            if len(posts) >= 8:
+                gate.set()
+            await asyncio.wait_for(gate.wait(), 10)
+        return await around(request, handler)
+
+    destination._around_handler = holding_group_posts  # type: ignore[method-assign]
+    try:
+        ids = [source.add_user({"schemas": USER, "userName": f"u{i}"})["id"] for i in range(10)]
+        for g in range(8):
+            source.add_group({"schemas": GROUP, "displayName": f"g{g}", "members": [{"value": i} for i in ids]})
+        result = await replicate(config_for(source, destination, tmp_path, member_chunk=8), mode=INCREMENTAL,
+                                 dry_run=False)
+        assert gate.is_set() and result.outcome == "ok" and not result.failures, (result.summary(), result.failures)
+        assert any("takes at most 4 members per request" in note for note in result.notes), result.notes
+        assert all(len(group.get("members", [])) == 10 for group in destination.groups.values())
+        status = status_json(await read_status(str(tmp_path / "s.db")))
+        assert [limit["value"] for limit in status["limits"]] == [4], status["limits"]
     finally:
         await destination.stop()
