@@ -28,6 +28,7 @@ from replicator.pipeline.keeps import (
     profile_note,
     revise,
 )
+from replicator.state.keeps import destination_key
 from replicator.state.records import FAILED
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class KeepsLearner:
 
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
-        self.destination = cx.config.destination.url.rstrip("/")
+        self.destination = destination_key(cx.config.destination.url)
         self.profile: dict[str, dict[str, Learned]] = {kind: {} for kind in KINDS}
         self.seen = {kind: Observations() for kind in KINDS}
         self.hidden: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}

@@ -22,7 +22,7 @@ from replicator.pipeline.keeps import member_limit_words
 from replicator.pipeline.member_refusals import MembersNotWritten, added_members, member_refusal
 from replicator.pipeline.patch import Operation, chunk_requests
 from replicator.pipeline.plan import Step
-from replicator.state.keeps import MEMBERS_PER_REQUEST
+from replicator.state.keeps import MEMBERS_PER_REQUEST, destination_key
 
 log = logging.getLogger("replicator.cycle")
 
@@ -36,7 +36,7 @@ class MemberRequests:
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
         self.chunk = cx.policy.member_chunk
-        self.destination = cx.config.destination.url.rstrip("/")
+        self.destination = destination_key(cx.config.destination.url)
         self.learned_at: float | None = None  # when the limit in use was learned (None: none is)
         self._learned_now = False
 

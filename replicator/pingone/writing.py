@@ -105,9 +105,10 @@ class PingOneWriter:
         after = p1.user_to_platform(wanted, population_id=None)
         changed = {key: after.get(key) for key in sorted(set(before) | set(after))
                    if key not in ("population", "enabled") and before.get(key) != after.get(key)}
-        if changed and (why := p1.missing_required(after)):
-            raise RequiredValueMissing(why)
-        if changed:
+        # a required value missing fails the attribute change, after enabled and population are written
+        # (a user disabled while its email is cleared must still lose access)
+        missing = p1.missing_required(after) if changed else None
+        if changed and not missing:
             method, update = user_update(after, changed)
             if method == "PUT":  # a clear: built on what PingOne holds, so nothing we do not manage is wiped
                 live = await self.api.call("GET", "users", user_id)
@@ -122,6 +123,8 @@ class PingOneWriter:
             population = self.populations.id_for(p1.population_name(wanted))
             if population:
                 await self.api.call("PUT", "users", user_id, "population", body={"id": population})
+        if missing:
+            raise RequiredValueMissing(missing)
 
     async def write_group(self, group_id: str, current: dict[str, Any], wanted: dict[str, Any]) -> None:
         """The group's own attributes (PUT), then member changes."""

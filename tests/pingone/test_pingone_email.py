@@ -58,3 +58,18 @@ async def test_an_email_cleared_on_the_source_is_a_failure_not_a_patch(tmp_path:
         assert "PingOne requires email on every user" in result.failures[0][2]
         assert not any(m == "PATCH" for m, _, _ in destination.request_log)
         assert [u["email"] for u in destination.directory.users.values()] == ["ann@example.com"]
+
+
+async def test_a_user_disabled_while_its_email_is_cleared_is_still_disabled(tmp_path: Path) -> None:
+    """Offboarding clears the email and disables the user in one change: the attribute change is the
+    recorded failure, but the disable is written (access is removed), and the email kept."""
+    async with scim_to_pingone(tmp_path) as (scim, destination, config):
+        ann = scim.add_user({"userName": "ann", "emails": [{"value": "ann@example.com", "primary": True}]})
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == "ok"
+        scim.users[ann["id"]] = {k: v for k, v in scim.users[ann["id"]].items() if k != "emails"}
+        scim.users[ann["id"]]["active"] = False
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert [f[1] for f in result.failures] == ["ann"], result.failures
+        assert "PingOne requires email on every user" in result.failures[0][2]
+        [user] = destination.directory.users.values()
+        assert user["enabled"] is False and user["email"] == "ann@example.com", user

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -24,6 +25,7 @@ from replicator.pipeline.keeps import (
 )
 from replicator.pipeline.plan import Stored, plan_upsert
 from replicator.scim.urns import ENTERPRISE_USER
+from replicator.state.keeps import destination_key
 
 text = st.text(alphabet="abcdefXYZ019@.", min_size=1, max_size=12)
 email = st.fixed_dictionaries({"value": text, "type": st.sampled_from(["work", "home", "other"])})
@@ -204,3 +206,14 @@ def test_a_patch_is_observed_at_the_attributes_it_set() -> None:
     assert sent == {"nickName": "n", "name": {"givenName": "Ann"}, ENTERPRISE_USER: {"department": "R&D"}}
     answer = {"userName": "ann", "name": {"givenName": "Ann", "familyName": "B"}, ENTERPRISE_USER: {"department": "R&D"}}
     assert observe(sent, answer) == {"nickName": DROPPED, "name.givenName": KEPT, f"{ENTERPRISE_USER}:department": KEPT}
+
+
+@pytest.mark.parametrize(("url", "key"), [
+    ("https://user:s3cret@scim.example.com:8443/v2/?token=abc#x", "https://scim.example.com:8443/v2"),
+    ("http://127.0.0.1:9/scim/v2/", "http://127.0.0.1:9/scim/v2"),
+    ("https://[::1]:8080/v2", "https://[::1]:8080/v2"),
+])
+def test_a_destination_is_named_in_the_state_without_its_credentials(url: str, key: str) -> None:
+    """The key a destination's learned losses and limits are stored (and shown by `status`) under drops
+    the URL's user, password, query and fragment: a URL may carry credentials."""
+    assert destination_key(url) == key
