@@ -2,7 +2,9 @@
 often one of ours that this cycle renames away too (a swap, a rotation) or deletes. They are parked,
 and written after the removals in the order `plan_renames` gives, a cycle of renames turning through a
 temporary name; the form with the temporary name is recorded (and committed) before it is sent, so a
-crash in the middle leaves a state whose next cycle renames the object again."""
+crash in the middle leaves a state whose next cycle renames the object again, and the renames are
+planned from the names the destination holds (a GET each), so a temporary name recorded but never
+applied does not hide the loop from the next cycle."""
 
 from __future__ import annotations
 
@@ -52,7 +54,9 @@ class BlockedRenames:
             attribute = NAME_ATTRIBUTE[kind]
             renames = []
             for sid, step in steps.items():
-                current = (written.get(sid) or {}).get(attribute)
+                # the name the destination holds: the state may say a temporary name whose PATCH never
+                # landed (a crash, a lost answer), and planning from it would never see the loop again
+                current = await self._held_name(step) or (written.get(sid) or {}).get(attribute)
                 wanted = renamed_to(kind, step.operations)
                 assert wanted is not None
                 renames.append(Rename(sid, current if isinstance(current, str) else "", wanted))
@@ -64,6 +68,17 @@ class BlockedRenames:
                 else:
                     await cx.writer.run_step(steps[move.key])
         self._parked.clear()
+
+    async def _held_name(self, step: Step) -> str | None:
+        """The object's name as the destination holds it (one GET); None when it cannot be read."""
+        assert step.dest_id is not None
+        try:
+            live = await self.cx.destination.get(step.kind, step.dest_id)
+        except ScimError as exc:
+            log.debug("%s %s: its name on the destination could not be read (%s)", step.kind, step.label, exc)
+            return None
+        name = live.get(NAME_ATTRIBUTE[step.kind])
+        return name if isinstance(name, str) else None
 
     async def _move_aside(self, step: Step, written: dict[str, object], name: str) -> None:
         """Give the object its temporary name: recorded and committed first (a crash after the PATCH

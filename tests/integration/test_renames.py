@@ -150,3 +150,49 @@ async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tm
     finally:
         await source.stop()
         await destination.stop()
+
+
+class DiesBeforeTheTemporaryName(MemoryScimServer):
+    """A destination that never carries out (nor answers) the PATCH giving a temporary name: the run is
+    killed there, with the temporary name recorded in the state but not held by the destination."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reached = asyncio.Event()
+        self.dying = True
+
+    async def _around_handler(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read() if request.method == "PATCH" else b""
+        if self.dying and b'"value":"renaming-' in body:
+            self.reached.set()
+            await asyncio.Event().wait()  # never applied, never answered
+        return await super()._around_handler(request, handler)
+
+
+async def test_a_temporary_name_recorded_but_never_applied_does_not_stop_the_swap(tmp_path: Path) -> None:
+    """A run killed while the PATCH to a temporary name is in flight and never applied (the state says the
+    temporary name, the destination the old one): the next run sees the swap from the names the
+    destination holds, and finishes it in one cycle, with no temporary name left."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    destination = DiesBeforeTheTemporaryName(bearer_token=DESTINATION_TOKEN)
+    urls = await source.start(), await destination.start()
+    try:
+        ann, bob, settings = await replicated_pair(source, urls, tmp_path)
+        ids = {user["userName"]: user["id"] for user in destination.users.values()}
+        source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
+        run = asyncio.ensure_future(replicate(settings, mode=INCREMENTAL, dry_run=False))
+        reached = asyncio.ensure_future(destination.reached.wait())
+        await asyncio.wait([run, reached], return_when=asyncio.FIRST_COMPLETED)
+        assert reached.done(), "the run sent no temporary name"
+        run.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await run
+        assert {user["userName"] for user in destination.users.values()} == {"ann", "bob"}  # not applied
+        destination.dying = False
+        after = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        assert after.outcome == "ok", (after.summary(), after.failures)
+        assert {user["id"]: user["userName"] for user in destination.users.values()} == \
+            {ids["ann"]: "bob", ids["bob"]: "ann"}
+    finally:
+        await source.stop()
+        await destination.stop()
