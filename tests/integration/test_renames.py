@@ -117,6 +117,20 @@ class DiesAfterTheTemporaryName(MemoryScimServer):
         return response
 
 
+async def swap_killed_when(source: MemoryScimServer, ann: str, bob: str, settings: Config,
+                           event: asyncio.Event) -> None:
+    """Swap ann's and bob's userNames on the source and run a cycle, killed when `event` is set (the
+    destination's doing); fails if the cycle ended first."""
+    source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
+    run = asyncio.ensure_future(replicate(settings, mode=INCREMENTAL, dry_run=False))
+    seen = asyncio.ensure_future(event.wait())
+    await asyncio.wait([run, seen], return_when=asyncio.FIRST_COMPLETED)
+    assert seen.done(), "the run reached no temporary name"
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+
+
 @pytest.mark.parametrize("undone", [False, True], ids=["swap-kept", "swap-undone-in-source"])
 async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tmp_path: Path, undone: bool) -> None:
     """A run killed right after the destination gave one object of a swap its temporary name: the next
@@ -128,14 +142,7 @@ async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tm
     try:
         ann, bob, settings = await replicated_pair(source, urls, tmp_path)
         ids = {user["userName"]: user["id"] for user in destination.users.values()}
-        source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
-        run = asyncio.ensure_future(replicate(settings, mode=INCREMENTAL, dry_run=False))
-        applied = asyncio.ensure_future(destination.applied.wait())
-        await asyncio.wait([run, applied], return_when=asyncio.FIRST_COMPLETED)
-        assert applied.done(), "the run gave no object a temporary name"
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
+        await swap_killed_when(source, ann, bob, settings, destination.applied)
         names = {user["userName"] for user in destination.users.values()}
         assert any(is_temporary_name(name) for name in names), names
         destination.applied = asyncio.Event()
@@ -179,14 +186,7 @@ async def test_a_temporary_name_recorded_but_never_applied_does_not_stop_the_swa
     try:
         ann, bob, settings = await replicated_pair(source, urls, tmp_path)
         ids = {user["userName"]: user["id"] for user in destination.users.values()}
-        source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
-        run = asyncio.ensure_future(replicate(settings, mode=INCREMENTAL, dry_run=False))
-        reached = asyncio.ensure_future(destination.reached.wait())
-        await asyncio.wait([run, reached], return_when=asyncio.FIRST_COMPLETED)
-        assert reached.done(), "the run sent no temporary name"
-        run.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await run
+        await swap_killed_when(source, ann, bob, settings, destination.reached)
         assert {user["userName"] for user in destination.users.values()} == {"ann", "bob"}  # not applied
         destination.dying = False
         after = await replicate(settings, mode=INCREMENTAL, dry_run=False)
