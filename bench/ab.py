@@ -1,8 +1,8 @@
 """A/B of the replicator's CPU per object: this tree against another checkout (a baseline commit),
 alternating in each round, on the same source, each run a fresh subprocess and a fresh destination.
 
-    git archive BASE | tar -x -C /tmp/base                  # the baseline's tree (same virtualenv)
-    python -m bench.ab --baseline /tmp/base --users 20000 --groups 200 --rounds 3
+    base=$(mktemp -d) && git archive BASE | tar -x -C "$base"   # the baseline's tree (same virtualenv)
+    python -m bench.ab --baseline "$base" --users 20000 --groups 200 --rounds 3
     python -m bench.ab --latency 0.02 --users 5000 --groups 50   # the 20 ms copy, against raw clients
 
 CPU is the replicator process's user + system time (its imports included), divided by the objects it
