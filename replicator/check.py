@@ -21,7 +21,7 @@ from replicator.config import Config, load_config
 from replicator.errors import ConfigError, ReplicatorError
 from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
-from replicator.scim.auth import shown_url
+from replicator.pipeline.urls import shown_url
 from replicator.scim.client import ENDPOINTS, client_for
 from replicator.scim.probe import probe_base, probe_endpoint
 from replicator.scim.wire import decode_list

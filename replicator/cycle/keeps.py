@@ -28,7 +28,7 @@ from replicator.pipeline.keeps import (
     profile_note,
     revise,
 )
-from replicator.state.keeps import destination_key
+from replicator.pipeline.urls import destination_key
 from replicator.state.records import FAILED
 
 if TYPE_CHECKING:

@@ -22,7 +22,8 @@ from replicator.pipeline.keeps import member_limit_words
 from replicator.pipeline.member_refusals import MembersNotWritten, added_members, member_refusal
 from replicator.pipeline.patch import Operation, chunk_requests
 from replicator.pipeline.plan import Step
-from replicator.state.keeps import MEMBERS_PER_REQUEST, destination_key
+from replicator.pipeline.urls import destination_key
+from replicator.state.keeps import MEMBERS_PER_REQUEST
 
 log = logging.getLogger("replicator.cycle")
 

@@ -27,6 +27,7 @@ import msgspec
 from yarl import URL
 
 from replicator.errors import AuthError, RedirectError, TLSError, TransportError
+from replicator.pipeline.urls import shown_url
 from replicator.scim.diagnosis import (
     TokenEndpoint,
     setting_name,
@@ -55,11 +56,6 @@ class Auth(Protocol):
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5  # redirects followed for one request; one more is an error (a loop, most likely)
-
-
-def shown_url(url: URL) -> str:
-    """A URL fit for a message: scheme, host, port and path; no user, password, query or fragment."""
-    return str(url.with_user(None).with_query(None).with_fragment(None))[:300]
 
 
 def _origin(url: URL) -> tuple[str, str, int | None]:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from replicator.errors import AuthError, ProtocolError, RedirectError, ScimStatusError, TLSError, TransportError
-from replicator.scim.auth import TokenEndpointTLSError, TokenEndpointUnreachable, shown_url
+from replicator.pipeline.urls import shown_url
+from replicator.scim.auth import TokenEndpointTLSError, TokenEndpointUnreachable
 from replicator.scim.diagnosis import (
     Answer,
     Finding,

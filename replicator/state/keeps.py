@@ -1,4 +1,4 @@
-"""What each destination was learned to lose (`destination_keeps`): per destination (its base URL),
+"""What each destination was learned to lose (`destination_keeps`): per destination (its base URL as shown: pipeline/urls.destination_key),
 kind and attribute path, how it loses it (`dropped`, `fewer values`, ...), on how many objects that was
 seen, and when it was learned. Reached as `store.keeps`; the cycle replaces a destination's entries of
 a kind as a whole at its end (pipeline/keeps decides them). Beside them, the limits a destination was
@@ -9,22 +9,10 @@ learned.
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit, urlunsplit
 
 from replicator.state.connection import Room, state_errors_named
 
 MEMBERS_PER_REQUEST = "members per request"
-
-
-
-def destination_key(url: str) -> str:
-    """How a destination is named in these tables and in `status`: its base URL without user, password,
-    query or fragment (a URL may carry credentials, which never reach the state), and no trailing /."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")).rstrip("/")
-
 
 # (path, how, objects, learned_at)
 KeepsRow = tuple[str, str, int, float]

@@ -24,8 +24,8 @@ from replicator.pipeline.keeps import (
     revise,
 )
 from replicator.pipeline.plan import Stored, plan_upsert
+from replicator.pipeline.urls import destination_key
 from replicator.scim.urns import ENTERPRISE_USER
-from replicator.state.keeps import destination_key
 
 text = st.text(alphabet="abcdefXYZ019@.", min_size=1, max_size=12)
 email = st.fixed_dictionaries({"value": text, "type": st.sampled_from(["work", "home", "other"])})
