@@ -260,30 +260,36 @@ def needs_users_probe(config: Answer) -> bool:
     return config.status is not None and not config.succeeded and config.status not in (401, 403)
 
 
+def _answered(side: Side, answer: Answer, schema: str, expected: str, ok: str, *, no_config: bool = False
+              ) -> Finding | None:
+    """The verdict every probe shares: no answer, refused credentials, or a success that is SCIM (`ok`)
+    or not; None for another status, which each probe judges its own way."""
+    if answer.status is None:
+        return unreachable_finding(side, answer)
+    if answer.status in (401, 403):
+        return credentials_finding(side, answer)
+    if not answer.succeeded:
+        return None
+    reason = not_scim_reason(answer.body, schema)
+    if reason is None:
+        return Finding(Problem.OK, ok, no_config=no_config)
+    return _not_scim_finding(side, answer, reason, expected)
+
+
 def judge_base(side: Side, config: Answer, users: Answer | None = None) -> Finding:
     """The verdict on a side's base URL from its ServiceProviderConfig answer (and, when
     `needs_users_probe`, its /Users?count=1 answer)."""
-    if config.status is None:
-        return unreachable_finding(side, config)
-    if config.status in (401, 403):
-        return credentials_finding(side, config)
-    if config.succeeded:
-        reason = not_scim_reason(config.body, SERVICE_PROVIDER_CONFIG)
-        if reason is None:
-            return Finding(Problem.OK, f"{side.name} {side.base_url} answers as SCIM (ServiceProviderConfig)")
-        return _not_scim_finding(side, config, reason, _CONFIG_EXPECTED)
+    found = _answered(side, config, SERVICE_PROVIDER_CONFIG, _CONFIG_EXPECTED,
+                      f"{side.name} {side.base_url} answers as SCIM (ServiceProviderConfig)")
+    if found is not None:
+        return found
     if users is None:
         raise ValueError("ServiceProviderConfig failed: the /Users answer is needed")
-    if users.status is None:
-        return unreachable_finding(side, users)
-    if users.status in (401, 403):
-        return credentials_finding(side, users)
-    if users.succeeded:
-        reason = not_scim_reason(users.body, LIST_RESPONSE)
-        if reason is None:
-            return Finding(Problem.OK, f"{side.name} {side.base_url} answers as SCIM (no ServiceProviderConfig: "
-                                       f"GET {config.path} answered {config.status}; defaults apply)", no_config=True)
-        return _not_scim_finding(side, users, reason, _LIST_EXPECTED)
+    found = _answered(side, users, LIST_RESPONSE, _LIST_EXPECTED,
+                      f"{side.name} {side.base_url} answers as SCIM (no ServiceProviderConfig: GET {config.path} "
+                      f"answered {config.status}; defaults apply)", no_config=True)
+    if found is not None:
+        return found
     if config.status == 404 and users.status == 404:
         return Finding(Problem.WRONG_PATH, f"{side.name} {side.base_url} is not a SCIM base URL: GET {config.path} "
                                            f"and GET {users.path} answered 404, expected SCIM JSON there; "
@@ -293,15 +299,9 @@ def judge_base(side: Side, config: Answer, users: Answer | None = None) -> Findi
 
 def judge_endpoint(side: Side, kind: str, answer: Answer) -> Finding:
     """The verdict on one resource endpoint (/Users, /Groups) from its GET ?count=1 answer."""
-    if answer.status is None:
-        return unreachable_finding(side, answer)
-    if answer.status in (401, 403):
-        return credentials_finding(side, answer)
-    if answer.succeeded:
-        reason = not_scim_reason(answer.body, LIST_RESPONSE)
-        if reason is None:
-            return Finding(Problem.OK, f"{side.name}: GET {answer.path} reads {kind}s")
-        return _not_scim_finding(side, answer, reason, _LIST_EXPECTED)
+    found = _answered(side, answer, LIST_RESPONSE, _LIST_EXPECTED, f"{side.name}: GET {answer.path} reads {kind}s")
+    if found is not None:
+        return found
     if answer.status == 404 and kind == "Group":
         return Finding(Problem.WRONG_PATH, f"{side.name} {side.base_url}: GET {answer.path} answered 404: the "
                                            "server has no Groups endpoint; set sync.groups = false to replicate "
