@@ -182,12 +182,8 @@ def one_budget(scim: ScimClient, platform: HttpTransport) -> None:
     client's requests wait on the Platform transport's pause, token bucket (`rate_limit`) and concurrency
     limit, and count in its requests, stats and latency, which the cycle's summary reports. Without a
     `rate_limit` each transport learns its own rate from its 429s (the pause is still shared)."""
-    shared = scim.transport
-    shared.pause, shared.limit = platform.pause, platform.limit
-    if platform._bucket is not None:  # HttpTransport takes no bucket from outside: share it here
-        shared._bucket = platform._bucket
-    shared.requests, shared.stats, shared.latency = platform.requests, platform.stats, platform.latency
-    scim.pause, scim.limit = platform.pause, platform.limit
+    scim.transport.share_budget(platform)
+    scim.pause, scim.limit = platform.pause, platform.limit  # the client's own views of its transport's
     scim.requests, scim.stats, scim.latency = platform.requests, platform.stats, platform.latency
 
 

@@ -103,6 +103,14 @@ class HttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+    def share_budget(self, other: HttpTransport) -> None:
+        """Send under `other`'s budget from now on: its pause, token bucket (`rate_limit`) and concurrency
+        limit, and count in its requests, stats and latency (two APIs of one rate-limited service)."""
+        self.pause, self.limit = other.pause, other.limit
+        if other._bucket is not None:
+            self._bucket = other._bucket
+        self.requests, self.stats, self.latency = other.requests, other.stats, other.latency
+
     def flow(self) -> dict[str, float]:
         """How the calls went so far: retries and throttling answers, the concurrency limit, pauses, latency."""
         return {
