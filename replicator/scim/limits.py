@@ -100,7 +100,18 @@ class AdaptiveLimit:
                 break
         self.in_flight += 1
 
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody waits (no await: the fast path of every request)."""
+        if self.in_flight < int(self.limit) and not self._waiters:
+            self.in_flight += 1
+            return True
+        return False
+
     async def release(self, *, overloaded: bool) -> None:
+        self.release_now(overloaded=overloaded)
+
+    def release_now(self, *, overloaded: bool) -> None:
+        """Give the slot back, learning from how the request went (`release` without the await)."""
         self.in_flight -= 1
         if overloaded:
             now = time.monotonic()

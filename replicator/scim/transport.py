@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Self
 import aiohttp
 import msgspec
 import stamina
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from replicator import __version__
@@ -89,6 +90,8 @@ class HttpTransport:
         self._learner = None if rate_limit else RateLearner()  # a configured rate is not second-guessed
         self.limit = AdaptiveLimit(min_concurrency or max_connections, max_connections)
         self._retry_logged = False  # the first retry is logged (a warning), the others only counted
+        # the request headers (without a body, with one) under the last Authorization value, made once
+        self._headers: tuple[str | None, CIMultiDictProxy[str], CIMultiDictProxy[str]] = self._headers_under(None)
 
     async def __aenter__(self) -> Self:
         connector = aiohttp.TCPConnector(limit=self._max_connections, ssl=self._ssl)
@@ -191,10 +194,11 @@ class HttpTransport:
             if self._bucket is not None:
                 await self._bucket.take()
             header = await self._auth.header(self._session)
-            headers = {"Content-Type": self._content_type} if data is not None else {}
-            if header:
-                headers["Authorization"] = header
-            await self.limit.acquire()
+            if header != self._headers[0]:
+                self._headers = self._headers_under(header)
+            headers = self._headers[1] if data is None else self._headers[2]
+            if not self.limit.try_acquire():
+                await self.limit.acquire()
             status: int | None = None
             overloaded = False
             self.requests[method] += 1
@@ -209,8 +213,7 @@ class HttpTransport:
                 raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)
-                overloaded = overloaded or status_overloads(status)
-                await self.limit.release(overloaded=overloaded)
+                self.limit.release_now(overloaded=overloaded or status_overloads(status))
             if status == 401 and not refresh and self._auth.refreshable:
                 self._auth.invalidate(header)
                 continue
@@ -229,8 +232,15 @@ class HttpTransport:
             return Reply(status, payload, location)
         raise AssertionError("unreachable")
 
+    def _headers_under(self, authorization: str | None) -> tuple[str | None, CIMultiDictProxy[str], CIMultiDictProxy[str]]:
+        """The headers of a request without a body and of one with a body, under `authorization`: read-only
+        multidicts, which aiohttp copies as they are (from a dict it would build one for every request)."""
+        auth = {"Authorization": authorization} if authorization else {}
+        return (authorization, CIMultiDictProxy(CIMultiDict(auth)),
+                CIMultiDictProxy(CIMultiDict({"Content-Type": self._content_type, **auth})))
+
     async def _exchange(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None,
-                        headers: dict[str, str]) -> tuple[int, bytes, str | None, str | None]:
+                        headers: CIMultiDictProxy[str]) -> tuple[int, bytes, str | None, str | None]:
         """One request, following redirects that stay within the configured origin (`redirect_target`
         decides; aiohttp's own following would leave it, and turn a POST into a GET); each request is
         counted. Returns status, body, Retry-After and Location."""
