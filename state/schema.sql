@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 7, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 8, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
@@ -50,8 +50,8 @@ CREATE TABLE runs (
 
 CREATE TABLE sqlite_sequence(name,seq);
 
-CREATE INDEX resources_dest ON resources (kind, dest_id);
+CREATE INDEX resources_dest ON resources (kind, dest_id) WHERE dest_id IS NOT NULL;
 
 CREATE INDEX resources_match ON resources (kind, match_key);
 
-CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status);
+CREATE INDEX resources_synced ON resources (kind, source_id, source_digest, status) WHERE status = 'synced' AND source_digest IS NOT NULL;

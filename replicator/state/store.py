@@ -48,6 +48,9 @@ from replicator.state.runs import RunLog
 from replicator.state.schema import prepare
 from replicator.state.scratch import NOT_READ_OUT_OF_SCOPE, CycleScratch
 
+# the condition of the partial index `resources_synced`, spelled as it is there so that SQLite uses it
+_SYNCED_WITH_DIGEST = "status = 'synced' AND source_digest IS NOT NULL"
+
 
 @state_errors_named
 class StateStore(Room):
@@ -76,13 +79,14 @@ class StateStore(Room):
         return {row[1]: ResourceRow(*row) for row in rows}
 
     async def unchanged_marks(self, kind: str, source_ids: list[str]) -> dict[str, tuple[str | None, str]]:
-        """Source id -> (source digest, status) of those of these objects that have a row: what the
-        zero-change check needs, answered from an index alone."""
+        """Source id -> (source digest, status) of those of these objects that are synced and have a
+        source digest: the only ones the zero-change check can skip (it skips an object whose mark is
+        (its digest as read, synced)); answered from a partial index alone (`resources_synced`)."""
         rows = await self._select_in(
-            "SELECT source_id, source_digest, status FROM resources WHERE kind = ? AND source_id IN",
+            f"SELECT source_id, source_digest FROM resources WHERE kind = ? AND {_SYNCED_WITH_DIGEST} AND source_id IN",
             kind, source_ids, flush=True,
         )
-        return {source_id: (source_digest, status) for source_id, source_digest, status in rows}
+        return {source_id: (source_digest, SYNCED) for source_id, source_digest in rows}
 
     async def dest_ids(self, kind: str, source_ids: list[str], *, not_out_of_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
