@@ -4,6 +4,7 @@ alternating in each round, on the same source, each run a fresh subprocess and a
     base=$(mktemp -d) && git archive BASE | tar -x -C "$base"   # the baseline's tree (same virtualenv)
     python -m bench.ab --baseline "$base" --users 20000 --groups 200 --rounds 3
     python -m bench.ab --latency 0.02 --users 5000 --groups 50   # the 20 ms copy, against raw clients
+    python -m bench.ab --python py312=/path/to/venv312/bin/python    # this tree under another interpreter too
 
 CPU is the replicator process's user + system time (its imports included), divided by the objects it
 created; on a machine shared with other work it moves less than wall time does. Each round also runs
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,10 @@ from bench.common import ROOT, bench_server, raw, run_replicator
 from bench.run import writes
 
 
-def one_copy(source: str, tree: Path, latency: float, flags: list[str]) -> dict[str, Any]:
+def one_copy(source: str, tree: Path, latency: float, flags: list[str], python: str) -> dict[str, Any]:
     with bench_server(latency=latency or None) as destination, tempfile.TemporaryDirectory() as tmp:
-        _, copy = run_replicator(source, destination, Path(tmp) / "s.db", "--concurrency", "64", *flags, tree=tree)
+        _, copy = run_replicator(source, destination, Path(tmp) / "s.db", "--concurrency", "64", *flags, tree=tree,
+                                 python=python)
     objects = copy["counts"].get("created", 0)
     return {"objects": objects, "seconds": copy["seconds"], "cpu_seconds": copy["cpu_seconds"],
             "cpu_ms_per_object": round(1000 * copy["cpu_seconds"] / max(objects, 1), 4),
@@ -40,6 +43,9 @@ def main() -> None:
     parser.add_argument("--head", type=Path, default=ROOT, help="the checkout measured (default: this one)")
     parser.add_argument("--also", action="append", default=[], metavar="NAME=DIR",
                         help="more checkouts measured in the same rounds (repeatable)")
+    parser.add_argument("--python", action="append", default=[], metavar="NAME=EXE",
+                        help="the head tree run by another interpreter too, in the same rounds (repeatable; "
+                             "its virtualenv must have the project installed)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--groups", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
@@ -50,6 +56,9 @@ def main() -> None:
     args = parser.parse_args()
     trees = {"head": args.head.resolve(), **({"base": args.baseline.resolve()} if args.baseline else {}),
              **{name: Path(tree).resolve() for name, _, tree in (also.partition("=") for also in args.also)}}
+    pythons = {name: sys.executable for name in trees}
+    for name, _, exe in (other.partition("=") for other in args.python):
+        trees[name], pythons[name] = trees["head"], exe
     rows: list[dict[str, Any]] = []
     with bench_server(users=args.users, groups=args.groups, plan="bench") as source:
         for round_ in range(1, args.rounds + 1):
@@ -61,7 +70,7 @@ def main() -> None:
             print(json.dumps(raw_row), flush=True)
             rows.append(raw_row)
             for name, tree in (list(trees.items()) if round_ % 2 else list(reversed(trees.items()))):
-                row = {"tree": name, "round": round_, **one_copy(source, tree, args.latency, args.flag)}
+                row = {"tree": name, "round": round_, **one_copy(source, tree, args.latency, args.flag, pythons[name])}
                 row["ratio"] = round(row["objects_per_s"] / raw_row["objects_per_s"], 3)
                 print(json.dumps(row), flush=True)
                 rows.append(row)

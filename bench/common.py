@@ -48,12 +48,13 @@ def admin(base_url: str, path: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def run_replicator(source: str, destination: str, state: Path, *flags: str, mode: str = "--once",
-                   tree: Path = ROOT) -> tuple[float, dict[str, Any]]:
+                   tree: Path = ROOT, python: str = sys.executable) -> tuple[float, dict[str, Any]]:
     """`scim-replicator run` in a fresh subprocess; returns (wall seconds, JSON report + peak_rss_mb).
-    `tree`: the source tree whose replicator runs (an A/B against another commit's checkout)."""
+    `tree`: the source tree whose replicator runs (an A/B against another commit's checkout); `python`: the
+    interpreter that runs it."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "replicator", "run", mode, "--output", "json", "--log-level", "error",
+        [python, "-m", "replicator", "run", mode, "--output", "json", "--log-level", "error",
          "--source-url", source, "--destination-url", destination, "--state", str(state), *flags],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tree,
     )
