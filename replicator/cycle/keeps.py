@@ -24,6 +24,7 @@ from replicator.pipeline.keeps import (
     forgotten_note,
     integrity_note,
     observe,
+    observed_shape,
     patched_form,
     profile_note,
     revise,
@@ -46,6 +47,8 @@ class KeepsLearner:
         self.seen = {kind: Observations() for kind in KINDS}
         self.hidden: dict[str, Counter[str]] = {kind: Counter() for kind in KINDS}
         self.lossy: set[tuple[str, str]] = set()  # (kind, destination id) whose read-back showed a loss
+        # `observed_shape` entries of create answers held as sent: each path they name was seen kept
+        self.kept_shapes: dict[str, set[Any]] = {kind: set() for kind in KINDS}
 
     async def load(self) -> None:
         for kind in KINDS:
@@ -54,9 +57,21 @@ class KeepsLearner:
         await self.cx.writer.members.load()
 
     def answered(self, kind: str, sent: dict[str, Any] | None, answer: dict[str, Any]) -> None:
-        """A successful create's answer: what the destination holds of what it was just sent."""
-        if sent is not None and isinstance(answer.get("meta"), dict):
-            self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
+        """A successful create's answer: what the destination holds of what it was just sent.
+
+        An answer holding what was sent observes every path of it kept; once each was seen kept this
+        cycle, seeing it again changes nothing (`revise` asks whether a path was kept, not how often;
+        losses, integrity ones counted, are observed from every answer that differs from what was sent)."""
+        if sent is None or not isinstance(answer.get("meta"), dict):
+            return
+        held = canonicalise(answer, kind)
+        if held != sent:
+            self.seen[kind].add(observe(sent, held))
+            return
+        shape, kept = observed_shape(sent), self.kept_shapes[kind]
+        if not kept.issuperset(shape):
+            self.seen[kind].add(observe(sent, held))
+            kept.update(shape)
 
     def patched(self, kind: str, dest_id: str, operations: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
         """A successful PATCH's answer (the server's representation, with `meta`): what the destination

@@ -14,7 +14,7 @@ from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import GROUP, USER, digest
-from replicator.pipeline.plan import ADOPT_REASON, CREATE, NOTHING, PATCH, SKIP, Step, Stored, label_of, plan_upsert
+from replicator.pipeline.plan import ADOPT_REASON, CREATE, NOTHING, PATCH, Step, Stored, label_of, plan_upsert
 from replicator.pipeline.references import (
     dropped_references_note,
     reference_values,
@@ -128,15 +128,13 @@ class Planner:
                 live=live,
                 live_known=live_here,
                 policy=cx.policy,
+                source_digest=None if replan_groups else read.source_digest,
             )
             if adopted is not None and step.action == PATCH:
                 step = dataclasses.replace(step, reason=ADOPT_REASON)  # the rest of its adoption
             self.count_held_members(step)
-            if not (replan_groups or step.held_members):
-                if step.action == NOTHING:
-                    await cx.recorder.note_source_digest(kind, read)
-                elif step.action != SKIP:
-                    step = dataclasses.replace(step, source_digest=read.source_digest)
+            if step.action == NOTHING and not (replan_groups or step.held_members):
+                await cx.recorder.note_source_digest(kind, read)  # (a step that writes carries it: plan_upsert)
             if step.action == CREATE and not step.reason and cx.scope.configured:
                 step = dataclasses.replace(step, reason=cx.scope.inclusion(kind))
             steps.append(step)

@@ -318,4 +318,5 @@ class StepWriter:
             status=status, origin=origin, match_key=match_value(step.desired, cx.match_attribute(step.kind)),
             source_digest=step.source_digest if status == SYNCED else None,
         )
-        await cx.waiters.release(step.kind, step.source_id, dest_id)
+        if cx.waiters.waits_for(step.source_id):  # (most objects: none waits, and no await is spent on it)
+            await cx.waiters.release(step.kind, step.source_id, dest_id)

@@ -25,7 +25,6 @@ from typing import Any
 
 import msgspec
 
-from replicator.scim.attributes import get_first_ci
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
 # demo.py, sample_data.py and snapshot.py (outside the scim part of issue 14) still import it from here
@@ -229,13 +228,29 @@ def schemas_for(canonical: dict[str, Any], kind: str) -> list[str]:
 
 
 def match_value(canonical: dict[str, Any], attribute: str) -> str | None:
-    """The value of a (dotted) attribute used to find an existing object on the destination."""
+    """The value of a (dotted) attribute used to find an existing object on the destination: each part
+    under the first key equal to it ignoring case (`get_first_ci`).
+
+    Hot path (every object read, recorded, looked up): the parts lower-cased once per attribute."""
     value: Any = canonical
-    for part in attribute.split("."):
+    for folded in _match_parts.get(attribute) or _folded_parts(attribute):
         if not isinstance(value, dict):
             return None
-        value = get_first_ci(value, part)
+        for key in value:
+            if isinstance(key, str) and key.lower() == folded:
+                value = value[key]
+                break
+        else:
+            return None
     return value if isinstance(value, str) and value else None
+
+
+_match_parts: dict[str, tuple[str, ...]] = {}
+
+
+def _folded_parts(attribute: str) -> tuple[str, ...]:
+    parts = _match_parts[attribute] = tuple(part.lower() for part in attribute.split("."))
+    return parts
 
 
 def project(live: dict[str, Any], *templates: dict[str, Any]) -> dict[str, Any]:

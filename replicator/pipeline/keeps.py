@@ -79,6 +79,21 @@ def observe(sent: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def observed_shape(sent: Mapping[str, Any]) -> list[Any]:
+    """What decides the paths `observe(sent, held)` names when `held` equals `sent` (all kept), one
+    hashable entry per attribute: its name, with its sub-attributes' names (a complex value's; each
+    value's of a multi-valued attribute of complex values). Equal entries name the same paths."""
+    shape: list[Any] = []
+    for key, value in sent.items():
+        if isinstance(value, dict):
+            shape.append((key, tuple(value)))
+        elif type(value) is list and value and type(value[0]) is dict:
+            shape.append((key, tuple(tuple(entry) if type(entry) is dict else None for entry in value)))
+        else:
+            shape.append(key)
+    return shape
+
+
 def _entry_subs_observed(key: str, sent: list[Any], back: list[Any], out: dict[str, str]) -> set[str]:
     """Observe each sub-attribute of a multi-valued attribute's values (into `out`, as `key.sub`): kept
     when a held value paired with a sent one carrying it carries it too, dropped when none does (a sent

@@ -87,11 +87,14 @@ def plan_upsert(
     live_known: bool,
     policy: SyncConfig,
     desired_digest: str | None = None,
+    source_digest: str | None = None,
 ) -> Step:
     """Plan one object present in the source.
 
     `live_known`: the destination was listed completely this cycle, so `live` (its canonical form, or
     None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
+    `source_digest` (of the source object as read) goes with a step that writes or records, unless the
+    membership guard held member removals (then the next cycle plans the group again).
     """
     held, held_why = 0, ""
     if kind == GROUP and stored is not None and not (live_known and live is None):
@@ -99,16 +102,17 @@ def plan_upsert(
         removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
         desired, held, held_why = hold_member_removals(desired, before, removable, policy)
     want = digest(desired) if held else desired_digest or digest(desired)
+    recorded = None if held else source_digest
     base: dict[str, Any] = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
             "held_members": held, "held_why": held_why}
     if stored is None:
         if not policy.create:
             return Step(SKIP, **base, reason="create is switched off")
-        return Step(CREATE, **base)
+        return Step(CREATE, **base, source_digest=recorded)
     if live_known and live is None:
         if not policy.create:
             return Step(SKIP, **base, dest_id=stored.dest_id, reason="missing on destination; create is off")
-        return Step(CREATE, **base, reason=RECREATE_REASON)
+        return Step(CREATE, **base, reason=RECREATE_REASON, source_digest=recorded)
     if live_known and live is not None:
         previous = stored.canonical or {}
         current = project(live, desired, previous)
@@ -125,11 +129,12 @@ def plan_upsert(
         operations = [op for op in operations if op["path"] != "active"]
         operations.append({"op": "replace", "path": "active", "value": True})
     if not operations:
-        action = NOTHING if stored.digest == want and not stored.disabled else RECORD
-        return Step(action, **base, dest_id=stored.dest_id)
+        if stored.digest == want and not stored.disabled:
+            return Step(NOTHING, **base, dest_id=stored.dest_id)
+        return Step(RECORD, **base, dest_id=stored.dest_id, source_digest=recorded)
     if not policy.update:
         return Step(SKIP, **base, dest_id=stored.dest_id, reason="update is switched off")
-    return Step(PATCH, **base, dest_id=stored.dest_id, operations=operations, reason=reason)
+    return Step(PATCH, **base, dest_id=stored.dest_id, operations=operations, reason=reason, source_digest=recorded)
 
 
 def plan_adoption(

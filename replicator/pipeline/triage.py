@@ -25,7 +25,7 @@ def refusal(canonical: dict[str, Any], source_id: str, key_owner: str, match_att
     holds its match key), or None."""
     if key_owner != source_id:
         return f"duplicate {match_attribute} in the source (also source id {key_owner})"
-    size = len(encode({k: v for k, v in canonical.items() if k != "members"}))
+    size = len(encode({k: v for k, v in canonical.items() if k != "members"} if "members" in canonical else canonical))
     if size > max_resource_bytes:
         return f"oversized: {size} bytes > sync.max_resource_bytes={max_resource_bytes}"
     return None
