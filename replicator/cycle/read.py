@@ -178,6 +178,8 @@ class SourceReader:
             changed.append(source_id)
             if resource is None:
                 resource = _decode_resource(raw)
+            page[index] = (source_id, b"")  # memory: a large group's bytes are not held beside its decoded and
+            raw = b""                        # canonical forms (the page's list is the reader's own)
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
             canonical, dropped = cx.destination.storable(kind, mapping.apply(canonicalise(resource, kind), cx.rules[kind]))
