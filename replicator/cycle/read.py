@@ -160,7 +160,8 @@ class SourceReader:
         changed: list[str] = []
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
         candidates: list[tuple[str, dict[str, Any], str]] = []
-        for index, ((source_id, raw), source_digest) in enumerate(zip(page, digests, strict=True)):
+        for index, source_digest in enumerate(digests):  # (not a zip of the page: it would hold the last bytes)
+            source_id, raw = page[index]
             await let_the_loop_run(index)
             resource = None
             if cx.scope.configured:

@@ -4,6 +4,7 @@ bytes leave the page once it is decoded."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,19 +59,24 @@ async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Pat
     """When a group is canonicalised, the page it was read in no longer holds its raw bytes (a group of
     everyone is megabytes of JSON), and the group is still written with all its members."""
     pages: list[list[tuple[str, bytes]]] = []
+    group_bytes: list[bytes] = []
     held_at_canonicalise: list[int] = []
+    references_at_canonicalise: list[int] = []
     original_plan, original_canonicalise = read.SourceReader._plan_page, read.canonicalise
 
     async def plan_page(self: Any, kind: str, page: list[tuple[str, bytes]], held: Any) -> Any:
         pages.append(page)
+        group_bytes.extend(raw for _, raw in page if kind == GROUP)
         return await original_plan(self, kind, page, held)
 
     def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
         if kind == GROUP:
             held_at_canonicalise.append(sum(len(raw) for _, raw in pages[-1]))
+            references_at_canonicalise.append(sys.getrefcount(group_bytes[-1]))  # (ours, and the call's)
         return original_canonicalise(resource, kind)
 
     monkeypatch.setattr(read.SourceReader, "_plan_page", plan_page)
     monkeypatch.setattr(read, "canonicalise", canonicalise)
     await copy_a_group_of_five(tmp_path)
     assert held_at_canonicalise == [0], held_at_canonicalise
+    assert references_at_canonicalise == [2], references_at_canonicalise  # no other holder of the bytes
