@@ -5,6 +5,7 @@ from the kernel (ru_maxrss), which the load on the machine does not distort.
 
     python -m bench.bigmem --users 100000 --runs 3          # the 100k figures
     python -m bench.bigmem --users 1000000 --runs 1 --only group,zero
+    python -m bench.bigmem --users 100000 --runs 1 --tree "$base"   # another commit's `git archive` tree
 
 One JSON line per run on stdout, then the medians.
 """
@@ -18,14 +19,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import bench_server, raw, run_replicator
+from bench.common import ROOT, bench_server, raw, run_replicator
 
 
 def writes(requests: dict[str, int]) -> int:
     return sum(n for m, n in requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
 
 
-def copy_and_zero(users: int, groups: int, zero: bool) -> list[dict[str, Any]]:
+def copy_and_zero(users: int, groups: int, zero: bool, tree: Path = ROOT) -> list[dict[str, Any]]:
     """A first copy of `users` users (+ one group of everyone when `groups`), then optionally the
     zero-change cycle and a bare read of the same source."""
     rows = []
@@ -33,12 +34,12 @@ def copy_and_zero(users: int, groups: int, zero: bool) -> list[dict[str, Any]]:
     with bench_server(users=users, groups=groups, plan="bench") as source, bench_server() as destination, \
             tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.db"
-        wall, copy = run_replicator(source, destination, state, "--concurrency", "64")
+        wall, copy = run_replicator(source, destination, state, "--concurrency", "64", tree=tree)
         rows.append({"scenario": label, "users": users, "groups": groups, "seconds": round(wall, 1),
                      "peak_rss_mb": copy["peak_rss_mb"], "cpu_seconds": copy["cpu_seconds"],
                      "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome")})
         if zero:
-            wall, again = run_replicator(source, destination, state, "--concurrency", "64")
+            wall, again = run_replicator(source, destination, state, "--concurrency", "64", tree=tree)
             read = raw("read", source, page_size=500)
             rows.append({"scenario": "zero", "users": users, "groups": groups, "seconds": round(wall, 2),
                          "raw_read_seconds": round(read["seconds"], 2),
@@ -53,15 +54,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="users,group", help="users (no group), group (one group of everyone), "
                         "zero (the zero-change cycle after the group copy)")
+    parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose replicator runs (default: this one)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     rows: list[dict[str, Any]] = []
     for _ in range(args.runs):
         runs = []
         if "users" in only:
-            runs += copy_and_zero(args.users, 0, zero=False)
+            runs += copy_and_zero(args.users, 0, zero=False, tree=args.tree)
         if "group" in only or "zero" in only:
-            runs += copy_and_zero(args.users, 1, zero="zero" in only)
+            runs += copy_and_zero(args.users, 1, zero="zero" in only, tree=args.tree)
         for row in runs:
             print(json.dumps(row), flush=True)
         rows += runs

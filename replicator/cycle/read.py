@@ -160,7 +160,8 @@ class SourceReader:
         changed: list[str] = []
         claims: list[tuple[str, str]] = []  # (folded match key, source id), in the order of the read
         candidates: list[tuple[str, dict[str, Any], str]] = []
-        for index, ((source_id, raw), source_digest) in enumerate(zip(page, digests, strict=True)):
+        for index, source_digest in enumerate(digests):  # (not a zip of the page: it would hold the last bytes)
+            source_id, raw = page[index]
             await let_the_loop_run(index)
             resource = None
             if cx.scope.configured:
@@ -178,6 +179,8 @@ class SourceReader:
             changed.append(source_id)
             if resource is None:
                 resource = _decode_resource(raw)
+            page[index] = (source_id, b"")  # memory: a large group's bytes are not held beside its decoded and
+            raw = b""                        # canonical forms (the page's list is the reader's own)
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
             canonical, dropped = cx.destination.storable(kind, mapping.apply(canonicalise(resource, kind), cx.rules[kind]))

@@ -1,14 +1,17 @@
 """How a group's members are held while planned (issue 18): the reference targets a group is translated with
-are keyed by the members' own value strings, not by copies of them read back from the state."""
+are keyed by the members' own value strings, not by copies of them read back from the state, and its raw
+bytes leave the page once it is decoded."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import replicator.cycle.planner as planner
+import replicator.cycle.read as read
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import GROUP
@@ -18,11 +21,26 @@ from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
 from tests.harness import make_config
 
 
-async def test_group_targets_share_the_members_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each member's source id in the targets a group is translated with is the member's own string object."""
+async def copy_a_group_of_five(tmp_path: Path) -> None:
+    """A first copy of five users and a group of them all, which the destination then holds whole."""
     source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
     destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN)
     urls = await source.start(), await destination.start()
+    try:
+        ids = [source.add_user({"userName": f"u{i}"})["id"] for i in range(5)]
+        source.add_group(sample_group("All", ids))
+        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
+                               destination_token=DESTINATION_TOKEN)
+        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok", result.summary()
+        assert [len(g.get("members", [])) for g in destination.groups.values()] == [5]
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+async def test_group_targets_share_the_members_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each member's source id in the targets a group is translated with is the member's own string object."""
     shared: list[bool] = []
     original = planner.translate
 
@@ -33,15 +51,32 @@ async def test_group_targets_share_the_members_strings(tmp_path: Path, monkeypat
         return original(canonical, kind, users, groups)
 
     monkeypatch.setattr(planner, "translate", translate)
-    try:
-        ids = [source.add_user({"userName": f"u{i}"})["id"] for i in range(5)]
-        source.add_group(sample_group("All", ids))
-        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
-                               destination_token=DESTINATION_TOKEN)
-        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
-        assert result.outcome == "ok", result.summary()
-        assert [len(g.get("members", [])) for g in destination.groups.values()] == [5]
-        assert len(shared) == 5 and all(shared), shared
-    finally:
-        await source.stop()
-        await destination.stop()
+    await copy_a_group_of_five(tmp_path)
+    assert len(shared) == 5 and all(shared), shared
+
+
+async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When a group is canonicalised, the page it was read in no longer holds its raw bytes (a group of
+    everyone is megabytes of JSON), and the group is still written with all its members."""
+    pages: list[list[tuple[str, bytes]]] = []
+    group_bytes: list[bytes] = []
+    held_at_canonicalise: list[int] = []
+    references_at_canonicalise: list[int] = []
+    original_plan, original_canonicalise = read.SourceReader._plan_page, read.canonicalise
+
+    async def plan_page(self: Any, kind: str, page: list[tuple[str, bytes]], held: Any) -> Any:
+        pages.append(page)
+        group_bytes.extend(raw for _, raw in page if kind == GROUP)
+        return await original_plan(self, kind, page, held)
+
+    def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
+        if kind == GROUP:
+            held_at_canonicalise.append(sum(len(raw) for _, raw in pages[-1]))
+            references_at_canonicalise.append(sys.getrefcount(group_bytes[-1]))  # (ours, and the call's)
+        return original_canonicalise(resource, kind)
+
+    monkeypatch.setattr(read.SourceReader, "_plan_page", plan_page)
+    monkeypatch.setattr(read, "canonicalise", canonicalise)
+    await copy_a_group_of_five(tmp_path)
+    assert held_at_canonicalise == [0], held_at_canonicalise
+    assert references_at_canonicalise == [2], references_at_canonicalise  # no other holder of the bytes

@@ -3,12 +3,24 @@ sort gives `sort_values`' order and digest, and the members share their strings 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, digest, encode, sort_members, sort_values
+from replicator.pipeline.canonical import (
+    CANON_VERSION,
+    GROUP,
+    USER,
+    canonicalise,
+    comparable,
+    digest,
+    digest_in_parts,
+    encode,
+    sort_members,
+    sort_values,
+)
 from replicator.pipeline.references import translate
 
 # values mixing plain ids with the characters that JSON escapes or that sort before a closing quote
@@ -68,3 +80,32 @@ def test_sort_members_encodes_no_plain_member(monkeypatch: Any) -> None:
                {"value": "c", "type": "Group"}, {"value": "b", "type": "User"}]
     assert sort_members(members) == [{"value": "c", "type": "Group"}, {"value": "a", "type": "User"},
                                      {"value": "b", "type": "User"}, {"value": "a"}]
+
+
+def _whole_digest(form: dict[str, Any]) -> str:
+    """The digest as it was computed before it was hashed in parts: the whole comparable form encoded."""
+    return hashlib.blake2b(encode(comparable(form)), digest_size=16,
+                           person=b"scimrep-v%d" % CANON_VERSION).hexdigest()
+
+
+_OTHER = st.dictionaries(st.sampled_from(["displayName", "externalId", "a", "members2", "zz", "urn:x:Group"]),
+                         st.one_of(st.text(alphabet='"members:[]ab\\', max_size=14),
+                                   st.lists(st.text(max_size=3), min_size=1, max_size=3),
+                                   st.fixed_dictionaries({"members": st.just([])})), max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MEMBERS.filter(bool), _OTHER, st.integers(min_value=1, max_value=5))
+def test_digest_in_parts_is_the_whole_digest(members: list[dict[str, Any]], other: dict[str, Any], chunk: int) -> None:
+    """Hashing a group's members a chunk at a time gives the digest of the whole encoding, byte for byte,
+    whatever the other attributes hold (even the text `"members":[]` or a nested empty `members`)."""
+    form = {**other, "members": members}
+    assert digest_in_parts(comparable(form), chunk) == _whole_digest(form)
+
+
+def test_digest_of_a_big_group_is_the_whole_digest() -> None:
+    """`digest` of a group above the chunk size (hashed in parts) is the digest recorded before."""
+    form = {"displayName": "Everyone", "externalId": "e",
+            "members": [{"value": f"user-{i:05d}", "type": USER} for i in range(2500)] + [{"value": "untyped"}]}
+    assert digest(form) == _whole_digest(form)
+    assert digest({**form, "members": form["members"][:-1]}) != digest(form)
