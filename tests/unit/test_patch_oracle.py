@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scim2_models import EnterpriseUser, Group, PatchOp, User
 
-from replicator.pipeline.canonical import CORE_SCHEMAS, ENTERPRISE_USER, GROUP, USER, canonicalise
+from replicator.pipeline.canonical import CORE_SCHEMAS, ENTERPRISE_USER, GROUP, USER, canonicalise, same
 from replicator.pipeline.patch import apply_operations, chunk_requests, compute_operations
 
 ScimUser = User[EnterpriseUser]
@@ -79,11 +79,17 @@ def scim2_models_apply(resource: dict[str, Any], operations: list[dict[str, Any]
     return canonicalise(instance.model_dump(), kind)
 
 
+_EMAILS_REORDERED = ({"userName": "a", "emails": [{"value": "x@example.com"}, {"value": "y@example.com"}]},
+                     {"userName": "a", "emails": [{"value": "y@example.com"}, {"value": "x@example.com"}]})
+
+
 @settings(max_examples=300, deadline=None)
 @given(old=USERS, new=USERS)
+@example(*_EMAILS_REORDERED)
 def test_user_operations_applied_by_scim2_models_give_the_new_user(old: dict[str, Any], new: dict[str, Any]) -> None:
-    """The operations between two users, applied by scim2-models, turn the old user into the new one."""
-    assert scim2_models_apply(old, compute_operations(old, new), USER) == new
+    """The operations between two users, applied by scim2-models, turn the old user into the new one (the same
+    data: the order of a multi-valued attribute's values is no change, so none is sent for it)."""
+    assert same(scim2_models_apply(old, compute_operations(old, new), USER), new)
 
 
 @settings(max_examples=300, deadline=None)
