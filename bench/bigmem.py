@@ -5,6 +5,7 @@ from the kernel (ru_maxrss), which the load on the machine does not distort.
 
     python -m bench.bigmem --users 100000 --runs 3          # the 100k figures
     python -m bench.bigmem --users 1000000 --runs 1 --only group,zero
+    python -m bench.bigmem --users 1000000 --runs 1 --only zero --zero-without-group --zero-runs 3
     python -m bench.bigmem --users 100000 --runs 1 --tree "$base"   # another commit's `git archive` tree
 
 One JSON line per run on stdout, then the medians.
@@ -26,9 +27,9 @@ def writes(requests: dict[str, int]) -> int:
     return sum(n for m, n in requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
 
 
-def copy_and_zero(users: int, groups: int, zero: bool, tree: Path = ROOT) -> list[dict[str, Any]]:
-    """A first copy of `users` users (+ one group of everyone when `groups`), then optionally the
-    zero-change cycle and a bare read of the same source."""
+def copy_and_zero(users: int, groups: int, zero: int, tree: Path = ROOT) -> list[dict[str, Any]]:
+    """A first copy of `users` users (+ one group of everyone when `groups`), then `zero` times the
+    zero-change cycle, each followed by a bare read of the same source."""
     rows = []
     label = "group" if groups else "users"
     with bench_server(users=users, groups=groups, plan="bench") as source, bench_server() as destination, \
@@ -38,7 +39,7 @@ def copy_and_zero(users: int, groups: int, zero: bool, tree: Path = ROOT) -> lis
         rows.append({"scenario": label, "users": users, "groups": groups, "seconds": round(wall, 1),
                      "peak_rss_mb": copy["peak_rss_mb"], "cpu_seconds": copy["cpu_seconds"],
                      "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome")})
-        if zero:
+        for _ in range(zero):
             wall, again = run_replicator(source, destination, state, "--concurrency", "64", tree=tree)
             read = raw("read", source, page_size=500)
             rows.append({"scenario": "zero", "users": users, "groups": groups, "seconds": round(wall, 2),
@@ -54,16 +55,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", default="users,group", help="users (no group), group (one group of everyone), "
                         "zero (the zero-change cycle after the group copy)")
+    parser.add_argument("--zero-runs", type=int, default=1, help="zero-change cycles after each copy (each with "
+                        "its own bare read)")
+    parser.add_argument("--zero-without-group", action="store_true",
+                        help="the zero-change cycles after a copy of the users alone")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose replicator runs (default: this one)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     rows: list[dict[str, Any]] = []
     for _ in range(args.runs):
         runs = []
-        if "users" in only:
-            runs += copy_and_zero(args.users, 0, zero=False, tree=args.tree)
-        if "group" in only or "zero" in only:
-            runs += copy_and_zero(args.users, 1, zero="zero" in only, tree=args.tree)
+        zero = args.zero_runs if "zero" in only else 0
+        if "users" in only or (zero and args.zero_without_group):
+            runs += copy_and_zero(args.users, 0, zero=zero if args.zero_without_group else 0, tree=args.tree)
+        if "group" in only or (zero and not args.zero_without_group):
+            runs += copy_and_zero(args.users, 1, zero=0 if args.zero_without_group else zero, tree=args.tree)
         for row in runs:
             print(json.dumps(row), flush=True)
         rows += runs
