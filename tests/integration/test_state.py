@@ -225,17 +225,20 @@ async def test_a_result_recorded_while_a_commit_runs_is_committed_about_a_second
     path = tmp_path / "s.db"
     async with open_state(path, commit_interval=0.2) as store:
         real_commit = store._db.commit
+        in_flight, finish = asyncio.Event(), asyncio.Event()
 
-        async def slow_commit() -> None:
-            await asyncio.sleep(0.05)  # other tasks run while the commit is in flight
+        async def held_commit() -> None:
+            in_flight.set()
+            await finish.wait()  # other tasks run while the commit is in flight
             await real_commit()
 
-        store._db.commit = slow_commit  # type: ignore[method-assign]
+        store._db.commit = held_commit  # type: ignore[method-assign]
         await store.record_success("User", "A", dest_id="d1", digest="x", canonical={})
         await asyncio.sleep(0.25)
         reading = asyncio.create_task(store.rows("User", ["A"]))  # commits A, which is due
-        await asyncio.sleep(0.02)
+        await in_flight.wait()
         await store.record_success("User", "B", dest_id="d2", digest="x", canonical={})
+        finish.set()
         await reading
         assert committed(path) == 1
         await asyncio.sleep(0.25)
