@@ -45,6 +45,27 @@ def annotation_at(schema: type[msgspec.Struct], path: str) -> Any:
     return found
 
 
+def unknown_settings(tree: Mapping[str, Any], struct: type[msgspec.Struct], prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Every key of a settings tree that its section does not have: (dotted section, key), in the tree's order."""
+    fields = {info.encode_name: info.type for info in msgspec.structs.fields(struct)}
+    for key, value in tree.items():
+        if key not in fields:
+            yield prefix.rstrip("."), key
+        elif isinstance(fields[key], type) and issubclass(fields[key], msgspec.Struct) and isinstance(value, Mapping):
+            yield from unknown_settings(value, fields[key], f"{prefix}{key}.")
+
+
+def _unknown_named(parent: str, key: str, schema: type[msgspec.Struct], origins: Mapping[str, str]) -> str:
+    """An unknown setting by its path, with the likeliest known name of its section and where it came from."""
+    path = f"{parent + '.' if parent else ''}{key}"
+    section = annotation_at(schema, parent) if parent else schema
+    names = [f.name for f in msgspec.structs.fields(section)] if isinstance(section, type) else []
+    likely = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean {parent + '.' if parent else ''}{likely[0]}?)" if likely else ""
+    origin = origin_label(path, origins)
+    return f"{path}{hint}" + (f" in {origin}" if origin else "")
+
+
 def paths_in(tree: Mapping[str, Any], struct: type[msgspec.Struct], prefix: str = "") -> Iterator[str]:
     """The dotted paths of the settings a TOML tree sets (tables such as `rename` are one setting)."""
     sections = {info.name: info.type for info in msgspec.structs.fields(struct)
@@ -94,14 +115,11 @@ def explain_invalid(message: str, tree: Mapping[str, Any], origins: Mapping[str,
     """msgspec's validation message in the setting's words."""
     unknown = UNKNOWN.match(message)
     if unknown:
-        parent = unknown.group(2) or ""
-        path = f"{parent + '.' if parent else ''}{unknown.group(1)}"
-        section = annotation_at(schema, parent) if parent else schema
-        names = [f.name for f in msgspec.structs.fields(section)] if isinstance(section, type) else []
-        likely = difflib.get_close_matches(unknown.group(1), names, n=1)
-        hint = f" (did you mean {parent + '.' if parent else ''}{likely[0]}?)" if likely else ""
-        origin = origin_label(path, origins)
-        return f"unknown setting {path}{hint}" + (f" in {origin}" if origin else "")
+        first = (unknown.group(2) or "", unknown.group(1))
+        found = list(unknown_settings(tree, schema))
+        every = found if first in found else [first]  # (msgspec's own finding, should the walk miss it)
+        named = [_unknown_named(parent, key, schema, origins) for parent, key in every]
+        return f"unknown setting {named[0]}" if len(named) == 1 else f"unknown settings {'; '.join(named)}"
     located = LOCATED.match(message)
     if not located:
         return message

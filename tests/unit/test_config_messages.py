@@ -43,6 +43,16 @@ def test_an_unknown_toml_key_suggests_the_right_one(tmp_path: Path) -> None:
         f"unknown setting sync.membr_chunk (did you mean sync.member_chunk?) in file {path}")
 
 
+def test_every_unknown_toml_key_is_named_at_once(tmp_path: Path) -> None:
+    """Several unknown keys in the TOML file are all named in one error (not one per attempt), each with
+    its section, a did-you-mean and the file."""
+    path = tmp_path / "r.toml"
+    path.write_text('concurrncy = 4\n[source]\nulr = "http://127.0.0.1:1/v2"\n[sync]\nmembr_chunk = 5\n')
+    assert error_of(config_file=str(path)).endswith(
+        f"unknown settings concurrncy (did you mean concurrency?) in file {path}; source.ulr (did you mean "
+        f"source.url?) in file {path}; sync.membr_chunk (did you mean sync.member_chunk?) in file {path}")
+
+
 def test_a_bad_value_from_the_file_names_the_file_and_hides_a_secret(tmp_path: Path) -> None:
     """A validation error says the value and the file; a secret's value is *** and a URL carrying a password
     is not repeated."""
