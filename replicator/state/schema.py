@@ -161,6 +161,9 @@ async def _migrate(db: aiosqlite.Connection, path: str) -> None:
             f"state file {path} has schema version {version}; this build knows up to {SCHEMA_VERSION}"
         )
     for step in range(version + 1, SCHEMA_VERSION + 1):
+        # one transaction a step, its version included: sqlite3 would commit each DDL statement on its
+        # own, and a step cut off half-way (a kill while an index is built) could then never run again
+        await db.execute("BEGIN")
         for statement in _MIGRATIONS[step]:
             await db.execute(statement)
         await db.execute(f"PRAGMA user_version = {step}")

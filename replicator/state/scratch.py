@@ -8,7 +8,8 @@ that memory does not grow with the directory.
   `scratch_listed_keys` (match key -> destination id, NULL when several objects share the key).
 
 `begin_cycle` empties them. Reads that join the records flush the buffered writes first, as every
-read of the state does.
+read of the state does. They have no rollback journal (state.schema): nothing may count on a ROLLBACK
+undoing what was written to them.
 """
 
 from __future__ import annotations

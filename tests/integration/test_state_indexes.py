@@ -6,10 +6,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from replicator.app import replicate
 from replicator.config import Config, SideConfig
 from replicator.cycle import INCREMENTAL
 from replicator.state import open_state
+from replicator.state import schema as state_schema
+from replicator.state.errors import StateUnusableError
 from replicator.state.records import SYNCED
 from replicator.state.store import _SYNCED_WITH_DIGEST
 from replicator.testing import MemoryScimServer
@@ -120,3 +124,25 @@ async def test_the_connection_is_set_up_for_a_copy_in_bounded_memory(tmp_path: P
                 settings[pragma] = row[0]
     assert settings == {"journal_mode": "wal", "wal_autocheckpoint": 10_000, "cache_size": -8192,
                         "temp.cache_size": -2048, "temp.journal_mode": "off"}
+
+
+async def test_an_upgrade_cut_off_half_way_runs_again_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration step that stops after its first statement (a kill while the next index is built)
+    leaves the file at the old version with nothing of the step done, so the next opening runs the
+    step again and succeeds (no 'no such index' for ever after)."""
+    path = tmp_path / "s.db"
+    async with open_state(path) as store:
+        await store.record_success("User", "a", dest_id="d1", digest="x", canonical={"userName": "a"})
+    _as_version_7(path)
+    whole = state_schema._MIGRATIONS[8]
+    monkeypatch.setitem(state_schema._MIGRATIONS, 8, [whole[0], "CREATE INDEX broken ON no_such_table (x)"])
+    with pytest.raises(StateUnusableError):
+        async with open_state(path):
+            pass
+    monkeypatch.setitem(state_schema._MIGRATIONS, 8, whole)
+    async with open_state(path) as store:
+        assert (await store.rows("User", ["a"]))["a"].dest_id == "d1"
+    db = sqlite3.connect(path)
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    assert version == 8
