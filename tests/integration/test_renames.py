@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -131,18 +132,31 @@ async def swap_killed_when(source: MemoryScimServer, ann: str, bob: str, setting
         await run
 
 
+@contextlib.asynccontextmanager
+async def swap_killed(destination: MemoryScimServer, tmp: Path,
+                      killed_when: asyncio.Event) -> AsyncIterator[tuple[MemoryScimServer, str, str, Config, dict[str, str]]]:
+    """A source with ann and bob replicated once to `destination`, then their swap run and killed when
+    `killed_when` is set; (the source, ann's and bob's source ids, the settings, destination ids by the
+    names before the swap). Both servers stop on exit."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    urls = await source.start(), await destination.start()
+    try:
+        ann, bob, settings = await replicated_pair(source, urls, tmp)
+        ids = {user["userName"]: user["id"] for user in destination.users.values()}
+        await swap_killed_when(source, ann, bob, settings, killed_when)
+        yield source, ann, bob, settings, ids
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
 @pytest.mark.parametrize("undone", [False, True], ids=["swap-kept", "swap-undone-in-source"])
 async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tmp_path: Path, undone: bool) -> None:
     """A run killed right after the destination gave one object of a swap its temporary name: the next
     run finishes the swap (each object keeps its destination id), or puts both names back when the
     source undid the swap meanwhile, and no temporary name is left."""
-    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
     destination = DiesAfterTheTemporaryName(bearer_token=DESTINATION_TOKEN)
-    urls = await source.start(), await destination.start()
-    try:
-        ann, bob, settings = await replicated_pair(source, urls, tmp_path)
-        ids = {user["userName"]: user["id"] for user in destination.users.values()}
-        await swap_killed_when(source, ann, bob, settings, destination.applied)
+    async with swap_killed(destination, tmp_path, destination.applied) as (source, ann, bob, settings, ids):
         names = {user["userName"] for user in destination.users.values()}
         assert any(is_temporary_name(name) for name in names), names
         destination.applied = asyncio.Event()
@@ -154,9 +168,6 @@ async def test_a_crash_after_the_temporary_name_is_finished_by_the_next_cycle(tm
         expected = {ids["ann"]: "ann", ids["bob"]: "bob"} if undone else {ids["ann"]: "bob", ids["bob"]: "ann"}
         assert {user["id"]: user["userName"] for user in destination.users.values()} == expected
         assert after.counts["created"] == 0
-    finally:
-        await source.stop()
-        await destination.stop()
 
 
 class DiesBeforeTheTemporaryName(MemoryScimServer):
@@ -180,19 +191,11 @@ async def test_a_temporary_name_recorded_but_never_applied_does_not_stop_the_swa
     """A run killed while the PATCH to a temporary name is in flight and never applied (the state says the
     temporary name, the destination the old one): the next run sees the swap from the names the
     destination holds, and finishes it in one cycle, with no temporary name left."""
-    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
     destination = DiesBeforeTheTemporaryName(bearer_token=DESTINATION_TOKEN)
-    urls = await source.start(), await destination.start()
-    try:
-        ann, bob, settings = await replicated_pair(source, urls, tmp_path)
-        ids = {user["userName"]: user["id"] for user in destination.users.values()}
-        await swap_killed_when(source, ann, bob, settings, destination.reached)
+    async with swap_killed(destination, tmp_path, destination.reached) as (_, _, _, settings, ids):
         assert {user["userName"] for user in destination.users.values()} == {"ann", "bob"}  # not applied
         destination.dying = False
         after = await replicate(settings, mode=INCREMENTAL, dry_run=False)
         assert after.outcome == "ok", (after.summary(), after.failures)
         assert {user["id"]: user["userName"] for user in destination.users.values()} == \
             {ids["ann"]: "bob", ids["bob"]: "ann"}
-    finally:
-        await source.stop()
-        await destination.stop()
