@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from replicator.scim.attributes import key_folded
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
 # demo.py, sample_data.py and snapshot.py (outside the scim part of issue 14) still import it from here
@@ -255,19 +256,17 @@ def schemas_for(canonical: dict[str, Any], kind: str) -> list[str]:
 
 def match_value(canonical: dict[str, Any], attribute: str) -> str | None:
     """The value of a (dotted) attribute used to find an existing object on the destination: each part
-    under the first key equal to it ignoring case (`get_first_ci`).
+    under the first key equal to it ignoring case (`get_first_ci`, each part folded once: `key_folded`).
 
     Hot path (every object read, recorded, looked up): the parts lower-cased once per attribute."""
     value: Any = canonical
     for folded in _match_parts.get(attribute) or _folded_parts(attribute):
         if not isinstance(value, dict):
             return None
-        for key in value:
-            if isinstance(key, str) and key.lower() == folded:
-                value = value[key]
-                break
-        else:
+        key = key_folded(value, folded)
+        if key is None:
             return None
+        value = value[key]
     return value if isinstance(value, str) and value else None
 
 

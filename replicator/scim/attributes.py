@@ -15,8 +15,16 @@ from typing import Any
 
 def key_ci(obj: Mapping[Any, Any], name: str) -> str | None:
     """The first key of `obj` (in its order) equal to `name` ignoring case, or None."""
-    folded = name.lower()
-    return next((key for key in obj if isinstance(key, str) and key.lower() == folded), None)
+    return key_folded(obj, name.lower())
+
+
+def key_folded(obj: Mapping[Any, Any], folded: str) -> str | None:
+    """`key_ci` for a name already lower-cased (a caller matching one name against many objects folds it
+    once). Hot path: a plain loop, no generator."""
+    for key in obj:
+        if isinstance(key, str) and key.lower() == folded:
+            return key
+    return None
 
 
 def keys_ci(obj: Mapping[Any, Any], name: str) -> list[str]:
