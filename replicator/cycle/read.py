@@ -166,8 +166,8 @@ class SourceReader:
             resource = None
             if cx.scope.configured:
                 resource = _decode_resource(raw)
-                if kind == GROUP and resource.get("displayName") in cx.scope.group_names:
-                    cx.reads.group_names_read.add(resource["displayName"])
+                if kind == GROUP and (listed := cx.scope.listed_group_name(resource.get("displayName"))):
+                    cx.reads.group_names_read.add(listed)  # as configured: what the missing-names note compares
                 excluded = cx.scope.exclusion(kind, resource)
                 if excluded:
                     out_of_scope[source_id] = excluded

@@ -4,6 +4,8 @@ Users are in scope when they match `scope.user_filter` (a SCIM filter, evaluated
 semantics as a server would) AND, when `scope.user_groups` names source groups, are members of one
 of them (directly, or through nested groups when `scope.nested`). Groups are in scope when their
 displayName is listed in `scope.group_names` (if any) AND they match `scope.group_filter` (if any).
+Both settings name groups case-insensitively (`str.casefold`), as RFC 7643 section 8.7.1 makes a Group's
+displayName caseExact false; messages keep the spelling configured.
 An object read from the source but out of scope is treated like one gone from the source: the
 configured remove action applies, under the same mass-delete guard; the reason is kept for reports.
 """
@@ -24,7 +26,12 @@ Predicate = Callable[[Mapping[str, Any]], bool]
 
 @dataclass
 class Scope:
-    """Compiled scope rules, plus the user ids the scoping groups hold (filled in by the cycle)."""
+    """Compiled scope rules, plus the user ids the scoping groups hold (filled in by the cycle).
+
+    `user_groups` and `group_names` hold the names as configured, one spelling per name (`make_scope`
+    drops a name that folds to an earlier one); a name matches every source group whose displayName
+    folds to it, so two source groups "Sales" and "SALES" are both named by "sales".
+    """
 
     user_filter_text: str | None = None
     user_filter: Predicate | None = None
@@ -35,6 +42,10 @@ class Scope:
     group_filter: Predicate | None = None
     group_members: set[str] | None = None  # user ids in the scoping groups; None until computed
     missing_groups: list[str] = field(default_factory=list)
+    _listed: dict[str, str] = field(init=False, repr=False, compare=False)  # folded -> group_names entry
+
+    def __post_init__(self) -> None:
+        self._listed = {name.casefold(): name for name in self.group_names}
 
     @property
     def configured(self) -> bool:
@@ -52,12 +63,16 @@ class Scope:
             if self.user_groups and resource.get("id") not in (self.group_members or set()):
                 return f"not a member of {_names(self.user_groups)}"
             return None
-        name = resource.get("displayName")
-        if self.group_names and name not in self.group_names:
+        if self.group_names and self.listed_group_name(resource.get("displayName")) is None:
             return "not listed in scope.group_names"
         if self.group_filter is not None and not self.group_filter(resource):
             return f"does not match scope.group_filter ({self.group_filter_text})"
         return None
+
+    def listed_group_name(self, display_name: object) -> str | None:
+        """The `scope.group_names` entry, as configured, naming a group of this displayName (compared
+        case-insensitively), or None."""
+        return self._listed.get(display_name.casefold()) if isinstance(display_name, str) else None
 
     def inclusion(self, kind: str) -> str:
         """Why an object of this kind is in scope (for dry-run reports)."""
@@ -85,9 +100,9 @@ def make_scope(
     return Scope(
         user_filter_text=user_filter,
         user_filter=_compile("scope.user_filter", user_filter),
-        user_groups=tuple(user_groups),
+        user_groups=distinct_names(user_groups),
         nested=nested,
-        group_names=frozenset(group_names),
+        group_names=frozenset(distinct_names(group_names)),
         group_filter_text=group_filter,
         group_filter=_compile("scope.group_filter", group_filter),
     )
@@ -102,6 +117,15 @@ def _compile(field_name: str, text: str | None) -> Predicate | None:
         raise ConfigError(f"{field_name}: {exc}") from None
 
 
+def distinct_names(names: Iterable[str]) -> tuple[str, ...]:
+    """The group names, in order, without one that folds (`str.casefold`) to an earlier one: a group
+    name configured twice in two cases is one name, spelled as it was first."""
+    first: dict[str, str] = {}
+    for name in names:
+        first.setdefault(name.casefold(), name)
+    return tuple(first.values())
+
+
 def _names(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in names)
 
@@ -111,12 +135,14 @@ def group_member_users(
 ) -> tuple[set[str], list[str]]:
     """User ids that are members of the groups named (by displayName), and the names not found.
 
-    `groups`: source group id -> (displayName, members). With `nested`, members of member groups
-    count too (cycles in nesting are harmless).
+    `groups`: source group id -> (displayName, members). Names match displayNames case-insensitively,
+    and a name matches every group so named: with source groups "Sales" and "SALES", "sales" takes the
+    members of both. Names not found are returned as given, each once. With `nested`, members of
+    member groups count too (cycles in nesting are harmless).
     """
-    wanted = set(names)
-    start = [gid for gid, (name, _) in groups.items() if name in wanted]
-    found = {groups[gid][0] for gid in start}
+    wanted = {name.casefold(): name for name in distinct_names(names)}
+    start = [gid for gid, (name, _) in groups.items() if name.casefold() in wanted]
+    found = {groups[gid][0].casefold() for gid in start}
     users: set[str] = set()
     seen_groups: set[str] = set()
     queue = list(start)
@@ -134,16 +160,17 @@ def group_member_users(
                     queue.append(value)
             else:
                 users.add(value)
-    return users, sorted(wanted - found)
+    return users, sorted(name for folded, name in wanted.items() if folded not in found)
 
 
 def missing_names_problem(setting: str, missing: Iterable[str], known: Collection[str]) -> str | None:
     """The error for scope group names the source does not have (a typo must not take everyone out of
-    scope), with the closest names it does have; None when none is missing."""
+    scope), with the closest names it does have (compared case-insensitively); None when none is missing."""
+    known_by_fold = {name.casefold(): name for name in known}
     parts = []
     for name in missing:
-        close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-        parts.append(repr(name) + (f" (did you mean {close[0]!r}?)" if close else ""))
+        close = difflib.get_close_matches(name.casefold(), list(known_by_fold), n=1, cutoff=0.6)
+        parts.append(repr(name) + (f" (did you mean {known_by_fold[close[0]]!r}?)" if close else ""))
     if not parts:
         return None
     return f"{setting} names groups the source does not have: {', '.join(parts)}"

@@ -11,6 +11,7 @@ import pytest
 from replicator.app import replicate
 from replicator.config import Config, MappingConfig, MappingSection, ScopeConfig, SideConfig, SyncConfig
 from replicator.cycle import FULL, INCREMENTAL
+from replicator.pipeline.canonical import USER
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.testing import MemoryScimServer
 from tests.harness import writes
@@ -115,6 +116,28 @@ async def test_nested_membership_can_be_switched_off(directory: Directory) -> No
     scope = ScopeConfig(user_groups=["Provisioning Users"], nested=False)
     await replicate(d.config(scope=scope), mode=INCREMENTAL, dry_run=False)
     assert set(d.destination_users()) == {"ann"}
+
+
+async def test_scope_group_names_in_another_case_name_the_source_groups(directory: Directory) -> None:
+    """scope.user_groups and scope.group_names typed in another case select the groups and their members;
+    a listed group the source lacks is noted once, spelled as configured."""
+    d = directory
+    for name in ("ann", "bob", "dan"):
+        d.user(name)
+    d.group("Provisioning Users", ["ann", "bob"])
+    d.group("Sales", ["dan"])
+    scope = ScopeConfig(user_groups=["provisioning USERS"],
+                        group_names=["PROVISIONING users", "Help Desk", "help desk"])
+    plan = await replicate(d.config(scope=scope), mode=INCREMENTAL, dry_run=True)
+    assert {s.label: s.reason for s in plan.changes if s.kind == USER} == {
+        "ann": "in scope: member of 'provisioning USERS'", "bob": "in scope: member of 'provisioning USERS'"}
+    result = await replicate(d.config(scope=scope), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "ok", result.summary()
+    assert set(d.destination_users()) == {"ann", "bob"}
+    assert {g["displayName"] for g in d.destination.groups.values()} == {"Provisioning Users"}
+    assert d.destination_members("Provisioning Users") == {"ann", "bob"}
+    assert [n for n in result.notes if "scope.group_names" in n] == [
+        "scope.group_names names groups the source does not have: 'Help Desk'"], result.notes
 
 
 async def test_leaving_scope_disables_with_disable_action_and_respects_the_guard(directory: Directory) -> None:
