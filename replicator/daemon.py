@@ -11,6 +11,8 @@
   which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
   both servers; not ready while the last cycle could not: unreachable, credentials refused),
   `/metrics` (Prometheus) on `listen`.
+- One INFO line a cycle (`cycle finished: ...`, or its error): the progress watch's `cycle started` and
+  `cycle ended` records are DEBUG here (`EventsAtDebug`); its `cycle progress` records stay INFO.
 - SIGTERM/SIGINT (`replicator.shutdown.Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
   within `grace` seconds, flush the state, exit 0. A second signal cancels the cycle at once (exit 130).
 
@@ -36,8 +38,10 @@ from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.exit_codes import ExitCode
+from replicator.logs import EventsAtDebug
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
+from replicator.progress import log as progress_log
 from replicator.progress import watch_progress
 from replicator.report import cycle_line
 from replicator.shutdown import Shutdown
@@ -155,6 +159,8 @@ class Daemon:
         self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
         self.last_error: str | None = None  # what stopped the last failed cycle, in words
         self.last_error_class: str | None = None  # and the class of that error
+        # `cycle started` and `cycle ended` of the progress watch at DEBUG: `cycle finished` says what they say
+        self._bookends = EventsAtDebug("start", "end")
         self._cycle_task: asyncio.Task[CycleResult] | None = None
         self._clients: list[Side] = []
         self._runner: web.AppRunner | None = None
@@ -220,6 +226,7 @@ class Daemon:
         self.shutdown.install()
         await self._start_http()
         last_full = time.monotonic()  # the next full reconcile is due full_interval from now...
+        progress_log.addFilter(self._bookends)
         try:
             async with open_state(self.config.state) as store:
                 state_empty = await store.count() == 0  # ...or at once, when nothing is replicated yet
@@ -254,6 +261,7 @@ class Daemon:
                 await self._sleep(self._next_delay())
             return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
         finally:
+            progress_log.removeFilter(self._bookends)
             self.shutdown.uninstall()
             if self._runner is not None:
                 await self._runner.cleanup()

@@ -1,0 +1,111 @@
+"""What an operator reading the daemon's log sees: one INFO line a quiet cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replicator.config import Config, SideConfig
+from replicator.daemon import Daemon
+from replicator.testing import MemoryScimServer
+
+TOKEN = "daemon-health-token"
+SCHEMA = ["urn:ietf:params:scim:schemas:core:2.0:User"]
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[MemoryScimServer, MemoryScimServer]]:
+    source, destination = MemoryScimServer(bearer_token=TOKEN), MemoryScimServer(bearer_token=TOKEN)
+    await source.start()
+    await destination.start()
+    for i in range(10):
+        source.add_user({"schemas": SCHEMA, "userName": f"user{i}@example.com"})
+    yield source, destination
+    await source.stop()
+    await destination.stop()
+
+
+def config_for(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path, *, destination_token: str = TOKEN, **extra: Any) -> Config:
+    return Config(source=SideConfig(url=source.base_url or "", token=TOKEN),
+                  destination=SideConfig(url=destination.base_url or "", token=destination_token),
+                  state=str(tmp / "state.db"), interval=3600, interval_jitter=0.0, listen="127.0.0.1:0", grace=5.0,
+                  **extra)
+
+
+class Paced:
+    """Runs a daemon one cycle at a time: `cycle()` waits until a cycle is done (the loop waits for the
+    next), `next()` ends that wait."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self._done: asyncio.Queue[int] = asyncio.Queue()
+        self._go: asyncio.Queue[None] = asyncio.Queue()
+        daemon._sleep = self._sleep  # type: ignore[method-assign]
+        self.task = asyncio.create_task(daemon.run())
+
+    async def _sleep(self, seconds: float) -> None:
+        self._done.put_nowait(self.daemon.cycles_done)
+        await self._go.get()
+
+    async def cycle(self) -> int:
+        return await asyncio.wait_for(self._done.get(), 30)
+
+    async def next(self) -> int:
+        self._go.put_nowait(None)
+        return await self.cycle()
+
+    async def stop(self) -> int:
+        self.daemon.request_stop()
+        self._go.put_nowait(None)
+        return await asyncio.wait_for(self.task, 10)
+
+    def url(self, path: str) -> str:
+        assert self.daemon.bound is not None
+        return f"http://127.0.0.1:{self.daemon.bound[1]}{path}"
+
+
+class Records(logging.Handler):
+    """Keeps the records that reach it (level NOTSET: it writes whatever the loggers let through)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+async def test_a_quiet_daemon_cycle_writes_one_info_line(servers, tmp_path: Path, level: str) -> None:  # type: ignore[no-untyped-def]
+    """A cycle that changes nothing writes one INFO line, `cycle finished`; its `cycle started` and `cycle
+    ended` are DEBUG records (written at log level debug, not at info); the first, changing cycle's
+    `cycle finished` keeps its counts."""
+    source, destination = servers
+    handler = Records()
+    own = logging.getLogger("replicator")
+    before = own.level
+    own.addHandler(handler)
+    own.setLevel(level.upper())
+    try:
+        paced = Paced(Daemon(config_for(source, destination, tmp_path)))
+        assert await paced.cycle() == 1
+        first = [r.getMessage() for r in handler.records if r.levelno >= logging.INFO]
+        assert any(m.startswith("cycle finished: full ok in ") and "created 10" in m for m in first), first
+        handler.records.clear()
+        assert await paced.next() == 2
+        quiet = list(handler.records)
+        assert await paced.stop() == 0
+    finally:
+        own.removeHandler(handler)
+        own.setLevel(before)
+    info = [r.getMessage() for r in quiet if r.levelno >= logging.INFO]
+    assert len(info) == 1 and info[0].startswith("cycle finished: incremental ok in "), info
+    assert "unchanged 10" in info[0]
+    debug = [r.getMessage().split(":")[0] for r in quiet if r.levelno == logging.DEBUG and r.name == "replicator.progress"]
+    assert debug == (["cycle started", "cycle ended"] if level == "debug" else [])
+    assert all(r.levelname == "DEBUG" for r in quiet if r.levelno == logging.DEBUG)
