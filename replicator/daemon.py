@@ -11,6 +11,10 @@
   which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
   both servers; not ready while the last cycle could not: unreachable, credentials refused),
   `/metrics` (Prometheus) on `listen`.
+- A hold (`next_hold`): while the guards hold removals (a cycle held, as `run --once` exits 4), the
+  JSON of /healthz and /readyz says since which cycle and how many (`held`); the daemon stays
+  healthy and ready (a restart does not lift a hold: an operator does), and the first cycle that runs
+  to the end holding nothing clears it.
 - One INFO line a cycle (`cycle finished: ...`, or its error): the progress watch's `cycle started` and
   `cycle ended` records are DEBUG here (`EventsAtDebug`); its `cycle progress` records stay INFO.
 - SIGTERM/SIGINT (`replicator.shutdown.Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
@@ -27,6 +31,7 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -141,6 +146,44 @@ def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = 
     return interval * min(2.0 ** min(consecutive_failures - 1, 62), max_factor)
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Removals the guards hold, from the first cycle of a run of held cycles (its end: `since`, Unix
+    time) to the last, whose counts it carries."""
+
+    since_cycle: int
+    since: float
+    held_cycles: int
+    removals_held: int
+    member_removals_held: int
+
+    def facts(self) -> dict[str, Any]:
+        """What /healthz says of it (`held`)."""
+        if self.removals_held or self.member_removals_held:
+            reason = (f"the guards hold {self.removals_held} removals and {self.member_removals_held} member "
+                      "removals")
+        else:  # a held cycle with no removal counted: a scope that matches nothing stopped it
+            reason = "a scope that matches nothing stops each cycle before any write"
+        return {"since_cycle": self.since_cycle,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+                "held_cycles": self.held_cycles, "removals_held": self.removals_held,
+                "member_removals_held": self.member_removals_held, "reason": reason}
+
+
+def next_hold(hold: Hold | None, result: CycleResult, *, cycle: int, now: float) -> Hold | None:
+    """The hold after cycle number `cycle` (ended at `now`): begun or carried on by a cycle the guards
+    held (outcome `held`, or held entries beside failures: outcome `partial`), ended by the first cycle
+    that ran to the end holding nothing; a cycle that failed or was interrupted leaves it as it was."""
+    if result.outcome not in COMPLETED:
+        return hold
+    if result.outcome != Outcome.HELD and not result.held:
+        return None
+    return Hold(since_cycle=hold.since_cycle if hold else cycle, since=hold.since if hold else now,
+                held_cycles=(hold.held_cycles if hold else 0) + 1,
+                removals_held=result.counts.get("removals_held", 0),
+                member_removals_held=result.counts.get("member_removals_held", 0))
+
+
 async def tracked_counts(store: StateStore) -> dict[str, int]:
     """Objects of each kind that have a destination counterpart in the state."""
     return {kind: await store.count(kind) for kind in KINDS}
@@ -159,6 +202,7 @@ class Daemon:
         self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
         self.last_error: str | None = None  # what stopped the last failed cycle, in words
         self.last_error_class: str | None = None  # and the class of that error
+        self.hold: Hold | None = None  # removals the guards hold, since the first held cycle of a run of them
         # `cycle started` and `cycle ended` of the progress watch at DEBUG: `cycle finished` says what they say
         self._bookends = EventsAtDebug("start", "end")
         self._cycle_task: asyncio.Task[CycleResult] | None = None
@@ -168,18 +212,23 @@ class Daemon:
 
     # -- HTTP endpoint --------------------------------------------------------------------------
 
+    def health_facts(self) -> dict[str, Any]:
+        """The JSON of /healthz."""
+        return {
+            "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
+            "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
+            "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
+            "last_error_class": self.last_error_class, "held": self.hold.facts() if self.hold else None,
+        }
+
     def make_app(self) -> web.Application:
         async def healthz(request: web.Request) -> web.Response:  # liveness: 200 while we serve
-            return web.json_response({
-                "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
-                "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
-                "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
-                "last_error_class": self.last_error_class,
-            })
+            return web.json_response(self.health_facts())
 
         async def readyz(request: web.Request) -> web.Response:
             status = 200 if self.ready else 503
-            return web.json_response({"ready": self.ready}, status=status)
+            return web.json_response({"ready": self.ready, "held": self.hold.facts() if self.hold else None},
+                                     status=status)
 
         async def metrics(request: web.Request) -> web.Response:
             self.metrics.add_requests(self._clients)
@@ -274,6 +323,10 @@ class Daemon:
             self.consecutive_failures = self.unreachable_cycles = 0
             self.last_error = self.last_error_class = None
         self.metrics.record(result, self._clients)
+        hold, self.hold = self.hold, next_hold(self.hold, result, cycle=self.cycles_done, now=time.time())
+        if hold and not self.hold:
+            log.info("removals no longer held (held since cycle %d, for %d cycles)", hold.since_cycle,
+                     hold.held_cycles)
         self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
         summary: dict[str, Any] = result.summary()

@@ -1,4 +1,5 @@
-"""What an operator reading the daemon's log sees: one INFO line a quiet cycle."""
+"""What an operator polling the daemon sees: a hold of the guards on /healthz, /readyz and `healthcheck`
+(healthy all the same), and one INFO line a quiet cycle."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import msgspec
 import pytest
 
+from replicator.cli import probe_health
 from replicator.config import Config, SideConfig
 from replicator.daemon import Daemon
 from replicator.testing import MemoryScimServer
@@ -67,6 +71,58 @@ class Paced:
     def url(self, path: str) -> str:
         assert self.daemon.bound is not None
         return f"http://127.0.0.1:{self.daemon.bound[1]}{path}"
+
+
+async def get_json(url: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def get_text(url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return await response.text()
+
+
+async def test_a_held_daemon_stays_healthy_and_says_since_when_until_a_cycle_holds_nothing(
+        servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """8 of 10 users gone: /healthz and /readyz answer 200 and name the hold (since cycle 2, its
+    counts), `healthcheck` exits 0 with one warning line naming --allow-mass-delete, every held cycle
+    counts its removals again for the alerts; the first cycle that holds nothing clears it."""
+    source, destination = servers
+    paced = Paced(Daemon(config_for(source, destination, tmp_path)))
+    assert await paced.cycle() == 1 and len(destination.users) == 10
+    assert (await get_json(paced.url("/healthz")))[1]["held"] is None
+    gone = {user_id: source.users.pop(user_id) for user_id in list(source.users)[:8]}
+    assert await paced.next() == 2
+    for path in ("/healthz", "/readyz"):
+        status, facts = await get_json(paced.url(path))
+        assert status == 200, path
+        held = facts["held"]
+        assert held is not None and held["since_cycle"] == 2 and held["held_cycles"] == 1, (path, facts)
+        assert held["removals_held"] == 8 and held["member_removals_held"] == 0, (path, facts)
+        assert held["reason"] == "the guards hold 8 removals and 0 member removals" and held["since"].endswith("Z")
+    assert (await get_json(paced.url("/healthz")))[1]["healthy"] is True
+    probe_config = msgspec.structs.replace(paced.daemon.config, listen=paced.url("").removeprefix("http://"))
+    capsys.readouterr()
+    assert await asyncio.to_thread(probe_health, probe_config) == 0
+    [warning] = capsys.readouterr().err.splitlines()
+    assert warning.startswith("scim-replicator: healthcheck: warning: healthy, but held since cycle 2 (")
+    assert "the guards hold 8 removals" in warning and "--allow-mass-delete" in warning, warning
+    assert await paced.next() == 3
+    held = (await get_json(paced.url("/healthz")))[1]["held"]
+    assert held["since_cycle"] == 2 and held["held_cycles"] == 2 and held["removals_held"] == 8
+    metrics = await get_text(paced.url("/metrics"))
+    assert 'scimrep_operations_total{operation="removals_held"} 16.0' in metrics  # the alerts see each held cycle
+    assert 'scimrep_cycles_total{mode="incremental",outcome="held"} 2.0' in metrics
+    assert len(destination.users) == 10  # nothing was removed
+    source.users.update(gone)  # the source has them back: nothing to remove, nothing held
+    assert await paced.next() == 4
+    assert (await get_json(paced.url("/healthz")))[1]["held"] is None
+    assert (await get_json(paced.url("/readyz")))[1]["held"] is None
+    capsys.readouterr()
+    assert await asyncio.to_thread(probe_health, probe_config) == 0
+    assert capsys.readouterr().err == ""
+    assert await paced.stop() == 0
 
 
 class Records(logging.Handler):
