@@ -8,11 +8,11 @@
   clients counted since the last), not only when the cycle ends.
 - `/healthz` (alive: 200 while the process serves; its JSON says whether the daemon is healthy: not
   after `unhealthy_after` cycles in a row that could not reach a server or were refused credentials,
-  which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
-  both servers; not ready while the last cycle could not: unreachable, credentials refused),
-  `/metrics` (Prometheus) on `listen`.
+  which `scim-replicator healthcheck` turns into exit 1), `/livez` (the same JSON, 503 while not
+  healthy: Kubernetes' liveness), `/readyz` (ready after a cycle that reached both servers; not ready
+  while the last cycle could not: unreachable, credentials refused), `/metrics` (Prometheus) on `listen`.
 - A hold (`next_hold`): while the guards hold removals (a cycle held, as `run --once` exits 4), the
-  JSON of /healthz and /readyz says since which cycle and how many (`held`); the daemon stays
+  JSON of /healthz, /livez and /readyz says since which cycle and how many (`held`); the daemon stays
   healthy and ready (a restart does not lift a hold: an operator does), and the first cycle that runs
   to the end holding nothing clears it.
 - One INFO line a cycle (`cycle finished: ...`, or its error): the progress watch's `cycle started` and
@@ -60,6 +60,7 @@ BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most inter
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "member_removals_held", "backing_off")
 SIDES = ("source", "destination")
+LIVENESS_PATH = "/livez"  # 503 while not healthy (deploy/kubernetes/deployment.yaml's livenessProbe)
 
 
 class Metrics:
@@ -213,7 +214,7 @@ class Daemon:
     # -- HTTP endpoint --------------------------------------------------------------------------
 
     def health_facts(self) -> dict[str, Any]:
-        """The JSON of /healthz."""
+        """The JSON of /healthz and /livez."""
         return {
             "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
             "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
@@ -222,8 +223,11 @@ class Daemon:
         }
 
     def make_app(self) -> web.Application:
-        async def healthz(request: web.Request) -> web.Response:  # liveness: 200 while we serve
+        async def healthz(request: web.Request) -> web.Response:  # 200 while we serve
             return web.json_response(self.health_facts())
+
+        async def livez(request: web.Request) -> web.Response:  # liveness: 503 while not healthy
+            return web.json_response(self.health_facts(), status=200 if self.healthy else 503)
 
         async def readyz(request: web.Request) -> web.Response:
             status = 200 if self.ready else 503
@@ -238,6 +242,7 @@ class Daemon:
 
         app = web.Application()
         app.router.add_get("/healthz", healthz)
+        app.router.add_get(LIVENESS_PATH, livez)
         app.router.add_get("/readyz", readyz)
         app.router.add_get("/metrics", metrics)
         return app

@@ -1,5 +1,5 @@
 """What an operator polling the daemon sees: a hold of the guards on /healthz, /readyz and `healthcheck`
-(healthy all the same), and one INFO line a quiet cycle."""
+(healthy all the same), /livez failing once the daemon is unhealthy, and one INFO line a quiet cycle."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from replicator.cli import probe_health
 from replicator.config import Config, SideConfig
-from replicator.daemon import Daemon
+from replicator.daemon import LIVENESS_PATH, Daemon
 from replicator.testing import MemoryScimServer
 
 TOKEN = "daemon-health-token"
@@ -85,7 +85,7 @@ async def get_text(url: str) -> str:
 
 async def test_a_held_daemon_stays_healthy_and_says_since_when_until_a_cycle_holds_nothing(
         servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
-    """8 of 10 users gone: /healthz and /readyz answer 200 and name the hold (since cycle 2, its
+    """8 of 10 users gone: /healthz, /livez and /readyz answer 200 and name the hold (since cycle 2, its
     counts), `healthcheck` exits 0 with one warning line naming --allow-mass-delete, every held cycle
     counts its removals again for the alerts; the first cycle that holds nothing clears it."""
     source, destination = servers
@@ -94,7 +94,7 @@ async def test_a_held_daemon_stays_healthy_and_says_since_when_until_a_cycle_hol
     assert (await get_json(paced.url("/healthz")))[1]["held"] is None
     gone = {user_id: source.users.pop(user_id) for user_id in list(source.users)[:8]}
     assert await paced.next() == 2
-    for path in ("/healthz", "/readyz"):
+    for path in ("/healthz", LIVENESS_PATH, "/readyz"):
         status, facts = await get_json(paced.url(path))
         assert status == 200, path
         held = facts["held"]
@@ -122,6 +122,23 @@ async def test_a_held_daemon_stays_healthy_and_says_since_when_until_a_cycle_hol
     capsys.readouterr()
     assert await asyncio.to_thread(probe_health, probe_config) == 0
     assert capsys.readouterr().err == ""
+    assert await paced.stop() == 0
+
+
+async def test_livez_answers_503_once_the_daemon_is_unhealthy_while_healthz_stays_200(
+        servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Refused credentials with unhealthy_after 2: /livez 200 after one failed cycle, 503 after two (its
+    JSON that of /healthz), while /healthz answers 200 saying healthy false."""
+    source, destination = servers
+    paced = Paced(Daemon(config_for(source, destination, tmp_path, destination_token="wrong", unhealthy_after=2)))
+    assert await paced.cycle() == 1
+    status, facts = await get_json(paced.url(LIVENESS_PATH))
+    assert status == 200 and facts["healthy"] is True and facts["unreachable_cycles"] == 1
+    assert await paced.next() == 2
+    status, facts = await get_json(paced.url(LIVENESS_PATH))
+    assert status == 503 and facts["healthy"] is False and facts["last_error_class"] == "AuthError", facts
+    status, health = await get_json(paced.url("/healthz"))
+    assert status == 200 and health == facts
     assert await paced.stop() == 0
 
 
