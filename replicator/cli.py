@@ -270,7 +270,7 @@ async def run_forever(config: Config) -> int:
 def probe_health(config: Config) -> int:
     """0 when the daemon on `listen` answers /healthz and does not say it is unhealthy (`unhealthy_after`
     cycles in a row could not reach a server or were refused credentials), else 1 (stdlib only: runs
-    in HEALTHCHECK)."""
+    in HEALTHCHECK). Removals held by the guards: still 0, with a one-line warning."""
     import urllib.error
     import urllib.request
 
@@ -303,6 +303,11 @@ def probe_health(config: Config) -> int:
         print(f"scim-replicator: unhealthy: {facts.get('unreachable_cycles')} cycles in a row could not reach a "
               f"server or were refused credentials (last error: {facts.get('last_error')})", file=sys.stderr)
         return 1
+    if isinstance(facts, dict) and isinstance(held := facts.get("held"), dict):
+        print(f"scim-replicator: healthcheck: warning: healthy, but held since cycle {held.get('since_cycle')} "
+              f"({held.get('since')}): {held.get('reason')}; a restart does not lift it: check the source and the "
+              "scope; if the removals are intended, run once with --allow-mass-delete (stop the daemon first: it "
+              "holds the state's lock)", file=sys.stderr)
     return EXIT_OK
 
 

@@ -8,9 +8,15 @@
   clients counted since the last), not only when the cycle ends.
 - `/healthz` (alive: 200 while the process serves; its JSON says whether the daemon is healthy: not
   after `unhealthy_after` cycles in a row that could not reach a server or were refused credentials,
-  which `scim-replicator healthcheck` turns into exit 1), `/readyz` (ready after a cycle that reached
-  both servers; not ready while the last cycle could not: unreachable, credentials refused),
-  `/metrics` (Prometheus) on `listen`.
+  which `scim-replicator healthcheck` turns into exit 1), `/livez` (the same JSON, 503 while not
+  healthy: Kubernetes' liveness), `/readyz` (ready after a cycle that reached both servers; not ready
+  while the last cycle could not: unreachable, credentials refused), `/metrics` (Prometheus) on `listen`.
+- A hold (`next_hold`): while the guards hold removals (a cycle held, as `run --once` exits 4), the
+  JSON of /healthz, /livez and /readyz says since which cycle and how many (`held`); the daemon stays
+  healthy and ready (a restart does not lift a hold: an operator does), and the first cycle that runs
+  to the end holding nothing clears it.
+- One INFO line a cycle (`cycle finished: ...`, or its error): the progress watch's `cycle started` and
+  `cycle ended` records are DEBUG here (`EventsAtDebug`); its `cycle progress` records stay INFO.
 - SIGTERM/SIGINT (`replicator.shutdown.Shutdown`, shared with one-shot runs): stop reading, let calls in flight finish
   within `grace` seconds, flush the state, exit 0. A second signal cancels the cycle at once (exit 130).
 
@@ -25,6 +31,7 @@ import logging
 import os
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -36,8 +43,10 @@ from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.exit_codes import ExitCode
+from replicator.logs import EventsAtDebug
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
+from replicator.progress import log as progress_log
 from replicator.progress import watch_progress
 from replicator.report import cycle_line
 from replicator.shutdown import Shutdown
@@ -51,6 +60,7 @@ BACKOFF_MAX_FACTOR = 8  # a daemon whose cycles keep failing waits at most inter
 _OPERATIONS = ("created", "adopted", "recreated", "updated", "disabled", "deleted", "unchanged", "skipped",
                "failed", "removals_held", "member_removals_held", "backing_off")
 SIDES = ("source", "destination")
+LIVENESS_PATH = "/livez"  # 503 while not healthy (deploy/kubernetes/deployment.yaml's livenessProbe)
 
 
 class Metrics:
@@ -137,6 +147,44 @@ def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = 
     return interval * min(2.0 ** min(consecutive_failures - 1, 62), max_factor)
 
 
+@dataclass(frozen=True)
+class Hold:
+    """Removals the guards hold, from the first cycle of a run of held cycles (its end: `since`, Unix
+    time) to the last, whose counts it carries."""
+
+    since_cycle: int
+    since: float
+    held_cycles: int
+    removals_held: int
+    member_removals_held: int
+
+    def facts(self) -> dict[str, Any]:
+        """What /healthz says of it (`held`)."""
+        if self.removals_held or self.member_removals_held:
+            reason = (f"the guards hold {self.removals_held} removals and {self.member_removals_held} member "
+                      "removals")
+        else:  # a held cycle with no removal counted: a scope that matches nothing stopped it
+            reason = "a scope that matches nothing stops each cycle before any write"
+        return {"since_cycle": self.since_cycle,
+                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+                "held_cycles": self.held_cycles, "removals_held": self.removals_held,
+                "member_removals_held": self.member_removals_held, "reason": reason}
+
+
+def next_hold(hold: Hold | None, result: CycleResult, *, cycle: int, now: float) -> Hold | None:
+    """The hold after cycle number `cycle` (ended at `now`): begun or carried on by a cycle the guards
+    held (outcome `held`, or held entries beside failures: outcome `partial`), ended by the first cycle
+    that ran to the end holding nothing; a cycle that failed or was interrupted leaves it as it was."""
+    if result.outcome not in COMPLETED:
+        return hold
+    if result.outcome != Outcome.HELD and not result.held:
+        return None
+    return Hold(since_cycle=hold.since_cycle if hold else cycle, since=hold.since if hold else now,
+                held_cycles=(hold.held_cycles if hold else 0) + 1,
+                removals_held=result.counts.get("removals_held", 0),
+                member_removals_held=result.counts.get("member_removals_held", 0))
+
+
 async def tracked_counts(store: StateStore) -> dict[str, int]:
     """Objects of each kind that have a destination counterpart in the state."""
     return {kind: await store.count(kind) for kind in KINDS}
@@ -155,6 +203,9 @@ class Daemon:
         self.unreachable_cycles = 0  # cycles in a row that could not reach a server or were refused credentials
         self.last_error: str | None = None  # what stopped the last failed cycle, in words
         self.last_error_class: str | None = None  # and the class of that error
+        self.hold: Hold | None = None  # removals the guards hold, since the first held cycle of a run of them
+        # `cycle started` and `cycle ended` of the progress watch at DEBUG: `cycle finished` says what they say
+        self._bookends = EventsAtDebug("start", "end")
         self._cycle_task: asyncio.Task[CycleResult] | None = None
         self._clients: list[Side] = []
         self._runner: web.AppRunner | None = None
@@ -162,18 +213,26 @@ class Daemon:
 
     # -- HTTP endpoint --------------------------------------------------------------------------
 
+    def health_facts(self) -> dict[str, Any]:
+        """The JSON of /healthz and /livez."""
+        return {
+            "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
+            "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
+            "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
+            "last_error_class": self.last_error_class, "held": self.hold.facts() if self.hold else None,
+        }
+
     def make_app(self) -> web.Application:
-        async def healthz(request: web.Request) -> web.Response:  # liveness: 200 while we serve
-            return web.json_response({
-                "status": "alive", "cycles": self.cycles_done, "healthy": self.healthy,
-                "consecutive_failures": self.consecutive_failures, "unreachable_cycles": self.unreachable_cycles,
-                "unhealthy_after": self.config.unhealthy_after, "last_error": self.last_error,
-                "last_error_class": self.last_error_class,
-            })
+        async def healthz(request: web.Request) -> web.Response:  # 200 while we serve
+            return web.json_response(self.health_facts())
+
+        async def livez(request: web.Request) -> web.Response:  # liveness: 503 while not healthy
+            return web.json_response(self.health_facts(), status=200 if self.healthy else 503)
 
         async def readyz(request: web.Request) -> web.Response:
             status = 200 if self.ready else 503
-            return web.json_response({"ready": self.ready}, status=status)
+            return web.json_response({"ready": self.ready, "held": self.hold.facts() if self.hold else None},
+                                     status=status)
 
         async def metrics(request: web.Request) -> web.Response:
             self.metrics.add_requests(self._clients)
@@ -183,6 +242,7 @@ class Daemon:
 
         app = web.Application()
         app.router.add_get("/healthz", healthz)
+        app.router.add_get(LIVENESS_PATH, livez)
         app.router.add_get("/readyz", readyz)
         app.router.add_get("/metrics", metrics)
         return app
@@ -220,6 +280,7 @@ class Daemon:
         self.shutdown.install()
         await self._start_http()
         last_full = time.monotonic()  # the next full reconcile is due full_interval from now...
+        progress_log.addFilter(self._bookends)
         try:
             async with open_state(self.config.state) as store:
                 state_empty = await store.count() == 0  # ...or at once, when nothing is replicated yet
@@ -254,6 +315,7 @@ class Daemon:
                 await self._sleep(self._next_delay())
             return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
         finally:
+            progress_log.removeFilter(self._bookends)
             self.shutdown.uninstall()
             if self._runner is not None:
                 await self._runner.cleanup()
@@ -266,6 +328,10 @@ class Daemon:
             self.consecutive_failures = self.unreachable_cycles = 0
             self.last_error = self.last_error_class = None
         self.metrics.record(result, self._clients)
+        hold, self.hold = self.hold, next_hold(self.hold, result, cycle=self.cycles_done, now=time.time())
+        if hold and not self.hold:
+            log.info("removals no longer held (held since cycle %d, for %d cycles)", hold.since_cycle,
+                     hold.held_cycles)
         self.ready = result.outcome in COMPLETED or (result.outcome == Outcome.INTERRUPTED and self.ready)
         self.metrics.ready.set(1 if self.ready else 0)
         summary: dict[str, Any] = result.summary()

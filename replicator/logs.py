@@ -4,6 +4,7 @@
 loggers (aiosqlite, asyncio, aiohttp, ...) stay at WARNING (ERROR when `log_level` is `error`), so
 `debug` shows what the replicator does rather than every SQLite call, unless the environment
 variable `SCIM_REPLICATOR_LIBRARY_LOG_LEVEL` names another level for them (`debug` opens everything).
+`EventsAtDebug` moves chosen INFO records (by their `event` field) down to DEBUG, for the daemon.
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class EventsAtDebug(logging.Filter):
+    """A logger filter that writes the INFO records whose `fields` name one of `events` (`event`) at
+    DEBUG: kept, relabelled, when the logger is open at DEBUG, else dropped (the logger's level check
+    has already let them through as INFO)."""
+
+    def __init__(self, *events: str) -> None:
+        super().__init__()
+        self.events = frozenset(events)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fields", None)
+        if record.levelno != logging.INFO or not isinstance(fields, dict) or fields.get("event") not in self.events:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
 
 
 def logger_levels(level: str, library_level: str | None = None) -> dict[str, int]:

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from replicator.config import SECRET_FIELDS, load_config
-from replicator.daemon import Metrics
+from replicator.daemon import LIVENESS_PATH, Daemon, Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -60,16 +60,19 @@ def check_pod(pod: dict[str, Any], *, where: str) -> dict[str, Any]:
 
 
 def test_deployment_is_one_recreated_replica_with_probes_state_and_secret_files() -> None:
-    """One replica, Recreate, /healthz liveness and /readyz readiness on 8080, PVC at the state path, non-root, secrets as files."""
+    """One replica, Recreate, liveness on /livez (503 while unhealthy) and readiness on /readyz on 8080,
+    both paths the daemon serves, PVC at the state path, non-root, secrets as files."""
     deployment = one("deployment.yaml", "Deployment")
     assert deployment["spec"]["replicas"] == 1
     assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     pod = deployment["spec"]["template"]["spec"]
     container = check_pod(pod, where="deployment.yaml")
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+    served = {resource.canonical for resource in Daemon(load_config(environ={}, need_endpoints=False)).make_app().router.resources()}
+    for probe, path in (("livenessProbe", LIVENESS_PATH), ("readinessProbe", "/readyz")):
+        assert set(container[probe]) & {"exec", "grpc", "tcpSocket"} == set(), f"{probe}: an httpGet probe only"
         get = container[probe]["httpGet"]
-        assert get["path"] == path and ports.get(get["port"], get["port"]) == 8080, probe
+        assert get["path"] == path and path in served and ports.get(get["port"], get["port"]) == 8080, probe
     assert "SCIMREP_LISTEN=0.0.0.0:8080" in dockerfile()
     claim = {v["name"]: v for v in pod["volumes"]}["state"]["persistentVolumeClaim"]["claimName"]
     assert claim == one("pvc.yaml", "PersistentVolumeClaim")["metadata"]["name"]
