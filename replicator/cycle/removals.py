@@ -77,7 +77,8 @@ class Removals:
 
     async def judge(self, kind: str) -> None:
         """Count this kind's removals and let the guard decide (users: right after their read, so
-        that users whose removal is held stay members of the groups planned next)."""
+        that users whose removal is held stay members of the groups planned next, and those whose
+        removal it lets through leave them without the membership guard counting them)."""
         cx = self.cx
         removals, planned = 0, 0
         leaving: set[str] = set()  # users: the destination ids of those removed (their memberships go with them)
@@ -102,7 +103,6 @@ class Removals:
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
         self._verdicts[kind] = RemovalVerdict(kept, planned, held)
         if leaving and not held:
-            # the groups planned next lose these members with their removal, not by the membership guard's leave
             cx.policy = CyclePolicy(**msgspec.structs.asdict(cx.policy), leaving=frozenset(leaving))
         if held:
             cx.result.counts["removals_held"] += removals
