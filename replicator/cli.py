@@ -6,7 +6,8 @@ Exit codes:
   2  bad usage or configuration (nothing was contacted)
   3  the cycle could not run: authentication refused, server unreachable, state unusable or held by
      another run, the daemon's `listen` address unusable
-  4  removals were held by the mass-delete guard (rerun with --allow-mass-delete if intended)
+  4  removals were held: users or groups by the mass-delete guard (rerun with --allow-mass-delete if
+     intended), a group's members by the membership guard (--allow-member-removals)
   5  an optional feature's package is not installed (`status --plot`: pip install 'scim-replicator[plot]')
   130 interrupted by SIGTERM/SIGINT: calls in flight finished (within `grace`), the report was printed and
       the run recorded `interrupted`; a second signal stops at once (still recorded)
@@ -55,6 +56,8 @@ def _override_origins(args: argparse.Namespace) -> dict[str, str]:
         out["source.verify_tls"] = out["destination.verify_tls"] = "flag --insecure"
     if getattr(args, "allow_mass_delete", False):
         out["sync.allow_mass_delete"] = "flag --allow-mass-delete"
+    if getattr(args, "allow_member_removals", False):
+        out["sync.allow_member_removals"] = "flag --allow-member-removals"
     if getattr(args, "assume_empty_destination", False):
         out["sync.assume_empty_destination"] = "flag --assume-empty-destination"
     return out
@@ -66,6 +69,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["source.verify_tls"] = out["destination.verify_tls"] = False
     if getattr(args, "allow_mass_delete", False):
         out["sync.allow_mass_delete"] = True
+    if getattr(args, "allow_member_removals", False):
+        out["sync.allow_member_removals"] = True
     if getattr(args, "assume_empty_destination", False):
         out["sync.assume_empty_destination"] = True
     return out

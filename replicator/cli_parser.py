@@ -70,7 +70,9 @@ def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag_name(path), help=flag_help(path, annotation), **kwargs)
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (both sides)")
     group.add_argument("--allow-mass-delete", action="store_true",
-                       help="let this run remove more than the mass-delete guard allows")
+                       help="let this run remove more users and groups than the mass-delete guard allows")
+    group.add_argument("--allow-member-removals", action="store_true",
+                       help="let this run remove more group members than the membership guard allows")
     group.add_argument("--assume-empty-destination", action="store_true",
                        help="let this run create objects that a destination without search and without a "
                             "complete listing cannot show absent (only for an empty destination)")

@@ -85,6 +85,7 @@ class SyncConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, froze
     max_delete_count: int = 100
     max_delete_percent: float = 25.0
     allow_mass_delete: bool = False
+    allow_member_removals: bool = False
     # create without proof of absence (a destination that can neither be listed nor searched): only for
     # a destination known to be empty, for one run (--assume-empty-destination)
     assume_empty_destination: bool = False

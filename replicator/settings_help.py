@@ -56,7 +56,10 @@ HELP = {
     "sync.max_delete_count": "mass-delete guard: most removals per kind and cycle",
     "sync.max_delete_percent": "mass-delete guard: most removals as a percentage of the tracked objects "
                                "(above 5 removals)",
-    "sync.allow_mass_delete": "lift the mass-delete guard; also --allow-mass-delete for one run",
+    "sync.allow_mass_delete": "lift the mass-delete guard on users and groups removed (not the membership guard: "
+                               "allow_member_removals); also --allow-mass-delete for one run",
+    "sync.allow_member_removals": "lift the membership guard on a group losing many members (not the mass-delete "
+                                  "guard); also --allow-member-removals for one run",
     "sync.assume_empty_destination": "create objects a destination without search and without a complete listing "
                                      "cannot show absent (only for an empty destination); also "
                                      "--assume-empty-destination for one run",

@@ -9,13 +9,24 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
+import msgspec
+
 from replicator.cycle.context import CycleContext
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
+from replicator.pipeline.plan import (
+    DELETE,
+    DISABLE,
+    CyclePolicy,
+    Step,
+    label_of,
+    plan_reference_drop,
+    plan_removal,
+    removal_guard,
+)
 from replicator.pipeline.references import value_fragments
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
@@ -66,15 +77,19 @@ class Removals:
 
     async def judge(self, kind: str) -> None:
         """Count this kind's removals and let the guard decide (users: right after their read, so
-        that users whose removal is held stay members of the groups planned next)."""
+        that users whose removal is held stay members of the groups planned next, and those whose
+        removal it lets through leave them without the membership guard counting them)."""
         cx = self.cx
         removals, planned = 0, 0
+        leaving: set[str] = set()  # users: the destination ids of those removed (their memberships go with them)
         kept: list[Unread] | None = []  # the candidates are kept for the second pass unless many
         listed: list[tuple[str, str, str]] = []
         async for chunk in cx.store.scratch.iter_unread(kind):
             steps = await self._steps(kind, chunk, with_forms=False)
             removing = [step for step in steps if step.action in (DELETE, DISABLE)]
             removals += len(removing)
+            if kind == USER and cx.policy.groups:
+                leaving.update(step.dest_id for step in removing if step.dest_id)
             planned += len(steps)
             keys = {row.source_id: row.match_key for row, _ in chunk}
             listed += [(kind, step.label or keys.get(step.source_id) or step.source_id, step.action)
@@ -87,6 +102,8 @@ class Removals:
         seen = await cx.store.scratch.in_scope_count(kind)
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
         self._verdicts[kind] = RemovalVerdict(kept, planned, held)
+        if leaving and not held:
+            cx.policy = CyclePolicy(**msgspec.structs.asdict(cx.policy), leaving=frozenset(leaving))
         if held:
             cx.result.counts["removals_held"] += removals
             cx.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]

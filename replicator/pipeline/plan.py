@@ -54,6 +54,14 @@ class Stored:
     disabled: bool = False
 
 
+class CyclePolicy(SyncConfig, frozen=True, kw_only=True):
+    """The sync settings as one cycle applies them, once the guard on objects let its users' removals
+    through: `leaving` holds those users' destination ids. Their memberships go with them (a user
+    deleted or disabled leaves the groups we wrote), so the membership guard does not count them."""
+
+    leaving: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class Step:
     """One planned change to the destination."""
@@ -277,28 +285,38 @@ def hold_member_removals(
     we may remove (None: any). When the removals exceed `max_delete_count`, or are more than
     `max_delete_percent` of the group's members (ignored for 5 removals or fewer), they are held: the
     members stay in the desired form, so nothing removes them and the form recorded says they are
-    there. `allow_mass_delete` lifts it, as it does the guard on objects."""
-    if policy.allow_mass_delete:
+    there. Members whose own removal the guard on objects let through (`CyclePolicy.leaving`) are not
+    counted. `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
+    if policy.allow_member_removals:
         return desired, 0, ""
+    leaving = policy.leaving if isinstance(policy, CyclePolicy) else frozenset()
     members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
     wanted = _member_values(desired)
-    removed = [m for m in members if m["value"] not in wanted and (removable is None or m["value"] in removable)]
-    why = removal_guard(removals=len(removed), tracked=len(members), seen=len(members), policy=policy,
-                        noun="members")
+    removed = [m for m in members if m["value"] not in wanted and m["value"] not in leaving
+               and (removable is None or m["value"] in removable)]
+    why = _too_many(removals=len(removed), tracked=len(members), seen=len(members), policy=policy, noun="members")
     if why is None:
         return desired, 0, ""
     kept = sort_values([*desired.get("members", ()), *removed])
-    return {**desired, "members": kept}, len(removed), f"{len(removed)} member removals held: {why}"
+    lift = "; run with --allow-member-removals (sync.allow_member_removals) if this is intended"
+    if policy.allow_mass_delete:
+        lift += " (allow_mass_delete no longer lifts the membership guard)"
+    return {**desired, "members": kept}, len(removed), f"{len(removed)} member removals held: {why}{lift}"
 
 
-def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig, noun: str = "tracked") -> str | None:
-    """Why this cycle's removals of one kind must be held, or None when they may proceed.
+def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig) -> str | None:
+    """The guard on objects: why this cycle's removals of one kind must be held, or None when they may
+    proceed (see `_too_many`). `allow_mass_delete` lifts it (not the membership guard)."""
+    if policy.allow_mass_delete:
+        return None
+    return _too_many(removals=removals, tracked=tracked, seen=seen, policy=policy, noun="tracked")
 
-    Held: an empty source while we track objects; more than `max_delete_count` removals; more than
-    `max_delete_percent` of the tracked objects (ignored for 5 removals or fewer). The guard is
-    lifted by `allow_mass_delete`. `noun` names what `tracked` counts, for the message.
-    """
-    if removals == 0 or policy.allow_mass_delete:
+
+def _too_many(*, removals: int, tracked: int, seen: int, policy: SyncConfig, noun: str) -> str | None:
+    """Why these removals are too many, or None: an empty source while we track objects; more than
+    `max_delete_count` removals; more than `max_delete_percent` of the tracked objects (ignored for 5
+    removals or fewer). `noun` names what `tracked` counts, for the message."""
+    if removals == 0:
         return None
     if seen == 0 and tracked > 0:
         return f"the source returned no objects while {tracked} are tracked"
@@ -344,6 +362,7 @@ __all__ = [
     "SKIP",
     "USER",
     "Action",
+    "CyclePolicy",
     "Step",
     "Stored",
     "created_counter",

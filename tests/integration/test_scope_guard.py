@@ -2,7 +2,8 @@
 
 Each test replicates a directory first, then runs with a bad or narrow scope (or a source group that lost
 most of its members) and checks that the destination's memberships are exactly as they were and that the
-outcome is held (exit code 4); lifting the guard with `allow_mass_delete` then lets the change through.
+outcome is held (exit code 4); lifting the guard (`allow_mass_delete` for objects, `allow_member_removals`
+for a group's members) then lets the change through.
 """
 
 from __future__ import annotations
@@ -104,9 +105,58 @@ async def test_a_source_group_losing_most_members_is_held(pair: Pair) -> None:
         assert await memberships(pair) == before
     plan = await replicate(config_for(pair), mode=INCREMENTAL, dry_run=True)
     assert plan.outcome == "held" and [label for _, label, _ in plan.held] == ["All Staff"]
-    allowed = await replicate(config_for(pair, allow_mass_delete=True), mode=INCREMENTAL, dry_run=False)
+    allowed = await replicate(config_for(pair, allow_member_removals=True), mode=INCREMENTAL, dry_run=False)
     assert allowed.outcome == "ok", allowed.summary()
     assert len((await memberships(pair))["All Staff"]) == 3
+
+
+async def departures(pair: Pair) -> tuple[set[str], set[str]]:
+    """After a first cycle: 12 users (30%, nobody's manager, not in Leadership) leave the source and its
+    groups, and 20 users who stay leave All Staff (50% of it). Returns the userNames of both sets."""
+    ids, _ = await replicated(pair)
+    names = {u["id"]: u["userName"] for u in await read_all(pair.source, USER)}
+    gone, left_staff = ids[USER][28:], ids[USER][8:28]  # (user i reports to user (i - 1) // 5: 0..7 manage)
+    for group in await read_all(pair.source, GROUP):
+        leaving = [m["value"] for m in group.get("members", []) if m["value"] in gone
+                   or (group["displayName"] == "All Staff" and m["value"] in left_staff)]
+        if leaving:
+            await pair.source.patch(GROUP, group["id"], patch_body(
+                [{"op": "remove", "path": f'members[value eq "{value}"]'} for value in leaving]))
+    for user_id in gone:
+        await pair.source.delete(USER, user_id)
+    return {names[i] for i in gone}, {names[i] for i in left_staff}
+
+
+async def test_allow_mass_delete_removes_the_users_but_holds_a_groups_mass_member_removals(pair: Pair) -> None:
+    """--allow-mass-delete deletes the departed users (their memberships go with them, in every group) but
+    All Staff keeps the 20 staying users it lost: the membership guard holds them, naming its own flag."""
+    gone, left_staff = await departures(pair)
+    result = await replicate(config_for(pair, allow_mass_delete=True), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "held", result.summary()
+    assert result.counts["deleted"] == 12 and result.counts["member_removals_held"] == 20
+    ((_, label, why),) = result.held
+    assert label == "All Staff" and "--allow-member-removals" in why and "allow_mass_delete no longer" in why
+    assert {u["userName"] for u in await read_all(pair.destination, USER)}.isdisjoint(gone)
+    after = await memberships(pair)
+    assert left_staff <= after["All Staff"] and len(after["All Staff"]) == 28
+    assert not any(gone & members for members in after.values())
+
+
+async def test_allow_member_removals_removes_the_members_but_holds_mass_user_deletes(pair: Pair) -> None:
+    """--allow-member-removals (the real CLI) lets All Staff lose its members but deletes none of the 12
+    departed users: exit 4, the note naming --allow-mass-delete; with both flags the cycle is ok."""
+    gone, left_staff = await departures(pair)
+    flags = ["--source-url", pair.source_url, "--source-token", SOURCE_TOKEN, "--destination-url",
+             pair.destination_url, "--destination-token", DESTINATION_TOKEN, "--state", str(pair.state)]
+    code, out, err = await cli("run", "--once", "--allow-member-removals", *flags)
+    assert code == 4, (out, err)
+    assert "12 User removals held" in out and "run with --allow-mass-delete if this is intended" in out
+    assert "member removals held" not in out
+    assert gone <= {u["userName"] for u in await read_all(pair.destination, USER)}
+    assert (await memberships(pair))["All Staff"].isdisjoint(left_staff | gone)
+    code, out, err = await cli("run", "--once", "--allow-member-removals", "--allow-mass-delete", *flags)
+    assert code == 0, (out, err)
+    assert {u["userName"] for u in await read_all(pair.destination, USER)}.isdisjoint(gone)
 
 
 async def test_cli_exit_code_says_held_for_a_scope_typo(pair: Pair) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from replicator.cli import main
 from replicator.config import load_config, load_config_traced
 from replicator.errors import ConfigError
 
@@ -85,3 +86,21 @@ def test_origins_of_each_layer(tmp_path: Path) -> None:
     assert origins["source.client_secret"] == "env SCIMREP_SOURCE_CLIENT_SECRET_FILE"
     assert origins["source.url"] == origins["source.token_url"] == "derived"
     assert "state" not in origins
+
+
+def test_allow_member_removals_is_wired_from_file_env_and_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """sync.allow_member_removals: a bad env value, a misspelt TOML key and the --allow-member-removals flag
+    are each named by the setting (and its variable, file or flag)."""
+    message = error_of(environ={**ENDPOINTS, "SCIMREP_SYNC_ALLOW_MEMBER_REMOVALS": "maybe"})
+    assert message.endswith('sync.allow_member_removals: expected true or false, got "maybe" '
+                            "(from env SCIMREP_SYNC_ALLOW_MEMBER_REMOVALS)")
+    path = tmp_path / "r.toml"
+    path.write_text("[sync]\nallow_member_removal = true\n")
+    assert error_of(config_file=str(path)).endswith(
+        f"unknown setting sync.allow_member_removal (did you mean sync.allow_member_removals?) in file {path}")
+    endpoints = ["--source-url", ENDPOINTS["SCIMREP_SOURCE_URL"], "--destination-url", ENDPOINTS["SCIMREP_DESTINATION_URL"]]
+    assert main(["config", "--allow-member-removals", *endpoints]) == 0
+    shown = {line.split(" = ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert shown["sync.allow_member_removals"].split() == ["sync.allow_member_removals", "=", "true", "#", "flag",
+                                                           "--allow-member-removals"]
+    assert shown["sync.allow_mass_delete"].split()[:3] == ["sync.allow_mass_delete", "=", "false"]

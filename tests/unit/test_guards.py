@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from replicator.config import SyncConfig
 from replicator.pipeline.canonical import GROUP, digest
-from replicator.pipeline.plan import NOTHING, PATCH, Stored, hold_member_removals, plan_adoption, plan_upsert
+from replicator.pipeline.plan import (
+    NOTHING,
+    PATCH,
+    CyclePolicy,
+    Stored,
+    hold_member_removals,
+    plan_adoption,
+    plan_upsert,
+    removal_guard,
+)
 from replicator.pipeline.scope import empty_scope_problem, make_scope, missing_names_problem
 
 
@@ -39,11 +48,35 @@ def test_most_members_leaving_is_held_with_the_members_kept() -> None:
 
 
 def test_count_rule_and_override() -> None:
-    """More removals than max_delete_count are held whatever the share; allow_mass_delete lifts the guard."""
+    """More removals than max_delete_count are held whatever the share; allow_member_removals lifts the guard."""
     big = group(*[f"u{i:03d}" for i in range(300)])
     smaller = group(*[f"u{i:03d}" for i in range(150)])
     assert hold_member_removals(smaller, big, None, SyncConfig(max_delete_percent=90))[1] == 150
-    assert hold_member_removals(smaller, big, None, SyncConfig(allow_mass_delete=True)) == (smaller, 0, "")
+    assert hold_member_removals(smaller, big, None, SyncConfig(allow_member_removals=True)) == (smaller, 0, "")
+
+
+def test_each_guard_is_lifted_by_its_own_setting_only() -> None:
+    """allow_mass_delete lifts the guard on objects, not the membership guard (whose reason names the flag
+    that lifts it and says the old one no longer does); allow_member_removals lifts only the membership guard."""
+    desired, held, why = hold_member_removals(group("u00"), STAFF, None, SyncConfig(allow_mass_delete=True))
+    assert held == 14 and desired == STAFF
+    assert why.endswith("; run with --allow-member-removals (sync.allow_member_removals) if this is intended "
+                        "(allow_mass_delete no longer lifts the membership guard)")
+    assert "no longer" not in hold_member_removals(group("u00"), STAFF, None, SyncConfig())[2]
+    assert removal_guard(removals=30, tracked=40, seen=10, policy=SyncConfig(allow_mass_delete=True)) is None
+    held_objects = removal_guard(removals=30, tracked=40, seen=10, policy=SyncConfig(allow_member_removals=True))
+    assert held_objects == "30 removals are 75% of 40 tracked, over sync.max_delete_percent=25"
+
+
+def test_members_removed_with_their_user_are_not_the_membership_guards() -> None:
+    """Members whose own removal the guard on objects let through leave the group without counting:
+    only the other removals are weighed (and held), and the leaving members are not kept."""
+    leaving = frozenset(f"u{i:02d}" for i in range(1, 13))
+    policy = CyclePolicy(allow_mass_delete=True, leaving=leaving)
+    assert hold_member_removals(group("u00", "u13", "u14"), STAFF, None, policy) == (
+        group("u00", "u13", "u14"), 0, "")
+    desired, held, _ = hold_member_removals(group("u00"), STAFF, None, CyclePolicy(leaving=frozenset({"u01"})))
+    assert held == 13 and desired == group("u00", *[f"u{i:02d}" for i in range(2, 15)])
 
 
 def test_merge_mode_counts_only_removable_members() -> None:
@@ -74,7 +107,7 @@ def test_plan_upsert_holds_member_removals_incremental_and_full() -> None:
                            live=live, live_known=live_known, policy=SyncConfig())
         assert step.action == NOTHING and step.held_members == 14 and step.digest == digest(STAFF)
     step = plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=group("u00"), stored=stored, live=None,
-                       live_known=False, policy=SyncConfig(allow_mass_delete=True))
+                       live_known=False, policy=SyncConfig(allow_member_removals=True))
     assert step.action == PATCH and step.held_members == 0 and len(step.operations) == 14
 
 
