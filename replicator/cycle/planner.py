@@ -70,11 +70,12 @@ class Planner:
         for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
             if read.row is not None and read.row.status == CREATING:
                 self.unfinished_creates.add((kind, read.source_id))
-            desired, unresolved = translate(read.canonical, kind, *targets)
+            label = label_of(read.canonical, kind)
+            # a read of the reader's own (`held`) is read nowhere after its plan: its members may be taken
+            desired, unresolved = translate(read.canonical, kind, *targets, consume=held is not None)
             if unresolved and held is not None:
                 cx.waiters.wait_for(kind, read, unresolved, targets, held)
                 continue
-            label = label_of(read.canonical, kind)
             if unresolved:
                 # written without some references: the next cycle must plan it again (not take the
                 # fast path on unchanged source bytes), so that a target written later joins it

@@ -20,7 +20,7 @@ from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, decode_for_canonical, match_value
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import ADOPT_REASON, CREATE, CREATE_REST_REASON, PATCH, Step, label_of
 from replicator.pipeline.references import translate
@@ -165,7 +165,7 @@ class SourceReader:
             await let_the_loop_run(index)
             resource = None
             if cx.scope.configured:
-                resource = _decode_resource(raw)
+                resource = self._decode(kind, raw)
                 if kind == GROUP and (listed := cx.scope.listed_group_name(resource.get("displayName"))):
                     cx.reads.group_names_read.add(listed)  # as configured: what the missing-names note compares
                 excluded = cx.scope.exclusion(kind, resource)
@@ -178,7 +178,7 @@ class SourceReader:
                 continue
             changed.append(source_id)
             if resource is None:
-                resource = _decode_resource(raw)
+                resource = self._decode(kind, raw)
             page[index] = (source_id, b"")  # memory: a large group's bytes are not held beside its decoded and
             raw = b""                        # canonical forms (the page's list is the reader's own)
             if kind == GROUP and "members" not in resource:
@@ -220,6 +220,13 @@ class SourceReader:
         except NotFoundError:
             return group
         return whole if whole.get("id") == group["id"] else group
+
+    def _decode(self, kind: str, raw: bytes) -> dict[str, Any]:
+        """A source object's JSON, decoded for its canonical form (`decode_for_canonical`); whole when a
+        group filter may read what the canonical form leaves out of a member (its display, its $ref)."""
+        if kind == GROUP and self.cx.scope.group_filter:
+            return _decode_resource(raw)
+        return decode_for_canonical(raw, kind)
 
     def _source_digest(self, kind: str, raw: bytes) -> str:
         """Digest of the source object exactly as read, salted with the mapping rules in force."""

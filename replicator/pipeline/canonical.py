@@ -85,18 +85,69 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
     for item in value:
         if not isinstance(item, dict):
             continue
-        raw = item.get("value")
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            raw = str(raw)  # numbered ids
-        if not isinstance(raw, str) or not raw:
-            continue
-        member = {"value": raw}
-        kind = item.get("type")
-        if isinstance(kind, str) and kind:
-            # memory: one "User" for all the members, not one each
-            member["type"] = sys.intern(kind) if type(kind) is str else kind
-        by_value.setdefault(member["value"], member)
+        # memory: a member `decode_for_canonical` made is the canonical one already, and is kept as it is
+        member = item if _is_canonical_member(item) else canonical_member(item.get("value"), item.get("type"))
+        if member is not None:
+            by_value.setdefault(member["value"], member)
     return sort_members(list(by_value.values()))
+
+
+def canonical_member(value: Any, kind: Any) -> dict[str, Any] | None:
+    """What the canonical form keeps of a group member with this `value` and `type` (a numbered id as
+    a string, the type only when it is a non-empty string); None when its value is empty or no id."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # numbered ids
+    if not isinstance(value, str) or not value:
+        return None
+    member = {"value": value}
+    if isinstance(kind, str) and kind:
+        # memory: one "User" for all the members, not one each
+        member["type"] = sys.intern(kind) if type(kind) is str else kind
+    return member
+
+
+def _is_canonical_member(item: dict[str, Any]) -> bool:
+    """A member as `canonical_member` makes it (its type string the interned one)."""
+    value, kind = item.get("value"), item.get("type")
+    return (len(item) == (1 if kind is None else 2) and type(value) is str and value != ""
+            and (kind is None or (type(kind) is str and kind != "" and sys.intern(kind) is kind)))
+
+
+class _Member(msgspec.Struct, gc=False):
+    """A group member as `decode_for_canonical` reads it: only what the canonical form keeps."""
+
+    value: Any = None
+    type: Any = None
+
+
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_members_decoder = msgspec.json.Decoder(list[_Member])
+_whole_decoder = msgspec.json.Decoder(dict)
+_value_decoder = msgspec.json.Decoder()
+
+
+def decode_for_canonical(raw: bytes, kind: str) -> dict[str, Any]:
+    """A resource's JSON object, decoded for `canonicalise`, which gives the same canonical form as from
+    the whole decoding: a group's `members` are decoded to their canonical form at once (memory: a group
+    of a million members is not held as dicts of every attribute, display and $ref strings included,
+    beside its canonical form). Members that are not all objects are decoded whole."""
+    if kind != GROUP:
+        return _whole_decoder.decode(raw)
+    fields = _fields_decoder.decode(raw)
+    out: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key != "members":
+            out[key] = _value_decoder.decode(value)
+            continue
+        try:
+            members: list[Any] = _members_decoder.decode(value)
+        except msgspec.ValidationError:
+            out[key] = _value_decoder.decode(value)
+            continue
+        for index, member in enumerate(members):  # (in place: each member read is let go as it is made)
+            members[index] = canonical_member(member.value, member.type)
+        out[key] = members
+    return out
 
 
 def sort_members(members: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ and reported as unresolved, so that the caller can try again once the target exi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
@@ -20,14 +20,24 @@ def translate(
     kind: str,
     user_ids: Mapping[str, str],
     group_ids: Mapping[str, str],
+    *,
+    consume: bool = False,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Return (destination form, unresolved source ids)."""
+    """Return (destination form, unresolved source ids). `consume`: when every member resolves, the
+    members are taken from `canonical` as they are translated (memory: a group of a million members is
+    not held twice); its `members` is then `TAKEN`, which refuses to be read. Only for a canonical form
+    that nothing reads again; one with unresolved members is left whole."""
     unresolved: list[str] = []
     out = dict(canonical)
     if kind == GROUP and "members" in canonical:
+        source = canonical["members"]
+        dests = [_lookup(member, user_ids, group_ids) for member in source]
         members = []
-        for member in canonical["members"]:
-            dest = _lookup(member, user_ids, group_ids)
+        if consume and None not in dests:
+            canonical["members"] = TAKEN
+            while source:
+                members.append({**source.pop(), "value": dests.pop()})
+        for member, dest in zip(source, dests, strict=True):
             if dest is None:
                 unresolved.append(member["value"])
             else:
@@ -51,6 +61,20 @@ def translate(
         else:
             del out[ENTERPRISE_USER]
     return out, unresolved
+
+
+class _Taken:
+    """The members of a canonical form that `translate(consume=True)` took: reading them is a bug (it
+    would see a group without members), so it fails loudly."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("a group's members were taken by translate(consume=True) and cannot be read again")
+
+    def __len__(self) -> int:
+        raise RuntimeError("a group's members were taken by translate(consume=True) and cannot be read again")
+
+
+TAKEN = _Taken()
 
 
 def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], list[str]]:

@@ -187,15 +187,25 @@ class Room:
         """Rows of `sql` + ` (?, ...)` over `values` (duplicates dropped) in chunks, with `kind` and
         `params` bound first; `flush` commits buffered writes first."""
         out: list[tuple[Any, ...]] = []
+        async for _, rows in self._select_in_chunks(sql, kind, values, flush=flush, params=params):
+            out.extend(rows)
+        return out
+
+    async def _select_in_chunks(
+        self, sql: str, kind: str, values: list[str], *, flush: bool = False, params: tuple[Any, ...] = ()
+    ) -> AsyncIterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """`_select_in`, one `IN (...)` chunk at a time: (the chunk of `values`, its rows), so that a
+        caller may keep what it needs of each (memory: a million rows are not held at once). Read it to
+        the end: it holds the connection's lock until then."""
         if not values:
-            return out
+            return
         async with self._lock:
             if flush:
                 await self._flush()
             for chunk in chunks(list(dict.fromkeys(values))):
                 async with self._db.execute(f"{sql} ({marks(chunk)})", (kind, *params, *chunk)) as cursor:
-                    out.extend(tuple(row) for row in await cursor.fetchall())
-        return out
+                    rows = [tuple(row) for row in await cursor.fetchall()]
+                yield chunk, rows
 
     async def _scalar(self, sql: str, args: tuple[Any, ...]) -> int:
         async with self._lock:

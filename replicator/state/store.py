@@ -106,12 +106,16 @@ class StateStore(Room):
                 missing.append(source_id)
         # no `dest_id IS NOT NULL` in SQL: SQLite would then scan the kind's rows by that index
         scope = NOT_READ_OUT_OF_SCOPE if not_out_of_scope else ""
-        rows = await self._select_in(
+        pending_deletes = self._connection.pending_deletes
+        async for chunk, rows in self._select_in_chunks(
             f"SELECT source_id, dest_id FROM resources r WHERE kind = ?{scope} AND source_id IN", kind, missing
-        )
-        for source_id, dest_id in rows:
-            if dest_id and (kind, source_id) not in self._connection.pending_deletes:
-                out.setdefault(source_id, dest_id)
+        ):
+            # memory: keyed by the callers' strings, not the copies SQLite answers (a group of a million
+            # members looks up a million ids)
+            callers = {source_id: source_id for source_id in chunk}
+            for source_id, dest_id in rows:
+                if dest_id and (kind, source_id) not in pending_deletes:
+                    out.setdefault(callers[source_id], dest_id)
         return out
 
     async def written_since(self, kind: str, source_ids: list[str], since: float) -> set[str]:

@@ -1,6 +1,7 @@
 """How a group's members are held while planned (issue 18): the reference targets a group is translated with
-are keyed by the members' own value strings, not by copies of them read back from the state, and its raw
-bytes leave the page once it is decoded."""
+are keyed by the members' own value strings, not by copies of them read back from the state; its raw
+bytes leave the page once it is decoded; its members are decoded to their canonical form, and handed
+over to its translated form."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import replicator.cycle.read as read
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import GROUP
+from replicator.pipeline.references import TAKEN
 from replicator.testing import MemoryScimServer
 from replicator.testing.sample_data import sample_group
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
@@ -44,15 +46,43 @@ async def test_group_targets_share_the_members_strings(tmp_path: Path, monkeypat
     shared: list[bool] = []
     original = planner.translate
 
-    def translate(canonical: dict[str, Any], kind: str, users: Any, groups: Any) -> Any:
+    def translate(canonical: dict[str, Any], kind: str, users: Any, groups: Any, **options: Any) -> Any:
         if kind == GROUP:
             keys = {key: key for key in users}
             shared.extend(keys[m["value"]] is m["value"] for m in canonical["members"])
-        return original(canonical, kind, users, groups)
+        return original(canonical, kind, users, groups, **options)
 
     monkeypatch.setattr(planner, "translate", translate)
     await copy_a_group_of_five(tmp_path)
     assert len(shared) == 5 and all(shared), shared
+
+
+async def test_a_read_group_gives_its_members_up_to_its_translation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group the reader planned held its decoded members as its canonical ones (no second set), and
+    handed them over to its translated form (no canonical and translated members held side by side)."""
+    seen: list[tuple[list[Any], list[Any]]] = []
+    canonical_forms: list[dict[str, Any]] = []
+    original_canonicalise, original_translate = read.canonicalise, planner.translate
+
+    def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
+        out = original_canonicalise(resource, kind)
+        if kind == GROUP:
+            seen.append((list(resource["members"]), list(out["members"])))
+        return out
+
+    def translate(canonical: dict[str, Any], kind: str, *targets: Any, **options: Any) -> Any:
+        out = original_translate(canonical, kind, *targets, **options)
+        if kind == GROUP:
+            canonical_forms.append(canonical)
+        return out
+
+    monkeypatch.setattr(read, "canonicalise", canonicalise)
+    monkeypatch.setattr(planner, "translate", translate)
+    await copy_a_group_of_five(tmp_path)
+    [(decoded, canonical)] = seen
+    assert len(canonical) == 5 and all(any(member is kept for kept in decoded) for member in canonical)
+    assert all(set(member) == {"value", "type"} for member in decoded)
+    assert [form["members"] is TAKEN for form in canonical_forms] == [True]
 
 
 async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -120,6 +120,20 @@ async def test_destination_ids_come_from_buffered_writes_and_can_leave_out_objec
         assert await store.dest_ids("User", ["u1", "u2", "u5"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
 
 
+async def test_destination_ids_of_many_objects_are_keyed_by_the_callers_strings(tmp_path: Path) -> None:
+    """dest_ids over more ids than one query takes answers each of them, keyed by the caller's own string
+    objects (not SQLite's copies: a group of a million members looks up a million ids)."""
+    async with open_state(tmp_path / "s.db", batch_size=5000) as store:
+        for i in range(1201):
+            await store.record_success("User", f"u{i}", dest_id=f"d{i}", digest="x", canonical={})
+        await store.flush()
+        wanted = [f"u{i}" for i in range(1203)]  # (new string objects, equal to the recorded ids)
+        found = await store.dest_ids("User", wanted)
+        assert found == {f"u{i}": f"d{i}" for i in range(1201)}
+        mine = {id(source_id) for source_id in wanted}
+        assert all(id(source_id) in mine for source_id in found)
+
+
 async def test_a_failure_backs_off_by_the_number_of_failed_attempts(tmp_path: Path) -> None:
     """record_failure hands the attempt count (this one included) to the backoff."""
     attempts_seen: list[int] = []

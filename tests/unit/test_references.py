@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import pytest
+
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.references import required_kinds, translate, wrong_kind_note, wrong_kind_references
+from replicator.pipeline.references import TAKEN, required_kinds, translate, wrong_kind_note, wrong_kind_references
 from replicator.scim.urns import ENTERPRISE_USER
 
 USER_IDS = {"su1": "du1", "su2": "du2", "shared": "du-shared"}
@@ -128,6 +130,30 @@ def test_translate_does_not_mutate_its_input() -> None:
     translate(user, USER, USER_IDS, GROUP_IDS)
     translate(group, GROUP, USER_IDS, GROUP_IDS)
     assert (user, group) == before
+
+
+def test_consume_takes_the_members_of_a_group_that_resolves_whole() -> None:
+    """`consume`: a group whose every member resolves is translated as without it, and its canonical form
+    gives its members up (memory), which then refuse to be read rather than read as none."""
+    group = {"displayName": "G", "members": [{"value": "su2", "type": "User"}, {"value": "sg1", "type": "Group"},
+                                             {"value": "su1"}]}
+    expected = translate(copy.deepcopy(group), GROUP, USER_IDS, GROUP_IDS)
+    assert translate(group, GROUP, USER_IDS, GROUP_IDS, consume=True) == expected
+    assert group["members"] is TAKEN and group["displayName"] == "G"
+    with pytest.raises(RuntimeError, match="taken"):
+        list(group["members"])
+    with pytest.raises(RuntimeError, match="taken"):
+        len(group["members"])
+
+
+def test_consume_leaves_a_group_with_an_unresolved_member_whole() -> None:
+    """A group with a member that does not resolve keeps its members (it waits for them, or what it
+    needs is read from them)."""
+    group = {"displayName": "G", "members": [{"value": "su1"}, {"value": "nobody", "type": "User"}]}
+    before = copy.deepcopy(group)
+    out, unresolved = translate(group, GROUP, USER_IDS, GROUP_IDS, consume=True)
+    assert (out["members"], unresolved) == ([{"value": "du1"}], ["nobody"])
+    assert group == before
 
 
 def test_wrong_kind_references_name_what_the_target_really_is() -> None:
