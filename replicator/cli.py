@@ -311,9 +311,17 @@ def probe_health(config: Config) -> int:
     if isinstance(facts, dict) and isinstance(held := facts.get("held"), dict):
         print(f"scim-replicator: healthcheck: warning: healthy, but held since cycle {held.get('since_cycle')} "
               f"({held.get('since')}): {held.get('reason')}; a restart does not lift it: check the source and the "
-              "scope; if the removals are intended, run once with --allow-mass-delete (stop the daemon first: it "
+              f"scope; if the removals are intended, run once with {lifting_flags(held)} (stop the daemon first: it "
               "holds the state's lock)", file=sys.stderr)
     return EXIT_OK
+
+
+def lifting_flags(held: dict[str, Any]) -> str:
+    """The flags that lift what a daemon's `held` says is held: each guard has its own."""
+    flags = [flag for flag, count in (("--allow-mass-delete", held.get("removals_held")),
+                                      ("--allow-member-removals", held.get("member_removals_held")))
+             if isinstance(count, int) and count > 0]
+    return " ".join(flags) or "--allow-mass-delete"
 
 
 def _no_state(config: Config, output: str) -> int | None:

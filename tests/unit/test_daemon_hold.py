@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from replicator.cli import lifting_flags
 from replicator.cycle import INCREMENTAL, CycleResult
 from replicator.daemon import Hold, next_hold
 from replicator.pipeline.outcome import Outcome
@@ -44,3 +45,12 @@ def test_facts_name_the_counts_or_the_scope() -> None:
     halted = next_hold(None, cycle(Outcome.HELD), cycle=1, now=0.0)
     assert halted is not None
     assert halted.facts()["reason"] == "a scope that matches nothing stops each cycle before any write"
+
+
+def test_the_healthcheck_names_the_flag_of_each_guard_that_holds() -> None:
+    """Removals held name --allow-mass-delete, member removals --allow-member-removals, both both (since
+    the two guards were split, one flag no longer lifts the other's hold)."""
+    assert lifting_flags({"removals_held": 3, "member_removals_held": 0}) == "--allow-mass-delete"
+    assert lifting_flags({"removals_held": 0, "member_removals_held": 14}) == "--allow-member-removals"
+    assert lifting_flags({"removals_held": 2, "member_removals_held": 1}) == "--allow-mass-delete --allow-member-removals"
+    assert lifting_flags({"removals_held": 0, "member_removals_held": 0}) == "--allow-mass-delete"  # a scope halt
