@@ -67,8 +67,9 @@ class Directory(Protocol):
         """The object as created, with the `id` the directory gave it; ConflictError when its key is taken."""
         ...
 
-    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Apply a SCIM PatchOp body; the object answered, or None when none was."""
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any], *, answer: bool = True) -> dict[str, Any] | None:
+        """Apply a SCIM PatchOp body; the object answered, or None when none was (always None when not
+        `answer`: the caller does not read it, and a large group's is not held)."""
         ...
 
     async def replace(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -128,7 +128,7 @@ class MemberRequests:
 
     async def _send_add(self, kind: str, dest_id: str, sent: list[dict[str, Any]]) -> None:
         for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
-            await self.cx.destination.patch(kind, dest_id, patch)
+            await self.cx.destination.patch(kind, dest_id, patch, answer=False)  # (the whole group, unread)
 
     async def patch(self, kind: str, dest_id: str, operations: list[Operation], *, label: str) -> None:
         """A PATCH of these operations, in bodies of at most `chunk` member changes; a 400 naming a

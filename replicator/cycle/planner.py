@@ -177,15 +177,18 @@ class Planner:
             wanted = [source_id for source_id in wanted if source_id not in found]
         # objects read out of scope are no targets after a complete read, unless their removal is held
         leaving = cx.reads.complete[kind] and not cx.removals.held(kind)
-        found.update(await cx.store.dest_ids(kind, wanted, not_out_of_scope=leaving))
+        from_state = await cx.store.dest_ids(kind, wanted, not_out_of_scope=leaving)
+        from_state.update(found)  # (none of the same ids: memory, a group of everyone's is not copied)
+        found = from_state
         listing = cx.listing.listings[kind]
         if cx.full and listing is not None and listing.complete:
             # objects deleted on the destination are no reference targets until re-created
             listed = await cx.store.scratch.listed_before(kind, list(found.values()))
             written = await cx.recorder.written_now(kind, [sid for sid, did in found.items() if did not in listed])
             found = {sid: did for sid, did in found.items() if did in listed or sid in written}
-        # memory: keyed by the callers' strings (the members' values), not the copies SQLite answered
-        return {source_id: found[source_id] for source_id in source_ids if source_id in found}
+        # memory: keyed by the callers' strings (the members' values, as `wanted` holds them), not the copies
+        # SQLite answered (`dest_ids` keys by the strings it is given; so does the dry run's overlay)
+        return found
 
     async def stored_many(
         self, kind: str, wanted: dict[str, tuple[ResourceRow | None, str | None]], *, everything: bool = False

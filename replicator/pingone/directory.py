@@ -148,7 +148,7 @@ class PingOneDirectory:
     async def create(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         return await (self.writer.create_user(body) if kind == USER else self.writer.create_group(body))
 
-    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> None:
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any], *, answer: bool = True) -> None:
         """A SCIM PatchOp: members one call each; other attributes against the object as it is."""
         operations = [op for op in body.get("Operations", []) if isinstance(op, dict)]
         if kind == GROUP:

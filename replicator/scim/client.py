@@ -245,12 +245,12 @@ class ScimClient:
             return {**body, "id": URL(reply.location).name}
         return expect_resource(reply.body, f"POST {url.path}: {self.name}")
 
-    async def patch(self, kind: str, resource_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    async def patch(self, kind: str, resource_id: str, body: dict[str, Any], *, answer: bool = True) -> dict[str, Any] | None:
         """PATCH; the resource the server answered with (200), else None (204, or a body that is not one:
-        the PATCH was carried out all the same)."""
+        the PATCH was carried out all the same). `answer=False`: None, the answer not read into memory."""
         url = resource_url(self.base_url, kind, resource_id)
-        reply = await self.transport.request("PATCH", url, body=body)
-        if not reply.body.strip():
+        reply = await self.transport.request("PATCH", url, body=body, keep_body=answer)
+        if not answer or not reply.body.strip():
             return None
         try:
             return expect_resource(reply.body, f"PATCH {url.path}: {self.name}")

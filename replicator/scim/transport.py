@@ -135,6 +135,7 @@ class HttpTransport:
         body: Any = None,
         idempotent: bool | None = None,
         retry_unconnected: bool = True,
+        keep_body: bool = True,
     ) -> Reply:
         """Send one request, retrying what is worth retrying; return (status, body) of a 2xx answer.
 
@@ -143,12 +144,15 @@ class HttpTransport:
         after a lost answer it may have created the object, which the caller checks by lookup.
         `retry_unconnected=False`: a connection that cannot be made (refused, DNS) fails at once (the
         probe before a cycle: a wrong host or port is said at once, not after a minute of retries).
+        `keep_body=False`: a 2xx answer's body is read and let go as it arrives (its Reply's body is
+        empty), for answers nobody reads: a PATCH adding members to a group of everyone is answered
+        with the whole group, megabytes each, many in flight.
         """
         data = msgspec.json.encode(body) if body is not None else None
         try:
             # the first attempt outside stamina: most calls succeed, and building a retry context (or
             # the retry hook) for each of them was a fifth of the client's CPU time
-            return await self._send(method, url, params, data)
+            return await self._send(method, url, params, data, keep_body)
         except Exception as exc:
             retry_on = self._retry_hook(idempotent=method != "POST" if idempotent is None else idempotent,
                                         retry_unconnected=retry_unconnected)
@@ -165,7 +169,7 @@ class HttpTransport:
             wait_jitter=self._retry.wait_initial,
         ):
             with attempt:
-                return await self._send(method, url, params, data)
+                return await self._send(method, url, params, data, keep_body)
         raise AssertionError("unreachable")
 
     def _retry_hook(self, *, idempotent: bool, retry_unconnected: bool = True) -> Callable[[Exception], bool | float]:
@@ -186,7 +190,8 @@ class HttpTransport:
 
         return retry_on
 
-    async def _send(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None) -> Reply:
+    async def _send(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None,
+                    keep_body: bool = True) -> Reply:
         """One HTTP exchange under the server's pause, rate limit and concurrency limit."""
         assert self._session is not None, "use ScimClient as an async context manager"
         for refresh in (False, True):
@@ -204,7 +209,8 @@ class HttpTransport:
             self.requests[method] += 1
             started = time.monotonic()
             try:
-                status, payload, retry_after, location = await self._exchange(method, url, params, data, headers)
+                status, payload, retry_after, location = await self._exchange(method, url, params, data, headers,
+                                                                              keep_body)
             except FOREIGN_ERRORS as exc:
                 failure = transport_error(exc, method, url, self.name)
                 if isinstance(failure, ScimTimeoutError):
@@ -240,15 +246,21 @@ class HttpTransport:
                 CIMultiDictProxy(CIMultiDict({"Content-Type": self._content_type, **auth})))
 
     async def _exchange(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None,
-                        headers: CIMultiDictProxy[str]) -> tuple[int, bytes, str | None, str | None]:
+                        headers: CIMultiDictProxy[str], keep_body: bool = True) -> tuple[int, bytes, str | None, str | None]:
         """One request, following redirects that stay within the configured origin (`redirect_target`
         decides; aiohttp's own following would leave it, and turn a POST into a GET); each request is
-        counted. Returns status, body, Retry-After and Location."""
+        counted. Returns status, body (b"" for a 2xx answer when not `keep_body`: read to its end, so
+        the connection is kept, without holding it), Retry-After and Location."""
         assert self._session is not None
         for hops in range(MAX_REDIRECTS + 1):
             async with self._session.request(method, url, params=params, data=data, headers=headers,
                                              allow_redirects=False) as response:
-                payload = await response.read()
+                if keep_body or not 200 <= response.status < 300:
+                    payload = await response.read()
+                else:
+                    while await response.content.readany():
+                        pass
+                    payload = b""
                 status, location = response.status, response.headers.get("Location")
                 if status not in REDIRECT_STATUSES:
                     return status, payload, response.headers.get("Retry-After"), location

@@ -13,17 +13,19 @@ import pytest
 
 import replicator.cycle.planner as planner
 import replicator.cycle.read as read
+import replicator.scim.client as client
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import GROUP
 from replicator.pipeline.references import TAKEN
+from replicator.scim.transport import HttpTransport
 from replicator.testing import MemoryScimServer
 from replicator.testing.sample_data import sample_group
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
 from tests.harness import make_config
 
 
-async def copy_a_group_of_five(tmp_path: Path) -> None:
+async def copy_a_group_of_five(tmp_path: Path, **settings: Any) -> None:
     """A first copy of five users and a group of them all, which the destination then holds whole."""
     source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
     destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN)
@@ -31,9 +33,9 @@ async def copy_a_group_of_five(tmp_path: Path) -> None:
     try:
         ids = [source.add_user({"userName": f"u{i}"})["id"] for i in range(5)]
         source.add_group(sample_group("All", ids))
-        settings = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
-                               destination_token=DESTINATION_TOKEN)
-        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        config = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
+                             destination_token=DESTINATION_TOKEN, **settings)
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert result.outcome == "ok", result.summary()
         assert [len(g.get("members", [])) for g in destination.groups.values()] == [5]
     finally:
@@ -83,6 +85,32 @@ async def test_a_read_group_gives_its_members_up_to_its_translation(tmp_path: Pa
     assert len(canonical) == 5 and all(any(member is kept for kept in decoded) for member in canonical)
     assert all(set(member) == {"value", "type"} for member in decoded)
     assert [form["members"] is TAKEN for form in canonical_forms] == [True]
+
+
+async def test_member_adds_do_not_read_the_groups_they_are_answered_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new group's members beyond the first chunk go as PATCH adds, each answered (by this server) with
+    the whole group so far: none of those answers is kept or decoded (a group of everyone's would be
+    megabytes each, many in flight), and the group holds every member."""
+    answers: list[tuple[str, int, bool]] = []
+    decoded: list[str] = []
+    original_exchange, original_expect = HttpTransport._exchange, client.expect_resource
+
+    async def exchange(self: HttpTransport, method: str, url: Any, *args: Any) -> Any:
+        status, payload, *rest = await original_exchange(self, method, url, *args)
+        answers.append((method, len(payload), args[-1] if len(args) > 3 else True))
+        return (status, payload, *rest)
+
+    def expect_resource(payload: bytes, where: str) -> dict[str, Any]:
+        decoded.append(where.split()[0])
+        return original_expect(payload, where)
+
+    monkeypatch.setattr(HttpTransport, "_exchange", exchange)
+    monkeypatch.setattr(client, "expect_resource", expect_resource)
+    await copy_a_group_of_five(tmp_path, member_chunk=2)
+    patches = [answer for answer in answers if answer[0] == "PATCH"]
+    assert len(patches) == 2 and all(size == 0 and not kept for _, size, kept in patches), patches
+    assert "PATCH" not in decoded and "POST" in decoded
 
 
 async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,3 +109,47 @@ async def test_the_platform_api_content_type_is_sent_as_configured(recorder: tup
     async with HttpTransport(base, content_type="application/json") as transport:
         await transport.request("PATCH", URL(base) / "Users" / "1", body={"title": "x"})
     assert seen[0]["headers"]["Content-Type"] == "application/json"
+
+
+@pytest.fixture
+async def large_answers() -> AsyncIterator[tuple[str, list[tuple[str, Any]]]]:
+    """A server answering PATCH /ok with a 2 MB resource and PATCH /bad with a 400, keeping the
+    (path, client port) of every request: one port for all of them is one kept-alive connection."""
+    seen: list[tuple[str, Any]] = []
+    big = msgspec.json.encode({"id": "g", "members": [{"value": f"u{i:07d}", "type": "User"} for i in range(60_000)]})
+
+    async def answer(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        seen.append((request.path, request.transport.get_extra_info("peername")[1]))
+        if request.path.endswith("/bad"):
+            return web.Response(status=400, body=b'{"scimType": "invalidValue", "detail": "no such member"}',
+                                content_type="application/scim+json")
+        return web.Response(status=200, body=big, content_type="application/scim+json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS chose
+    try:
+        yield f"http://127.0.0.1:{port}/v2", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_answer_not_kept_is_read_to_its_end_and_let_go(large_answers: tuple[str, list[tuple[str, Any]]]) -> None:
+    """`keep_body=False`: a 2xx answer's megabytes are read (the connection is kept for the next request)
+    but not returned; an error answer is still read, and its words raised."""
+    base, seen = large_answers
+    async with HttpTransport(base, max_connections=1, retry=RetryPolicy(attempts=1)) as transport:
+        kept = await transport.request("PATCH", URL(base) / "ok", body={"Operations": []})
+        let_go = await transport.request("PATCH", URL(base) / "ok", body={"Operations": []}, keep_body=False)
+        again = await transport.request("PATCH", URL(base) / "ok", body={"Operations": []}, keep_body=False)
+        with pytest.raises(Exception, match="no such member"):
+            await transport.request("PATCH", URL(base) / "bad", body={"Operations": []}, keep_body=False)
+    assert len(kept.body) > 1_000_000 and (let_go.status, let_go.body, again.body) == (200, b"", b"")
+    assert [path for path, _ in seen] == ["/v2/ok", "/v2/ok", "/v2/ok", "/v2/bad"]
+    assert len({port for _, port in seen}) == 1, seen  # one connection: each answer was read to its end
