@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.errors import ScimError, ScimStatusError
 from replicator.pipeline.canonical import GROUP, USER
 
 NAME_ATTRIBUTE = {USER: "userName", GROUP: "displayName"}
@@ -54,6 +55,14 @@ def name_taken(status: int, scim_type: str | None) -> bool:
     """Whether an error answer to a PATCH says a value is already in use: a 409 (RFC 7644 3.12's
     `uniqueness`), or a 400 whose scimType says so (some servers; PingOne's UNIQUENESS_VIOLATION)."""
     return status == 409 or (status == 400 and (scim_type or "").lower() in ("uniqueness", "uniqueness_violation"))
+
+
+def refused_for_another_reason(refusal: ScimError) -> bool:
+    """Whether this error answer to a PATCH that renames an object refuses something else than the
+    name, so that the name alone may still be written: a client error (4xx) that is not "name taken",
+    nor one any request would meet (404 gone, 408, 429)."""
+    return isinstance(refusal, ScimStatusError) and 400 <= refusal.status < 500 \
+        and refusal.status not in (404, 408, 429) and not name_taken(refusal.status, refusal.scim_type)
 
 
 def temporary_name(current: str, key: str) -> str:
