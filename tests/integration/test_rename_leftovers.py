@@ -13,11 +13,12 @@ from aiohttp import web
 
 from replicator.app import replicate
 from replicator.cycle import FULL, INCREMENTAL
-from replicator.pipeline.renames import is_temporary_name
-from replicator.testing import MemoryScimServer
+from replicator.pipeline.renames import is_temporary_name, temporary_name
+from replicator.testing import MemoryScimServer, Quirks
 from replicator.testing.protocol import ScimProblem, error_response
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
-from tests.integration.test_renames import replicated_pair
+from tests.harness import make_config
+from tests.integration.test_renames import USER, replicated_pair
 
 
 class RefusesTitles(MemoryScimServer):
@@ -71,3 +72,64 @@ async def test_a_swap_whose_rename_is_refused_for_another_attribute_leaves_no_te
     finally:
         await source.stop()
         await destination.stop()
+
+
+def lost_state_pair(quirks: Quirks | None = None) -> tuple[MemoryScimServer, MemoryScimServer]:
+    """A source and a destination, not started (seeded first)."""
+    return MemoryScimServer(bearer_token=SOURCE_TOKEN), MemoryScimServer(bearer_token=DESTINATION_TOKEN,
+                                                                          quirks=quirks or Quirks())
+
+
+async def run_lost(source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> Any:
+    """One cycle between the two servers (started here, stopped after) with a state that has never seen
+    them (a lost state)."""
+    urls = await source.start(), await destination.start()
+    try:
+        return await replicate(make_config(urls[0], urls[1], tmp / "fresh.db", source_token=SOURCE_TOKEN,
+                                           destination_token=DESTINATION_TOKEN), mode=INCREMENTAL, dry_run=False)
+    finally:
+        await source.stop()
+        await destination.stop()
+
+
+# a swap ann<->bob with the state lost after its first step (ann's object moved aside), after its second
+# (bob's object took "ann"), and after its first with the swap undone in the source since: (the source's
+# names of ann and bob, the name bob's object holds, the names each object ends with)
+LOST_SWAPS = {
+    "after-the-temporary-name": (("bob", "ann"), "bob", ("ann", "bob")),
+    "after-the-second-rename": (("bob", "ann"), "ann", ("bob", "ann")),
+    "swap-undone-in-the-source": (("ann", "bob"), "bob", ("ann", "bob")),
+}
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["single", "bulk"])
+@pytest.mark.parametrize("case", list(LOST_SWAPS))
+async def test_a_state_lost_in_the_middle_of_a_swap_adopts_the_object_under_its_temporary_name(
+        tmp_path: Path, case: str, bulk: bool) -> None:
+    """A fresh state meets a destination where a swap of ann and bob stopped half way (ann's object under
+    `renaming-<tag of ann>-ann`): the first cycle adopts both objects and gives them the source's names,
+    creating nothing beside them (each destination object keeps its id)."""
+    (ann_name, bob_name), held_by_bob_object, (ann_object_ends, bob_object_ends) = LOST_SWAPS[case]
+    source, destination = lost_state_pair(Quirks(bulk_max_operations=10) if bulk else None)
+    ann = source.add_user({"schemas": USER, "userName": ann_name})["id"]
+    source.add_user({"schemas": USER, "userName": bob_name})
+    ann_object = destination.add_user({"schemas": USER, "userName": temporary_name("ann", ann)})["id"]
+    bob_object = destination.add_user({"schemas": USER, "userName": held_by_bob_object})["id"]
+    result = await run_lost(source, destination, tmp_path)
+    assert result.outcome == "ok", (result.summary(), result.failures)
+    assert result.counts["created"] == 0 and result.counts["adopted"] == 2, result.summary()
+    assert {user["id"]: user["userName"] for user in destination.users.values()} == \
+        {ann_object: ann_object_ends, bob_object: bob_object_ends}
+
+
+async def test_two_objects_under_temporary_names_of_one_name_fail_the_object_instead_of_a_guess(tmp_path: Path) -> None:
+    """Two destination objects both left under a temporary name of "ann" by lost swaps: the new source
+    object ann is neither adopted nor created; it fails naming both (and the destination is unchanged)."""
+    source, destination = lost_state_pair()
+    source.add_user({"schemas": USER, "userName": "ann"})
+    left = {destination.add_user({"schemas": USER, "userName": temporary_name("ann", owner)})["userName"]
+            for owner in ("gone-1", "gone-2")}
+    result = await run_lost(source, destination, tmp_path)
+    assert result.counts["failed"] == 1 and result.counts["created"] == 0 and result.counts["adopted"] == 0
+    assert all(name in str(result.failures) for name in left), result.failures
+    assert {user["userName"] for user in destination.users.values()} == left
