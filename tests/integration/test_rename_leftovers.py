@@ -1,6 +1,7 @@
-"""Temporary rename names never left behind: a swap whose final rename is refused for another attribute
-still gives the object its name (the rest fails and is retried), and a state lost while an object holds a
-temporary name adopts that object again instead of creating a copy beside it."""
+"""Temporary rename names never left behind: a swap whose rename is refused for another attribute still
+gives the objects their names (the rest fails and is retried), a swap whose last name is taken meanwhile
+keeps the temporary name (and fails) until it is free, and a state lost while an object holds a temporary
+name adopts that object instead of creating a copy beside it (or fails the object when that is not clear)."""
 
 from __future__ import annotations
 
@@ -133,3 +134,50 @@ async def test_two_objects_under_temporary_names_of_one_name_fail_the_object_ins
     assert result.counts["failed"] == 1 and result.counts["created"] == 0 and result.counts["adopted"] == 0
     assert all(name in str(result.failures) for name in left), result.failures
     assert {user["userName"] for user in destination.users.values()} == left
+
+
+class OutsiderTakesTheName(MemoryScimServer):
+    """A destination where someone else creates a user `taken` the moment a PATCH gives a user the name
+    `trigger` (a race: the name a swap frees is taken before the swap's last rename)."""
+
+    def __init__(self, trigger: str, taken: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trigger, self.taken, self.outsider = trigger, taken, ""
+
+    async def _around_handler(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        body = await request.read() if request.method == "PATCH" else b""
+        response = await super()._around_handler(request, handler)
+        if not self.outsider and response.status < 300 and f'"value":"{self.trigger}"'.encode() in body:
+            self.outsider = self.add_user({"schemas": USER, "userName": self.taken})["id"]
+        return response
+
+
+async def test_a_swap_whose_last_name_is_taken_meanwhile_keeps_the_temporary_name_and_fails(tmp_path: Path) -> None:
+    """ann and bob swap names, and an outside user takes the name the object moved aside wants before its
+    last rename: that object keeps its temporary name (there is no name it could rightly take) and fails
+    naming the taken name; once the outsider is gone the next run finishes the swap."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    ann = source.add_user({"schemas": USER, "userName": "ann"})["id"]
+    bob = source.add_user({"schemas": USER, "userName": "bob"})["id"]
+    moved_aside, other = sorted([ann, bob])  # (the plan breaks the loop at the smallest source id)
+    names = {ann: "ann", bob: "bob"}
+    destination = OutsiderTakesTheName(names[moved_aside], names[other], bearer_token=DESTINATION_TOKEN)
+    urls = await source.start(), await destination.start()
+    try:
+        settings = make_config(*urls, tmp_path / "s.db", source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
+        await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        ids = {user["userName"]: user["id"] for user in destination.users.values()}
+        source.users[ann]["userName"], source.users[bob]["userName"] = "bob", "ann"
+        result = await replicate(settings, mode=INCREMENTAL, dry_run=False)
+        assert destination.outsider, "the outsider never took the name"
+        aside_name = destination.users[ids[names[moved_aside]]]["userName"]
+        assert is_temporary_name(aside_name), aside_name
+        assert result.counts["failed"] == 1 and "409" in str(result.failures), result.failures
+        del destination.users[destination.outsider]
+        after = await replicate(settings, mode=FULL, dry_run=False)
+        assert after.outcome == "ok", (after.summary(), after.failures)
+        assert {user["id"]: user["userName"] for user in destination.users.values()} == \
+            {ids["ann"]: "bob", ids["bob"]: "ann"}
+    finally:
+        await source.stop()
+        await destination.stop()
