@@ -1,6 +1,7 @@
 """The destination as a cycle knows it (`DestinationIndex`): its listings (full mode, a first run, a
 run after a crash, or a search that does not serve) and the lookups a create makes before it posts, so
-that an object already there is adopted, never duplicated."""
+that an object already there is adopted, never duplicated; an object left under a temporary name by a
+swap whose state was lost is adopted by the source object it is (`leftover_claims`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from replicator.errors import AuthError, BadRequestError, ConflictError, NotFoun
 from replicator.pipeline.canonical import GROUP, USER, canonicalise, match_value
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import RECREATE_REASON, Step
+from replicator.pipeline.renames import NAME_ATTRIBUTE, Leftover, leftover, leftover_claims, may_claim
 from replicator.scim.filters import render
 from replicator.scim.paging import ReadReport
 
@@ -29,6 +31,7 @@ class DestinationIndex:
         self.listings: dict[str, Listing | None] = {USER: None, GROUP: None}
         self._lock = asyncio.Lock()
         self._relisted: set[str] = set()  # kinds listed again this cycle to find objects a search could not
+        self.leftovers: dict[str, list[Leftover]] = {USER: [], GROUP: []}  # listed under a temporary name
 
     async def list_destination(self, kind: str) -> Listing:
         cx = self.cx
@@ -37,6 +40,8 @@ class DestinationIndex:
         with_forms = cx.full
         attribute = cx.match_attribute(kind)
         await cx.store.scratch.forget_listing(kind)
+        by_name = attribute.lower() == NAME_ATTRIBUTE[kind].lower()  # (temporary names are given to the name)
+        self.leftovers[kind] = []
         count = 0
         pages = cx.destination.iter_pages(kind, report, **paging(cx.config.destination, kind),
                                           read_before=lambda ids: cx.store.scratch.listed_before(kind, ids))
@@ -49,6 +54,8 @@ class DestinationIndex:
                         key = match_value(canonical, attribute)
                         listed.append((resource["id"], None if key is None else key.casefold(),
                                        canonical if with_forms else None))
+                        if by_name and key is not None and (left := leftover(resource["id"], key)) is not None:
+                            self.leftovers[kind].append(left)
                     await cx.store.scratch.note_listed(kind, listed)
                     count += len(listed)
         except AuthError:
@@ -85,7 +92,9 @@ class DestinationIndex:
                     for kind_, source_id, form in creates if kind_ == kind}
             folded = {sid: key.casefold() for sid, key in keys.items() if key is not None}
             listed = await self.cx.store.scratch.listed_keys(kind, list(folded.values()))
-            absent.update(sid for sid, key in folded.items() if key not in listed)
+            leftovers = self.leftovers[kind]  # (one may be the object: its create looks first)
+            absent.update(sid for sid, key in folded.items()
+                          if key not in listed and not (leftovers and may_claim(leftovers, sid, key)))
         return absent
 
     async def find_existing(self, step: Step, *, fresh: bool = False) -> dict[str, Any] | None:
@@ -98,8 +107,33 @@ class DestinationIndex:
         if dest is not None and dest.complete and not fresh and key is not None:
             known, existing = await self._from_listing(step.kind, dest, key)
             if known:
-                return existing
-        return await self._lookup(step, required=False)
+                return existing or await self._leftover_of(step, key)
+        return await self._lookup(step, required=False) or await self._leftover_of(step, key)
+
+    async def _leftover_of(self, step: Step, key: str | None) -> dict[str, Any] | None:
+        """The object a swap whose state was lost left under a temporary name that is this new one
+        (`leftover_claims`; never one a state row names), to adopt (and rename); None when there is
+        none. Two: the create is refused, naming them, rather than guessed or posted beside them."""
+        kind, cx = step.kind, self.cx
+        leftovers = self.leftovers[kind]
+        if not leftovers or key is None:
+            return None
+        unowned = [left for left in leftovers if not await cx.store.forms.owners(kind, left.dest_id)]
+        held = {left.dest_id for left in unowned if left.old in await cx.store.scratch.listed_keys(kind, [left.old])}
+        claims = leftover_claims(unowned, step.source_id, key, lambda left: left.dest_id in held)
+        if len(claims) > 1:
+            raise UnprovenAbsenceError(
+                f"not created: the destination holds {', '.join(repr(left.name) for left in claims)}, left "
+                f"under temporary names by renames whose state was lost, and more than one may be {key!r}: "
+                "refusing to guess (rename or remove the ones that are not it on the destination)")
+        if not claims:
+            return None
+        log.info("%s %s: adopting %r, left under a temporary name by a swap whose state was lost",
+                 kind, step.label, claims[0].name)
+        try:
+            return await cx.destination.get(kind, claims[0].dest_id)
+        except NotFoundError:
+            return None
 
     async def _from_listing(self, kind: str, listing: Listing, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(True, object or None) when a complete listing settles it; (False, None) when the key is

@@ -4,7 +4,11 @@ and written after the removals in the order `plan_renames` gives, a cycle of ren
 temporary name; the form with the temporary name is recorded (and committed) before it is sent, so a
 crash in the middle leaves a state whose next cycle renames the object again, and the renames are
 planned from the names the destination holds (a GET each), so a temporary name recorded but never
-applied does not hide the loop from the next cycle."""
+applied does not hide the loop from the next cycle. A parked rename, or a rename off a temporary name,
+that the destination refuses for another reason than the name (another attribute of the same PATCH) is
+written again with the name alone (`rename_alone`): the object never keeps a name nobody asked for while
+its own can be written, nor holds up the renames planned after it; the rest is its failure, retried. A
+final name still taken keeps the temporary name (and fails): there is no name it could rightly take."""
 
 from __future__ import annotations
 
@@ -15,7 +19,15 @@ from replicator.cycle.context import CycleContext
 from replicator.errors import ScimError, ScimStatusError
 from replicator.pipeline.canonical import KINDS, digest, match_value
 from replicator.pipeline.plan import PATCH, Step
-from replicator.pipeline.renames import NAME_ATTRIBUTE, Rename, name_taken, plan_renames, renamed_to
+from replicator.pipeline.renames import (
+    NAME_ATTRIBUTE,
+    Rename,
+    is_temporary_name,
+    name_taken,
+    plan_renames,
+    refused_for_another_reason,
+    renamed_to,
+)
 from replicator.pipeline.writes import stops_the_cycle
 
 log = logging.getLogger("replicator.cycle")
@@ -102,3 +114,33 @@ class BlockedRenames:
                 return
             await cx.recorder.fail(step.kind, step.source_id, step.label, f"moving it to a temporary name for a "
                                    f"rename: {exc}", step.source_digest)
+
+    async def rename_alone(self, step: Step, refusal: ScimError) -> None:
+        """`step` renames an object that holds (the state says) a temporary name, or is a parked rename
+        being written (the renames planned after it wait for the name it gives up), and the destination
+        refused it for another reason than the name: PATCH the name alone (recorded when it lands, with
+        no source digest, so the next cycle plans the rest again); the refusal stays the object's
+        failure. A name still taken, or any other answer to that PATCH, leaves the name it holds."""
+        cx = self.cx
+        wanted = renamed_to(step.kind, step.operations)
+        if wanted is None or step.action != PATCH or step.dest_id is None or not refused_for_another_reason(refusal):
+            return
+        attribute = NAME_ATTRIBUTE[step.kind]
+        written = await cx.store.forms.canonical(step.kind, step.source_id) or {}
+        held = written.get(attribute)
+        parked = self._resolving and (step.kind, step.source_id) in self._parked
+        if not isinstance(held, str) or held == wanted or not (parked or is_temporary_name(held)):
+            return
+        named = {**written, attribute: wanted}
+        renaming = dataclasses.replace(step, desired=named, digest=digest(named),
+                                       operations=[{"op": "replace", "path": attribute, "value": wanted}])
+        try:
+            await cx.writer.write_operations(renaming)
+        except ScimError as exc:
+            log.warning("%s %s: keeps the name %r: the name alone was refused too (%s)",
+                        step.kind, step.label, held, exc)
+            return
+        await cx.store.record_success(step.kind, step.source_id, dest_id=step.dest_id, digest=digest(named),
+                                      canonical=named, match_key=match_value(named, cx.match_attribute(step.kind)))
+        log.info("%s %s: renamed from %r alone; the rest of its change was refused (%s)",
+                 step.kind, step.label, held, refusal)

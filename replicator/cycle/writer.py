@@ -77,6 +77,8 @@ class StepWriter:
             if stops_the_cycle(exc):
                 cx.fatal = exc
                 return
+            if isinstance(exc, ScimError):  # a swap's rename refused for another change: the name alone, at least
+                await self.renames.rename_alone(step, exc)
             await cx.recorder.fail(step.kind, step.source_id, step.label, str(exc), step.source_digest)
             if isinstance(exc, TransportError):
                 self._transport_failures += 1

@@ -5,16 +5,20 @@ name that another object still holds is answered 409. The cycle parks such renam
 else (removals included) is written, `plan_renames` orders them: a rename whose wanted name nobody
 parked holds goes first, and each one frees a name for the next; where the renames form a cycle, one
 object of it is first moved to a temporary name (`temporary_name`: recognisable by its prefix, derived
-from the object, so a retry uses the same one), which frees its name for the cycle to turn.
+from the object, so a retry uses the same one), which frees its name for the cycle to turn. A state
+lost in the middle leaves an object under such a name that no state row names: `leftover_claims` says
+which new source object it is (so that it is adopted, not copied), or that it is not clear.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from replicator.errors import ScimError, ScimStatusError
 from replicator.pipeline.canonical import GROUP, USER
 
 NAME_ATTRIBUTE = {USER: "userName", GROUP: "displayName"}
@@ -56,12 +60,64 @@ def name_taken(status: int, scim_type: str | None) -> bool:
     return status == 409 or (status == 400 and (scim_type or "").lower() in ("uniqueness", "uniqueness_violation"))
 
 
+def refused_for_another_reason(refusal: ScimError) -> bool:
+    """Whether this error answer to a PATCH that renames an object refuses something else than the
+    name, so that the name alone may still be written: a client error (4xx) that is not "name taken",
+    nor one any request would meet (404 gone, 408, 429)."""
+    return isinstance(refusal, ScimStatusError) and 400 <= refusal.status < 500 \
+        and refusal.status not in (404, 408, 429) and not name_taken(refusal.status, refusal.scim_type)
+
+
 def temporary_name(current: str, key: str) -> str:
     """The temporary name of object `key` while it gives up `current`: the prefix, a tag derived from
     the object (two objects never share one), then the name it had (a prefix keeps an email-shaped
     userName an email)."""
-    tag = hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
-    return f"{TEMPORARY_PREFIX}{tag}-{current}"
+    return f"{TEMPORARY_PREFIX}{temporary_tag(key)}-{current}"
+
+
+def temporary_tag(key: str) -> str:
+    """The tag `temporary_name` gives object `key` (its source id)."""
+    return hashlib.blake2b(key.encode(), digest_size=4).hexdigest()
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A destination object holding a temporary name: `tag` (of the source object moved aside) and `old`
+    (the name it gave up, folded), as `temporary_name` wrote them."""
+
+    dest_id: str
+    name: str
+    tag: str
+    old: str
+
+
+def leftover(dest_id: str, name: str) -> Leftover | None:
+    """The `Leftover` this destination object's name makes, or None when it is no temporary name."""
+    if not is_temporary_name(name):
+        return None
+    tag, _, old = name[len(TEMPORARY_PREFIX):].partition("-")
+    return Leftover(dest_id, name, tag, old.casefold())
+
+
+def leftover_claims(leftovers: list[Leftover], source_id: str, key: str,
+                    old_name_held: Callable[[Leftover], bool]) -> list[Leftover]:
+    """The leftovers (destination objects holding a temporary name, owned by no source object) that
+    are the source object `source_id` whose match key `key` no destination object holds, after a
+    state lost in the middle of a loop of renames: one that gave up `key` itself (the loop had not
+    gone on: its name is the object's, as it would have matched before the loop), or one moved aside
+    for this very object (its tag) whose old name another destination object holds now (the loop
+    went on, so no source object can claim it by that name). More than one: ambiguous."""
+    folded, tag = key.casefold(), temporary_tag(source_id)
+    by_name = [left for left in leftovers if left.old == folded]
+    by_tag = [left for left in leftovers if left.tag == tag and left.old != folded and old_name_held(left)]
+    return by_name + by_tag
+
+
+def may_claim(leftovers: list[Leftover], source_id: str, key: str) -> bool:
+    """Whether a leftover might be this new object's (`leftover_claims` without the held-name check):
+    its create must then look before it posts."""
+    folded, tag = key.casefold(), temporary_tag(source_id)
+    return any(left.old == folded or left.tag == tag for left in leftovers)
 
 
 def is_temporary_name(name: str) -> bool:
