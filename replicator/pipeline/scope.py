@@ -42,7 +42,6 @@ class Scope:
     group_filter_text: str | None = None
     group_filter: Predicate | None = None
     group_members: set[str] | None = None  # user ids in the scoping groups; None until computed
-    missing_groups: list[str] = field(default_factory=list)
     _listed: dict[str, str] = field(init=False, repr=False, compare=False)  # folded -> group_names entry
 
     def __post_init__(self) -> None:
