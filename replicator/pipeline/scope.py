@@ -131,18 +131,20 @@ def _names(names: Iterable[str]) -> str:
 
 
 def group_member_users(
-    groups: Mapping[str, tuple[str, list[dict[str, Any]]]], names: Iterable[str], *, nested: bool
+    groups: Mapping[str, tuple[str | None, list[dict[str, Any]]]], names: Iterable[str], *, nested: bool
 ) -> tuple[set[str], list[str]]:
     """User ids that are members of the groups named (by displayName), and the names not found.
 
-    `groups`: source group id -> (displayName, members). Names match displayNames case-insensitively,
+    `groups`: source group id -> (displayName, None for a group without one, members). Names match
+    displayNames case-insensitively (a group without a displayName matches none),
     and a name matches every group so named: with source groups "Sales" and "SALES", "sales" takes the
     members of both. Names not found are returned as given, each once. With `nested`, members of
     member groups count too (cycles in nesting are harmless).
     """
     wanted = {fold_case(name): name for name in distinct_names(names)}
-    start = [gid for gid, (name, _) in groups.items() if fold_case(name) in wanted]
-    found = {fold_case(groups[gid][0]) for gid in start}
+    folded = {gid: fold_case(name) for gid, (name, _) in groups.items() if name is not None}
+    start = [gid for gid, name in folded.items() if name in wanted]
+    found = {folded[gid] for gid in start}
     users: set[str] = set()
     seen_groups: set[str] = set()
     queue = list(start)

@@ -33,6 +33,15 @@ def test_missing_user_groups_are_reported_once_as_first_configured() -> None:
     assert missing == ["Help Desk", "Ops"]
 
 
+def test_a_group_without_a_display_name_matches_no_name() -> None:
+    """A source group without a displayName (None) is named by no name, "None" included; nested in a
+    named group, its members still count."""
+    nameless = {"g9": (None, [{"value": "cat", "type": USER}])}
+    assert group_member_users(nameless, ["None", "none"], nested=True) == (set(), ["None"])
+    staff = {"g0": ("Staff", [{"value": "ann", "type": USER}, {"value": "g9", "type": "Group"}]), **nameless}
+    assert group_member_users(staff, ["staff"], nested=True) == ({"ann", "cat"}, [])
+
+
 def test_distinct_names_keep_the_first_spelling() -> None:
     """A name configured twice in two cases is kept once, spelled as first written, in order."""
     assert distinct_names(["All Staff", "Sales", "all staff", "SALES", "Ops"]) == ("All Staff", "Sales", "Ops")
