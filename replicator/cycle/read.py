@@ -46,12 +46,14 @@ class SourceReader:
         """Read the source groups once to learn which users the scoping groups hold."""
         cx = self.cx
         report = ReadReport(kind="source Group (scope)")
-        groups: dict[str, tuple[str, list[dict[str, Any]]]] = {}
+        groups: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
         try:
             async for page in cx.source.iter_pages(GROUP, report, **paging(cx.config.source, GROUP)):
                 for group in page:
                     members = group.get("members") if isinstance(group.get("members"), list) else []
-                    groups[group["id"]] = (str(group.get("displayName")), [m for m in members if isinstance(m, dict)])
+                    name = group.get("displayName")  # a group without one is named by no name
+                    groups[group["id"]] = (name if isinstance(name, str) else None,
+                                           [m for m in members if isinstance(m, dict)])
         except AuthError:
             raise
         except ScimError as exc:
@@ -60,7 +62,8 @@ class SourceReader:
             cx.reads.scope_problem = "the source groups that define the scope could not be read completely"
         members, missing = group_member_users(groups, cx.scope.user_groups, nested=cx.scope.nested)
         cx.scope.group_members = members
-        problem = missing_names_problem("scope.user_groups", missing, [name for name, _ in groups.values()])
+        problem = missing_names_problem("scope.user_groups", missing,
+                                        [name for name, _ in groups.values() if name is not None])
         if problem and report.complete:
             cx.halt(problem)
 

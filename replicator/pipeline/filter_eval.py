@@ -627,8 +627,13 @@ def _compare(actual: Any, op: str, expected: str | float | bool, exact: bool) ->
 
 @lru_cache(maxsize=4096)
 def _fold(value: str, exact: bool) -> str:
-    normal = unicodedata.normalize("NFC", value)
-    return normal if exact else unicodedata.normalize("NFC", normal.casefold())
+    return unicodedata.normalize("NFC", value) if exact else fold_case(value)
+
+
+def fold_case(value: str) -> str:
+    """A string as it compares case-insensitively, in filters and wherever else names match so (the
+    scope settings naming groups): NFC-normalised, case-folded, normalised again."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
 
 
 def _is_present(value: Any) -> bool:

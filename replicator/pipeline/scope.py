@@ -4,8 +4,9 @@ Users are in scope when they match `scope.user_filter` (a SCIM filter, evaluated
 semantics as a server would) AND, when `scope.user_groups` names source groups, are members of one
 of them (directly, or through nested groups when `scope.nested`). Groups are in scope when their
 displayName is listed in `scope.group_names` (if any) AND they match `scope.group_filter` (if any).
-Both settings name groups case-insensitively (`str.casefold`), as RFC 7643 section 8.7.1 makes a Group's
-displayName caseExact false; messages keep the spelling configured.
+Both settings name groups case-insensitively, folded as SCIM filters fold strings (`fold_case`: NFC, then
+`str.casefold`), as RFC 7643 section 8.7.1 makes a Group's displayName caseExact false; messages keep the
+spelling configured.
 An object read from the source but out of scope is treated like one gone from the source: the
 configured remove action applies, under the same mass-delete guard; the reason is kept for reports.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from replicator.errors import ConfigError
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.filter_eval import FilterError, compile_filter
+from replicator.pipeline.filter_eval import FilterError, compile_filter, fold_case
 
 Predicate = Callable[[Mapping[str, Any]], bool]
 
@@ -41,11 +42,10 @@ class Scope:
     group_filter_text: str | None = None
     group_filter: Predicate | None = None
     group_members: set[str] | None = None  # user ids in the scoping groups; None until computed
-    missing_groups: list[str] = field(default_factory=list)
     _listed: dict[str, str] = field(init=False, repr=False, compare=False)  # folded -> group_names entry
 
     def __post_init__(self) -> None:
-        self._listed = {name.casefold(): name for name in self.group_names}
+        self._listed = {fold_case(name): name for name in self.group_names}
 
     @property
     def configured(self) -> bool:
@@ -72,7 +72,7 @@ class Scope:
     def listed_group_name(self, display_name: object) -> str | None:
         """The `scope.group_names` entry, as configured, naming a group of this displayName (compared
         case-insensitively), or None."""
-        return self._listed.get(display_name.casefold()) if isinstance(display_name, str) else None
+        return self._listed.get(fold_case(display_name)) if isinstance(display_name, str) else None
 
     def inclusion(self, kind: str) -> str:
         """Why an object of this kind is in scope (for dry-run reports)."""
@@ -118,11 +118,11 @@ def _compile(field_name: str, text: str | None) -> Predicate | None:
 
 
 def distinct_names(names: Iterable[str]) -> tuple[str, ...]:
-    """The group names, in order, without one that folds (`str.casefold`) to an earlier one: a group
-    name configured twice in two cases is one name, spelled as it was first."""
+    """The group names, in order, without one that folds (`fold_case`) to an earlier one: a group
+    name configured twice in two cases (or two Unicode forms) is one name, spelled as it was first."""
     first: dict[str, str] = {}
     for name in names:
-        first.setdefault(name.casefold(), name)
+        first.setdefault(fold_case(name), name)
     return tuple(first.values())
 
 
@@ -131,18 +131,20 @@ def _names(names: Iterable[str]) -> str:
 
 
 def group_member_users(
-    groups: Mapping[str, tuple[str, list[dict[str, Any]]]], names: Iterable[str], *, nested: bool
+    groups: Mapping[str, tuple[str | None, list[dict[str, Any]]]], names: Iterable[str], *, nested: bool
 ) -> tuple[set[str], list[str]]:
     """User ids that are members of the groups named (by displayName), and the names not found.
 
-    `groups`: source group id -> (displayName, members). Names match displayNames case-insensitively,
+    `groups`: source group id -> (displayName, None for a group without one, members). Names match
+    displayNames case-insensitively (a group without a displayName matches none),
     and a name matches every group so named: with source groups "Sales" and "SALES", "sales" takes the
     members of both. Names not found are returned as given, each once. With `nested`, members of
     member groups count too (cycles in nesting are harmless).
     """
-    wanted = {name.casefold(): name for name in distinct_names(names)}
-    start = [gid for gid, (name, _) in groups.items() if name.casefold() in wanted]
-    found = {groups[gid][0].casefold() for gid in start}
+    wanted = {fold_case(name): name for name in distinct_names(names)}
+    folded = {gid: fold_case(name) for gid, (name, _) in groups.items() if name is not None}
+    start = [gid for gid, name in folded.items() if name in wanted]
+    found = {folded[gid] for gid in start}
     users: set[str] = set()
     seen_groups: set[str] = set()
     queue = list(start)
@@ -166,10 +168,10 @@ def group_member_users(
 def missing_names_problem(setting: str, missing: Iterable[str], known: Collection[str]) -> str | None:
     """The error for scope group names the source does not have (a typo must not take everyone out of
     scope), with the closest names it does have (compared case-insensitively); None when none is missing."""
-    known_by_fold = {name.casefold(): name for name in known}
+    known_by_fold = {fold_case(name): name for name in known}
     parts = []
     for name in missing:
-        close = difflib.get_close_matches(name.casefold(), list(known_by_fold), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(fold_case(name), list(known_by_fold), n=1, cutoff=0.6)
         parts.append(repr(name) + (f" (did you mean {known_by_fold[close[0]]!r}?)" if close else ""))
     if not parts:
         return None

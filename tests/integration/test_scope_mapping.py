@@ -140,6 +140,21 @@ async def test_scope_group_names_in_another_case_name_the_source_groups(director
         "scope.group_names names groups the source does not have: 'Help Desk'"], result.notes
 
 
+async def test_a_source_group_without_a_display_name_is_named_by_no_scope_name(directory: Directory) -> None:
+    """A source group without a displayName is not the group "none" of scope.user_groups: the name is
+    missing from the source, so the cycle is held before any write and its member stays out."""
+    d = directory
+    for name in ("ann", "bob"):
+        d.user(name)
+    del d.source.groups[d.group("nameless", ["ann"])]["displayName"]
+    d.group("Staff", ["bob"])
+    result = await replicate(d.config(scope=ScopeConfig(user_groups=["none"])), mode=INCREMENTAL, dry_run=False)
+    assert result.outcome == "held", result.summary()
+    assert any(n.startswith("scope.user_groups names groups the source does not have: 'none'")
+               for n in result.notes), result.notes
+    assert not d.destination.users
+
+
 async def test_leaving_scope_disables_with_disable_action_and_respects_the_guard(directory: Directory) -> None:
     """Users leaving scope are disabled (remove_action=disable); most of them leaving at once is held."""
     d = directory

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.pipeline.canonical import GROUP, USER
+from replicator.pipeline.filter_eval import compile_filter
 from replicator.pipeline.scope import distinct_names, group_member_users, make_scope, missing_names_problem
 
 
@@ -30,6 +31,15 @@ def test_missing_user_groups_are_reported_once_as_first_configured() -> None:
     """Names the source lacks come back as configured; two spellings of one name are one missing name."""
     _, missing = group_member_users(groups(("Sales", ["ann"])), ["Help Desk", "help desk", "SALES", "Ops"], nested=True)
     assert missing == ["Help Desk", "Ops"]
+
+
+def test_a_group_without_a_display_name_matches_no_name() -> None:
+    """A source group without a displayName (None) is named by no name, "None" included; nested in a
+    named group, its members still count."""
+    nameless = {"g9": (None, [{"value": "cat", "type": USER}])}
+    assert group_member_users(nameless, ["None", "none"], nested=True) == (set(), ["None"])
+    staff = {"g0": ("Staff", [{"value": "ann", "type": USER}, {"value": "g9", "type": "Group"}]), **nameless}
+    assert group_member_users(staff, ["staff"], nested=True) == ({"ann", "cat"}, [])
 
 
 def test_distinct_names_keep_the_first_spelling() -> None:
@@ -61,3 +71,18 @@ def test_the_closest_name_is_found_whatever_its_case() -> None:
     """A missing name is suggested the closest source name compared case-insensitively, in the source's spelling."""
     problem = missing_names_problem("scope.group_names", ["sals"], ["SALES", "Ops"])
     assert problem == "scope.group_names names groups the source does not have: 'sals' (did you mean 'SALES'?)"
+
+
+COMPOSED, DECOMPOSED = "\u00c9quipe Paris", "e\u0301quipe paris"  # "Équipe Paris" / "équipe paris" as E + combining acute
+
+
+def test_a_name_in_decomposed_unicode_names_the_group_as_a_filter_would() -> None:
+    """A scope name typed decomposed matches the composed displayName in both settings, as the same
+    name does in a SCIM filter (one fold: NFC, then case folding)."""
+    assert compile_filter(f'displayName eq "{DECOMPOSED}"')({"displayName": COMPOSED})
+    users, missing = group_member_users(groups((COMPOSED, ["ann"])), [DECOMPOSED], nested=True)
+    assert users == {"ann"} and missing == []
+    scope = make_scope(group_names=[DECOMPOSED, COMPOSED])
+    assert scope.group_names == frozenset({DECOMPOSED})  # one name in two Unicode forms is one name
+    assert scope.listed_group_name(COMPOSED) == DECOMPOSED
+    assert scope.exclusion(GROUP, {"displayName": COMPOSED}) is None
