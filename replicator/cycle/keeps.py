@@ -73,6 +73,11 @@ class KeepsLearner:
             self.seen[kind].add(observe(sent, held))
             kept.update(shape)
 
+    def reads_answer(self, operations: list[dict[str, Any]]) -> bool:
+        """Whether `patched` learns anything from the answer to a PATCH of these operations (not from one
+        that changes members only: a group of everyone's answer is megabytes, not worth reading)."""
+        return bool(patched_form(operations))
+
     def patched(self, kind: str, dest_id: str, operations: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
         """A successful PATCH's answer (the server's representation, with `meta`): what the destination
         holds of the attributes that PATCH set."""

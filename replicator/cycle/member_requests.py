@@ -139,8 +139,10 @@ class MemberRequests:
             bodies = chunk_requests(pending, self.chunk)
             for index, body in enumerate(bodies):
                 try:
-                    answer = await self.cx.destination.patch(kind, dest_id, body)
-                    self.cx.keeps.patched(kind, dest_id, body["Operations"], answer)
+                    operations = body["Operations"]
+                    answer = await self.cx.destination.patch(kind, dest_id, body,
+                                                             answer=self.cx.keeps.reads_answer(operations))
+                    self.cx.keeps.patched(kind, dest_id, operations, answer)
                 except BadRequestError as exc:
                     if refusals == MEMBER_REFUSALS:
                         raise

@@ -113,6 +113,40 @@ async def test_member_adds_do_not_read_the_groups_they_are_answered_with(
     assert "PATCH" not in decoded and "POST" in decoded
 
 
+async def test_a_member_change_does_not_read_the_group_it_is_answered_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A PATCH changing a group's members only is answered (by this server) with the whole group, which
+    nothing learns from: it is not decoded; a PATCH of a user's attribute still is (what the destination
+    keeps is learned from it)."""
+    decoded: list[str] = []
+    original_expect = client.expect_resource
+
+    def expect_resource(payload: bytes, where: str) -> dict[str, Any]:
+        decoded.append(where)
+        return original_expect(payload, where)
+
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN)
+    destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN)
+    urls = await source.start(), await destination.start()
+    try:
+        ids = [source.add_user({"userName": f"u{i}"})["id"] for i in range(5)]
+        group = source.add_group(sample_group("All", ids[:4]))
+        config = make_config(urls[0], urls[1], tmp_path / "s.db", source_token=SOURCE_TOKEN,
+                             destination_token=DESTINATION_TOKEN)
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == "ok"
+        source.groups[group["id"]]["members"].append({"value": ids[4], "type": "User"})
+        source.users[ids[0]]["title"] = "Engineer"
+        monkeypatch.setattr(client, "expect_resource", expect_resource)
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert result.outcome == "ok" and result.counts["updated"] == 2, result.summary()
+        assert [len(g["members"]) for g in destination.groups.values()] == [5]
+    finally:
+        await source.stop()
+        await destination.stop()
+    patches = [where for where in decoded if where.startswith("PATCH")]
+    assert len(patches) == 1 and "/Users/" in patches[0], decoded
+
+
 async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When a group is canonicalised, the page it was read in no longer holds its raw bytes (a group of
     everyone is megabytes of JSON), and the group is still written with all its members."""
