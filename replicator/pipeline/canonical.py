@@ -81,15 +81,22 @@ def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
 def _canonical_members(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return []
-    by_value: dict[str, dict[str, Any]] = {}
+    members = []
     for item in value:
         if not isinstance(item, dict):
             continue
         # memory: a member `decode_for_canonical` made is the canonical one already, and is kept as it is
         member = item if _is_canonical_member(item) else canonical_member(item.get("value"), item.get("type"))
         if member is not None:
+            members.append(member)
+    if len({member.get("type") for member in members}) > 1:
+        # one member per value, the first (a value typed both User and Group is one member); of one type,
+        # the members of a value are all the same, and `sort_members` keeps one (memory: no dict of them)
+        by_value: dict[str, dict[str, Any]] = {}
+        for member in members:
             by_value.setdefault(member["value"], member)
-    return sort_members(list(by_value.values()))
+        members = list(by_value.values())
+    return sort_members(members)
 
 
 def canonical_member(value: Any, kind: Any) -> dict[str, Any] | None:

@@ -9,7 +9,14 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, decode_for_canonical
+from replicator.pipeline.canonical import (
+    GROUP,
+    USER,
+    canonical_member,
+    canonicalise,
+    decode_for_canonical,
+    sort_members,
+)
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.sampled_from(["", "u1", "u2", "User", "Group"]),
                      st.text(max_size=6))
@@ -62,3 +69,25 @@ def test_members_that_are_not_all_objects_are_decoded_whole() -> None:
     """A members list holding something other than objects is decoded as it is (then canonicalised as ever)."""
     raw = b'{"id":"g","members":["u1",{"value":"u2","display":"B"}]}'
     assert decode_for_canonical(raw, GROUP)["members"] == ["u1", {"value": "u2", "display": "B"}]
+
+
+def _members_as_before(members: list[Any]) -> list[dict[str, Any]]:
+    """The members of a canonical form as the recipe spelled them before members were kept without a
+    dict of them: one per value, the first, then sorted."""
+    by_value: dict[str, dict[str, Any]] = {}
+    for item in members:
+        if isinstance(item, dict):
+            member = canonical_member(item.get("value"), item.get("type"))
+            if member is not None:
+                by_value.setdefault(member["value"], member)
+    return sort_members(list(by_value.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_member, max_size=10))
+@example([{"value": "u1", "type": "User"}, {"value": "u1", "type": "Group"}, {"value": "u1"}])
+@example([{"value": "u1", "type": "User"}, {"value": "u1", "type": "User", "display": "A"}, {"value": 1}, {"value": "1"}])
+def test_a_groups_members_are_one_per_value_the_first_as_ever(members: list[Any]) -> None:
+    """Members repeating a value (of one type, or typed both User and Group) are one member, the first,
+    as the canonical form has always had them (a changed recipe would rewrite every group's digest)."""
+    assert canonicalise({"members": members}, GROUP).get("members", []) == _members_as_before(members)
