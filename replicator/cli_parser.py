@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state", help="state file (default from config)")
     status.add_argument("--output", choices=("text", "json"), default="text")
     status.add_argument("--show-ids", action="store_true", help="show each failed object's source id beside its name")
+    status.add_argument("--notes", action="store_true",
+                        help="show each run's notes in full, a line each (else a run's line sums them up)")
     status.add_argument("--plot", metavar="FILE.png",
                         help="draw a run's timeline (writes/s, calls in flight, 429 answers, pauses) to this file "
                              "(needs the plot extra: pip install 'scim-replicator[plot]')")
