@@ -144,7 +144,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "demo":
             setup_logging("warning", "text")
             if args.pingone:
-                return _run_async(demo("pingone")())
+                return _run_async(demo("pingone")(keep=args.keep))
             return _run_async(demo("scim")(users=args.users, groups=args.groups, keep=args.keep))
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},

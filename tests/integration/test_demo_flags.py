@@ -1,11 +1,13 @@
 """`scim-replicator demo`'s flags: --users/--groups below the story's minimum are refused (exit 2, one
 line naming the flag and the minimum), and --keep leaves both servers up after the story, reachable
-with the printed URLs and tokens, until SIGINT or SIGTERM stops them cleanly (exit 0)."""
+with the printed URLs and tokens (with --pingone: the printed configuration file), until SIGINT or
+SIGTERM stops them cleanly (exit 0)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from urllib.parse import urlsplit
@@ -31,12 +33,6 @@ async def test_the_minimum_itself_runs_the_story() -> None:
     code, out, err = await cli("demo", "--users", str(MIN_USERS), "--groups", str(MIN_GROUPS))
     assert code == 0, out[-2000:] + err[-2000:]
     assert out.strip().splitlines()[-1].startswith("destination equals source")
-
-
-async def test_keep_with_pingone_is_refused() -> None:
-    """--keep is for the SCIM demo's servers: with --pingone it is a one-line usage error (exit 2)."""
-    code, _, err = await cli("demo", "--pingone", "--keep")
-    assert code == 2 and err.count("\n") == 1 and "not allowed with argument" in err
 
 
 async def _kept_lines(process: asyncio.subprocess.Process) -> dict[str, str]:
@@ -101,3 +97,32 @@ async def test_keep_serves_until_a_signal_then_stops_cleanly(sig: signal.Signals
     assert out_bytes.decode().strip().splitlines()[-1] == f"stopped by {sig.name}: both servers closed"
     assert await _refused(source_url) and await _refused(destination_url)
     assert not os.path.exists(state)  # the demo's temporary state went with it
+
+
+async def test_keep_with_pingone_serves_both_environments_until_a_signal() -> None:
+    """`demo --pingone --keep` keeps the emulator up after the tutorial: `run --once --config` with the
+    printed file (mode 0600: it holds the client secrets, which are not printed) reaches both
+    environments and writes nothing; SIGTERM closes them, removes the folder and exits 0."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "replicator", "demo", "--pingone", "--keep",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        kept = await _kept_lines(process)
+        config_file, platform = kept["config"].split()[1], kept["source"].split()[-1]
+        assert os.stat(config_file).st_mode & 0o777 == 0o600
+        with open(config_file, encoding="utf-8") as handle:
+            secrets = re.findall(r'^client_secret = "([^"]+)"$', handle.read(), re.M)
+        assert len(secrets) == 2 and not any(secret in line for secret in secrets for line in kept.values())
+        code, out, err = await cli("run", "--once", "--config", config_file)
+        assert code == 0 and "incremental cycle ok in " in out, out + err
+        assert 'destination {"GET": ' in out and "unchanged 6" in out, out  # reads only: the scope is replicated
+        assert process.returncode is None  # still serving when the signal comes
+        process.send_signal(signal.SIGTERM)
+        out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), timeout=30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode == 0, err_bytes.decode()[-2000:]
+    assert out_bytes.decode().strip().splitlines()[-1] == "stopped by SIGTERM: both environments closed"
+    assert await _refused(platform) and not os.path.exists(config_file)
