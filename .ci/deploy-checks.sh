@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks of the deployable kit (deploy/), run by .ci/run inside its virtualenv: the Kubernetes manifests
 # against the API schemas (kubernetes-validate, pinned), the Prometheus rules and their unit tests
-# (promtool, from the Debian/Ubuntu package `prometheus`, installed once), the dashboard's JSON.
+# (promtool, from the Debian/Ubuntu package `prometheus`, installed once), the dashboard's JSON and its queries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBERNETES_VALIDATE=1.37.0
@@ -32,4 +32,19 @@ promtool check rules deploy/prometheus/alerts.yml
 
 python -m json.tool deploy/grafana/scim-replicator.json >/dev/null \
   || { echo ".ci/deploy-checks.sh: deploy/grafana/scim-replicator.json is not valid JSON" >&2; exit 1; }
+# the dashboard's queries parse as PromQL: promtool checks them as the expressions of recording rules
+# (Grafana's variables given a value: $pair all pairs, $__rate_interval 5m)
+queries="$(mktemp)"
+trap 'rm -f "$queries"' EXIT
+python - deploy/grafana/scim-replicator.json >"$queries" <<'PY'
+import json, sys
+with open(sys.argv[1], encoding="utf-8") as handle:
+    panels = json.load(handle)["panels"]
+exprs = [target["expr"] for panel in panels for target in panel["targets"]]
+rules = [{"record": f"dashboard:query_{i}", "expr": expr.replace("$__rate_interval", "5m").replace("$pair", ".*")}
+         for i, expr in enumerate(exprs)]
+json.dump({"groups": [{"name": "scim-replicator dashboard queries", "rules": rules}]}, sys.stdout)
+PY
+promtool check rules "$queries" \
+  || { echo ".ci/deploy-checks.sh: a query of deploy/grafana/scim-replicator.json does not parse as PromQL (above)" >&2; exit 1; }
 echo "deploy kit: manifests, alert rules and dashboard OK"

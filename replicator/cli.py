@@ -144,7 +144,7 @@ def _main(argv: Sequence[str] | None) -> int:
         if args.command == "demo":
             setup_logging("warning", "text")
             if args.pingone:
-                return _run_async(demo("pingone")())
+                return _run_async(demo("pingone")(keep=args.keep))
             return _run_async(demo("scim")(users=args.users, groups=args.groups, keep=args.keep))
         if args.command == "healthcheck":
             return probe_health(load_config(config_file=args.config, overrides={"listen": args.listen},
@@ -158,7 +158,8 @@ def _main(argv: Sequence[str] | None) -> int:
                                 json_report=args.output == "json")
             if args.plot:
                 return _run_async(plot_run(config, args.plot, args.run, args.output), json_report=args.output == "json")
-            return _run_async(show_status(config, args.output, show_ids=args.show_ids), json_report=args.output == "json")
+            return _run_async(show_status(config, args.output, show_ids=args.show_ids, notes=args.notes),
+                              json_report=args.output == "json")
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
                                                  override_origins=_override_origins(args), need_endpoints=False)
@@ -330,14 +331,14 @@ def _no_state(config: Config, output: str) -> int | None:
     return _stopped(f"state file {config.state} does not exist (set --state)", EXIT_USAGE, json_report=output == "json")
 
 
-async def show_status(config: Config, output: str, *, show_ids: bool = False) -> int:
+async def show_status(config: Config, output: str, *, show_ids: bool = False, notes: bool = False) -> int:
     if (stopped := _no_state(config, output)) is not None:
         return stopped
     status = await read_status(config.state)
     if output == "json":
         print(json.dumps(status_json(status), indent=2, default=str))
         return EXIT_OK
-    print(status_text(status, show_ids=show_ids))
+    print(status_text(status, show_ids=show_ids, notes=notes))
     return EXIT_OK
 
 

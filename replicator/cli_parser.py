@@ -174,12 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"sample users to seed (default 25, at least {MIN_USERS})")
     demo.add_argument("--groups", type=_at_least(MIN_GROUPS), default=5,
                       help=f"sample groups to seed (default 5, at least {MIN_GROUPS}), plus one group nested in another")
-    story = demo.add_mutually_exclusive_group()
-    story.add_argument("--pingone", action="store_true",
-                       help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
-    story.add_argument("--keep", action="store_true",
-                       help="after the story, keep both servers running (their URLs and bearer tokens printed) "
-                            "until Ctrl-C or SIGTERM")
+    demo.add_argument("--pingone", action="store_true",
+                      help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
+    demo.add_argument("--keep", action="store_true",
+                      help="after the story, keep both servers running (their URLs and bearer tokens, or with "
+                           "--pingone a configuration file, printed) until Ctrl-C or SIGTERM")
 
     health = commands.add_parser("healthcheck", help="probe the running daemon's /healthz (for container HEALTHCHECK)")
     health.add_argument("--config", metavar="FILE")
@@ -190,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state", help="state file (default from config)")
     status.add_argument("--output", choices=("text", "json"), default="text")
     status.add_argument("--show-ids", action="store_true", help="show each failed object's source id beside its name")
+    status.add_argument("--notes", action="store_true",
+                        help="show each run's notes in full, a line each (else a run's line sums them up)")
     status.add_argument("--plot", metavar="FILE.png",
                         help="draw a run's timeline (writes/s, calls in flight, 429 answers, pauses) to this file "
                              "(needs the plot extra: pip install 'scim-replicator[plot]')")

@@ -138,6 +138,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     interval_jitter: float = 0.1
     full_interval: float = 86400.0
     listen: str = "127.0.0.1:8080"
+    pair: str | None = None  # the `pair` label of every metric (none: both URLs' host and path)
     grace: float = 30.0
     unhealthy_after: int = 3  # cycles in a row unable to reach a server (or refused credentials): unhealthy
     log_level: Literal["debug", "info", "warning", "error"] = "info"

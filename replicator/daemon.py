@@ -44,6 +44,7 @@ from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
 from replicator.exit_codes import ExitCode
 from replicator.logs import EventsAtDebug
+from replicator.metrics_pair import PairLabelled, pair_label
 from replicator.pipeline.canonical import KINDS
 from replicator.pipeline.outcome import COMPLETED, Outcome
 from replicator.progress import log as progress_log
@@ -64,10 +65,12 @@ LIVENESS_PATH = "/livez"  # 503 while not healthy (deploy/kubernetes/deployment.
 
 
 class Metrics:
-    """The Prometheus metrics of one daemon (own registry, so tests can run several)."""
+    """The Prometheus metrics of one daemon (own registry, so tests can run several); `pair`: the label
+    every sample carries (none when "")."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *, pair: str = "") -> None:
         self.registry = registry or CollectorRegistry()
+        self.exposed: CollectorRegistry | PairLabelled = PairLabelled(self.registry, pair) if pair else self.registry
         r = self.registry
         self.cycles = Counter("scimrep_cycles", "Cycles run, by mode and outcome", ["mode", "outcome"], registry=r)
         self.operations = Counter("scimrep_operations", "Objects handled, by operation", ["operation"], registry=r)
@@ -136,7 +139,7 @@ class Metrics:
         self.latency.labels(side).observe(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
 
 def backoff_delay(interval: float, consecutive_failures: int, max_factor: int = BACKOFF_MAX_FACTOR) -> float:
@@ -195,7 +198,7 @@ class Daemon:
 
     def __init__(self, config: Config, *, metrics: Metrics | None = None) -> None:
         self.config = config
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(pair=pair_label(config))
         self.ready = False
         self.cycles_done = 0
         self.shutdown = Shutdown(config.grace)  # its stop event: no new cycle, the current one drains

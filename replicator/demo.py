@@ -22,7 +22,7 @@ from replicator.snapshot import differences, snapshot
 from replicator.testing import serve
 from replicator.testing.seeding import NestedGroup, seed_directory
 
-__all__ = ["DESTINATION_TOKEN", "MIN_GROUPS", "MIN_USERS", "SOURCE_TOKEN", "run_demo"]
+__all__ = ["DESTINATION_TOKEN", "MIN_GROUPS", "MIN_USERS", "SOURCE_TOKEN", "run_demo", "serve_until_stopped"]
 
 SOURCE_TOKEN, DESTINATION_TOKEN = "demo-source-token", "demo-destination-token"
 
@@ -95,7 +95,7 @@ async def run_demo(users: int = 25, groups: int = 5, *, keep: bool = False) -> i
             for line in problems[:10]:
                 print("  " + line)
             code = 0 if not problems and writes == 0 else 1
-            stopped_by = await _serve_until_stopped(source_url, destination_url, config.state) if keep else None
+            stopped_by = await serve_until_stopped(kept_text(source_url, destination_url, config.state)) if keep else None
     if keep:
         print(f"stopped by {stopped_by}: both servers closed", flush=True)
     return code
@@ -114,13 +114,14 @@ def kept_text(source_url: str, destination_url: str, state: str) -> str:
     ])
 
 
-async def _serve_until_stopped(source_url: str, destination_url: str, state: str) -> str:
-    """Leave both servers up until SIGINT or SIGTERM (its name is returned); the caller then stops them."""
+async def serve_until_stopped(kept: str) -> str:
+    """Say what is kept (`kept`: where to reach it), then leave it up until SIGINT or SIGTERM (its name is
+    returned); the caller then stops it. Both demos' `--keep`."""
     shutdown = Shutdown(grace=0)
     shutdown.install()
     try:
         _section("the servers keep running: Ctrl-C (SIGINT) or SIGTERM stops them")
-        print(kept_text(source_url, destination_url, state), flush=True)
+        print(kept, flush=True)
         await shutdown.stop.wait()
     finally:
         shutdown.uninstall()

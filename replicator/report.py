@@ -258,23 +258,52 @@ def failed_name(failure: FailedResource, *, show_ids: bool = False) -> str:
     return f"{failure.label} [source {failure.source_id}]" if show_ids else failure.label
 
 
-def status_text(status: StateStatus, *, show_ids: bool = False) -> str:
+NOTE_SHOWN = 72  # characters of a run's one note on its `status` line (`--notes`: all of each, below it)
+
+
+def notes_summary(notes: list[str]) -> str:
+    """A run's notes on its one `status` line: one note by its first clause (cut short), more by their count."""
+    if not notes:
+        return ""
+    if len(notes) > 1:
+        return f"; {len(notes)} notes"
+    return "; note: " + textwrap.shorten(notes[0].split("; ", 1)[0], width=NOTE_SHOWN, placeholder=" …")
+
+
+def run_notes(run: RunRecord) -> tuple[str, list[str]]:
+    """A run's outcome in words (an interrupted or failed one says how far it got) and its notes (less
+    the one that says the same)."""
+    notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
+    outcome = run.outcome or "unfinished"
+    phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
+    if phase:  # interrupted or failed: how far it got
+        outcome = f"{outcome} during {phase}"
+        notes = [note for note in notes if note != outcome]
+    return outcome, notes
+
+
+def run_lines(run: RunRecord, *, notes_in_full: bool = False) -> list[str]:
+    """One run in one line (mode, outcome, counts, its notes summed up); `notes_in_full`: each note in
+    full on a line of its own below it."""
+    counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
+    outcome, notes = run_notes(run)
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+    done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
+    line = (f"run {run.id} {started} {run.mode} {outcome}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
+            + ("" if notes_in_full else notes_summary(notes)))
+    return [line, *(f"    note: {note}" for note in notes if notes_in_full)]
+
+
+def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = False) -> str:
+    """The state in lines: what is replicated, the last runs (`notes`: each run's notes in full), the
+    failed resources, what each destination was learned not to keep and the limits it enforces."""
     tracked, failures = status.tracked, status.failures
     lines = [f"state {status.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
              f"{len(failures)} failed"]
     for run in status.runs:
-        counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
-        notes = run.counts.get("notes", []) if isinstance(run.counts, dict) else []
-        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
-        outcome = run.outcome or "unfinished"
-        phase = run.counts.get("phase") if isinstance(run.counts, dict) else None
-        if phase:  # interrupted or failed: how far it got
-            outcome = f"{outcome} during {phase}"
-            notes = [note for note in notes if note != outcome]
-        done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
-        lines.append(f"run {run.id} {started} {run.mode} {outcome}: "
-                     + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
-                     + "".join(f"; {note}" for note in notes))
+        lines += run_lines(run, notes_in_full=notes)
+    if not notes and any(run_notes(run)[1] for run in status.runs):
+        lines.append("(the notes in full: status --notes, or status --output json)")
     for failure in failures:
         lines.append(f"failed {failure.kind} {failed_name(failure, show_ids=show_ids)} (attempts {failure.attempts}): "
                      f"{failure.error}")

@@ -87,6 +87,8 @@ HELP = {
     "interval_jitter": "plus up to this fraction of interval at random (0..1)",
     "full_interval": "seconds between full reconciles in continuous mode",
     "listen": "HOST:PORT of /healthz, /readyz and /metrics",
+    "pair": "this pair's name: the `pair` label of every metric on /metrics, which the dashboard and alerts "
+            "tell pairs apart by (none: the source's and destination's host and path, `a/v2 -> b/v2`)",
     "grace": "seconds to let calls in flight finish after SIGTERM/SIGINT",
     "unhealthy_after": "cycles in a row that could not reach a server or were refused credentials before "
                        "the daemon reports itself unhealthy",

@@ -4,7 +4,8 @@ The probe (`replicator.scim.probe`) asks a side for ServiceProviderConfig (and, 
 or when `check` asks, for /Users and /Groups with count=1) and hands each `Answer` here. `judge_base`
 and `judge_endpoint` turn answers into one `Finding`: ok, or a problem kind (wrong path, not SCIM,
 credentials, unreachable, server failure) with one line naming the side, the URL, the status, what was
-expected and what to try. A TLS handshake that failed (`tls_finding`) and the token endpoint's failures
+expected and what to try. A TLS handshake that failed (`tls_finding`; during the cycle, for any request:
+`tls_request_message`) and the token endpoint's failures
 (`token_*_message`, for `auth.ClientCredentials`) are worded the same way, naming the setting to check.
 URLs come in without user info or query, so no secret is ever shown. Pure.
 """
@@ -146,8 +147,9 @@ def unreachable_finding(side: Side, answer: Answer) -> Finding:
 
 
 def setting_name(side: str, name: str) -> str:
-    """`side.name`, or `name` alone where the side is not known."""
-    return f"{side}.{name}" if side else name
+    """`side.name`, or `name` alone where the side is not known (a side's second API, "destination
+    SCIM" beside PingOne's Platform API, has the side's settings)."""
+    return f"{side.split(' ', 1)[0]}.{name}" if side else name
 
 
 def tls_hint(side: str, certificate: str) -> str:
@@ -164,6 +166,13 @@ def tls_hint(side: str, certificate: str) -> str:
 def tls_finding(side: Side, words: str, certificate: str) -> Finding:
     """A TLS handshake with the side's base URL that failed (before any request was sent)."""
     return Finding(Problem.TLS, f"{side.name} {side.base_url}: {words}{tls_hint(side.name, certificate)}")
+
+
+def tls_request_message(side: Side, request: str, words: str, certificate: str) -> str:
+    """A TLS handshake that failed for a request after the probe had passed (a certificate rotated to one
+    that `ca_bundle` does not trust, a proxy intercepting, a certificate for another host): the request,
+    then the probe's words and what to set."""
+    return f"{side.name} {side.base_url}: {request}: {words}{tls_hint(side.name, certificate)}"
 
 
 @dataclass(frozen=True)

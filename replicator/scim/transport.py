@@ -2,7 +2,8 @@
 
 `HttpTransport` sends each request under the server's pause, rate limit and concurrency limit, follows
 redirects only within the configured origin (`auth.redirect_target`), retries what `retry.retry_verdict`
-allows, and hands every failure to `status`, which translates it once into `replicator.errors`. It counts
+allows, and hands every failure to `status`, which translates it once into `replicator.errors` (a TLS
+failure then gets the probe's hint, `diagnosis.tls_request_message`: what to set). It counts
 what it sent (`requests`, by method) and how it went (`stats`, `latency`, `limit`, `pause`: `flow()`).
 """
 
@@ -23,8 +24,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from replicator import __version__
-from replicator.errors import ScimTimeoutError, TransportError
+from replicator.errors import ScimTimeoutError, TLSError, TransportError
+from replicator.pipeline.urls import shown_url
 from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, redirect_target
+from replicator.scim.diagnosis import Side, tls_request_message
 from replicator.scim.latency import Latencies, percentiles_ms
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 from replicator.scim.retry import RetryPolicy, retry_verdict
@@ -33,6 +36,7 @@ from replicator.scim.status import (
     error_from_response,
     refused_credentials,
     status_overloads,
+    tls_failure_words,
     transport_error,
 )
 from replicator.scim.wire import SCIM_JSON
@@ -216,6 +220,11 @@ class HttpTransport:
                 if isinstance(failure, ScimTimeoutError):
                     overloaded = True
                     self.stats["timeouts"] += 1
+                if isinstance(failure, TLSError) and isinstance(exc, aiohttp.ClientSSLError):
+                    # in the probe's words, with what to set: a certificate can change after the probe
+                    side = Side(self.name, shown_url(self.base_url))
+                    failure = TLSError(tls_request_message(side, f"{method} {url.path}", *tls_failure_words(exc)),
+                                       sent=False)
                 raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)

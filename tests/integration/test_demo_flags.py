@@ -1,13 +1,17 @@
 """`scim-replicator demo`'s flags: --users/--groups below the story's minimum are refused (exit 2, one
 line naming the flag and the minimum), and --keep leaves both servers up after the story, reachable
-with the printed URLs and tokens, until SIGINT or SIGTERM stops them cleanly (exit 0)."""
+with the printed URLs and tokens (with --pingone: the printed configuration file), until SIGINT or
+SIGTERM stops them cleanly (exit 0)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -33,12 +37,6 @@ async def test_the_minimum_itself_runs_the_story() -> None:
     assert out.strip().splitlines()[-1].startswith("destination equals source")
 
 
-async def test_keep_with_pingone_is_refused() -> None:
-    """--keep is for the SCIM demo's servers: with --pingone it is a one-line usage error (exit 2)."""
-    code, _, err = await cli("demo", "--pingone", "--keep")
-    assert code == 2 and err.count("\n") == 1 and "not allowed with argument" in err
-
-
 async def _kept_lines(process: asyncio.subprocess.Process) -> dict[str, str]:
     """Read the demo's stdout past the story up to the command it suggests; return the lines of the kept
     servers by their first word (source, destination, state, try)."""
@@ -52,6 +50,28 @@ async def _kept_lines(process: asyncio.subprocess.Process) -> dict[str, str]:
         if kept and line.strip():
             found[line.split(" ", 1)[0]] = line.strip()
     return found
+
+
+@contextlib.asynccontextmanager
+async def _demo(*flags: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`scim-replicator demo FLAGS` as a process, killed at the end if it still runs."""
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "replicator", "demo", *flags,
+                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def _stopped_by(process: asyncio.subprocess.Process, sig: signal.Signals) -> str:
+    """Send `sig` to a demo that keeps its servers (still serving when it comes): it exits 0; its last line."""
+    assert process.returncode is None
+    process.send_signal(sig)
+    out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 0, err_bytes.decode()[-2000:]
+    return out_bytes.decode().strip().splitlines()[-1]
 
 
 async def _users(url: str, token: str) -> tuple[int, int]:
@@ -75,10 +95,7 @@ async def _refused(url: str) -> bool:
 async def test_keep_serves_until_a_signal_then_stops_cleanly(sig: signal.Signals) -> None:
     """With --keep both servers answer the printed tokens after the story, a replicator run on them
     with the printed settings writes nothing, and SIGINT/SIGTERM then closes both and exits 0."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "replicator", "demo", "--keep", "--users", "10", "--groups", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
+    async with _demo("--keep", "--users", "10", "--groups", "3") as process:
         kept = await _kept_lines(process)
         source_url, source_token = kept["source"].split()[1], kept["source"].split()[-1]
         destination_url, destination_token = kept["destination"].split()[1], kept["destination"].split()[-1]
@@ -90,14 +107,24 @@ async def test_keep_serves_until_a_signal_then_stops_cleanly(sig: signal.Signals
                "SCIMREP_DESTINATION_URL": destination_url, "SCIMREP_DESTINATION_TOKEN": destination_token}
         code, out, err = await cli("run", "--once", env=env)
         assert code == 0 and "destination {\"GET\"" in out, out + err  # reads only: the copy is equal
-        assert process.returncode is None  # still serving when the signal comes
-        process.send_signal(sig)
-        out_bytes, err_bytes = await asyncio.wait_for(process.communicate(), timeout=30)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, err_bytes.decode()[-2000:]
-    assert out_bytes.decode().strip().splitlines()[-1] == f"stopped by {sig.name}: both servers closed"
+        assert await _stopped_by(process, sig) == f"stopped by {sig.name}: both servers closed"
     assert await _refused(source_url) and await _refused(destination_url)
     assert not os.path.exists(state)  # the demo's temporary state went with it
+
+
+async def test_keep_with_pingone_serves_both_environments_until_a_signal() -> None:
+    """`demo --pingone --keep` keeps the emulator up after the tutorial: `run --once --config` with the
+    printed file (mode 0600: it holds the client secrets, which are not printed) reaches both
+    environments and writes nothing; SIGTERM closes them, removes the folder and exits 0."""
+    async with _demo("--pingone", "--keep") as process:
+        kept = await _kept_lines(process)
+        config_file, platform = kept["config"].split()[1], kept["source"].split()[-1]
+        assert os.stat(config_file).st_mode & 0o777 == 0o600
+        with open(config_file, encoding="utf-8") as handle:
+            secrets = re.findall(r'^client_secret = "([^"]+)"$', handle.read(), re.M)
+        assert len(secrets) == 2 and not any(secret in line for secret in secrets for line in kept.values())
+        code, out, err = await cli("run", "--once", "--config", config_file)
+        assert code == 0 and "incremental cycle ok in " in out, out + err
+        assert 'destination {"GET": ' in out and "unchanged 6" in out, out  # reads only: the scope is replicated
+        assert await _stopped_by(process, signal.SIGTERM) == "stopped by SIGTERM: both environments closed"
+    assert await _refused(platform) and not os.path.exists(config_file)

@@ -12,6 +12,7 @@ import yaml
 
 from replicator.config import SECRET_FIELDS, load_config
 from replicator.daemon import LIVENESS_PATH, Daemon, Metrics
+from replicator.metrics_pair import pair_label
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBE = ROOT / "deploy" / "kubernetes"
@@ -139,3 +140,44 @@ def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
     queries = " ".join(t["expr"] for panel in dashboard["panels"] for t in panel["targets"])
     assert metric_names(queries) <= declared, metric_names(queries) - declared
     assert declared <= metric_names(queries), f"not on the dashboard: {declared - metric_names(queries)}"
+
+
+def dashboard() -> dict[str, Any]:
+    return json.loads((ROOT / "deploy" / "grafana" / "scim-replicator.json").read_text(encoding="utf-8"))
+
+
+def test_the_daemon_labels_every_sample_with_its_pair(tmp_path: Path) -> None:
+    """The kit's daemon exports the ConfigMap's `pair` on every sample; without the setting, both URLs'
+    host and path (no user, query or scheme): the same after a restart, another for another pair."""
+    config = load_kit_config(tmp_path)
+    assert config.pair
+    exposition = Daemon(config).metrics.render().decode()
+    sample_lines = [line for line in exposition.splitlines() if line.startswith("scimrep_")]
+    assert sample_lines and all(f'pair="{config.pair}"' in line for line in sample_lines)
+    unnamed = load_config(environ={"SCIMREP_SOURCE_URL": "https://idp.example.com/scim/v2?tenant=7",
+                                   "SCIMREP_DESTINATION_URL": "https://apps.example.net:8443/scim/v2/"})
+    assert pair_label(unnamed) == "idp.example.com/scim/v2 -> apps.example.net:8443/scim/v2"
+    other = load_config(environ={"SCIMREP_SOURCE_URL": "https://idp.example.com/scim/v2",
+                                 "SCIMREP_DESTINATION_URL": "https://crm.example.net/scim/v2"})
+    assert pair_label(other) != pair_label(unnamed)
+    assert 'pair="idp.example.com/scim/v2 -> apps.example.net:8443/scim/v2"' in Daemon(unnamed).metrics.render().decode()
+
+
+def test_the_dashboard_and_the_alerts_tell_pairs_apart_by_pair_not_instance() -> None:
+    """The dashboard's Pair variable is the `pair` label: every metric it queries is filtered by it, every
+    sum keeps it, every legend names it, and `instance` is used nowhere; every alert rule over the
+    daemon's metrics keeps `pair` and names it in its summary."""
+    board = dashboard()
+    (variable,) = [v for v in board["templating"]["list"] if v["type"] == "query"]
+    assert variable["name"] == "pair" and variable["definition"] == "label_values(scimrep_ready, pair)"
+    assert "instance" not in json.dumps(board)
+    for target in (t for panel in board["panels"] for t in panel["targets"]):
+        selectors = re.findall(r"\bscimrep_[a-z_]+(\{[^}]*\})?", target["expr"])
+        assert selectors and all(s == '{pair=~"$pair"}' for s in selectors), target["expr"]
+        assert all("pair" in by.split(", ") for by in re.findall(r"\bby \(([^)]*)\)", target["expr"])), target["expr"]
+        assert target["legendFormat"].startswith("{{pair}}"), target
+    alerts = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text(encoding="utf-8"))
+    for rule in (r for group in alerts["groups"] for r in group["rules"] if "scimrep_" in r["expr"]):
+        assert "{{ $labels.pair }}" in rule["annotations"]["summary"], rule["alert"]
+        assert " by (" not in rule["expr"], f"{rule['alert']}: `sum by` drops pair; use `sum without`"
+        assert all("pair" not in dropped for dropped in re.findall(r"without \(([^)]*)\)", rule["expr"])), rule["alert"]

@@ -9,7 +9,14 @@ import pytest
 from replicator.config import SideConfig, pingone_urls
 from replicator.errors import TLSError
 from replicator.scim.auth import ClientCredentials, TokenEndpointUnreachable, token_url_derived_from
-from replicator.scim.diagnosis import Problem, Side, TokenEndpoint, tls_finding, token_refused_message
+from replicator.scim.diagnosis import (
+    Problem,
+    Side,
+    TokenEndpoint,
+    tls_finding,
+    tls_request_message,
+    token_refused_message,
+)
 from tests.harness import free_port
 
 SECRET = "fake-client-secret-x9"
@@ -66,3 +73,12 @@ def test_a_tls_failure_names_the_setting_for_its_certificate(certificate: str, h
     """A certificate we do not trust: ca_bundle; one for another host: the URL; a plain-HTTP port: the words say it."""
     finding = tls_finding(Side("destination", "https://scim.example/v2"), "words", certificate)
     assert finding.problem is Problem.TLS and finding.message.startswith(f"destination https://scim.example/v2: words{hint}")
+
+
+def test_a_tls_failure_during_the_cycle_names_the_request_and_the_sides_setting() -> None:
+    """A request's TLS failure after the probe: the side, its URL, the request and the probe's hint; the
+    SCIM API beside PingOne's Platform API ("destination SCIM") names the side's settings."""
+    message = tls_request_message(Side("destination SCIM", "https://scim.example/v2"), "PATCH /v2/Users/1", "words",
+                                  "untrusted")
+    assert message.startswith("destination SCIM https://scim.example/v2: PATCH /v2/Users/1: words; set "
+                              "destination.ca_bundle to a PEM file") and "(destination.verify_tls = false" in message
