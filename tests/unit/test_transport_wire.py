@@ -3,7 +3,8 @@ checked against a real aiohttp server on 127.0.0.1 that records every request it
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,6 +20,22 @@ from replicator.scim.transport import HttpTransport
 Seen = list[dict[str, Any]]
 
 
+@contextlib.asynccontextmanager
+async def serving(answer: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """An aiohttp server on 127.0.0.1 answering every request with `answer`; yields its /v2 base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS chose
+    try:
+        yield f"http://127.0.0.1:{port}/v2"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def recorder() -> AsyncIterator[tuple[str, Seen]]:
     """A server answering 201 with a small resource to every request, keeping method, headers and body."""
@@ -28,17 +45,8 @@ async def recorder() -> AsyncIterator[tuple[str, Seen]]:
         seen.append({"method": request.method, "headers": dict(request.headers), "body": await request.read()})
         return web.Response(status=201, body=b'{"id": "1"}', content_type="application/scim+json")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS chose
-    try:
-        yield f"http://127.0.0.1:{port}/v2", seen
-    finally:
-        await runner.cleanup()
+    async with serving(answer) as base:
+        yield base, seen
 
 
 class _RotatingToken:
@@ -127,17 +135,8 @@ async def large_answers() -> AsyncIterator[tuple[str, list[tuple[str, Any]]]]:
                                 content_type="application/scim+json")
         return web.Response(status=200, body=big, content_type="application/scim+json")
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # the port the OS chose
-    try:
-        yield f"http://127.0.0.1:{port}/v2", seen
-    finally:
-        await runner.cleanup()
+    async with serving(answer) as base:
+        yield base, seen
 
 
 async def test_an_answer_not_kept_is_read_to_its_end_and_let_go(large_answers: tuple[str, list[tuple[str, Any]]]) -> None:
