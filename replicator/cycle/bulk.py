@@ -26,6 +26,7 @@ from replicator.pipeline.bulk import (
     ReferenceTrial,
     bulk_chunks,
     bulk_operation,
+    members_carried,
     operation_cost,
 )
 from replicator.pipeline.canonical import canonicalise
@@ -176,9 +177,11 @@ class BulkWriter:
         created = {operation["bulkId"]: result.resource_id for (_, operation), result in zip(chunk, results, strict=True)
                    if "bulkId" in operation and result is not None and 200 <= result.status < 300 and result.resource_id}
         redo = []
-        for index, ((step, _), result) in enumerate(zip(chunk, results, strict=True)):
+        for index, ((step, operation), result) in enumerate(zip(chunk, results, strict=True)):
             if result is not None and result.status >= 500 and step.action == CREATE:
                 cx.writer.maybe_posted.add((step.kind, step.source_id))
+            if result is not None and 200 <= result.status < 300:
+                cx.writer.members.taken(members_carried(operation))
             referrer = joined.get(index)
             if referrer is None:
                 if result is None or not await self._apply_result(step, result):
