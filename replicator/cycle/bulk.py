@@ -263,6 +263,8 @@ class BulkWriter:
             cx.result.counts[created_counter(step)] += 1
             return True
         assert step.dest_id is not None
+        if isinstance(result.response, dict):  # a PATCH's answer: what the destination holds, as outside Bulk
+            cx.keeps.patched(step.kind, step.dest_id, step.operations, result.response)
         await cx.writer.record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
         if counter := update_counter(step):  # (none for the rest of an adoption or a create: counted as that)
             cx.result.counts[counter] += 1
