@@ -1,8 +1,9 @@
 """The member side of group writes for one cycle (`MemberRequests`): the member chunk (smaller once the
 destination refused a request's member count, and kept for that destination in the state, so that the
-next cycles start from it, until it is a week old: then a cycle tries the setting again), what a 400 about members leaves to write, a create's answer that names
-members another way, the PATCH adds of a group's members, sent side by side, and a group's PATCH
-bodies, sent again in smaller ones after a count refusal.
+next cycles start from it until it is a week old: then they try the setting again), what a 400 about
+members leaves to write, a create's answer that names members another way, the PATCH adds of a
+group's members, sent side by side, and a group's PATCH bodies, sent again in smaller ones after a
+count refusal.
 
 No member-count limit is advertised by a standard ServiceProviderConfig (RFC 7643 section 5 names
 `bulk.maxOperations` and `maxPayloadSize`, which count operations and bytes, not members): it is learned
@@ -78,9 +79,9 @@ class MemberRequests:
         if self.learned_at is None:
             return []
         when = "now" if self._learned_now else _local(self.learned_at)
+        probe = _local(LearnedLimit(self.chunk, self.learned_at).probe_at)
         return [f"{member_limit_words(self.chunk, when)}: group writes carry at most {self.chunk} members each "
-                f"until a cycle from {_local(LearnedLimit(self.chunk, self.learned_at).probe_at)} tries {self.cx.policy.member_chunk} "
-                "again (`status` shows it)"]
+                f"until a cycle from {probe} tries {self.cx.policy.member_chunk} again (`status` shows it)"]
 
     def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
                               pending: list[dict[str, Any]], not_written: MembersNotWritten | None
@@ -155,7 +156,7 @@ class MemberRequests:
     async def _send_add(self, kind: str, dest_id: str, sent: list[dict[str, Any]]) -> None:
         for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
             await self.cx.destination.patch(kind, dest_id, patch, answer=False)  # (the whole group, unread)
-        self.taken(len(sent))
+            self.taken(len(changed_members(patch["Operations"])))
 
     async def patch(self, kind: str, dest_id: str, operations: list[Operation], *, label: str) -> None:
         """A PATCH of these operations, in bodies of at most `chunk` member changes; a 400 naming a

@@ -5,10 +5,7 @@ still refuses it has the limit learned anew at once, with every member written."
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from replicator.app import read_status, replicate
 from replicator.cycle import INCREMENTAL
@@ -20,16 +17,9 @@ from replicator.state.keeps import MEMBERS_PER_REQUEST
 from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import writes
 from tests.integration.test_partial_groups import GROUP, USER, config_for, members_by_name, started
+from tests.integration.test_partial_groups import source as source  # the fixture: a memory source server
 
 DAY = 24 * 3600.0
-
-
-@pytest.fixture
-async def source() -> AsyncIterator[MemoryScimServer]:
-    server = MemoryScimServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def learned_limits(state: str) -> list[tuple[int, float]]:
