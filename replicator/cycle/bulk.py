@@ -26,6 +26,7 @@ from replicator.pipeline.bulk import (
     ReferenceTrial,
     bulk_chunks,
     bulk_operation,
+    members_carried,
     operation_cost,
 )
 from replicator.pipeline.canonical import canonicalise
@@ -176,9 +177,11 @@ class BulkWriter:
         created = {operation["bulkId"]: result.resource_id for (_, operation), result in zip(chunk, results, strict=True)
                    if "bulkId" in operation and result is not None and 200 <= result.status < 300 and result.resource_id}
         redo = []
-        for index, ((step, _), result) in enumerate(zip(chunk, results, strict=True)):
+        for index, ((step, operation), result) in enumerate(zip(chunk, results, strict=True)):
             if result is not None and result.status >= 500 and step.action == CREATE:
                 cx.writer.maybe_posted.add((step.kind, step.source_id))
+            if result is not None and 200 <= result.status < 300:
+                cx.writer.members.taken(members_carried(operation))
             referrer = joined.get(index)
             if referrer is None:
                 if result is None or not await self._apply_result(step, result):
@@ -260,6 +263,8 @@ class BulkWriter:
             cx.result.counts[created_counter(step)] += 1
             return True
         assert step.dest_id is not None
+        if isinstance(result.response, dict):  # a PATCH's answer: what the destination holds, as outside Bulk
+            cx.keeps.patched(step.kind, step.dest_id, step.operations, result.response)
         await cx.writer.record(step, step.dest_id, status=DISABLED if step.action == DISABLE else SYNCED)
         if counter := update_counter(step):  # (none for the rest of an adoption or a create: counted as that)
             cx.result.counts[counter] += 1

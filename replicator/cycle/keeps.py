@@ -5,9 +5,10 @@ the end the profile is revised, recorded and reported. So is the member-count li
 destination (the writer's MemberRequests load it at the start and record it at the end).
 
 Learned only from what we know we sent: a create's answer (when it is the server's representation,
-with `meta`, not an echo of our body; a Bulk create's too), a PATCH's answer for the attributes that
-PATCH set (unless the object's read-back already showed a loss this cycle: seen once), and, on a full reconcile, the listed form of an object against
-the form we last wrote there (recorded only after a successful write). A dry run records nothing.
+with `meta`, not an echo of our body), a PATCH's answer for the attributes that PATCH set (unless the
+object's read-back already showed a loss this cycle: seen once), each in Bulk too, and, on a full
+reconcile, the listed form of an object against the form we last wrote there (recorded only after a
+successful write). A dry run records nothing.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The member side of group writes for one cycle (`MemberRequests`): the member chunk (smaller once the
 destination refused a request's member count, and kept for that destination in the state, so that the
-next cycles start from it), what a 400 about members leaves to write, a create's answer that names
-members another way, the PATCH adds of a group's members, sent side by side, and a group's PATCH
-bodies, sent again in smaller ones after a count refusal.
+next cycles start from it until it is a week old: then they try the setting again), what a 400 about
+members leaves to write, a create's answer that names members another way, the PATCH adds of a
+group's members, sent side by side, and a group's PATCH bodies, sent again in smaller ones after a
+count refusal.
 
 No member-count limit is advertised by a standard ServiceProviderConfig (RFC 7643 section 5 names
 `bulk.maxOperations` and `maxPayloadSize`, which count operations and bytes, not members): it is learned
@@ -18,8 +19,8 @@ from replicator.cycle.context import CycleContext
 from replicator.cycle.workers import send_together
 from replicator.errors import BadRequestError, ScimStatusError
 from replicator.pipeline.answers import compare_answered_members
-from replicator.pipeline.keeps import member_limit_words
-from replicator.pipeline.member_refusals import MembersNotWritten, added_members, member_refusal
+from replicator.pipeline.keeps import member_limit_words, probe_words
+from replicator.pipeline.member_refusals import LearnedLimit, MembersNotWritten, changed_members, member_refusal
 from replicator.pipeline.patch import Operation, chunk_requests
 from replicator.pipeline.plan import Step
 from replicator.pipeline.urls import destination_key
@@ -40,22 +41,47 @@ class MemberRequests:
         self.destination = destination_key(cx.config.destination.url)
         self.learned_at: float | None = None  # when the limit in use was learned (None: none is)
         self._learned_now = False
+        self.probing: LearnedLimit | None = None  # a learned limit old enough to try the setting again
+        self.largest_taken = 0  # the most members a request the destination took carried this cycle
 
     async def load(self) -> None:
-        """Start from the member limit learned for this destination (the smaller of it and the setting)."""
+        """Start from the member limit learned for this destination (the smaller of it and the setting),
+        or from the setting when that limit is due to be probed (`LearnedLimit.due`)."""
         known = await self.cx.store.keeps.limit(self.destination, MEMBERS_PER_REQUEST)
-        if known is not None and known[0] < self.chunk:
+        if known is None or known[0] >= self.chunk:
+            return
+        learned = LearnedLimit(*known)
+        if learned.due(time.time()):
+            self.probing = learned
+        else:
             self.chunk, self.learned_at = known
 
+    def taken(self, members: int) -> None:
+        """The destination took a request carrying this many members (what a probe learns from)."""
+        self.largest_taken = max(self.largest_taken, members)
+
     async def finish(self) -> list[str]:
-        """Record a limit learned this cycle (not in a dry run); a note when a learned limit was in use."""
+        """Record a limit learned this cycle; or, probing, forget the limit when the destination took a
+        request of the setting's count, raise it to the most members a request it took carried (still
+        due, so the next cycle tries again); not in a dry run. A note when a learned limit was in use or
+        probed."""
+        record = not self.cx.dry_run
+        if self._learned_now:
+            if record:
+                await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.chunk)
+        elif self.probing is not None:
+            if record and self.largest_taken >= self.chunk:
+                await self.cx.store.keeps.forget_limit(self.destination, MEMBERS_PER_REQUEST)
+            elif record and self.largest_taken > self.probing.value:  # raised, and tried again next cycle
+                await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.largest_taken,
+                                                      learned_at=self.probing.learned_at)
+            return [probe_words(self.probing.value, _local(self.probing.learned_at), self.chunk, self.largest_taken)]
         if self.learned_at is None:
             return []
-        if self._learned_now and not self.cx.dry_run:
-            await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.chunk)
-        when = "now" if self._learned_now else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.learned_at))
+        when = "now" if self._learned_now else _local(self.learned_at)
+        probe = _local(LearnedLimit(self.chunk, self.learned_at).probe_at)
         return [f"{member_limit_words(self.chunk, when)}: group writes carry at most {self.chunk} members each "
-                "(`status` shows it)"]
+                f"until a cycle from {probe} tries {self.cx.policy.member_chunk} again (`status` shows it)"]
 
     def after_refusal(self, kind: str, label: str, exc: BadRequestError, sent: list[dict[str, Any]],
                               pending: list[dict[str, Any]], not_written: MembersNotWritten | None
@@ -71,10 +97,11 @@ class MemberRequests:
                 return pending
             raise exc
         if refusal.chunk is not None:
-            if refusal.chunk < self.chunk:
+            chunk = refusal.chunk if self.probing is None else self.probing.chunk_after_refusal(refusal.chunk, len(sent))
+            if chunk < self.chunk:
                 log.warning("%s %s: %s; sending at most %d members per request from now on",
-                            kind, label, exc, refusal.chunk)
-                self.chunk, self.learned_at, self._learned_now = refusal.chunk, time.time(), True
+                            kind, label, exc, chunk)
+                self.chunk, self.learned_at, self._learned_now = chunk, time.time(), True
             return pending
         kept, refused = refusal.split(pending)
         if not refused or not_written is None:
@@ -129,6 +156,7 @@ class MemberRequests:
     async def _send_add(self, kind: str, dest_id: str, sent: list[dict[str, Any]]) -> None:
         for patch in chunk_requests([{"op": "add", "path": "members", "value": sent}], self.chunk):
             await self.cx.destination.patch(kind, dest_id, patch, answer=False)  # (the whole group, unread)
+            self.taken(len(changed_members(patch["Operations"])))
 
     async def patch(self, kind: str, dest_id: str, operations: list[Operation], *, label: str) -> None:
         """A PATCH of these operations, in bodies of at most `chunk` member changes; a 400 naming a
@@ -143,10 +171,11 @@ class MemberRequests:
                     answer = await self.cx.destination.patch(kind, dest_id, body,
                                                              answer=self.cx.keeps.reads_answer(operations))
                     self.cx.keeps.patched(kind, dest_id, operations, answer)
+                    self.taken(len(changed_members(operations)))
                 except BadRequestError as exc:
                     if refusals == MEMBER_REFUSALS:
                         raise
-                    sent = _changed_members(body["Operations"])
+                    sent = changed_members(body["Operations"])
                     self.after_refusal(kind, label or dest_id, exc, sent, sent, None)  # raises unless a count limit
                     pending = [operation for rest in bodies[index:] for operation in rest["Operations"]]
                     break
@@ -154,8 +183,5 @@ class MemberRequests:
                 return
 
 
-def _changed_members(operations: list[Operation]) -> list[dict[str, Any]]:
-    """The members a PATCH body's operations add, and one nameless entry per member removed by path:
-    what its member count is."""
-    removed = [{"value": ""} for op in operations if str(op.get("path", "")).lower().startswith("members[")]
-    return added_members(operations) + removed
+def _local(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))

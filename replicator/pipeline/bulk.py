@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from replicator.pipeline.canonical import USER, encode, schemas_for
+from replicator.pipeline.member_refusals import changed_members
 from replicator.pipeline.patch import chunk_requests
 from replicator.pipeline.plan import CREATE, DELETE, DISABLE, PATCH, Step
 
@@ -36,6 +37,17 @@ def bulk_operation(step: Step, *, absent: bool, member_chunk: int, patch: bool,
     if step.action == DELETE and step.dest_id:
         return {"method": "DELETE", "path": f"{endpoint}/{step.dest_id}"}
     return None
+
+
+def members_carried(operation: Operation) -> int:
+    """How many members a Bulk operation carries (a group POST's, a PATCH's member changes)."""
+    data = operation.get("data")
+    if not isinstance(data, dict):
+        return 0
+    if operation["method"] == "PATCH":
+        return len(changed_members(data.get("Operations", [])))
+    members = data.get("members")
+    return len(members) if isinstance(members, list) else 0
 
 
 def operation_cost(operation: Operation) -> int:

@@ -333,3 +333,16 @@ def forgotten_note(kind: str, forgotten: Iterable[str]) -> str | None:
 def member_limit_words(limit: int, learned: str, who: str = "the destination") -> str:
     """`the destination takes at most 100 members per request (learned 2026-01-02 03:04:05)`."""
     return f"{who} takes at most {limit} members per request (learned {learned})"
+
+
+def probe_words(limit: int, learned: str, setting: int, largest_taken: int) -> str:
+    """What a cycle probing a learned member limit (sending up to `setting` members per request again)
+    found: the destination took a request of the setting's count (the limit is forgotten), of more than
+    the limit (raised to it), or no request carried more (kept); but for the first, the next cycle
+    tries again."""
+    tried = f"the destination took at most {limit} members per request (learned {learned}); this cycle tried {setting}"
+    if largest_taken >= setting:
+        return f"{tried} and it took them: the limit is forgotten, group writes carry up to {setting} members each"
+    found = (f"it took {largest_taken} in one request (the limit is raised to that)" if largest_taken > limit
+             else f"no request carried more than {limit} members")
+    return f"{tried}: {found}; the next cycle tries again (a 400 about the count learns the limit anew)"

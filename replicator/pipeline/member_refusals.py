@@ -10,6 +10,9 @@ in use, and says what to do instead of failing the whole group:
   smaller chunk (the number the server names, else half the members sent).
 Anything else is not about the members (None): the write fails as before.
 
+`LearnedLimit` says how long a member-count limit learned from such a refusal is kept (`PROBE_AFTER`)
+before a cycle tries the configured member chunk again, and what a refusal during that try falls back to.
+
 `missing_members` reads a 400 that says members do not exist (one deleted on the destination behind our
 back: our destination id for it is stale), and `with_members_renamed` rewrites a group PATCH for the
 member ids that replace them (or without them).
@@ -32,6 +35,7 @@ _TOO_MANY = re.compile(r"too (?:many|large)", re.IGNORECASE)
 _MEMBER_PATH = re.compile(r"members?\s*(?:\.|\[)\s*(\d+)\s*\]?(?:\s*\.\s*([A-Za-z$]+))?", re.IGNORECASE)
 _GROUP_AS_MEMBER = re.compile(r"\bgroups?\b", re.IGNORECASE)
 _SHORTEST_NAMED_VALUE = 4  # shorter values would match words of the detail by chance
+PROBE_AFTER = 7 * 24 * 3600.0  # seconds a learned member-count limit is kept before a cycle tries the setting
 _MISSING = re.compile(r"\b(?:do(?:es)? ?n[o']t exist|not found|no such|unknown|non-?existent|cannot be found)\b",
                       re.IGNORECASE)
 
@@ -90,6 +94,31 @@ def member_refusal(scim_type: str | None, detail: str | None, sent: list[dict[st
     return None
 
 
+@dataclass(frozen=True)
+class LearnedLimit:
+    """A member-count limit learned for a destination (`value` members per request) at `learned_at`
+    (epoch seconds). Kept for `PROBE_AFTER`; from then on each cycle sends the configured member chunk
+    again (probes): a request the destination takes with more members raises it, one of the setting's
+    count forgets it, and a 400 about the count learns it anew (kept another `PROBE_AFTER`)."""
+
+    value: int
+    learned_at: float
+
+    @property
+    def probe_at(self) -> float:
+        """From when a cycle tries the configured member chunk again."""
+        return self.learned_at + PROBE_AFTER
+
+    def due(self, now: float) -> bool:
+        return now >= self.probe_at
+
+    def chunk_after_refusal(self, chunk: int, sent: int) -> int:
+        """The member chunk after a probe's request of `sent` members was refused for its count
+        (`chunk`: what the refusal asks for): no smaller than this limit, which the destination took
+        before, unless a request of at most this limit was refused too."""
+        return max(chunk, self.value) if sent > self.value else chunk
+
+
 def missing_members(detail: str | None, sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The sent members a 400's detail says do not exist (named by a member path or by value); none
     when the detail says no such thing of members."""
@@ -100,6 +129,13 @@ def missing_members(detail: str | None, sent: list[dict[str, Any]]) -> list[dict
     if named is not None:
         return [named[0]]
     return [m for m in sent if len(m["value"]) >= _SHORTEST_NAMED_VALUE and m["value"] in text]
+
+
+def changed_members(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The members a PATCH body's operations add, and one nameless entry per member removed by path:
+    what its member count is."""
+    removed = [{"value": ""} for op in operations if str(op.get("path", "")).lower().startswith("members[")]
+    return added_members(operations) + removed
 
 
 def added_members(operations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

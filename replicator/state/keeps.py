@@ -2,8 +2,8 @@
 kind and attribute path, how it loses it (`dropped`, `fewer values`, ...), on how many objects that was
 seen, and when it was learned. Reached as `store.keeps`; the cycle replaces a destination's entries of
 a kind as a whole at its end (pipeline/keeps decides them). Beside them, the limits a destination was
-learned to enforce (`destination_limits`: say `members per request` -> 100), kept until a smaller one is
-learned.
+learned to enforce (`destination_limits`: say `members per request` -> 100), kept until one is learned
+anew, or forgotten when the destination takes more again (the cycle decides).
 """
 
 from __future__ import annotations
@@ -63,14 +63,23 @@ class DestinationKeeps(Room):
                 row = await cursor.fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 
-    async def learn_limit(self, destination: str, name: str, value: int) -> None:
-        """The destination enforces this limit from now on (learned now)."""
+    async def learn_limit(self, destination: str, name: str, value: int, learned_at: float | None = None) -> None:
+        """The destination enforces this limit from now on (learned now, unless `learned_at` says when)."""
         async with self._lock:
             await self._flush()
             await self._db.execute(
                 """INSERT INTO destination_limits (destination, name, value, learned_at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (destination, name) DO UPDATE SET value = excluded.value,
-                   learned_at = excluded.learned_at""", (destination, name, value, time.time()))
+                   learned_at = excluded.learned_at""",
+                (destination, name, value, time.time() if learned_at is None else learned_at))
+            await self._commit()
+
+    async def forget_limit(self, destination: str, name: str) -> None:
+        """The destination no longer enforces this limit (it took more)."""
+        async with self._lock:
+            await self._flush()
+            await self._db.execute("DELETE FROM destination_limits WHERE destination = ? AND name = ?",
+                                   (destination, name))
             await self._commit()
 
     async def limits(self) -> list[tuple[str, str, int, float]]:

@@ -15,7 +15,7 @@ import msgspec
 from aiohttp import web
 
 from replicator.testing.faults import FaultInjector
-from replicator.testing.kept import dropped_by
+from replicator.testing.kept import kept_by
 from replicator.testing.options import Quirks
 from replicator.testing.protocol import (
     BULK_RESPONSE_SCHEMA,
@@ -84,7 +84,7 @@ def _bulk_operation(
         if method == "POST" and len(segments) == 1:
             if not isinstance(data, dict):
                 raise ScimProblem(400, "data must be an object", "invalidSyntax")
-            stored = store.insert(kind, dropped_by(data, quirks.drops_attributes), base,
+            stored = store.insert(kind, kept_by(data, quirks), base,
                                   unique_groups=quirks.unique_group_names)
             if bulk_id is not None:
                 created[str(bulk_id)] = stored["id"]
@@ -93,10 +93,12 @@ def _bulk_operation(
             if not quirks.patch_supported:
                 raise ScimProblem(501, "PATCH is not supported by this server")
             patched = store.patch(kind, segments[1], data, unique_groups=quirks.unique_group_names)
-            if quirks.drops_attributes:
-                patched = dropped_by(patched, quirks.drops_attributes)
+            if quirks.drops_attributes or quirks.keeps_first_value_of:
+                patched = kept_by(patched, quirks)
                 store.save(kind, patched)
             result.update(status="200", location=patched["meta"]["location"])
+            if quirks.patch_returns_resource:
+                result["response"] = patched
         elif method == "DELETE" and len(segments) == 2:
             store.delete(kind, segments[1])
             result.update(status="204")

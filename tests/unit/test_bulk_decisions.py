@@ -16,6 +16,7 @@ from replicator.pipeline.bulk import (
     ReferenceTrial,
     bulk_chunks,
     bulk_operation,
+    members_carried,
     operation_cost,
 )
 from replicator.pipeline.canonical import GROUP, USER
@@ -124,3 +125,14 @@ def test_an_unanswered_trial_turns_references_off_and_another_request_does_not()
     assert trial.state == ReferenceTrial.ON_TRIAL
     trial.unanswered(first)
     assert trial.state == ReferenceTrial.OFF and not trial.is_trial(first)
+
+
+def test_members_carried_counts_a_group_posts_members_and_a_patchs_member_changes() -> None:
+    """What a Bulk operation the destination took tells of its member limit: a POST's members, a
+    PATCH's added and removed members (other operations and DELETEs carry none)."""
+    post = {"method": "POST", "path": "/Groups", "data": {"displayName": "g", "members": [{"value": "a"}, {"value": "b"}]}}
+    patch = {"method": "PATCH", "path": "/Groups/1", "data": {"Operations": [
+        {"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}, {"value": "c"}]},
+        {"op": "remove", "path": 'members[value eq "d"]'}, {"op": "replace", "path": "displayName", "value": "x"}]}}
+    assert [members_carried(op) for op in (post, patch, {"method": "DELETE", "path": "/Groups/1"},
+                                           {"method": "POST", "path": "/Users", "data": {"userName": "u"}})] == [2, 4, 0, 0]

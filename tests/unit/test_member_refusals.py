@@ -8,6 +8,8 @@ from typing import Any
 
 from replicator.pipeline.answers import compare_answered_members, members_left_out, members_of_another_kind
 from replicator.pipeline.member_refusals import (
+    PROBE_AFTER,
+    LearnedLimit,
     MembersNotWritten,
     member_limit,
     member_refusal,
@@ -148,3 +150,21 @@ def test_members_held_as_another_kind_are_told_by_type_or_ref() -> None:
     not_written = MembersNotWritten()
     not_written.add_held_as_another_kind(sent, answer)
     assert not_written.values == ["1"] and "ignores member type" in not_written.summary()
+
+
+def test_a_learned_limit_is_due_for_a_probe_a_week_after_it_was_learned() -> None:
+    """Kept for PROBE_AFTER (a week) from when it was learned, then due."""
+    learned = LearnedLimit(5, 1_000.0)
+    assert PROBE_AFTER == 7 * 24 * 3600 and learned.probe_at == 1_000.0 + PROBE_AFTER
+    assert not learned.due(1_000.0 + PROBE_AFTER - 1) and learned.due(1_000.0 + PROBE_AFTER)
+
+
+def test_a_refused_probe_falls_back_to_the_limit_it_probed_not_below() -> None:
+    """A probe's request of 100 refused without a number (halved: 50, ... 6, 3) goes no lower than the
+    5 the destination took before; a refused request of 5 itself goes lower (the destination got
+    stricter), and a number it names above 5 is taken as it is."""
+    learned = LearnedLimit(5, 0.0)
+    assert learned.chunk_after_refusal(50, sent=100) == 50
+    assert learned.chunk_after_refusal(3, sent=6) == 5
+    assert learned.chunk_after_refusal(2, sent=5) == 2
+    assert learned.chunk_after_refusal(12, sent=20) == 12
