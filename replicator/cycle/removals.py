@@ -9,24 +9,13 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
-import msgspec
-
 from replicator.cycle.context import CycleContext
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import (
-    DELETE,
-    DISABLE,
-    CyclePolicy,
-    Step,
-    label_of,
-    plan_reference_drop,
-    plan_removal,
-    removal_guard,
-)
+from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
@@ -43,6 +32,9 @@ class Removals:
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
         self._verdicts: dict[str, RemovalVerdict] = {}  # per kind: what the guard decided, before any removal
+        # the destination ids of the users whose removal the guard let through: they leave the groups
+        # planned next with their removal, so the membership guard does not count them (`plan_upsert`)
+        self.leaving: frozenset[str] = frozenset()
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -103,7 +95,7 @@ class Removals:
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
         self._verdicts[kind] = RemovalVerdict(kept, planned, held)
         if leaving and not held:
-            cx.policy = CyclePolicy(**msgspec.structs.asdict(cx.policy), leaving=frozenset(leaving))
+            self.leaving = frozenset(leaving)
         if held:
             cx.result.counts["removals_held"] += removals
             cx.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
