@@ -96,10 +96,15 @@ def plan_upsert(
     None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
     `source_digest` (of the source object as read) goes with a step that writes or records, unless the
     membership guard held member removals (then the next cycle plans the group again). `leaving`: the
-    destination ids of the members whose own removal the guard on objects let through this cycle
-    (`hold_member_removals`).
+    destination ids of the users whose own removal the guard on objects let through this cycle (gone
+    from the source or out of scope): a group leaves them out of this write, rather than losing them
+    in a second PATCH after their removal (`_without_leaving`), and the membership guard does not count
+    them (`hold_member_removals`).
     """
     held, held_why = 0, ""
+    if kind == GROUP and (departed := _without_leaving(desired, leaving)) is not None:
+        # planned again next cycle while its source names them, as after a member drop
+        desired, desired_digest, source_digest = departed, None, None
     if kind == GROUP and stored is not None and not (live_known and live is None):
         before = live if live_known and live is not None else (stored.canonical or {})
         removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
@@ -158,6 +163,9 @@ def plan_adoption(
     assert step.desired is not None
     desired, want, held, held_why = step.desired, step.digest, 0, ""
     removable = _removable_members(policy, previous or {}, live)
+    departed = _without_leaving(desired, leaving) if step.kind == GROUP else None
+    if departed is not None:
+        desired, want = departed, digest(departed)
     if step.kind == GROUP:
         desired, held, held_why = hold_member_removals(desired, live, removable, policy, leaving)
         if held:
@@ -174,7 +182,7 @@ def plan_adoption(
         dest_id=dest_id,
         operations=operations,
         reason=reason,
-        source_digest=None if held else step.source_digest,
+        source_digest=None if held or departed is not None else step.source_digest,
         held_members=held,
         held_why=held_why,
     )
@@ -258,6 +266,19 @@ def plan_reference_drop(kind: str, *, source_id: str, label: str, written: dict[
                                 gone_users=gone_users, gone_groups=gone_groups)
     return plan_manager_drop(source_id=source_id, label=label, written=written, dest_id=dest_id,
                              gone_users=gone_users)
+
+
+def _without_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> dict[str, Any] | None:
+    """A group's desired form without the members that leave with their own removal this cycle
+    (`leaving`: users' destination ids; a member typed Group is not one of them), or None when it names
+    none of them."""
+    members = desired.get("members")
+    if not leaving or not members:
+        return None
+    kept = [m for m in members if not (isinstance(m, dict) and m.get("type") != GROUP and m.get("value") in leaving)]
+    if len(kept) == len(members):
+        return None
+    return {**desired, "members": kept} if kept else {k: v for k, v in desired.items() if k != "members"}
 
 
 def _member_values(canonical: dict[str, Any]) -> set[str]:

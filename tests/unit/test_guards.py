@@ -97,6 +97,29 @@ def test_plan_upsert_and_plan_adoption_pass_the_leaving_members_to_the_guard() -
     assert adopted.held_members == 0 and len(adopted.operations) == 14
 
 
+def test_a_group_written_leaves_out_the_members_leaving_with_their_removal() -> None:
+    """A group planned (or adopted) while its source still names users whose removal the guard let
+    through is written without them (not in a second PATCH after their removal) and records no source
+    digest (planned again while its source names them); a member typed Group with such a value stays."""
+    desired = {"displayName": "All Staff", "members": [{"value": "u00"}, {"value": "u01"}, {"value": "u02"},
+                                                       {"value": "u03", "type": "Group"}]}
+    written = group("u00", "u01", "u02")
+    step = plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=desired, source_digest="read",
+                       stored=Stored("d1", digest(written), written), live=None, live_known=False,
+                       policy=SyncConfig(), leaving=frozenset({"u01", "u03"}))
+    assert step.action == PATCH and step.source_digest is None and step.held_members == 0
+    assert [m["value"] for m in (step.desired or {})["members"]] == ["u00", "u02", "u03"]
+    assert step.digest == digest(step.desired or {})
+    assert {op["op"] for op in step.operations} == {"add", "remove"}
+    create = Step(PATCH, GROUP, "s1", "All Staff", desired=group("u00", "u01"), digest=digest(group("u00", "u01")),
+                  source_digest="read")
+    adopted = plan_adoption(step=create, live=group("u00"), dest_id="d1", policy=SyncConfig(),
+                            leaving=frozenset({"u01"}))
+    assert adopted.action == "record" and adopted.desired == group("u00") and adopted.source_digest is None
+    assert plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=written, stored=None, live=None,
+                       live_known=False, policy=SyncConfig(), leaving=frozenset({"u01", "u02"})).desired == group("u00")
+
+
 def test_merge_mode_counts_only_removable_members() -> None:
     """Members we may not remove (someone else's, in merge mode) are neither counted nor added back."""
     desired, held, _ = hold_member_removals(group("u00"), STAFF, {"u01", "u02"}, SyncConfig())
