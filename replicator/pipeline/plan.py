@@ -304,7 +304,8 @@ def hold_member_removals(
     `max_delete_percent` of the group's members (ignored for 5 removals or fewer), they are held: the
     members stay in the desired form, so nothing removes them and the form recorded says they are
     there. Members whose own removal the guard on objects let through this cycle (`leaving`: their
-    destination ids; they leave the groups we wrote with their removal) are not counted. `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
+    destination ids; they leave the groups we wrote with their removal) are not counted.
+    `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
     if policy.allow_member_removals:
         return desired, 0, ""
     members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
