@@ -226,7 +226,8 @@ class BulkWriter:
                 # values are ours to replace, which the form recorded no longer says
                 await cx.writer.write_operations(plan_adoption(step=step, live=live, dest_id=dest_id, policy=cx.policy,
                                                                previous=sent.desired,
-                                                               reason="bulkId references not resolved"))
+                                                               reason="bulkId references not resolved",
+                                                               leaving=cx.removals.leaving))
         except ScimError as exc:
             log.warning("could not check the bulkId references written (%s): not using them", exc)
             self.references.judged(False)

@@ -63,7 +63,7 @@ class DryRunSink:
         elif key in self.cx.result.adoptions:
             # the re-plan of an adopted object's references: still its adoption, against what is there
             step = plan_adoption(step=step, live=self.live[key], dest_id=self.plan[key].dest_id or "",
-                                 policy=self.cx.policy)
+                                 policy=self.cx.policy, leaving=self.cx.removals.leaving)
         if step.action in (DELETE, DISABLE) and step.dest_id:
             self.cx.moves.removed_dest_ids[step.kind].add(step.dest_id)  # what names it loses it (follow_up)
         dest_id = self._plan_only(step)
@@ -118,7 +118,8 @@ class DryRunSink:
         live = canonicalise(existing, step.kind)
         if written is None and (step.kind, step.source_id) in cx.planner.unfinished_creates and live.get("members"):
             written = {"members": live["members"]}
-        adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=cx.policy, previous=written)
+        adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=cx.policy, previous=written,
+                                 leaving=cx.removals.leaving)
         cx.planner.count_held_members(adoption)
         key = (step.kind, step.source_id)
         self.live[key] = live

@@ -129,6 +129,7 @@ class Planner:
                 live=live,
                 live_known=live_here,
                 policy=cx.policy,
+                leaving=cx.removals.leaving,
                 source_digest=None if replan_groups else read.source_digest,
             )
             if adopted is not None and step.action == PATCH:

@@ -9,24 +9,13 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator
 
-import msgspec
-
 from replicator.cycle.context import CycleContext
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import (
-    DELETE,
-    DISABLE,
-    CyclePolicy,
-    Step,
-    label_of,
-    plan_reference_drop,
-    plan_removal,
-    removal_guard,
-)
+from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
 from replicator.pipeline.references import value_fragments
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
@@ -35,6 +24,7 @@ log = logging.getLogger("replicator.cycle")
 
 _REMOVALS_KEPT = 10_000  # removal candidates kept in memory between counting and removing
 _HELD_LISTED = 50  # held removals listed by name in the report (all are counted)
+_ASKED_AT_ONCE = 2000  # objects missing from a read asked for by id together (as many as a chunk of the state)
 
 
 class Removals:
@@ -43,6 +33,11 @@ class Removals:
     def __init__(self, cx: CycleContext) -> None:
         self.cx = cx
         self._verdicts: dict[str, RemovalVerdict] = {}  # per kind: what the guard decided, before any removal
+        # the destination ids of the users whose removal the guard let through (those the read did not
+        # see proven gone from the source): the groups planned next leave them out, and the membership
+        # guard does not count them (`plan_upsert`)
+        self.leaving: frozenset[str] = frozenset()
+        self._still_there: dict[tuple[str, str], bool] = {}  # (kind, source id) asked for by id -> answered
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -78,10 +73,12 @@ class Removals:
     async def judge(self, kind: str) -> None:
         """Count this kind's removals and let the guard decide (users: right after their read, so
         that users whose removal is held stay members of the groups planned next, and those whose
-        removal it lets through leave them without the membership guard counting them)."""
+        removal it lets through leave them, in the groups' own writes, without the membership guard
+        counting them; those the read did not see are asked for by id first, as before a removal)."""
         cx = self.cx
         removals, planned = 0, 0
-        leaving: set[str] = set()  # users: the destination ids of those removed (their memberships go with them)
+        leaving: dict[str, str] = {}  # users: source id -> destination id of those removed (memberships go too)
+        unread: list[str] = []  # ...of them, those the read did not see at all (not out of scope)
         kept: list[Unread] | None = []  # the candidates are kept for the second pass unless many
         listed: list[tuple[str, str, str]] = []
         async for chunk in cx.store.scratch.iter_unread(kind):
@@ -89,7 +86,9 @@ class Removals:
             removing = [step for step in steps if step.action in (DELETE, DISABLE)]
             removals += len(removing)
             if kind == USER and cx.policy.groups:
-                leaving.update(step.dest_id for step in removing if step.dest_id)
+                excluded = {row.source_id: why for row, why in chunk}
+                leaving.update((step.source_id, step.dest_id) for step in removing if step.dest_id)
+                unread += [step.source_id for step in removing if step.dest_id and not excluded.get(step.source_id)]
             planned += len(steps)
             keys = {row.source_id: row.match_key for row, _ in chunk}
             listed += [(kind, step.label or keys.get(step.source_id) or step.source_id, step.action)
@@ -102,8 +101,9 @@ class Removals:
         seen = await cx.store.scratch.in_scope_count(kind)
         held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
         self._verdicts[kind] = RemovalVerdict(kept, planned, held)
-        if leaving and not held:
-            cx.policy = CyclePolicy(**msgspec.structs.asdict(cx.policy), leaving=frozenset(leaving))
+        if leaving and not held and not cx.stop.is_set():
+            still_there = await self._still_in_source(kind, unread)
+            self.leaving = frozenset(dest_id for source_id, dest_id in leaving.items() if source_id not in still_there)
         if held:
             cx.result.counts["removals_held"] += removals
             cx.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
@@ -148,9 +148,11 @@ class Removals:
 
         A read by index can miss an object without noticing: when an object before it is deleted
         between two pages, it slides onto a page already read (totalResults need not change), and a
-        server may also under-state totalResults. Each one is asked for by id before it is removed;
-        an object that is still there, or that cannot be asked for, is kept, and the cycle says so."""
+        server may also under-state totalResults. Each one is asked for by id before it is removed
+        (once a cycle: users are asked before groups are planned, `judge`); an object that is still
+        there, or that cannot be asked for, is kept, and the cycle says so."""
         cx = self.cx
+        asked = self._still_there
 
         async def answered(source_id: str) -> bool:
             try:
@@ -161,14 +163,18 @@ class Removals:
                 log.warning("%s %s missing from the read could not be looked up in the source: %s", kind, source_id, exc)
             return True
 
-        found = [sid for sid, there in zip(source_ids, await asyncio.gather(*map(answered, source_ids)), strict=True)
-                 if there]
+        found = []
+        for start in range(0, len(source_ids), _ASKED_AT_ONCE):
+            ask = [sid for sid in source_ids[start:start + _ASKED_AT_ONCE] if (kind, sid) not in asked]
+            for sid, there in zip(ask, await asyncio.gather(*map(answered, ask)), strict=True):
+                asked[(kind, sid)] = there
+                found += [sid] if there else []
         if found:
             cx.result.counts["removals_held"] += len(found)
             cx.result.outcome = Outcome.PARTIAL
             cx.result.notes.append(f"{len(found)} {kind}s missing from the source read are still in the source "
                                    "(it changed during the read?) or could not be looked up: not removed")
-        return set(found)
+        return {sid for sid in source_ids if asked[(kind, sid)]}
 
     async def _resolve_intents(self, kind: str, intents: dict[str, ResourceRow]) -> dict[str, str]:
         """Objects gone from the source whose create was noted right before its POST but whose result

@@ -205,7 +205,8 @@ class StepWriter:
             # our create whose result a crash lost: its members are the ones we added (in merge mode they
             # are ours to remove), not someone else's
             written = {"members": live["members"]}
-        adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=cx.policy, previous=written)
+        adoption = plan_adoption(step=step, live=live, dest_id=existing["id"], policy=cx.policy, previous=written,
+                                 leaving=cx.removals.leaving)
         cx.planner.count_held_members(adoption)
         await self.write_operations(adoption)
         if (step.kind, step.source_id) in cx.planner.unresolved:  # re-planned once its references resolve
@@ -257,7 +258,7 @@ class StepWriter:
         live = canonicalise(await cx.destination.get(step.kind, step.dest_id), step.kind)
         previous = await cx.store.forms.canonical(step.kind, step.source_id)
         replanned = plan_adoption(step=step, live=live, dest_id=step.dest_id, policy=cx.policy,
-                                  previous=previous, reason="re-read from the destination")
+                                  previous=previous, reason="re-read from the destination", leaving=cx.removals.leaving)
         cx.planner.count_held_members(replanned)
         return replanned
 

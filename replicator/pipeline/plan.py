@@ -54,14 +54,6 @@ class Stored:
     disabled: bool = False
 
 
-class CyclePolicy(SyncConfig, frozen=True, kw_only=True):
-    """The sync settings as one cycle applies them, once the guard on objects let its users' removals
-    through: `leaving` holds those users' destination ids. Their memberships go with them (a user
-    deleted or disabled leaves the groups we wrote), so the membership guard does not count them."""
-
-    leaving: frozenset[str] = frozenset()
-
-
 @dataclass(frozen=True)
 class Step:
     """One planned change to the destination."""
@@ -96,19 +88,27 @@ def plan_upsert(
     policy: SyncConfig,
     desired_digest: str | None = None,
     source_digest: str | None = None,
+    leaving: frozenset[str] = frozenset(),
 ) -> Step:
     """Plan one object present in the source.
 
     `live_known`: the destination was listed completely this cycle, so `live` (its canonical form, or
     None when absent) is the truth to compare with; otherwise we compare with what we last wrote.
     `source_digest` (of the source object as read) goes with a step that writes or records, unless the
-    membership guard held member removals (then the next cycle plans the group again).
+    membership guard held member removals (then the next cycle plans the group again). `leaving`: the
+    destination ids of the users whose own removal the guard on objects let through this cycle (gone
+    from the source or out of scope): a group leaves them out of this write, rather than losing them
+    in a second PATCH after their removal (`_without_leaving`), and the membership guard does not count
+    them (`hold_member_removals`).
     """
     held, held_why = 0, ""
+    if kind == GROUP and (departed := _without_leaving(desired, leaving)) is not None:
+        # planned again next cycle while its source names them, as after a member drop
+        desired, desired_digest, source_digest = departed, None, None
     if kind == GROUP and stored is not None and not (live_known and live is None):
         before = live if live_known and live is not None else (stored.canonical or {})
         removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
-        desired, held, held_why = hold_member_removals(desired, before, removable, policy)
+        desired, held, held_why = hold_member_removals(desired, before, removable, policy, leaving)
     want = digest(desired) if held else desired_digest or digest(desired)
     recorded = None if held else source_digest
     base: dict[str, Any] = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
@@ -153,17 +153,21 @@ def plan_adoption(
     policy: SyncConfig,
     previous: dict[str, Any] | None = None,
     reason: str = ADOPT_REASON,
+    leaving: frozenset[str] = frozenset(),
 ) -> Step:
     """Plan a step against a live destination object: one we adopt, or one we must re-read.
 
     `previous` is the form we last wrote there (None for an adopted object: we manage nothing of
-    it yet, so in `merge` mode none of its members is removed).
+    it yet, so in `merge` mode none of its members is removed); `leaving` as for `plan_upsert`.
     """
     assert step.desired is not None
     desired, want, held, held_why = step.desired, step.digest, 0, ""
     removable = _removable_members(policy, previous or {}, live)
+    departed = _without_leaving(desired, leaving) if step.kind == GROUP else None
+    if departed is not None:
+        desired, want = departed, digest(departed)
     if step.kind == GROUP:
-        desired, held, held_why = hold_member_removals(desired, live, removable, policy)
+        desired, held, held_why = hold_member_removals(desired, live, removable, policy, leaving)
         if held:
             want = digest(desired)
     current = project(live, desired, previous or {})
@@ -178,7 +182,7 @@ def plan_adoption(
         dest_id=dest_id,
         operations=operations,
         reason=reason,
-        source_digest=None if held else step.source_digest,
+        source_digest=None if held or departed is not None else step.source_digest,
         held_members=held,
         held_why=held_why,
     )
@@ -264,6 +268,19 @@ def plan_reference_drop(kind: str, *, source_id: str, label: str, written: dict[
                              gone_users=gone_users)
 
 
+def _without_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> dict[str, Any] | None:
+    """A group's desired form without the members that leave with their own removal this cycle
+    (`leaving`: users' destination ids; a member typed Group is not one of them), or None when it names
+    none of them."""
+    members = desired.get("members")
+    if not leaving or not members:
+        return None
+    kept = [m for m in members if not (isinstance(m, dict) and m.get("type") != GROUP and m.get("value") in leaving)]
+    if len(kept) == len(members):
+        return None
+    return {**desired, "members": kept} if kept else {k: v for k, v in desired.items() if k != "members"}
+
+
 def _member_values(canonical: dict[str, Any]) -> set[str]:
     return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
 
@@ -277,7 +294,8 @@ def _removable_members(policy: SyncConfig, previous: dict[str, Any], live: dict[
 
 
 def hold_member_removals(
-    desired: dict[str, Any], before: dict[str, Any], removable: set[str] | None, policy: SyncConfig
+    desired: dict[str, Any], before: dict[str, Any], removable: set[str] | None, policy: SyncConfig,
+    leaving: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], int, str]:
     """The membership guard: (desired form, member removals held, why) for one group.
 
@@ -285,11 +303,11 @@ def hold_member_removals(
     we may remove (None: any). When the removals exceed `max_delete_count`, or are more than
     `max_delete_percent` of the group's members (ignored for 5 removals or fewer), they are held: the
     members stay in the desired form, so nothing removes them and the form recorded says they are
-    there. Members whose own removal the guard on objects let through (`CyclePolicy.leaving`) are not
-    counted. `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
+    there. Members whose own removal the guard on objects let through this cycle (`leaving`: their
+    destination ids; they leave the groups we wrote with their removal) are not counted.
+    `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
     if policy.allow_member_removals:
         return desired, 0, ""
-    leaving = policy.leaving if isinstance(policy, CyclePolicy) else frozenset()
     members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
     wanted = _member_values(desired)
     removed = [m for m in members if m["value"] not in wanted and m["value"] not in leaving
@@ -362,7 +380,6 @@ __all__ = [
     "SKIP",
     "USER",
     "Action",
-    "CyclePolicy",
     "Step",
     "Stored",
     "created_counter",

@@ -12,7 +12,7 @@ from replicator.pipeline.canonical import GROUP, digest
 from replicator.pipeline.plan import (
     NOTHING,
     PATCH,
-    CyclePolicy,
+    Step,
     Stored,
     hold_member_removals,
     plan_adoption,
@@ -72,11 +72,52 @@ def test_members_removed_with_their_user_are_not_the_membership_guards() -> None
     """Members whose own removal the guard on objects let through leave the group without counting:
     only the other removals are weighed (and held), and the leaving members are not kept."""
     leaving = frozenset(f"u{i:02d}" for i in range(1, 13))
-    policy = CyclePolicy(allow_mass_delete=True, leaving=leaving)
-    assert hold_member_removals(group("u00", "u13", "u14"), STAFF, None, policy) == (
+    policy = SyncConfig(allow_mass_delete=True)
+    assert hold_member_removals(group("u00", "u13", "u14"), STAFF, None, policy, leaving) == (
         group("u00", "u13", "u14"), 0, "")
-    desired, held, _ = hold_member_removals(group("u00"), STAFF, None, CyclePolicy(leaving=frozenset({"u01"})))
+    desired, held, _ = hold_member_removals(group("u00"), STAFF, None, SyncConfig(), frozenset({"u01"}))
     assert held == 13 and desired == group("u00", *[f"u{i:02d}" for i in range(2, 15)])
+
+
+def test_plan_upsert_and_plan_adoption_pass_the_leaving_members_to_the_guard() -> None:
+    """The members leaving with their own removal are given to plan_upsert and plan_adoption as an
+    argument (the policy is the configuration alone): without them 14 removals are held, with them none."""
+    leaving = frozenset(f"u{i:02d}" for i in range(1, 15))
+    stored = Stored("d1", digest(STAFF), STAFF)
+    for live, live_known in ((None, False), (STAFF, True)):
+        for passed, held in ((frozenset(), 14), (leaving, 0)):
+            step = plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=group("u00"), stored=stored,
+                               live=live, live_known=live_known, policy=SyncConfig(), leaving=passed)
+            assert step.held_members == held
+        assert step.action == PATCH and step.held_members == 0 and len(step.operations) == 14
+    create = Step(PATCH, GROUP, "s1", "All Staff", desired=group("u00"), digest=digest(group("u00")))
+    overwrite = SyncConfig(membership="overwrite")
+    assert plan_adoption(step=create, live=STAFF, dest_id="d1", policy=overwrite).held_members == 14
+    adopted = plan_adoption(step=create, live=STAFF, dest_id="d1", policy=overwrite, leaving=leaving)
+    assert adopted.held_members == 0 and len(adopted.operations) == 14
+
+
+def test_a_group_written_leaves_out_the_members_leaving_with_their_removal() -> None:
+    """A group planned (or adopted) while its source still names users whose removal the guard let
+    through is written without them (not in a second PATCH after their removal) and records no source
+    digest (planned again while its source names them); a member typed Group with such a value stays."""
+    desired = {"displayName": "All Staff", "members": [{"value": "u00"}, {"value": "u01"}, {"value": "u02"},
+                                                       {"value": "u03", "type": "Group"}]}
+    written = group("u00", "u01", "u02")
+    step = plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=desired, source_digest="read",
+                       stored=Stored("d1", digest(written), written), live=None, live_known=False,
+                       policy=SyncConfig(), leaving=frozenset({"u01", "u03"}))
+    assert step.action == PATCH and step.source_digest is None and step.held_members == 0
+    assert [m["value"] for m in (step.desired or {})["members"]] == ["u00", "u02", "u03"]
+    assert step.digest == digest(step.desired or {})
+    assert {op["op"] for op in step.operations} == {"add", "remove"}
+    create = Step(PATCH, GROUP, "s1", "All Staff", desired=group("u00", "u01"), digest=digest(group("u00", "u01")),
+                  source_digest="read")
+    adopted = plan_adoption(step=create, live=group("u00"), dest_id="d1", policy=SyncConfig(),
+                            leaving=frozenset({"u01"}))
+    assert adopted.action == "record" and adopted.desired == group("u00") and adopted.source_digest is None
+    assert plan_upsert(kind=GROUP, source_id="s1", label="All Staff", desired=written, stored=None, live=None,
+                       live_known=False, policy=SyncConfig(), leaving=frozenset({"u01", "u02"})).desired == group("u00")
 
 
 def test_merge_mode_counts_only_removable_members() -> None:
@@ -113,8 +154,6 @@ def test_plan_upsert_holds_member_removals_incremental_and_full() -> None:
 
 def test_plan_adoption_holds_overwrite_removals() -> None:
     """Adopting a group in overwrite mode does not strip most of its members (held)."""
-    from replicator.pipeline.plan import Step
-
     step = Step(PATCH, GROUP, "s1", "All Staff", desired=group("u00"), digest=digest(group("u00")))
     adopted = plan_adoption(step=step, live=STAFF, dest_id="d1", policy=SyncConfig(membership="overwrite"))
     assert adopted.held_members == 14 and not adopted.operations and adopted.source_digest is None
