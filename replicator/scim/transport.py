@@ -36,6 +36,7 @@ from replicator.scim.status import (
     error_from_response,
     refused_credentials,
     status_overloads,
+    tls_error,
     tls_failure_words,
     transport_error,
 )
@@ -223,8 +224,9 @@ class HttpTransport:
                 if isinstance(failure, TLSError) and isinstance(exc, aiohttp.ClientSSLError):
                     # in the probe's words, with what to set: a certificate can change after the probe
                     side = Side(self.name, shown_url(self.base_url))
-                    failure = TLSError(tls_request_message(side, f"{method} {url.path}", *tls_failure_words(exc)),
-                                       sent=False)
+                    words, certificate = tls_failure_words(exc)
+                    failure = tls_error(tls_request_message(side, f"{method} {url.path}", words, certificate),
+                                        certificate)
                 raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)
