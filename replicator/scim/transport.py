@@ -59,6 +59,8 @@ class Reply(NamedTuple):
 class HttpTransport:
     """Sends requests to one SCIM server. Use as an async context manager."""
 
+    url_setting = "url"  # the setting that holds the host, as a TLS hint names it (PingOne's Platform API: api_url)
+
     def __init__(
         self,
         base_url: str,
@@ -223,7 +225,7 @@ class HttpTransport:
                     self.stats["timeouts"] += 1
                 if isinstance(failure, TLSError) and isinstance(exc, aiohttp.ClientSSLError):
                     # in the probe's words, with what to set: a certificate can change after the probe
-                    side = Side(self.name, shown_url(self.base_url))
+                    side = Side(self.name, shown_url(self.base_url), url_setting=self.url_setting)
                     words, certificate = tls_failure_words(exc)
                     failure = tls_error(tls_request_message(side, f"{method} {url.path}", words, certificate),
                                         certificate)

@@ -17,6 +17,8 @@ from replicator.app import Side, replicate
 from replicator.config import Config, SideConfig
 from replicator.cycle import INCREMENTAL
 from replicator.errors import CertificateError
+from replicator.pingone.platform import PlatformApi
+from replicator.scim.auth import NoAuth
 from replicator.testing import MemoryScimServer
 
 TOKEN = "rotation-test-token"
@@ -173,3 +175,27 @@ async def test_a_source_certificate_refused_mid_read_stops_the_cycle(tmp_path: P
     assert str(caught.value).startswith(f"source {url}: GET /v2/Users")
     assert str(caught.value).endswith(untrusted_hint("source"))
     assert not destination.users
+
+
+async def test_pingones_platform_api_names_api_url_for_a_certificate_for_another_host(tmp_path: Path) -> None:
+    """PingOne's Platform API serving a certificate for another host: the message names the setting its
+    host comes from (`api_url`), not the side's SCIM `url`; and it is a certificate refused (stops the cycle)."""
+    trusted = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    trusted.cert_pem.write_to_path(str(bundle))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trusted.issue_cert("other.example").configure_cert(context)
+    runner = web.AppRunner(web.Application(), access_log=None)  # no route: no request gets past the handshake
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
+    api_url = f"https://127.0.0.1:{runner.addresses[0][1]}/v1"
+    try:
+        async with PlatformApi(api_url, "env-1", auth=NoAuth(), name="destination", ca_bundle=str(bundle)) as api:
+            with pytest.raises(CertificateError) as caught:
+                await api.call("GET", "users")
+    finally:
+        await runner.cleanup()
+    assert str(caught.value) == (
+        f"destination {api_url}/environments/env-1: GET /v1/environments/env-1/users: the server's certificate is "
+        "not for this host (CERTIFICATE_VERIFY_FAILED: IP address mismatch, certificate is not valid for "
+        "'127.0.0.1'.); is the host in destination.api_url the one its certificate names?")
