@@ -81,6 +81,22 @@ class Rotating:
         await self.runner.cleanup()
 
 
+@pytest.fixture
+def trusted(tmp_path: Path) -> tuple[trustme.CA, str]:
+    """The CA the side under test is configured to trust (`ca_bundle`), and its bundle's path."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    return authority, str(tmp_path / "ca.pem")
+
+
+async def refused_certificate(config: Config) -> tuple[str, list[Side]]:
+    """Run a cycle that must stop on a certificate refused: its message, and the clients (their requests)."""
+    clients: list[Side] = []
+    with pytest.raises(CertificateError) as caught:
+        await replicate(config, mode=INCREMENTAL, dry_run=False, clients=clients)
+    return str(caught.value), clients
+
+
 def sent(client: Side) -> int:
     """How many requests a side's client sent (a failed handshake counts: the request was attempted)."""
     return sum(client.requests.values())
@@ -96,101 +112,84 @@ def rotation(trusted: trustme.CA, rotated_to: str) -> trustme.LeafCert:
     ("a certificate for another host", OTHER_HOST_HINT),
 ])
 async def test_a_certificate_rotated_after_the_probe_stops_the_cycle_at_its_first_request(
-        source: MemoryScimServer, tmp_path: Path, rotated_to: str, hint: str) -> None:
+        source: MemoryScimServer, trusted: tuple[trustme.CA, str], tmp_path: Path, rotated_to: str, hint: str) -> None:
     """The destination's certificate changes after the probe: the first request that meets it stops the
     cycle with the side, its URL, the request and the setting to check; nothing more is sent there."""
-    trusted = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    trusted.cert_pem.write_to_path(str(bundle))
-    destination = Rotating(trusted.issue_cert("127.0.0.1"), rotation(trusted, rotated_to))
+    authority, bundle = trusted
+    destination = Rotating(authority.issue_cert("127.0.0.1"), rotation(authority, rotated_to))
     url = await destination.start()
     config = Config(source=SideConfig(url=source.base_url or "", token=TOKEN),
-                    destination=SideConfig(url=url, token=TOKEN, ca_bundle=str(bundle)),
-                    state=str(tmp_path / "s.db"))
-    clients: list[Side] = []
+                    destination=SideConfig(url=url, token=TOKEN, ca_bundle=bundle), state=str(tmp_path / "s.db"))
     try:
-        with pytest.raises(CertificateError) as caught:
-            await replicate(config, mode=INCREMENTAL, dry_run=False, clients=clients)
+        message, clients = await refused_certificate(config)
     finally:
         await destination.stop()
     assert destination.server.request_log == [("GET", "/v2/ServiceProviderConfig")]  # the probe passed
     assert sent(clients[1]) == 2  # the probe, and the one request that met the new certificate
-    message = str(caught.value)
     assert message.startswith(f"destination {url}: GET /v2/") and message.endswith(hint), message
     assert not destination.server.users
 
 
-async def test_a_certificate_refused_mid_cycle_stops_the_writes_at_once(source: MemoryScimServer, tmp_path: Path
-                                                                        ) -> None:
+async def test_a_certificate_refused_mid_cycle_stops_the_writes_at_once(
+        source: MemoryScimServer, trusted: tuple[trustme.CA, str], tmp_path: Path) -> None:
     """An incremental cycle with 30 creates to make, whose destination's certificate changed after the
     probe: the writes in flight fail and the cycle stops, where a failure each would go on until ten
     operations in a row had failed (the "destination unreachable" limit)."""
-    trusted = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    trusted.cert_pem.write_to_path(str(bundle))
-    destination = Rotating(trusted.issue_cert("127.0.0.1"), trustme.CA().issue_cert("127.0.0.1"))
+    authority, bundle = trusted
+    destination = Rotating(authority.issue_cert("127.0.0.1"), trustme.CA().issue_cert("127.0.0.1"))
     destination.armed = False
     url = await destination.start()
     config = Config(source=SideConfig(url=source.base_url or "", token=TOKEN),
-                    destination=SideConfig(url=url, token=TOKEN, ca_bundle=str(bundle)),
+                    destination=SideConfig(url=url, token=TOKEN, ca_bundle=bundle),
                     state=str(tmp_path / "s.db"), concurrency=2, min_concurrency=1)
-    clients: list[Side] = []
     try:
         first = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert first.outcome == "ok" and len(destination.server.users) == 12
         add_users(source, range(12, 42))
         destination.armed = True
-        with pytest.raises(CertificateError) as caught:
-            await replicate(config, mode=INCREMENTAL, dry_run=False, clients=clients)
+        message, clients = await refused_certificate(config)
     finally:
         await destination.stop()
     assert sent(clients[1]) <= 1 + config.concurrency  # the probe, and the writes that were in flight
-    assert str(caught.value).startswith(f"destination {url}: ")
-    assert str(caught.value).endswith(untrusted_hint("destination"))
+    assert message.startswith(f"destination {url}: ") and message.endswith(untrusted_hint("destination"))
     assert len(destination.server.users) == 12
 
 
-async def test_a_source_certificate_refused_mid_read_stops_the_cycle(tmp_path: Path) -> None:
+async def test_a_source_certificate_refused_mid_read_stops_the_cycle(trusted: tuple[trustme.CA, str], tmp_path: Path
+                                                                     ) -> None:
     """The source's certificate changes after its probe: the first page read stops the cycle (exit 3, as
     refused credentials), not a read failure for each kind and a partial cycle."""
-    trusted = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    trusted.cert_pem.write_to_path(str(bundle))
-    rotating = Rotating(trusted.issue_cert("127.0.0.1"), trustme.CA().issue_cert("127.0.0.1"))
+    authority, bundle = trusted
+    rotating = Rotating(authority.issue_cert("127.0.0.1"), trustme.CA().issue_cert("127.0.0.1"))
     add_users(rotating.server, range(3))
     url = await rotating.start()
     destination = MemoryScimServer(bearer_token=TOKEN)
     await destination.start()
-    config = Config(source=SideConfig(url=url, token=TOKEN, ca_bundle=str(bundle)),
-                    destination=SideConfig(url=destination.base_url or "", token=TOKEN),
-                    state=str(tmp_path / "s.db"))
-    clients: list[Side] = []
+    config = Config(source=SideConfig(url=url, token=TOKEN, ca_bundle=bundle),
+                    destination=SideConfig(url=destination.base_url or "", token=TOKEN), state=str(tmp_path / "s.db"))
     try:
-        with pytest.raises(CertificateError) as caught:
-            await replicate(config, mode=INCREMENTAL, dry_run=False, clients=clients)
+        message, clients = await refused_certificate(config)
     finally:
         await rotating.stop()
         await destination.stop()
     assert sent(clients[0]) == 2  # the probe, and the first page of users
-    assert str(caught.value).startswith(f"source {url}: GET /v2/Users")
-    assert str(caught.value).endswith(untrusted_hint("source"))
+    assert message.startswith(f"source {url}: GET /v2/Users") and message.endswith(untrusted_hint("source"))
     assert not destination.users
 
 
-async def test_pingones_platform_api_names_api_url_for_a_certificate_for_another_host(tmp_path: Path) -> None:
+async def test_pingones_platform_api_names_api_url_for_a_certificate_for_another_host(
+        trusted: tuple[trustme.CA, str]) -> None:
     """PingOne's Platform API serving a certificate for another host: the message names the setting its
     host comes from (`api_url`), not the side's SCIM `url`; and it is a certificate refused (stops the cycle)."""
-    trusted = trustme.CA()
-    bundle = tmp_path / "ca.pem"
-    trusted.cert_pem.write_to_path(str(bundle))
+    authority, bundle = trusted
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trusted.issue_cert("other.example").configure_cert(context)
+    authority.issue_cert("other.example").configure_cert(context)
     runner = web.AppRunner(web.Application(), access_log=None)  # no route: no request gets past the handshake
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
     api_url = f"https://127.0.0.1:{runner.addresses[0][1]}/v1"
     try:
-        async with PlatformApi(api_url, "env-1", auth=NoAuth(), name="destination", ca_bundle=str(bundle)) as api:
+        async with PlatformApi(api_url, "env-1", auth=NoAuth(), name="destination", ca_bundle=bundle) as api:
             with pytest.raises(CertificateError) as caught:
                 await api.call("GET", "users")
     finally:
