@@ -86,6 +86,25 @@ def flag_help(path: str, annotation: Any) -> str:
     return text.replace("%", "%%")
 
 
+class _DemoSize(argparse.Action):
+    """--users / --groups of `demo`: the value, and the flag noted as given (`demo_flags_problem`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.demo_sizes_given = [*getattr(namespace, "demo_sizes_given", []), option_string]
+
+
+def demo_flags_problem(namespace: argparse.Namespace) -> str | None:
+    """`demo --pingone` with --users or --groups: its story is PingOne's tutorial on its own six users and
+    one group, which sizes do not fit; refused rather than ignored."""
+    given = list(dict.fromkeys(getattr(namespace, "demo_sizes_given", [])))  # as given, once each
+    if not given or not getattr(namespace, "pingone", False):
+        return None
+    return (f"demo --pingone takes no {' or '.join(given)}: it plays PingOne's tutorial on its own six users and "
+            "one group (--users and --groups size the SCIM demo)")
+
+
 class _OneLineErrors(argparse.ArgumentParser):
     """Usage mistakes as one line and a hint, not the whole usage: exit 2 as every bad usage."""
 
@@ -98,7 +117,10 @@ class _OneLineErrors(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: Any = None
     ) -> Any:
         self.argv = list(sys.argv[1:] if args is None else args)
-        return super().parse_known_args(args, namespace)
+        parsed = super().parse_known_args(args, namespace)
+        if problem := demo_flags_problem(parsed[0]):
+            self.error(problem)
+        return parsed
 
     def error(self, message: str) -> typing.NoReturn:
         parser = self._command_parser()
@@ -170,10 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_setting_flags(config)
 
     demo = commands.add_parser("demo", help="replicate sample data between two local SCIM servers")
-    demo.add_argument("--users", type=_at_least(MIN_USERS), default=25,
-                      help=f"sample users to seed (default 25, at least {MIN_USERS})")
-    demo.add_argument("--groups", type=_at_least(MIN_GROUPS), default=5,
-                      help=f"sample groups to seed (default 5, at least {MIN_GROUPS}), plus one group nested in another")
+    demo.add_argument("--users", type=_at_least(MIN_USERS), default=25, action=_DemoSize,
+                      help=f"sample users to seed (default 25, at least {MIN_USERS}; not with --pingone)")
+    demo.add_argument("--groups", type=_at_least(MIN_GROUPS), default=5, action=_DemoSize,
+                      help=f"sample groups to seed (default 5, at least {MIN_GROUPS}), plus one group nested in "
+                           "another (not with --pingone)")
     demo.add_argument("--pingone", action="store_true",
                       help="play PingOne's environment-to-environment tutorial on two emulated PingOne environments")
     demo.add_argument("--keep", action="store_true",

@@ -8,7 +8,8 @@
     └── ScimError                       anything that went wrong talking to a SCIM server
         ├── TransportError              connect error, reset, TLS failure, timeout          (retryable)
         │   ├── ScimTimeoutError        no answer within the configured timeout             (retryable)
-        │   └── TLSError                certificate refused, TLS failure                     (terminal)
+        │   └── TLSError                a TLS handshake that failed                          (terminal)
+        │       └── CertificateError    certificate not trusted or not for this host; also an AuthError (stops the cycle)
         ├── AuthError                   token endpoint refused us, or 401/403 after a refresh (terminal)
         │   └── RedirectError           a redirect off the configured origin, or one we cannot follow (terminal)
         ├── ProtocolError               the answer is not the SCIM we expect (bad JSON, wrong shape) (terminal)
@@ -77,6 +78,15 @@ class TLSError(TransportError):
 
 class AuthError(ScimError):
     """Authentication failed: the token endpoint refused us, or the server did after a refresh."""
+
+
+class CertificateError(TLSError, AuthError):
+    """The server's certificate was refused: not signed by a CA we trust, or made out to another host.
+
+    Every request to that server fails alike, so it stops the cycle wherever refused credentials do (a
+    kind of AuthError: the server could not prove it is the one configured; exit 3), and is never
+    retried. Other TLS failures (a server not speaking TLS there, a handshake cut short) stay TLSError.
+    """
 
 
 class RedirectError(AuthError):

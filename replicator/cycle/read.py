@@ -47,17 +47,25 @@ class SourceReader:
         cx = self.cx
         report = ReadReport(kind="source Group (scope)")
         groups: dict[str, tuple[str | None, list[dict[str, Any]]]] = {}
+        without_id: list[str] = []
         try:
             async for page in cx.source.iter_pages(GROUP, report, **paging(cx.config.source, GROUP)):
                 for group in page:
                     members = group.get("members") if isinstance(group.get("members"), list) else []
                     name = group.get("displayName")  # a group without one is named by no name
+                    if not isinstance(group.get("id"), str) or not group["id"]:
+                        without_id.append(repr(name) if isinstance(name, str) else "(no displayName)")
+                        continue  # its members cannot be told apart from no one's: the scope read is incomplete
                     groups[group["id"]] = (name if isinstance(name, str) else None,
                                            [m for m in members if isinstance(m, dict)])
         except AuthError:
             raise
         except ScimError as exc:
             report.problems.append(str(exc))
+        if without_id:
+            report.problems.append(f"{len(without_id)} source group(s) without an id skipped")
+            cx.result.notes.append(f"source groups read for scope.user_groups: {len(without_id)} without an id "
+                                   f"skipped ({', '.join(without_id[:5])}): no user is removed this cycle")
         if not report.complete:
             cx.reads.scope_problem = "the source groups that define the scope could not be read completely"
         members, missing = group_member_users(groups, cx.scope.user_groups, nested=cx.scope.nested)

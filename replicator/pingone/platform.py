@@ -39,6 +39,7 @@ class PlatformApi:
             max_connections=max_connections, name=name, retry=retry, rate_limit=rate_limit,
             min_concurrency=min_concurrency, content_type="application/json",
         )
+        self.transport.url_setting = "api_url"  # the Platform API's host (a TLS hint names it)
         self.name = name
 
     async def __aenter__(self) -> Self:

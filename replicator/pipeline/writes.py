@@ -46,7 +46,8 @@ def rereads_live(scim_type: str | None, action: str) -> bool:
 
 
 def stops_the_cycle(exc: ScimError | StateError) -> bool:
-    """Errors no other object would escape (credentials refused, the state unusable): the cycle stops."""
+    """Errors no other object would escape (credentials refused, a certificate refused: a CertificateError is
+    an AuthError; the state unusable): the cycle stops."""
     return isinstance(exc, AuthError | StateError)
 
 

@@ -41,12 +41,14 @@ class Problem(StrEnum):
 
 @dataclass(frozen=True)
 class Side:
-    """The facts about one side a message needs: its name, its base URL (no secrets), and how it
-    authenticates (`credentials`: none, bearer, basic, oauth; "" when not known)."""
+    """The facts about one side a message needs: its name, its base URL (no secrets), how it
+    authenticates (`credentials`: none, bearer, basic, oauth; "" when not known), and the setting that
+    holds its host (`url_setting`: `url`, or `api_url` for PingOne's Platform API)."""
 
     name: str
     base_url: str
     credentials: str = ""
+    url_setting: str = "url"
 
 
 @dataclass(frozen=True)
@@ -152,27 +154,28 @@ def setting_name(side: str, name: str) -> str:
     return f"{side.split(' ', 1)[0]}.{name}" if side else name
 
 
-def tls_hint(side: str, certificate: str) -> str:
+def tls_hint(side: str, certificate: str, url_setting: str = "url") -> str:
     """What to try when TLS with a side failed: the setting for a certificate we do not trust, the
-    URL for one made out to another host, nothing more when the words already say it (plain HTTP)."""
+    setting that holds the host (`url_setting`) for one made out to another host, nothing more when the
+    words already say it (plain HTTP)."""
     if certificate == "untrusted":
         return (f"; set {setting_name(side, 'ca_bundle')} to a PEM file with the CA that signed it "
                 f"({setting_name(side, 'verify_tls')} = false skips the check: for testing only)")
     if certificate == "other host":
-        return f"; is the host in {setting_name(side, 'url')} the one its certificate names?"
+        return f"; is the host in {setting_name(side, url_setting)} the one its certificate names?"
     return ""
 
 
 def tls_finding(side: Side, words: str, certificate: str) -> Finding:
     """A TLS handshake with the side's base URL that failed (before any request was sent)."""
-    return Finding(Problem.TLS, f"{side.name} {side.base_url}: {words}{tls_hint(side.name, certificate)}")
+    return Finding(Problem.TLS, f"{side.name} {side.base_url}: {words}{tls_hint(side.name, certificate, side.url_setting)}")
 
 
 def tls_request_message(side: Side, request: str, words: str, certificate: str) -> str:
     """A TLS handshake that failed for a request after the probe had passed (a certificate rotated to one
     that `ca_bundle` does not trust, a proxy intercepting, a certificate for another host): the request,
     then the probe's words and what to set."""
-    return f"{side.name} {side.base_url}: {request}: {words}{tls_hint(side.name, certificate)}"
+    return f"{side.name} {side.base_url}: {request}: {words}{tls_hint(side.name, certificate, side.url_setting)}"
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,10 @@ def token_unreachable_message(endpoint: TokenEndpoint, words: str) -> str:
 
 
 def token_tls_message(endpoint: TokenEndpoint, words: str, certificate: str) -> str:
-    return f"{endpoint.named}: {words}{tls_hint(endpoint.side, certificate)}"
+    """TLS with the token endpoint failed; a certificate for another host asks about the settings that
+    make the token URL (`token_url`, or those the PingOne preset derives it from), not the side's `url`."""
+    hint = f"; {endpoint.url_question}" if certificate == "other host" else tls_hint(endpoint.side, certificate)
+    return f"{endpoint.named}: {words}{hint}"
 
 
 def token_refused_message(endpoint: TokenEndpoint, status: int, error: str, description: str) -> str:

@@ -25,7 +25,7 @@ from replicator.scim.diagnosis import (
     needs_users_probe,
     tls_finding,
 )
-from replicator.scim.status import RefusedCredentials, tls_failure_of
+from replicator.scim.status import RefusedCredentials, tls_error, tls_failure_of
 
 if TYPE_CHECKING:
     from yarl import URL
@@ -49,13 +49,15 @@ async def ask(transport: HttpTransport, url: URL, params: dict[str, str] | None 
         return Answer(path, exc.status)
     except ScimStatusError as exc:
         return Answer(path, exc.status)
-    except (TokenEndpointTLSError, TokenEndpointUnreachable, RedirectError, AuthError):
-        raise  # (an AuthError that is not a 401/403: the token endpoint's own)
-    except TLSError as exc:
+    except (TokenEndpointTLSError, TokenEndpointUnreachable, RedirectError):
+        raise
+    except TLSError as exc:  # (before AuthError: a CertificateError is both)
         failure = tls_failure_of(exc)
         if failure is None:
             raise
-        raise TLSError(tls_finding(side_of(transport, ""), *failure).message, sent=False) from exc
+        raise tls_error(tls_finding(side_of(transport, ""), *failure).message, failure[1]) from exc
+    except AuthError:
+        raise  # (an AuthError that is not a 401/403: the token endpoint's own)
     except TransportError as exc:
         words = str(exc)
         return Answer(path, None, failure=words.split(": ", 1)[-1] if words.startswith("GET ") else words)

@@ -22,6 +22,7 @@ from yarl import URL
 from replicator.errors import (
     AuthError,
     BadRequestError,
+    CertificateError,
     ConflictError,
     NotFoundError,
     PayloadTooLargeError,
@@ -115,6 +116,12 @@ def tls_failure_words(exc: aiohttp.ClientSSLError) -> tuple[str, Certificate]:
     return f"TLS handshake failed ({type(exc).__name__}: {str(cause or exc)[:200]})", ""
 
 
+def tls_error(message: str, certificate: Certificate) -> TLSError:
+    """The error for a TLS failure: a CertificateError when the certificate was refused (every request
+    there fails alike: it stops the cycle), else a TLSError."""
+    return CertificateError(message, sent=False) if certificate else TLSError(message, sent=False)
+
+
 def tls_failure_of(exc: TLSError) -> tuple[str, Certificate] | None:
     """The words of `tls_failure_words` for a TLSError that `transport_error` made (None for another)."""
     return tls_failure_words(exc.__cause__) if isinstance(exc.__cause__, aiohttp.ClientSSLError) else None
@@ -152,15 +159,16 @@ def transport_error(exc: BaseException, method: str, url: URL, server: str) -> T
 
     Checked most specific first (aiohttp's ServerTimeoutError is a TimeoutError too, its certificate
     errors are connector errors): a timeout (ScimTimeoutError; sent: the server may have acted), an
-    invalid URL, a TLS failure (TLSError, terminal; not sent), a connection never made (not sent),
-    anything else (sent: the connection broke after the request may have gone out).
+    invalid URL, a TLS failure (TLSError, terminal; not sent; a CertificateError when the certificate was
+    refused), a connection never made (not sent), anything else (sent: the connection broke after the request may have gone out).
     """
     if isinstance(exc, TimeoutError):
         return ScimTimeoutError(f"{method} {url.path}: no answer from {server} in time", sent=True)
     if isinstance(exc, aiohttp.InvalidURL):
         return TransportError(f"{method}: invalid URL for {server}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
-        return TLSError(f"{method} {url.path}: {server}: {tls_failure_words(exc)[0]}", sent=False)
+        words, certificate = tls_failure_words(exc)
+        return tls_error(f"{method} {url.path}: {server}: {words}", certificate)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(f"{method} {url.path}: cannot connect to {server} at {exc.host}:{exc.port}: "
                               f"{connect_failure_words(exc)}", sent=False)

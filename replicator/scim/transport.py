@@ -36,6 +36,7 @@ from replicator.scim.status import (
     error_from_response,
     refused_credentials,
     status_overloads,
+    tls_error,
     tls_failure_words,
     transport_error,
 )
@@ -57,6 +58,8 @@ class Reply(NamedTuple):
 
 class HttpTransport:
     """Sends requests to one SCIM server. Use as an async context manager."""
+
+    url_setting = "url"  # the setting that holds the host, as a TLS hint names it (PingOne's Platform API: api_url)
 
     def __init__(
         self,
@@ -222,9 +225,10 @@ class HttpTransport:
                     self.stats["timeouts"] += 1
                 if isinstance(failure, TLSError) and isinstance(exc, aiohttp.ClientSSLError):
                     # in the probe's words, with what to set: a certificate can change after the probe
-                    side = Side(self.name, shown_url(self.base_url))
-                    failure = TLSError(tls_request_message(side, f"{method} {url.path}", *tls_failure_words(exc)),
-                                       sent=False)
+                    side = Side(self.name, shown_url(self.base_url), url_setting=self.url_setting)
+                    words, certificate = tls_failure_words(exc)
+                    failure = tls_error(tls_request_message(side, f"{method} {url.path}", words, certificate),
+                                        certificate)
                 raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)

@@ -1,5 +1,5 @@
 """`scim-replicator demo`'s flags: --users/--groups below the story's minimum are refused (exit 2, one
-line naming the flag and the minimum), and --keep leaves both servers up after the story, reachable
+line naming the flag and the minimum), so are they with --pingone (its tutorial has its own cast), and --keep leaves both servers up after the story, reachable
 with the printed URLs and tokens (with --pingone: the printed configuration file), until SIGINT or
 SIGTERM stops them cleanly (exit 0)."""
 
@@ -28,6 +28,18 @@ async def test_a_count_below_the_story_minimum_is_refused(flag: str, minimum: in
     assert code == 2 and out == ""
     assert err == (f"scim-replicator: error: argument {flag}: expected at least {minimum}, got {minimum - 1}; "
                    "see scim-replicator demo --help\n")
+
+
+@pytest.mark.parametrize("flags", [("--users", "30"), ("--groups", "3", "--users", "9", "--groups", "4")])
+async def test_pingone_refuses_the_sizes_it_cannot_take(flags: tuple[str, ...]) -> None:
+    """`demo --pingone --users 30` exits 2 with one line naming the flags given (the tutorial has its own
+    six users and one group), instead of playing it and ignoring them."""
+    code, out, err = await cli("demo", "--pingone", *flags)
+    named = "--users" if len(flags) == 2 else "--groups or --users"
+    assert code == 2 and out == ""
+    assert err == (f"scim-replicator: error: demo --pingone takes no {named}: it plays PingOne's tutorial on its own "
+                   "six users and one group (--users and --groups size the SCIM demo); see scim-replicator demo "
+                   "--help\n")
 
 
 async def test_the_minimum_itself_runs_the_story() -> None:

@@ -19,7 +19,7 @@ from aioresponses import aioresponses
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from replicator.errors import ReplicatorError, ScimTimeoutError, TLSError, TransportError
+from replicator.errors import CertificateError, ReplicatorError, ScimTimeoutError, TLSError, TransportError
 from replicator.scim.client import ScimClient
 from replicator.scim.retry import RetryPolicy, retry_verdict
 from replicator.scim.status import FOREIGN_ERRORS, transport_error
@@ -46,9 +46,10 @@ MAPPING: dict[str, tuple[Callable[[], BaseException], type[TransportError], bool
     "ClientSSLError": (lambda: aiohttp.ClientSSLError(_KEY, ssl.SSLError(1, "handshake")), TLSError, False),
     "ClientConnectorSSLError": (lambda: aiohttp.ClientConnectorSSLError(_KEY, ssl.SSLError(1, "handshake")),
                                 TLSError, False),
+    # a certificate refused: every request there fails alike (a CertificateError stops the cycle)
     "ClientConnectorCertificateError": (
         lambda: aiohttp.ClientConnectorCertificateError(_KEY, ssl.SSLCertVerificationError(1, "self-signed")),
-        TLSError, False),
+        CertificateError, False),
     # the connection was never made
     "ClientConnectorError": (lambda: aiohttp.ClientConnectorError(_KEY, ConnectionRefusedError(111, "refused")),
                              TransportError, False),
@@ -108,7 +109,7 @@ def test_aiohttp_error_maps_to_exactly_one_of_ours(name: str) -> None:
     assert type(error) is expected
     assert isinstance(error, ReplicatorError)
     assert error.sent is sent
-    assert error.retryable is (expected is not TLSError)  # TLS is terminal; timeouts and the rest are not
+    assert error.retryable is not issubclass(expected, TLSError)  # TLS is terminal; timeouts and the rest are not
     assert str(error).startswith("GET") and "source" in str(error)
 
 
@@ -117,7 +118,7 @@ def test_retry_verdict_follows_the_mapping(name: str) -> None:
     """Idempotent calls retry every retryable transport error; a POST only one whose request was never sent."""
     build, expected, sent = CASES[name]
     error = transport_error(build(), "POST", URL(USERS), "destination")
-    retryable = expected is not TLSError
+    retryable = not issubclass(expected, TLSError)
     assert retry_verdict(error, idempotent=True) is retryable
     assert retry_verdict(error, idempotent=False) is (retryable and not sent)
 
@@ -148,7 +149,7 @@ async def test_client_raises_our_error_and_retries_what_the_mapping_allows(
     mocked.add(url, method, exception=foreign)
     mocked.add(url, method, status=201 if method == "POST" else 200, body='{"id": "u-1", "userName": "a"}',
                content_type="application/scim+json", response_class=_Response)
-    retried = expected is not TLSError and (method == "GET" or not sent)
+    retried = not issubclass(expected, TLSError) and (method == "GET" or not sent)
     policy = RetryPolicy(attempts=2, wait_initial=0.001, wait_max=0.001)
     async with ScimClient(BASE, name="source", retry=policy) as client:
         if retried:

@@ -16,6 +16,7 @@ from replicator.scim.diagnosis import (
     tls_finding,
     tls_request_message,
     token_refused_message,
+    token_tls_message,
 )
 from tests.harness import free_port
 
@@ -82,3 +83,26 @@ def test_a_tls_failure_during_the_cycle_names_the_request_and_the_sides_setting(
                                   "untrusted")
     assert message.startswith("destination SCIM https://scim.example/v2: PATCH /v2/Users/1: words; set "
                               "destination.ca_bundle to a PEM file") and "(destination.verify_tls = false" in message
+
+
+def test_a_certificate_for_another_host_names_the_setting_that_holds_the_host() -> None:
+    """A certificate for another host names the setting the failed host came from: `url` for a SCIM
+    API, `api_url` for PingOne's Platform API, and for a token endpoint `token_url` or the settings the
+    PingOne preset derives it from (not the side's `url`)."""
+    question = "; is the host in destination.{} the one its certificate names?"
+    scim = tls_request_message(Side("destination SCIM", "https://scim.example/v2"), "GET /v2/Users", "words",
+                               "other host")
+    platform = tls_request_message(Side("destination", "https://api.pingone.eu/v1/environments/e", url_setting="api_url"),
+                                   "GET /v1/environments/e/users", "words", "other host")
+    assert scim.endswith(question.format("url")) and platform.endswith(question.format("api_url"))
+    derived = TokenEndpoint("destination", "https://auth.pingone.eu/e/as/token",
+                            ("destination.pingone_region", "destination.pingone_environment"))
+    assert token_tls_message(TokenEndpoint("destination", "https://idp.example/as/token"), "words", "other host") \
+        == "destination token endpoint https://idp.example/as/token: words; is destination.token_url right?"
+    assert token_tls_message(derived, "words", "other host").endswith(
+        "words; are destination.pingone_region and destination.pingone_environment right? (destination.token_url "
+        "sets the token URL itself)")
+    assert token_tls_message(derived, "words", "untrusted").endswith("words; set destination.ca_bundle to a PEM file "
+                                                                     "with the CA that signed it (destination."
+                                                                     "verify_tls = false skips the check: for "
+                                                                     "testing only)")

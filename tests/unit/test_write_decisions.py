@@ -3,7 +3,16 @@ error -> action table, the zero-change fast path and why an object read cannot b
 
 from __future__ import annotations
 
-from replicator.errors import AuthError, BadRequestError, NotFoundError, StateError, TransportError
+from replicator.errors import (
+    AuthError,
+    BadRequestError,
+    CertificateError,
+    NotFoundError,
+    ScimTimeoutError,
+    StateError,
+    TLSError,
+    TransportError,
+)
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.plan import PATCH, RECORD
 from replicator.pipeline.triage import refusal, unchanged_since_last_write
@@ -40,14 +49,17 @@ def test_put_form_of_a_group_holds_every_member_we_want() -> None:
 
 def test_the_writers_error_table() -> None:
     """501 or a path/filter refusal falls back to PUT, other 400s do not; noTarget re-reads the object
-    (not for RECORD); refused credentials and an unusable state stop the cycle, an object's 404 or 400
-    does not; ten (or twice the concurrency) transport failures in a row mean the destination is down."""
+    (not for RECORD); refused credentials, a refused certificate and an unusable state stop the cycle, an
+    object's 404 or 400 does not; ten (or twice the concurrency) transport failures in a row mean the destination is down."""
     assert falls_back_to_put(501, None) and falls_back_to_put(400, "invalidPath") and falls_back_to_put(400, "invalidFilter")
     assert not falls_back_to_put(400, "invalidValue") and not falls_back_to_put(500, None)
     assert rereads_live("noTarget", PATCH) and not rereads_live("noTarget", RECORD) and not rereads_live(None, PATCH)
     assert stops_the_cycle(AuthError("no")) and stops_the_cycle(StateError("disk"))
     assert not stops_the_cycle(NotFoundError("gone", status=404)) and not stops_the_cycle(BadRequestError("bad", status=400))
     assert not stops_the_cycle(TransportError("reset"))
+    # a certificate refused fails every request alike; a handshake cut short or a timeout may pass
+    assert stops_the_cycle(CertificateError("not trusted", sent=False))
+    assert not stops_the_cycle(TLSError("handshake", sent=False)) and not stops_the_cycle(ScimTimeoutError("slow"))
     assert not destination_unreachable(9, 4) and destination_unreachable(10, 4)
     assert not destination_unreachable(15, 8) and destination_unreachable(16, 8)
 
