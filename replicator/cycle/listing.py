@@ -116,7 +116,7 @@ class DestinationIndex:
         none. Two: the create is refused, naming them, rather than guessed or posted beside them."""
         kind, cx = step.kind, self.cx
         leftovers = self.leftovers[kind]
-        if not leftovers or key is None:
+        if not leftovers or key is None or not may_claim(leftovers, step.source_id, key):
             return None
         unowned = [left for left in leftovers if not await cx.store.forms.owners(kind, left.dest_id)]
         held = {left.dest_id for left in unowned if left.old in await cx.store.scratch.listed_keys(kind, [left.old])}
@@ -128,12 +128,30 @@ class DestinationIndex:
                 "refusing to guess (rename or remove the ones that are not it on the destination)")
         if not claims:
             return None
+        if await self._in_source(kind, claims[0].name):
+            return None  # a source object of its own, which its own create adopts
         log.info("%s %s: adopting %r, left under a temporary name by a swap whose state was lost",
                  kind, step.label, claims[0].name)
         try:
             return await cx.destination.get(kind, claims[0].dest_id)
         except NotFoundError:
             return None
+
+    async def _in_source(self, kind: str, name: str) -> bool:
+        """Whether the source has an object whose match key is `name` (a leftover's whole temporary
+        name: then it is that object's, not a leftover); a source that cannot tell refuses the claim."""
+        cx = self.cx
+        attribute = cx.match_attribute(kind)
+        template = cx.policy.user_match_filter if kind == USER else cx.policy.group_match_filter
+        try:
+            found = await cx.source.find(kind, render(template, name))
+        except AuthError:
+            raise
+        except ScimError as exc:
+            raise UnprovenAbsenceError(
+                f"not created: the destination holds {name!r}, left under a temporary name by a rename whose "
+                f"state was lost, and the source could not be searched for an object of that name ({exc})") from exc
+        return any((match_value(canonicalise(r, kind), attribute) or "").casefold() == name.casefold() for r in found)
 
     async def _from_listing(self, kind: str, listing: Listing, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(True, object or None) when a complete listing settles it; (False, None) when the key is

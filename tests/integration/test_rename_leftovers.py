@@ -181,3 +181,36 @@ async def test_a_swap_whose_last_name_is_taken_meanwhile_keeps_the_temporary_nam
     finally:
         await source.stop()
         await destination.stop()
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+@pytest.mark.parametrize("alice_first", [True, False])
+async def test_a_source_object_named_like_a_temporary_name_keeps_its_object(
+        tmp_path: Path, alice_first: bool, bulk: bool) -> None:
+    """A source user whose own userName has a temporary name's shape (`renaming-0123abcd-alice`) is no
+    leftover: with a lost state, `alice` does not take its destination object (which would then have two
+    owners); each user ends with an object of its own, whichever is read first."""
+    source, destination = lost_state_pair(Quirks(bulk_max_operations=10) if bulk else None)
+    names = ["alice", "renaming-0123abcd-alice"]
+    for name in names if alice_first else reversed(names):
+        source.add_user({"schemas": USER, "userName": name})
+    real = destination.add_user({"schemas": USER, "userName": "renaming-0123abcd-alice", "title": "its own"})["id"]
+    result = await run_lost(source, destination, tmp_path)
+    assert result.outcome == "ok", (result.summary(), result.failures)
+    assert (result.counts["adopted"], result.counts["created"]) == (1, 1), result.summary()
+    names_now = sorted(user["userName"] for user in destination.users.values())
+    assert names_now == ["alice", "renaming-0123abcd-alice"], names_now
+    assert destination.users[real]["userName"] == "renaming-0123abcd-alice"
+    assert destination.users[real]["title"] == "its own"
+
+
+async def test_a_leftover_claim_a_source_cannot_check_fails_the_object_instead_of_a_guess(tmp_path: Path) -> None:
+    """When the source cannot be searched for an object named as the leftover, the claim is neither made
+    nor dropped for a copy beside it: the object fails, naming the leftover, and nothing is written."""
+    source = MemoryScimServer(bearer_token=SOURCE_TOKEN, quirks=Quirks(filter_supported=False))
+    destination = MemoryScimServer(bearer_token=DESTINATION_TOKEN)
+    source.add_user({"schemas": USER, "userName": "alice"})
+    destination.add_user({"schemas": USER, "userName": "renaming-0123abcd-alice"})
+    result = await run_lost(source, destination, tmp_path)
+    assert result.counts["failed"] == 1 and "renaming-0123abcd-alice" in str(result.failures), result.failures
+    assert sorted(user["userName"] for user in destination.users.values()) == ["renaming-0123abcd-alice"]
