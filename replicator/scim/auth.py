@@ -26,7 +26,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from replicator.errors import AuthError, RedirectError, TLSError, TransportError
+from replicator.errors import AuthError, CertificateError, RedirectError, TLSError, TransportError
 from replicator.pipeline.urls import shown_url
 from replicator.scim.diagnosis import (
     TokenEndpoint,
@@ -150,6 +150,11 @@ class TokenEndpointTLSError(TLSError):
     """TLS with the token endpoint failed; the message names the side, the URL and what to set."""
 
 
+class TokenEndpointCertificateError(TokenEndpointTLSError, CertificateError):
+    """The token endpoint's certificate was refused (not trusted, or for another host): every token
+    request fails alike, so, met in the middle of a cycle (a refresh), it stops the cycle."""
+
+
 class _TokenResponse(msgspec.Struct):
     access_token: str
     expires_in: float = 3600.0
@@ -249,7 +254,9 @@ class ClientCredentials:
     def _no_answer(self, exc: TimeoutError | aiohttp.ClientError) -> TransportError:
         """Our error for a token request that got no answer: TLS refused, no connection, no answer in time."""
         if isinstance(exc, aiohttp.ClientSSLError):
-            return TokenEndpointTLSError(token_tls_message(self._endpoint, *tls_failure_words(exc)), sent=False)
+            words, certificate = tls_failure_words(exc)
+            refused = TokenEndpointCertificateError if certificate else TokenEndpointTLSError
+            return refused(token_tls_message(self._endpoint, words, certificate), sent=False)
         got_one_before = self.fetches > 0
         if isinstance(exc, aiohttp.ClientConnectorError):
             words, sent = f"cannot connect to {exc.host}:{exc.port}: {connect_failure_words(exc)}", False

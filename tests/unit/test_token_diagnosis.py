@@ -3,11 +3,15 @@ whether one that cannot be reached is retried (not before its first token, after
 
 from __future__ import annotations
 
+import ssl
+
 import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 
 from replicator.config import SideConfig, pingone_urls
-from replicator.errors import TLSError
+from replicator.errors import CertificateError, TLSError
+from replicator.pipeline.writes import stops_the_cycle
 from replicator.scim.auth import ClientCredentials, TokenEndpointUnreachable, token_url_derived_from
 from replicator.scim.diagnosis import (
     Problem,
@@ -106,3 +110,15 @@ def test_a_certificate_for_another_host_names_the_setting_that_holds_the_host() 
                                                                      "with the CA that signed it (destination."
                                                                      "verify_tls = false skips the check: for "
                                                                      "testing only)")
+
+
+def test_a_token_endpoint_certificate_refused_stops_the_cycle_and_a_handshake_cut_short_does_not() -> None:
+    """A token request whose certificate is refused (met at a refresh mid-cycle) fails every later one
+    alike: its error is a CertificateError, which stops the cycle; other TLS failures stay transport ones."""
+    credentials = ClientCredentials(f"https://127.0.0.1:{free_port()}/as/token", "id", SECRET, side="source")
+    key = ConnectionKey("127.0.0.1", 443, True, True, None, None, None)
+    refused = credentials._no_answer(aiohttp.ClientConnectorCertificateError(key, ssl.SSLCertVerificationError(1, "self-signed")))
+    cut = credentials._no_answer(aiohttp.ClientConnectorSSLError(key, ssl.SSLError(1, "EOF occurred")))
+    assert isinstance(refused, CertificateError) and isinstance(refused, TLSError) and stops_the_cycle(refused)
+    assert "source.ca_bundle" in str(refused) and SECRET not in str(refused)
+    assert isinstance(cut, TLSError) and not isinstance(cut, CertificateError) and not stops_the_cycle(cut)
