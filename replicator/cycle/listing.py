@@ -151,7 +151,7 @@ class DestinationIndex:
             raise UnprovenAbsenceError(
                 f"not created: the destination holds {name!r}, left under a temporary name by a rename whose "
                 f"state was lost, and the source could not be searched for an object of that name ({exc})") from exc
-        return any((match_value(canonicalise(r, kind), attribute) or "").casefold() == name.casefold() for r in found)
+        return bool(exact_matches(found, kind, attribute, name))
 
     async def _from_listing(self, kind: str, listing: Listing, key: str) -> tuple[bool, dict[str, Any] | None]:
         """(True, object or None) when a complete listing settles it; (False, None) when the key is
@@ -189,7 +189,7 @@ class DestinationIndex:
             found = await cx.destination.find(step.kind, render(template, key))
         except (BadRequestError, NotFoundError) as exc:
             return await self._lookup_in_listing(step.kind, key, exc)
-        exact = [r for r in found if (match_value(canonicalise(r, step.kind), attribute) or "").casefold() == key.casefold()]
+        exact = exact_matches(found, step.kind, attribute, key)
         if len(exact) > 1:
             raise ConflictError(
                 f"{len(exact)} destination {step.kind}s match {attribute}; refusing to guess", status=409
@@ -223,3 +223,9 @@ class DestinationIndex:
         if not known:
             raise ConflictError(f"several destination {kind}s share {key!r}; refusing to guess", status=409)
         return existing
+
+
+def exact_matches(found: list[dict[str, Any]], kind: str, attribute: str, key: str) -> list[dict[str, Any]]:
+    """Of the objects a search found, those whose match attribute is `key` (ignoring case, as keys are
+    compared): a filter may match more (`co`, a server's own folding)."""
+    return [r for r in found if (match_value(canonicalise(r, kind), attribute) or "").casefold() == key.casefold()]

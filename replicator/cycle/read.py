@@ -12,15 +12,13 @@ import logging
 from contextlib import aclosing
 from typing import Any
 
-import msgspec
-
 from replicator.cycle.context import CycleContext, paging
 from replicator.cycle.planner import let_the_loop_run
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, decode_for_canonical, match_value
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, decode_for_canonical, decode_whole, match_value
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import ADOPT_REASON, CREATE, CREATE_REST_REASON, PATCH, Step, label_of
 from replicator.pipeline.references import translate
@@ -33,7 +31,6 @@ log = logging.getLogger("replicator.cycle")
 
 _PAGE_CANON_BATCH = 500
 
-_decode_resource = msgspec.json.Decoder(dict).decode
 
 
 class SourceReader:
@@ -236,7 +233,7 @@ class SourceReader:
         """A source object's JSON, decoded for its canonical form (`decode_for_canonical`); whole when a
         group filter may read what the canonical form leaves out of a member (its display, its $ref)."""
         if kind == GROUP and self.cx.scope.group_filter:
-            return _decode_resource(raw)
+            return decode_whole(raw)
         return decode_for_canonical(raw, kind)
 
     def _source_digest(self, kind: str, raw: bytes) -> str:

@@ -131,6 +131,7 @@ _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _members_decoder = msgspec.json.Decoder(list[_Member])
 _whole_decoder = msgspec.json.Decoder(dict)
 _value_decoder = msgspec.json.Decoder()
+decode_whole = _whole_decoder.decode  # a resource's JSON object, every attribute as sent
 
 
 def decode_for_canonical(raw: bytes, kind: str) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def decode_for_canonical(raw: bytes, kind: str) -> dict[str, Any]:
     of a million members is not held as dicts of every attribute, display and $ref strings included,
     beside its canonical form). Members that are not all objects are decoded whole."""
     if kind != GROUP:
-        return _whole_decoder.decode(raw)
+        return decode_whole(raw)
     fields = _fields_decoder.decode(raw)
     out: dict[str, Any] = {}
     for key, value in fields.items():

@@ -68,11 +68,13 @@ class _Taken:
     would see a group without members), so it fails loudly."""
 
     def __iter__(self) -> Iterator[Any]:
-        raise RuntimeError("a group's members were taken by translate(consume=True) and cannot be read again")
+        raise RuntimeError(_TAKEN_WORDS)
 
     def __len__(self) -> int:
-        raise RuntimeError("a group's members were taken by translate(consume=True) and cannot be read again")
+        raise RuntimeError(_TAKEN_WORDS)
 
+
+_TAKEN_WORDS = "a group's members were taken by translate(consume=True) and cannot be read again"
 
 TAKEN = _Taken()
 

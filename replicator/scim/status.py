@@ -36,6 +36,7 @@ from replicator.errors import (
     TransportError,
     UnexpectedStatusError,
 )
+from replicator.scim.diagnosis import Side, tls_request_message
 from replicator.scim.retry import parse_retry_after
 from replicator.scim.wire import decode_error
 
@@ -154,13 +155,15 @@ def error_from_response(method: str, url: URL, status: int, body: bytes, retry_a
     return cls(message, status=status, scim_type=scim_type, detail=detail, retry_after=parse_retry_after(retry_after))
 
 
-def transport_error(exc: BaseException, method: str, url: URL, server: str) -> TransportError:
+def transport_error(exc: BaseException, method: str, url: URL, server: str, side: Side | None = None) -> TransportError:
     """Our one error for a failure of `method url` to `server` that got no HTTP answer (one of FOREIGN_ERRORS).
 
     Checked most specific first (aiohttp's ServerTimeoutError is a TimeoutError too, its certificate
     errors are connector errors): a timeout (ScimTimeoutError; sent: the server may have acted), an
     invalid URL, a TLS failure (TLSError, terminal; not sent; a CertificateError when the certificate was
     refused), a connection never made (not sent), anything else (sent: the connection broke after the request may have gone out).
+    `side`: a TLS failure is then worded as the probe words it, with what to set (a certificate can
+    change after the probe: `diagnosis.tls_request_message`).
     """
     if isinstance(exc, TimeoutError):
         return ScimTimeoutError(f"{method} {url.path}: no answer from {server} in time", sent=True)
@@ -168,7 +171,9 @@ def transport_error(exc: BaseException, method: str, url: URL, server: str) -> T
         return TransportError(f"{method}: invalid URL for {server}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         words, certificate = tls_failure_words(exc)
-        return tls_error(f"{method} {url.path}: {server}: {words}", certificate)
+        message = (tls_request_message(side, f"{method} {url.path}", words, certificate) if side is not None
+                   else f"{method} {url.path}: {server}: {words}")
+        return tls_error(message, certificate)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return TransportError(f"{method} {url.path}: cannot connect to {server} at {exc.host}:{exc.port}: "
                               f"{connect_failure_words(exc)}", sent=False)

@@ -24,10 +24,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from replicator import __version__
-from replicator.errors import ScimTimeoutError, TLSError, TransportError
+from replicator.errors import ScimTimeoutError, TransportError
 from replicator.pipeline.urls import shown_url
 from replicator.scim.auth import MAX_REDIRECTS, REDIRECT_STATUSES, Auth, NoAuth, redirect_target
-from replicator.scim.diagnosis import Side, tls_request_message
+from replicator.scim.diagnosis import Side
 from replicator.scim.latency import Latencies, percentiles_ms
 from replicator.scim.limits import AdaptiveLimit, Pause, RateLearner, TokenBucket
 from replicator.scim.retry import RetryPolicy, retry_verdict
@@ -36,8 +36,6 @@ from replicator.scim.status import (
     error_from_response,
     refused_credentials,
     status_overloads,
-    tls_error,
-    tls_failure_words,
     transport_error,
 )
 from replicator.scim.wire import SCIM_JSON
@@ -219,16 +217,11 @@ class HttpTransport:
                 status, payload, retry_after, location = await self._exchange(method, url, params, data, headers,
                                                                               keep_body)
             except FOREIGN_ERRORS as exc:
-                failure = transport_error(exc, method, url, self.name)
+                failure = transport_error(exc, method, url, self.name,
+                                          Side(self.name, shown_url(self.base_url), url_setting=self.url_setting))
                 if isinstance(failure, ScimTimeoutError):
                     overloaded = True
                     self.stats["timeouts"] += 1
-                if isinstance(failure, TLSError) and isinstance(exc, aiohttp.ClientSSLError):
-                    # in the probe's words, with what to set: a certificate can change after the probe
-                    side = Side(self.name, shown_url(self.base_url), url_setting=self.url_setting)
-                    words, certificate = tls_failure_words(exc)
-                    failure = tls_error(tls_request_message(side, f"{method} {url.path}", words, certificate),
-                                        certificate)
                 raise failure from exc
             finally:
                 self.latency.add(time.monotonic() - started)
