@@ -27,16 +27,17 @@ def writes(requests: dict[str, int]) -> int:
     return sum(n for m, n in requests.items() if m in ("POST", "PUT", "PATCH", "DELETE"))
 
 
-def copy_and_zero(users: int, groups: int, zero: int, tree: Path = ROOT) -> list[dict[str, Any]]:
+def copy_and_zero(users: int, groups: int, zero: int, tree: Path = ROOT, mode: str = "--once") -> list[dict[str, Any]]:
     """A first copy of `users` users (+ one group of everyone when `groups`), then `zero` times the
-    zero-change cycle, each followed by a bare read of the same source."""
+    zero-change cycle, each followed by a bare read of the same source. `mode`: the first copy's run mode
+    (`--full` is the daemon's first cycle)."""
     rows = []
     label = "group" if groups else "users"
     with bench_server(users=users, groups=groups, plan="bench") as source, bench_server() as destination, \
             tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "state.db"
-        wall, copy = run_replicator(source, destination, state, "--concurrency", "64", tree=tree)
-        rows.append({"scenario": label, "users": users, "groups": groups, "seconds": round(wall, 1),
+        wall, copy = run_replicator(source, destination, state, "--concurrency", "64", tree=tree, mode=mode)
+        rows.append({"scenario": label, "mode": mode.lstrip("-"), "users": users, "groups": groups, "seconds": round(wall, 1),
                      "peak_rss_mb": copy["peak_rss_mb"], "cpu_seconds": copy["cpu_seconds"],
                      "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome")})
         for _ in range(zero):
@@ -59,17 +60,22 @@ def main() -> None:
                         "its own bare read)")
     parser.add_argument("--zero-without-group", action="store_true",
                         help="the zero-change cycles after a copy of the users alone")
+    parser.add_argument("--full", action="store_true", help="the first copy as a full cycle (`run --full`, "
+                        "as the daemon's first cycle is), not `--once`")
     parser.add_argument("--tree", type=Path, default=ROOT, help="the checkout whose replicator runs (default: this one)")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    mode = "--full" if args.full else "--once"
     rows: list[dict[str, Any]] = []
     for _ in range(args.runs):
         runs = []
         zero = args.zero_runs if "zero" in only else 0
         if "users" in only or (zero and args.zero_without_group):
-            runs += copy_and_zero(args.users, 0, zero=zero if args.zero_without_group else 0, tree=args.tree)
+            runs += copy_and_zero(args.users, 0, zero=zero if args.zero_without_group else 0, tree=args.tree,
+                                  mode=mode)
         if "group" in only or (zero and not args.zero_without_group):
-            runs += copy_and_zero(args.users, 1, zero=0 if args.zero_without_group else zero, tree=args.tree)
+            runs += copy_and_zero(args.users, 1, zero=0 if args.zero_without_group else zero, tree=args.tree,
+                                  mode=mode)
         for row in runs:
             print(json.dumps(row), flush=True)
         rows += runs

@@ -90,8 +90,10 @@ class Planner:
         live_known = dest is not None and dest.complete and cx.full
         stored = await self.stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
                                         everything=live_known)
-        # an object written earlier in this cycle is newer than the destination listing
-        listed_now = [read.source_id for read, *_ in ready] if live_known else []
+        # an object written earlier in this cycle is newer than the destination listing; one the state
+        # has no destination object for is a create, whatever the listing holds (no query: a released
+        # waiter is planned alone, and a query each made a chain of managers wait a page for each link)
+        listed_now = [read.source_id for read, *_ in ready if read.source_id in stored] if live_known else []
         written = await cx.recorder.written_now(kind, listed_now)
         fresh = {sid for sid in listed_now if sid not in written}
         forms = await cx.store.scratch.listed_forms(kind, [stored[sid].dest_id for sid in fresh if sid in stored])
