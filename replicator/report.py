@@ -19,6 +19,7 @@ from replicator.pipeline.keeps import loss_words, member_limit_words
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
+from replicator.state.keeps import MEMBERS_PER_REQUEST_RAISED
 from replicator.state.records import FailedResource
 
 
@@ -311,8 +312,13 @@ def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = Fa
         learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
         lines.append(f"destination {destination} {loss_words(path, how)} of {kind.lower()}s (seen on {objects}, "
                      f"learned {learned}): not rewritten unless the source value changes")
-    for destination, _, value, learned_at in status.limits:
+    for destination, name, value, learned_at in status.limits:
         learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
-        lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: group writes carry at "
-                     f"most {value} members each")
+        if name == MEMBERS_PER_REQUEST_RAISED:
+            lines.append(f"destination {destination} took {value} members in one request when its member limit "
+                         f"was probed (the limit raised {learned}): each cycle tries sync.member_chunk again "
+                         "(a 400 about the count learns the limit anew)")
+        else:
+            lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: group writes carry "
+                         f"at most {value} members each")
     return "\n".join(lines)

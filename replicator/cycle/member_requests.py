@@ -1,6 +1,7 @@
 """The member side of group writes for one cycle (`MemberRequests`): the member chunk (smaller once the
 destination refused a request's member count, and kept for that destination in the state, so that the
-next cycles start from it until it is a week old: then they try the setting again), what a 400 about
+next cycles start from it until it is a week old: then they try the setting again, and a limit a probe
+raised is kept as that, dated then and probed on by every cycle), what a 400 about
 members leaves to write, a create's answer that names members another way, the PATCH adds of a
 group's members, sent side by side, and a group's PATCH bodies, sent again in smaller ones after a
 count refusal.
@@ -24,7 +25,7 @@ from replicator.pipeline.member_refusals import LearnedLimit, MembersNotWritten,
 from replicator.pipeline.patch import Operation, chunk_requests
 from replicator.pipeline.plan import Step
 from replicator.pipeline.urls import destination_key
-from replicator.state.keeps import MEMBERS_PER_REQUEST
+from replicator.state.keeps import MEMBERS_PER_REQUEST, MEMBERS_PER_REQUEST_RAISED
 
 log = logging.getLogger("replicator.cycle")
 
@@ -47,14 +48,21 @@ class MemberRequests:
     async def load(self) -> None:
         """Start from the member limit learned for this destination (the smaller of it and the setting),
         or from the setting when that limit is due to be probed (`LearnedLimit.due`)."""
-        known = await self.cx.store.keeps.limit(self.destination, MEMBERS_PER_REQUEST)
-        if known is None or known[0] >= self.chunk:
+        learned = await self._learned()
+        if learned is None or learned.value >= self.chunk:
             return
-        learned = LearnedLimit(*known)
         if learned.due(time.time()):
             self.probing = learned
         else:
-            self.chunk, self.learned_at = known
+            self.chunk, self.learned_at = learned.value, learned.learned_at
+
+    async def _learned(self) -> LearnedLimit | None:
+        """The limit kept for this destination: one learned from a refusal, else one a probe raised."""
+        for name in (MEMBERS_PER_REQUEST, MEMBERS_PER_REQUEST_RAISED):
+            known = await self.cx.store.keeps.limit(self.destination, name)
+            if known is not None:
+                return LearnedLimit(*known, raised=name == MEMBERS_PER_REQUEST_RAISED)
+        return None
 
     def taken(self, members: int) -> None:
         """The destination took a request carrying this many members (what a probe learns from)."""
@@ -62,19 +70,21 @@ class MemberRequests:
 
     async def finish(self) -> list[str]:
         """Record a limit learned this cycle; or, probing, forget the limit when the destination took a
-        request of the setting's count, raise it to the most members a request it took carried (still
-        due, so the next cycle tries again); not in a dry run. A note when a learned limit was in use or
-        probed."""
+        request of the setting's count, raise it to the most members a request it took carried (dated
+        now, and due, so the next cycle tries again); not in a dry run. A note when a learned limit was
+        in use or probed."""
         record = not self.cx.dry_run
+        keeps = self.cx.store.keeps
         if self._learned_now:
             if record:
-                await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.chunk)
+                await keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.chunk,
+                                        replacing=(MEMBERS_PER_REQUEST_RAISED,))
         elif self.probing is not None:
             if record and self.largest_taken >= self.chunk:
-                await self.cx.store.keeps.forget_limit(self.destination, MEMBERS_PER_REQUEST)
+                await keeps.forget_limit(self.destination, MEMBERS_PER_REQUEST, MEMBERS_PER_REQUEST_RAISED)
             elif record and self.largest_taken > self.probing.value:  # raised, and tried again next cycle
-                await self.cx.store.keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST, self.largest_taken,
-                                                      learned_at=self.probing.learned_at)
+                await keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST_RAISED, self.largest_taken,
+                                        replacing=(MEMBERS_PER_REQUEST,))
             return [probe_words(self.probing.value, _local(self.probing.learned_at), self.chunk, self.largest_taken)]
         if self.learned_at is None:
             return []

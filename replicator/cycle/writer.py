@@ -144,7 +144,8 @@ class StepWriter:
         """POST the object; a large group gets its first chunk of members, the rest as PATCH adds, as
         do members the answer shows the server left out (RFC 7644 3.3 lets it ignore POSTed content).
         A 400 about the members (a member refused, too many in one request) is retried without the
-        refused members or with a smaller chunk; what was not written is returned."""
+        refused members or with a smaller chunk; the POST taken counts for the member limit being probed
+        (`MemberRequests.taken`) as a PATCH add of as many members does; what was not written is returned."""
         assert step.desired is not None
         not_written = MembersNotWritten()
         members = step.desired.get("members", [])
@@ -166,6 +167,7 @@ class StepWriter:
                     members = not_written.rename(members, renamed)  # members deleted on the destination
                     continue
                 members = self.members.after_refusal(step.kind, step.label, exc, first, members, not_written)
+        self.members.taken(len(first))  # a request the destination took with this many members, as a PATCH add is
         not_written.add_held_as_another_kind(first, created)
         left_out = members_left_out(first, created)
         if left_out is None:

@@ -98,16 +98,18 @@ def member_refusal(scim_type: str | None, detail: str | None, sent: list[dict[st
 class LearnedLimit:
     """A member-count limit learned for a destination (`value` members per request) at `learned_at`
     (epoch seconds). Kept for `PROBE_AFTER`; from then on each cycle sends the configured member chunk
-    again (probes): a request the destination takes with more members raises it, one of the setting's
-    count forgets it, and a 400 about the count learns it anew (kept another `PROBE_AFTER`)."""
+    again (probes): a request the destination takes with more members raises it (`raised`: at once due
+    again, as the setting is still untried), one of the setting's count forgets it, and a 400 about the
+    count learns it anew (kept another `PROBE_AFTER`)."""
 
     value: int
-    learned_at: float
+    learned_at: float  # when `value` was learned, or raised to
+    raised: bool = False  # what a probe found the destination takes, not what it refused
 
     @property
     def probe_at(self) -> float:
         """From when a cycle tries the configured member chunk again."""
-        return self.learned_at + PROBE_AFTER
+        return self.learned_at if self.raised else self.learned_at + PROBE_AFTER
 
     def due(self, now: float) -> bool:
         return now >= self.probe_at

@@ -3,7 +3,10 @@ kind and attribute path, how it loses it (`dropped`, `fewer values`, ...), on ho
 seen, and when it was learned. Reached as `store.keeps`; the cycle replaces a destination's entries of
 a kind as a whole at its end (pipeline/keeps decides them). Beside them, the limits a destination was
 learned to enforce (`destination_limits`: say `members per request` -> 100), kept until one is learned
-anew, or forgotten when the destination takes more again (the cycle decides).
+anew, or forgotten when the destination takes more again (the cycle decides); each row's `learned_at`
+is when its value was learned (a limit raised or learned anew: then). `members per request (raised)`
+-> 240 is what a probe of that limit found the destination takes (the limit raised to it: probed on
+by every cycle); a destination has one of the two at most.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from replicator.state.connection import Room, state_errors_named
 
 MEMBERS_PER_REQUEST = "members per request"
+MEMBERS_PER_REQUEST_RAISED = "members per request (raised)"
 
 # (path, how, objects, learned_at)
 KeepsRow = tuple[str, str, int, float]
@@ -63,10 +67,13 @@ class DestinationKeeps(Room):
                 row = await cursor.fetchone()
         return None if row is None else (int(row[0]), float(row[1]))
 
-    async def learn_limit(self, destination: str, name: str, value: int, learned_at: float | None = None) -> None:
-        """The destination enforces this limit from now on (learned now, unless `learned_at` says when)."""
+    async def learn_limit(self, destination: str, name: str, value: int, learned_at: float | None = None,
+                          *, replacing: tuple[str, ...] = ()) -> None:
+        """The destination enforces this limit from now on (learned now, unless `learned_at` says when),
+        in place of its limits named in `replacing` (forgotten in the same transaction)."""
         async with self._lock:
             await self._flush()
+            await self._forget(destination, replacing)
             await self._db.execute(
                 """INSERT INTO destination_limits (destination, name, value, learned_at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (destination, name) DO UPDATE SET value = excluded.value,
@@ -74,13 +81,17 @@ class DestinationKeeps(Room):
                 (destination, name, value, time.time() if learned_at is None else learned_at))
             await self._commit()
 
-    async def forget_limit(self, destination: str, name: str) -> None:
-        """The destination no longer enforces this limit (it took more)."""
+    async def forget_limit(self, destination: str, *names: str) -> None:
+        """The destination no longer enforces these limits (it took more)."""
         async with self._lock:
             await self._flush()
-            await self._db.execute("DELETE FROM destination_limits WHERE destination = ? AND name = ?",
-                                   (destination, name))
+            await self._forget(destination, names)
             await self._commit()
+
+    async def _forget(self, destination: str, names: tuple[str, ...]) -> None:
+        if names:
+            await self._db.execute(f"DELETE FROM destination_limits WHERE destination = ? AND name IN "
+                                   f"({','.join('?' * len(names))})", (destination, *names))
 
     async def limits(self) -> list[tuple[str, str, int, float]]:
         """Every learned limit: (destination, name, value, learned_at), for `status`."""
