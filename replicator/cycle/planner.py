@@ -145,10 +145,13 @@ class Planner:
         return steps
 
     def count_held_members(self, step: Step) -> None:
-        """A group step whose member removals the membership guard held: counted and listed."""
+        """A group step whose member removals the membership guard held: counted and listed (until the
+        cycle's removals show some of them went through: `Removals.note_member_hold`)."""
         if step.held_members:
+            entry = (step.kind, step.label, step.held_why)
             self.cx.result.counts["member_removals_held"] += step.held_members
-            self.cx.result.held.append((step.kind, step.label, step.held_why))
+            self.cx.result.held.append(entry)
+            self.cx.removals.note_member_hold(step, entry)
             log.error("member removals of group %s held: %s", step.label, step.held_why)
 
     def _backing_off(self, row: ResourceRow | None, source_digest: str | None) -> bool:

@@ -1,6 +1,7 @@
 """Removals (`Removals`): what we created or adopted and the source no longer has (or keeps out of
 scope) is deleted or disabled, only after complete reads, only what the mass-removal guard lets
-through, and only once the source answers 404 for it; groups then lose members this cycle deleted."""
+through, and only once the source answers 404 for it; groups then lose members this cycle deleted, and
+member removals the membership guard held that were such members are no longer counted as held."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from replicator.cycle.context import CycleContext
 from replicator.cycle.sinks import dispatch
@@ -15,8 +17,9 @@ from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
 from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
-from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal, removal_guard
+from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal
 from replicator.pipeline.references import value_fragments
+from replicator.pipeline.removals import member_hold_after_removals, removal_guard
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
 
@@ -38,6 +41,14 @@ class Removals:
         # guard does not count them (`plan_upsert`)
         self.leaving: frozenset[str] = frozenset()
         self._still_there: dict[tuple[str, str], bool] = {}  # (kind, source id) asked for by id -> answered
+        # the member removals the membership guard held (counted), with the entry listing them in the
+        # result, until this cycle's removals say which of them went through (`_settle_member_holds`)
+        self._member_holds: list[MemberHold] = []
+
+    def note_member_hold(self, step: Step, entry: tuple[str, str, str]) -> None:
+        """A group step whose member removals the membership guard held (counted, and listed as `entry`
+        in the result): judged again once this cycle's removals are done (`drop_removed_members`)."""
+        self._member_holds.append(MemberHold(step.held, step.held_among, entry))
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -208,7 +219,10 @@ class Removals:
         back in scope rejoins it, and the reference is counted as dropped meanwhile."""
         cx = self.cx
         removed = cx.moves.removed_dest_ids
-        if not any(removed.values()) or cx.stop.is_set():
+        if not any(removed.values()):
+            return
+        self._settle_member_holds(removed[USER], removed[GROUP])
+        if cx.stop.is_set():
             return
         steps: list[Step] = []
         for kind, gone in ((GROUP, set().union(*removed.values())), (USER, removed[USER])):
@@ -227,6 +241,31 @@ class Removals:
             steps += kind_steps
         await cx.sink.follow_up(steps)
 
+    def _settle_member_holds(self, gone_users: set[str], gone_groups: set[str]) -> None:
+        """Member removals the membership guard held while groups were planned, before the groups'
+        removals were judged: those naming an object this cycle deleted (a subgroup gone from the source)
+        went through with its removal, and are no longer counted or listed as held; what is left of a
+        hold stays counted and listed, with its reason judged again (`member_hold_after_removals`)."""
+        result = self.cx.result
+        unsettled = []
+        for hold in self._member_holds:
+            settled = member_hold_after_removals(hold.members, hold.among, gone_users=gone_users,
+                                                 gone_groups=gone_groups, policy=self.cx.policy)
+            if settled is None or hold.entry not in result.held:
+                unsettled.append(hold)
+                continue
+            still, why = settled
+            result.counts["member_removals_held"] -= len(hold.members) - still
+            index = result.held.index(hold.entry)
+            kind, label, _ = hold.entry
+            if still:
+                result.held[index] = (kind, label, why)
+            else:
+                del result.held[index]
+            log.info("group %s: %d of the member removals held were of objects deleted this cycle, which it "
+                     "lost with their removal; %d still held", label, len(hold.members) - still, still)
+        self._member_holds = unsettled
+
     async def _counted_unchanged(self, kind: str, source_ids: list[str]) -> int:
         """How many of these objects this cycle counted unchanged: read, not written (or, dry-run,
         planned), not failing or waiting to retry. A member or manager drop writes to them after all."""
@@ -235,6 +274,16 @@ class Removals:
         read = await cx.store.scratch.read_among(kind, [sid for sid in source_ids if sid not in written])
         rows = await cx.store.rows(kind, sorted(read))
         return sum(1 for row in rows.values() if row.status == SYNCED and row.next_attempt_at is None)
+
+
+@dataclasses.dataclass(frozen=True)
+class MemberHold:
+    """Member removals of one group the membership guard held (`Step.held`, `Step.held_among`), and
+    the entry of the result's `held` that lists them."""
+
+    members: tuple[dict[str, Any], ...]
+    among: int
+    entry: tuple[str, str, str]
 
 
 async def _replay(chunks: list[Unread]) -> AsyncIterator[Unread]:

@@ -3,6 +3,8 @@
 `plan_upsert` compares the desired destination form with what we last wrote (incremental) or with what
 the destination really holds (full reconcile), and returns a Step. `plan_removal` decides between
 DELETE and disable for an object that left the source. Nothing here touches the network or the disk.
+The guards these plans ask are in removals.py (`hold_member_removals` and `removal_guard` are
+exported from here too).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from replicator.config import SyncConfig
-from replicator.pipeline.canonical import GROUP, USER, digest, project, sort_values
+from replicator.pipeline.canonical import GROUP, USER, digest, project
 from replicator.pipeline.patch import Operation, compute_operations
+from replicator.pipeline.removals import hold_member_removals, member_hold, member_values, names_gone, removal_guard
 from replicator.scim.urns import ENTERPRISE_USER
 
 
@@ -68,12 +71,20 @@ class Step:
     operations: list[Operation] = field(default_factory=list)
     reason: str = ""
     source_digest: str | None = None  # of the source object's bytes as read (recorded with the write)
-    held_members: int = 0  # member removals the membership guard kept out of this step (see hold_member_removals)
-    held_why: str = ""  # ...and why
+    # the members whose removal the membership guard held: entries of `desired`, which keeps them (see
+    # `hold_member_removals`); the group's members it judged them against; and why
+    held: tuple[dict[str, Any], ...] = ()
+    held_among: int = 0
+    held_why: str = ""
 
     @property
     def writes(self) -> bool:
         return self.action in (CREATE, PATCH, DELETE, DISABLE)
+
+    @property
+    def held_members(self) -> int:
+        """How many member removals the membership guard kept out of this step."""
+        return len(self.held)
 
 
 def plan_upsert(
@@ -101,18 +112,19 @@ def plan_upsert(
     in a second PATCH after their removal (`_without_leaving`), and the membership guard does not count
     them (`hold_member_removals`).
     """
-    held, held_why = 0, ""
+    held: tuple[dict[str, Any], ...] = ()
+    among, held_why = 0, ""
     if kind == GROUP and (departed := _without_leaving(desired, leaving)) is not None:
         # planned again next cycle while its source names them, as after a member drop
         desired, desired_digest, source_digest = departed, None, None
     if kind == GROUP and stored is not None and not (live_known and live is None):
         before = live if live_known and live is not None else (stored.canonical or {})
         removable = _removable_members(policy, stored.canonical or {}, before) if live_known else None
-        desired, held, held_why = hold_member_removals(desired, before, removable, policy, leaving)
+        desired, held, among, held_why = member_hold(desired, before, removable, policy, leaving)
     want = digest(desired) if held else desired_digest or digest(desired)
     recorded = None if held else source_digest
     base: dict[str, Any] = {"kind": kind, "source_id": source_id, "label": label, "desired": desired, "digest": want,
-            "held_members": held, "held_why": held_why}
+            "held": held, "held_among": among, "held_why": held_why}
     if stored is None:
         if not policy.create:
             return Step(SKIP, **base, reason="create is switched off")
@@ -161,13 +173,15 @@ def plan_adoption(
     it yet, so in `merge` mode none of its members is removed); `leaving` as for `plan_upsert`.
     """
     assert step.desired is not None
-    desired, want, held, held_why = step.desired, step.digest, 0, ""
+    desired, want = step.desired, step.digest
+    held: tuple[dict[str, Any], ...] = ()
+    among, held_why = 0, ""
     removable = _removable_members(policy, previous or {}, live)
     departed = _without_leaving(desired, leaving) if step.kind == GROUP else None
     if departed is not None:
         desired, want = departed, digest(departed)
     if step.kind == GROUP:
-        desired, held, held_why = hold_member_removals(desired, live, removable, policy, leaving)
+        desired, held, among, held_why = member_hold(desired, live, removable, policy, leaving)
         if held:
             want = digest(desired)
     current = project(live, desired, previous or {})
@@ -183,7 +197,8 @@ def plan_adoption(
         operations=operations,
         reason=reason,
         source_digest=None if held or departed is not None else step.source_digest,
-        held_members=held,
+        held=held,
+        held_among=among,
         held_why=held_why,
     )
 
@@ -223,16 +238,8 @@ def plan_member_drop(
     deleted id (ids are unique across kinds, RFC 7643 3.1). The step records no source digest, so that
     the group is planned again while its source still names them (some sources keep deleted users as
     members)."""
-    def gone(member: dict[str, Any]) -> bool:
-        value, kind = member["value"], member.get("type")
-        if kind == USER:
-            return value in gone_users
-        if kind == GROUP:
-            return value in gone_groups
-        return value in gone_users or value in gone_groups
-
     members = written.get("members", [])
-    kept = [member for member in members if not gone(member)]
+    kept = [member for member in members if not names_gone(member, gone_users, gone_groups)]
     if len(kept) == len(members):
         return None
     desired = {**written, "members": kept} if kept else {k: v for k, v in written.items() if k != "members"}
@@ -281,69 +288,12 @@ def _without_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> dict[s
     return {**desired, "members": kept} if kept else {k: v for k, v in desired.items() if k != "members"}
 
 
-def _member_values(canonical: dict[str, Any]) -> set[str]:
-    return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
-
-
 def _removable_members(policy: SyncConfig, previous: dict[str, Any], live: dict[str, Any]) -> set[str] | None:
     """Members a plan may remove (None: any). In `merge` mode: those we wrote, and `bulkId:` values,
     which only a Bulk request whose references the server did not resolve leaves behind."""
     if policy.membership == "overwrite":
         return None
-    return _member_values(previous) | {value for value in _member_values(live) if value.startswith("bulkId:")}
-
-
-def hold_member_removals(
-    desired: dict[str, Any], before: dict[str, Any], removable: set[str] | None, policy: SyncConfig,
-    leaving: frozenset[str] = frozenset(),
-) -> tuple[dict[str, Any], int, str]:
-    """The membership guard: (desired form, member removals held, why) for one group.
-
-    `before` is the group as it stands (live, or as we last wrote it) and `removable` the member values
-    we may remove (None: any). When the removals exceed `max_delete_count`, or are more than
-    `max_delete_percent` of the group's members (ignored for 5 removals or fewer), they are held: the
-    members stay in the desired form, so nothing removes them and the form recorded says they are
-    there. Members whose own removal the guard on objects let through this cycle (`leaving`: their
-    destination ids; they leave the groups we wrote with their removal) are not counted.
-    `allow_member_removals` lifts it; `allow_mass_delete` (the guard on objects) does not."""
-    if policy.allow_member_removals:
-        return desired, 0, ""
-    members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
-    wanted = _member_values(desired)
-    removed = [m for m in members if m["value"] not in wanted and m["value"] not in leaving
-               and (removable is None or m["value"] in removable)]
-    why = _too_many(removals=len(removed), tracked=len(members), seen=len(members), policy=policy, noun="members")
-    if why is None:
-        return desired, 0, ""
-    kept = sort_values([*desired.get("members", ()), *removed])
-    lift = "; run with --allow-member-removals (sync.allow_member_removals) if this is intended"
-    if policy.allow_mass_delete:
-        lift += " (allow_mass_delete no longer lifts the membership guard)"
-    return {**desired, "members": kept}, len(removed), f"{len(removed)} member removals held: {why}{lift}"
-
-
-def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig) -> str | None:
-    """The guard on objects: why this cycle's removals of one kind must be held, or None when they may
-    proceed (see `_too_many`). `allow_mass_delete` lifts it (not the membership guard)."""
-    if policy.allow_mass_delete:
-        return None
-    return _too_many(removals=removals, tracked=tracked, seen=seen, policy=policy, noun="tracked")
-
-
-def _too_many(*, removals: int, tracked: int, seen: int, policy: SyncConfig, noun: str) -> str | None:
-    """Why these removals are too many, or None: an empty source while we track objects; more than
-    `max_delete_count` removals; more than `max_delete_percent` of the tracked objects (ignored for 5
-    removals or fewer). `noun` names what `tracked` counts, for the message."""
-    if removals == 0:
-        return None
-    if seen == 0 and tracked > 0:
-        return f"the source returned no objects while {tracked} are tracked"
-    if removals > policy.max_delete_count:
-        return f"{removals} removals exceed sync.max_delete_count={policy.max_delete_count}"
-    percent = 100.0 * removals / max(tracked, 1)
-    if removals > 5 and percent > policy.max_delete_percent:
-        return f"{removals} removals are {percent:.0f}% of {tracked} {noun}, over sync.max_delete_percent={policy.max_delete_percent:g}"
-    return None
+    return member_values(previous) | {value for value in member_values(live) if value.startswith("bulkId:")}
 
 
 def created_counter(step: Step) -> str:
