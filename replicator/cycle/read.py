@@ -64,7 +64,9 @@ class SourceReader:
             cx.result.notes.append(f"source groups read for scope.user_groups: {len(without_id)} without an id "
                                    f"skipped ({', '.join(without_id[:5])}): no user is removed this cycle")
         if not report.complete:
-            cx.reads.scope_problem = "the source groups that define the scope could not be read completely"
+            # what failed, as the read recorded it (a page's error, a group without an id): the operator's first question
+            how = "; ".join(report.problems[:3]) or "the read ended early"
+            cx.reads.scope_problem = f"the source groups that define the scope could not be read completely ({how})"
         members, missing = group_member_users(groups, cx.scope.user_groups, nested=cx.scope.nested)
         cx.scope.group_members = members
         problem = missing_names_problem("scope.user_groups", missing,

@@ -63,3 +63,38 @@ async def test_a_scope_group_without_an_id_is_skipped_with_a_note(tmp_path: Path
             "this cycle") in result.notes, result.notes
     held = {u["userName"]: u for u in destination.users.values()}
     assert sorted(held) == ["ann", "bob"] and held["ann"].get("title") == "Engineer"
+
+
+async def test_a_failed_scope_read_says_what_failed(tmp_path: Path) -> None:
+    """The groups read for `scope.user_groups` fails (a 500 on its page): the users' read problems say
+    how it failed (the page and the server's answer), not only that it could not be read completely;
+    no user is removed."""
+    from replicator.testing.faults import Faults
+
+    source, destination = MemoryScimServer(bearer_token=SOURCE_TOKEN), MemoryScimServer(bearer_token=DESTINATION_TOKEN)
+    await source.start()
+    await destination.start()
+    ann = source.add_user({"schemas": [USER_SCHEMA], "userName": "ann"})
+    bob = source.add_user({"schemas": [USER_SCHEMA], "userName": "bob"})
+    staff = source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "Staff",
+                              "members": [{"value": ann["id"]}, {"value": bob["id"]}]})
+    config = make_config(source.base_url or "", destination.base_url or "", tmp_path / "s.db",
+                         source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
+    config = msgspec.structs.replace(config, scope=ScopeConfig(user_groups=["Staff"]),
+                                     source=msgspec.structs.replace(config.source, retry_attempts=1))
+    try:
+        first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert first.outcome == "ok", first.summary()
+        source.groups[staff["id"]]["members"] = [{"value": ann["id"]}]
+        failing = source._list_requests[GROUP] + 1  # the next Groups list request: the scope read's first page
+        source.faults = Faults(fail_list_page=failing)
+        result = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert source._list_requests[GROUP] >= failing  # the fault was reached
+    finally:
+        await source.stop()
+        await destination.stop()
+    assert result.outcome == "partial", result.summary()
+    problems = result.reads["source User"].problems
+    (scope,) = [p for p in problems if "define the scope" in p]
+    assert "page 1" in scope and "injected fault" in scope, problems
+    assert sorted(u["userName"] for u in destination.users.values()) == ["ann", "bob"]
