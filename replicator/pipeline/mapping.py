@@ -111,12 +111,20 @@ def rules_key(rules: Rules) -> bytes:
 
 
 def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
-    """The destination form of a canonical source form under `rules` (a new dict; input untouched)."""
+    """The destination form of a canonical source form under `rules` (a new dict; input untouched). What
+    no rule can change is shared with the input, not copied (memory: a group's members under group rules
+    that do not name `members`), so the caller must not edit the result in place where it would not edit
+    the input (none does: the input is the canonical form made for this call)."""
     if rules.empty:
         return canonical
-    out = copy.deepcopy(canonical)
     if rules.include:
-        out = _keep(out, _include_tree([_split(out, path) for path in rules.include])) or {}
+        out = _keep(canonical, _include_tree([_split(canonical, path) for path in rules.include])) or {}
+    else:
+        out = dict(canonical)
+    edited = _edited_names(rules)
+    for name in out:  # memory: only the attributes a rule may edit in place are copied (not a group's members)
+        if name.lower() in edited:
+            out[name] = copy.deepcopy(out[name])
     for path in rules.exclude:
         _delete(out, _split(out, path))
     for source, target in rules.schema_urns:
@@ -135,6 +143,22 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
             _set(out, _split(out, target), copy.deepcopy(value))
     pruned: dict[str, Any] = _prune(out)
     return pruned
+
+
+def _edited_names(rules: Rules) -> frozenset[str]:
+    """The top-level attributes (lower case) that `exclude`, `schema_urns`, `rename` and `constants` may
+    edit in place, a superset: for each of their paths, the path itself (an attribute or extension named
+    whole), its first `.` part and its extension URN, whichever `_split` makes its first key. `apply`
+    copies these and shares every other attribute with its input (`include` makes new containers down to
+    the parts it keeps whole, and those it shares too)."""
+    paths = [*rules.exclude, *(name for pair in (*rules.schema_urns, *rules.rename) for name in pair),
+             *(target for target, _ in rules.constants)]
+    names: set[str] = set()
+    for path in paths:
+        names.update((path, path.split(".")[0]))
+        if path.startswith("urn:"):
+            names.add(path.rpartition(":")[0])
+    return frozenset(name.lower() for name in names)
 
 
 def _split(resource: dict[str, Any], path: str) -> list[str]:
@@ -166,8 +190,9 @@ def _include_tree(paths: list[list[str]]) -> dict[str, Any]:
 
 
 def _keep(value: Any, tree: dict[str, Any]) -> Any:
-    """The part of `value` that an include tree names (a copy; None when nothing): through a list, the
-    part of each of its values."""
+    """The part of `value` that an include tree names (None when nothing): new containers down to the
+    parts kept whole, which are shared with `value`, not copied; through a list, the part of each of its
+    values."""
     if isinstance(value, list):
         return _each_value(value, lambda item: _keep(item, tree))
     if not isinstance(value, dict):
@@ -176,7 +201,7 @@ def _keep(value: Any, tree: dict[str, Any]) -> Any:
     for name, subtree in tree.items():
         key = key_ci(value, name)
         if key is not None:
-            part = copy.deepcopy(value[key]) if subtree is _WHOLE else _keep(value[key], subtree)
+            part = value[key] if subtree is _WHOLE else _keep(value[key], subtree)
             if part is not None:
                 kept[key] = part
     return kept or None
