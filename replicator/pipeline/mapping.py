@@ -55,6 +55,11 @@ class Rules:
     def empty(self) -> bool:
         return not (self.include or self.exclude or self.rename or self.constants or self.schema_urns)
 
+    @functools.cached_property
+    def edited_names(self) -> frozenset[str]:
+        """`_edited_names` of these rules, worked out once (apply runs per object)."""
+        return _edited_names(self)
+
 
 def make_rules(
     *,
@@ -121,7 +126,7 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
         out = _keep(canonical, _include_tree([_split(canonical, path) for path in rules.include])) or {}
     else:
         out = dict(canonical)
-    edited = _edited_names(rules)
+    edited = rules.edited_names
     for name in out:  # memory: only the attributes a rule may edit in place are copied (not a group's members)
         if name.lower() in edited:
             out[name] = copy.deepcopy(out[name])
