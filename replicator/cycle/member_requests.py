@@ -85,7 +85,8 @@ class MemberRequests:
             elif record and self.largest_taken > self.probing.value:  # raised, and tried again next cycle
                 await keeps.learn_limit(self.destination, MEMBERS_PER_REQUEST_RAISED, self.largest_taken,
                                         replacing=(MEMBERS_PER_REQUEST,))
-            return [probe_words(self.probing.value, _local(self.probing.learned_at), self.chunk, self.largest_taken)]
+            return [probe_words(self.probing.value, _local(self.probing.learned_at), self.chunk, self.largest_taken,
+                                raised=self.probing.raised)]
         if self.learned_at is None:
             return []
         when = "now" if self._learned_now else _local(self.learned_at)

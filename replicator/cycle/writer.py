@@ -167,11 +167,13 @@ class StepWriter:
                     members = not_written.rename(members, renamed)  # members deleted on the destination
                     continue
                 members = self.members.after_refusal(step.kind, step.label, exc, first, members, not_written)
-        self.members.taken(len(first))  # a request the destination took with this many members, as a PATCH add is
         not_written.add_held_as_another_kind(first, created)
         left_out = members_left_out(first, created)
         if left_out is None:
             left_out = await self.members.left_out_after_reread(step, first, created["id"], not_written)
+        # a request the destination took with this many members, as a PATCH add is (those it left out
+        # of the create are no evidence: a server may take a POST and ignore its members)
+        self.members.taken(sum(1 for member in first if member["value"] not in left_out))
         if rest or left_out:
             # recorded before the PATCHes, so that one failing leaves the object ours with what it holds
             kept = [member for member in first if member["value"] not in left_out]

@@ -335,12 +335,14 @@ def member_limit_words(limit: int, learned: str, who: str = "the destination") -
     return f"{who} takes at most {limit} members per request (learned {learned})"
 
 
-def probe_words(limit: int, learned: str, setting: int, largest_taken: int) -> str:
+def probe_words(limit: int, learned: str, setting: int, largest_taken: int, *, raised: bool = False) -> str:
     """What a cycle probing a learned member limit (sending up to `setting` members per request again)
     found: the destination took a request of the setting's count (the limit is forgotten), of more than
     the limit (raised to it), or no request carried more (kept); but for the first, the next cycle
-    tries again."""
-    tried = f"the destination took at most {limit} members per request (learned {learned}); this cycle tried {setting}"
+    tries again. `raised`: the limit is what an earlier probe found taken (dated then), not a refusal."""
+    known = (f"the destination took {limit} members in one request (the limit raised {learned})" if raised
+             else f"the destination took at most {limit} members per request (learned {learned})")
+    tried = f"{known}; this cycle tried {setting}"
     if largest_taken >= setting:
         return f"{tried} and it took them: the limit is forgotten, group writes carry up to {setting} members each"
     found = (f"it took {largest_taken} in one request (the limit is raised to that)" if largest_taken > limit

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
+from replicator.cycle.member_requests import MemberRequests
 from replicator.testing import MemoryScimServer, Quirks
 from tests.harness import writes
 from tests.integration.test_member_limit_probe import learn_five_long_ago, learned_limits
@@ -49,3 +52,31 @@ async def test_a_probe_raises_and_forgets_the_limit_from_group_creates_alone(
     finally:
         await destination.stop()
 
+
+
+async def test_members_a_create_left_out_are_no_evidence_for_the_limit(
+        source: MemoryScimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A destination that takes a group's POST but keeps none of its members (RFC 7644 3.3 lets it;
+    django-scim2 does): the POST is no evidence that it takes that many members in one request, only
+    the PATCH adding them afterwards is."""
+    taken: list[tuple[int, int]] = []  # (members counted as taken, PATCHes sent to the destination by then)
+    original = MemberRequests.taken
+
+    def spy(self: MemberRequests, members: int) -> None:
+        taken.append((members, destination.counts()["PATCH"]))
+        original(self, members)
+
+    monkeypatch.setattr(MemberRequests, "taken", spy)
+    destination = await started(Quirks(create_ignores_members=True))
+    try:
+        ids = [source.add_user({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                                "userName": f"u{i}"})["id"] for i in range(18)]
+        new_group(source, "eighteen", ids)
+        result = await replicate(config_for(source, destination, tmp_path, member_chunk=20), mode=INCREMENTAL,
+                                 dry_run=False)
+        assert result.outcome == "ok", result.summary()
+        assert len(members_by_name(destination)["eighteen"]) == 18
+        assert [count for count, patches in taken if patches == 0 and count] == [], taken  # the POST's: none
+        assert (18, 1) in taken, taken  # the PATCH that added them
+    finally:
+        await destination.stop()

@@ -93,7 +93,9 @@ async def test_a_limit_learned_long_ago_is_probed_raised_and_forgotten_when_the_
         team["members"] += [{"value": i, "type": "User"} for i in ids[30:50]]
         again = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert again.outcome == "ok" and writes(again.destination_requests) == 1, again.summary()
-        assert any("took at most 18 members per request" in note and "this cycle tried 20 and it took them: the "
+        # the raised limit is what the last probe found taken, and says so (not "at most", not "learned")
+        assert any("the destination took 18 members in one request (the limit raised " in note
+                   and "this cycle tried 20 and it took them: the "
                    "limit is forgotten" in note for note in again.notes), again.notes
         assert await learned_limits(state) == []
         assert len(members_by_name(destination)["team"]) == 50
