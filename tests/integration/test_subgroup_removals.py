@@ -4,7 +4,8 @@ A parent group that loses subgroups the source deleted loses them on the destina
 removals are judged only once the groups are read (after the parent was planned), so the membership
 guard holds the parent's loss of them while planning, and the cycle's removals then delete them and
 take them out of the parent (the member drop). Such removals went through: they are not counted as
-held, and the cycle is not held for them. Member removals of the parent that are not deleted objects
+held, and the cycle is not held for them, once the drop is written (a failed or unwritten one leaves
+them in the parent: still held). Member removals of the parent that are not deleted objects
 stay held, counted and listed, as before.
 """
 
@@ -19,7 +20,9 @@ import pytest
 from replicator.app import replicate
 from replicator.config import Config, SideConfig, SyncConfig
 from replicator.cycle import FULL, INCREMENTAL
+from replicator.cycle.renames import BlockedRenames
 from replicator.cycle.result import CycleResult
+from replicator.cycle.sinks import LiveSink
 from replicator.testing import MemoryScimServer
 
 TOKEN = "subgroup-removals-token"
@@ -44,13 +47,15 @@ class Pair:
         self.parent = source.add_group({"displayName": "Everyone", "members": [
             *({"value": u, "type": "User"} for u in users), *({"value": g, "type": "Group"} for g in self.subgroups)]})["id"]
 
-    def config(self, **sync: Any) -> Config:
+    def config(self, *, retry_attempts: int = 3, **sync: Any) -> Config:
         return Config(source=SideConfig(url=self.source.base_url or "", token=TOKEN),
-                      destination=SideConfig(url=self.destination.base_url or "", token=TOKEN),
+                      destination=SideConfig(url=self.destination.base_url or "", token=TOKEN,
+                                             retry_attempts=retry_attempts),
                       sync=SyncConfig(**sync), state=str(self.state))
 
-    async def cycle(self, outcome: str, *, mode: str = INCREMENTAL, dry_run: bool = False, **sync: Any) -> CycleResult:
-        result = await replicate(self.config(**sync), mode=mode, dry_run=dry_run)
+    async def cycle(self, outcome: str, *, mode: str = INCREMENTAL, dry_run: bool = False, retry_attempts: int = 3,
+                    **sync: Any) -> CycleResult:
+        result = await replicate(self.config(retry_attempts=retry_attempts, **sync), mode=mode, dry_run=dry_run)
         assert result.outcome == outcome, (result.summary(), result.held, result.notes)
         return result
 
@@ -94,6 +99,20 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
 
 def users_named(indexes: range) -> set[str]:
     return {f"user{i:02d}" for i in indexes}
+
+
+def fail_the_member_drops(monkeypatch: pytest.MonkeyPatch, destination: MemoryScimServer) -> None:
+    """The destination answers 503 to the first request of each member drop (after the removals)."""
+    follow_up = LiveSink.follow_up
+
+    async def failing(self: LiveSink, steps: list[Any]) -> None:
+        destination.faults.script = [503]
+        try:
+            await follow_up(self, steps)
+        finally:
+            destination.faults.script = []
+
+    monkeypatch.setattr(LiveSink, "follow_up", failing)
 
 
 @pytest.mark.parametrize("mode", [INCREMENTAL, FULL])
@@ -166,3 +185,41 @@ async def test_subgroups_whose_removal_the_guard_on_objects_holds_stay_held_in_t
     assert pair.parent_members() == users_named(range(USERS)) | {f"Sub {i}" for i in range(SUBGROUPS)}
     await pair.cycle("ok", max_delete_count=5, allow_mass_delete=True)
     assert pair.parent_members() == users_named(range(USERS))
+
+
+async def test_a_failed_member_drop_leaves_the_hold_of_the_deleted_subgroups_counted(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The subgroups are deleted, but the PATCH taking them out of Everyone fails (one 503, no retry):
+    Everyone still names them on the destination (the in-memory one, like some servers, does not drop
+    them itself), so their removal is still held: counted, listed, and the next cycle, --full, says
+    the same; lifting the guard takes them out (--full: Everyone's failure waits for its retry delay)."""
+    pair.delete_subgroups(SUBGROUPS)
+    fail_the_member_drops(monkeypatch, pair.destination)
+    result = await pair.cycle("held", retry_attempts=1)
+    assert result.counts["deleted"] == SUBGROUPS and result.counts["failed"] == 1
+    assert [label for _, label, _ in result.failures] == ["Everyone"]
+    assert result.counts["member_removals_held"] == SUBGROUPS
+    ((_, label, why),) = result.held
+    assert label == "Everyone" and why.startswith(f"{SUBGROUPS} member removals held"), why
+    assert not pair.destination_groups() & {f"Sub {i}" for i in range(SUBGROUPS)}
+    assert len(pair.parent_members()) == USERS + SUBGROUPS  # the deleted subgroups' ids stay
+    monkeypatch.undo()
+    again = await pair.cycle("held", mode=FULL)
+    assert again.counts["member_removals_held"] == SUBGROUPS and [e[1] for e in again.held] == ["Everyone"]
+    await pair.cycle("ok", mode=FULL, allow_member_removals=True)
+    assert pair.parent_members() == users_named(range(USERS))
+
+
+async def test_a_cycle_stopped_before_the_member_drops_leaves_the_hold_counted(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Asked to stop once the subgroups are deleted, the cycle writes no member drop: Everyone still
+    names them, and their removal is still counted and listed as held."""
+    async def stop(self: BlockedRenames) -> None:  # runs just before the member drops
+        self.cx.stop.set()
+
+    monkeypatch.setattr(BlockedRenames, "write_parked", stop)
+    pair.delete_subgroups(SUBGROUPS)
+    result = await pair.cycle("interrupted")
+    assert result.counts["deleted"] == SUBGROUPS and result.counts["member_removals_held"] == SUBGROUPS
+    assert [label for _, label, _ in result.held] == ["Everyone"]
+    assert len(pair.parent_members()) == USERS + SUBGROUPS
