@@ -20,7 +20,7 @@ from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal
 from replicator.pipeline.references import value_fragments
-from replicator.pipeline.removals import member_hold_after_removals, removal_guard
+from replicator.pipeline.removals import member_hold_after_removals, names_gone, removal_guard
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
 
@@ -45,11 +45,23 @@ class Removals:
         # the member removals the membership guard held (counted), with the entry listing them in the
         # result, until this cycle's removals say which of them went through (`_settle_member_holds`)
         self._member_holds: list[MemberHold] = []
+        # group source id -> (the members still held, why) of a hold settled (`settled`)
+        self._settled: dict[str, tuple[tuple[dict[str, Any], ...], str]] = {}
 
     def note_member_hold(self, step: Step, entry: tuple[str, str, str]) -> None:
         """A group step whose member removals the membership guard held (counted, and listed as `entry`
         in the result): judged again once this cycle's removals are done (`drop_removed_members`)."""
         self._member_holds.append(MemberHold(step.source_id, step.held, step.held_among, entry))
+
+    def settled(self, step: Step) -> Step:
+        """A step as its group's hold stands once this cycle's removals settled it: the members still
+        held and why (no longer those it lost with their removal), as the result's held list says. The
+        dry run's plan shows its steps so."""
+        settled = self._settled.get(step.source_id) if step.kind == GROUP and step.held else None
+        if settled is None:
+            return step
+        held, why = settled
+        return dataclasses.replace(step, held=held, held_why=why)
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -271,6 +283,8 @@ class Removals:
                 unsettled.append(hold)
                 continue
             still, why = settled
+            self._settled[hold.source_id] = (
+                tuple(member for member in hold.members if not names_gone(member, gone_users, gone_groups)), why)
             result.counts["member_removals_held"] -= len(hold.members) - still
             index = result.held.index(hold.entry)
             kind, label, _ = hold.entry

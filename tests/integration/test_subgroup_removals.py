@@ -23,6 +23,7 @@ from replicator.cycle import FULL, INCREMENTAL
 from replicator.cycle.renames import BlockedRenames
 from replicator.cycle.result import CycleResult
 from replicator.cycle.sinks import LiveSink
+from replicator.report import report_text
 from replicator.testing import MemoryScimServer
 
 TOKEN = "subgroup-removals-token"
@@ -72,6 +73,11 @@ class Pair:
         leaving = set(self.users[USERS - count:])
         parent = self.source.groups[self.parent]
         parent["members"] = [m for m in parent["members"] if m["value"] not in leaving]
+
+    def add_user_to_parent(self) -> None:
+        """A new user of the source, a member of the parent."""
+        user = self.source.add_user({"userName": "newcomer"})["id"]
+        self.source.groups[self.parent]["members"].append({"value": user, "type": "User"})
 
     def parent_members(self) -> set[str]:
         """The names (userName, displayName) of the destination parent's members."""
@@ -223,3 +229,35 @@ async def test_a_cycle_stopped_before_the_member_drops_leaves_the_hold_counted(
     assert result.counts["deleted"] == SUBGROUPS and result.counts["member_removals_held"] == SUBGROUPS
     assert [label for _, label, _ in result.held] == ["Everyone"]
     assert len(pair.parent_members()) == USERS + SUBGROUPS
+
+
+def plan_line(plan: CycleResult, label: str) -> str:
+    """The head line of the dry run's step for this object (the first: a member drop comes after)."""
+    return next(line for line in report_text(plan).splitlines() if line.startswith("patch") and f" {label}" in line)
+
+
+async def test_the_plan_line_of_a_settled_hold_says_what_is_still_held(pair: Pair) -> None:
+    """Everyone loses its 6 deleted subgroups and a user, and gains a user: the dry run's line for its
+    step says the 1 removal still held, as the held list and the counts do, not the 7 held while it
+    was planned."""
+    pair.delete_subgroups(SUBGROUPS)
+    pair.take_users_out(1)
+    pair.add_user_to_parent()
+    plan = await pair.cycle("held", dry_run=True)
+    assert plan.counts["member_removals_held"] == 1
+    ((_, _, why),) = plan.held
+    line = plan_line(plan, "Everyone")
+    assert why in line and "7 member removals held" not in line, line
+    (step,) = [s for s in plan.changes if s.label == "Everyone" and s.held_why]
+    assert step.held_members == 1
+
+
+async def test_the_plan_line_of_a_hold_settled_entirely_says_nothing_is_held(pair: Pair) -> None:
+    """Everyone loses its 6 deleted subgroups and gains a user: nothing is held, and the dry run's
+    line for its step (adding the user) does not say 6 removals are."""
+    pair.delete_subgroups(SUBGROUPS)
+    pair.add_user_to_parent()
+    plan = await pair.cycle("ok", dry_run=True)
+    assert plan.counts["member_removals_held"] == 0 and plan.held == []
+    assert "held" not in plan_line(plan, "Everyone")
+    assert not any(step.held for step in plan.changes)
