@@ -4,7 +4,8 @@ Every step a live cycle would write is kept (one per object: the re-plan of a ne
 folds into its create, whose body then shows them, as the live run counts the PATCH adding them as the
 create; a member drop after a deletion is kept beside its group's step, as the live run makes a second
 PATCH) and pretended done, so that later planning (objects waiting for a reference target, groups
-naming new users) sees what the writes would have left. The plan becomes the result's `changes`.
+naming new users) sees what the writes would have left. The plan becomes the result's `changes` (a
+group's step with the member removals held as the cycle's removals settled them: `Removals.settled`).
 
 The plan makes the live run's decisions where they only need reading: a create first looks for the
 object on the destination (`DestinationIndex.find_existing`, read-only), and when it is there the step
@@ -93,7 +94,7 @@ class DryRunSink:
 
     def finish(self) -> None:
         result = self.cx.result
-        result.changes = [*self.plan.values(), *self.drops]
+        result.changes = [*map(self.cx.removals.settled, self.plan.values()), *self.drops]
         result.counts.update("adopt_planned" if key in result.adoptions else f"{step.action}_planned"
                              for key, step in self.plan.items())
         result.counts.update(f"{step.action}_planned" for step in self.drops)

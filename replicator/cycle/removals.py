@@ -1,7 +1,8 @@
 """Removals (`Removals`): what we created or adopted and the source no longer has (or keeps out of
 scope) is deleted or disabled, only after complete reads, only what the mass-removal guard lets
 through, and only once the source answers 404 for it; groups then lose members this cycle deleted, and
-member removals the membership guard held that were such members are no longer counted as held."""
+member removals the membership guard held that were such members are no longer counted as held once
+the group's loss of them is written."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from replicator.pipeline.canonical import GROUP, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal
 from replicator.pipeline.references import value_fragments
-from replicator.pipeline.removals import member_hold_after_removals, removal_guard
+from replicator.pipeline.removals import member_hold_after_removals, names_gone, removal_guard
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
 
@@ -44,11 +45,23 @@ class Removals:
         # the member removals the membership guard held (counted), with the entry listing them in the
         # result, until this cycle's removals say which of them went through (`_settle_member_holds`)
         self._member_holds: list[MemberHold] = []
+        # group source id -> (the members still held, why) of a hold settled (`settled`)
+        self._settled: dict[str, tuple[tuple[dict[str, Any], ...], str]] = {}
 
     def note_member_hold(self, step: Step, entry: tuple[str, str, str]) -> None:
         """A group step whose member removals the membership guard held (counted, and listed as `entry`
         in the result): judged again once this cycle's removals are done (`drop_removed_members`)."""
-        self._member_holds.append(MemberHold(step.held, step.held_among, entry))
+        self._member_holds.append(MemberHold(step.source_id, step.held, step.held_among, entry))
+
+    def settled(self, step: Step) -> Step:
+        """A step as its group's hold stands once this cycle's removals settled it: the members still
+        held and why (no longer those it lost with their removal), as the result's held list says. The
+        dry run's plan shows its steps so."""
+        settled = self._settled.get(step.source_id) if step.kind == GROUP and step.held else None
+        if settled is None:
+            return step
+        held, why = settled
+        return dataclasses.replace(step, held=held, held_why=why)
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -216,13 +229,11 @@ class Removals:
         user the manager. A source that keeps deleted users among members (or as managers) leaves the
         object unchanged, and a destination that does not drop them itself would keep them. Later cycles
         plan such an object again (its source names an object we no longer have), so that an object
-        back in scope rejoins it, and the reference is counted as dropped meanwhile."""
+        back in scope rejoins it, and the reference is counted as dropped meanwhile. Member removals the
+        membership guard held are settled for the groups whose drop went through (`_settle_member_holds`)."""
         cx = self.cx
         removed = cx.moves.removed_dest_ids
-        if not any(removed.values()):
-            return
-        self._settle_member_holds(removed[USER], removed[GROUP])
-        if cx.stop.is_set():
+        if not any(removed.values()) or cx.stop.is_set():
             return
         steps: list[Step] = []
         for kind, gone in ((GROUP, set().union(*removed.values())), (USER, removed[USER])):
@@ -239,22 +250,41 @@ class Removals:
             await cx.recorder.forget_source_digests(kind, [step.source_id for step in kind_steps])
             cx.result.counts["unchanged"] -= await self._counted_unchanged(kind, [step.source_id for step in kind_steps])
             steps += kind_steps
-        await cx.sink.follow_up(steps)
+        dropped = await self._follow_up(steps)
+        self._settle_member_holds(removed[USER], removed[GROUP], {sid for kind, sid in dropped if kind == GROUP})
 
-    def _settle_member_holds(self, gone_users: set[str], gone_groups: set[str]) -> None:
+    async def _follow_up(self, steps: list[Step]) -> set[tuple[str, str]]:
+        """Write the drops (the sink: a dry run plans them), one by one; the objects ((kind, source id))
+        whose drop went through. One did not when its write failed (the writer counts a failure:
+        `Recorder.fail`), stopped the cycle (`cx.fatal`), or when the cycle was stopping before it."""
+        cx, done = self.cx, set()
+        for step in steps:
+            stopping = cx.stop.is_set() or cx.fatal is not None
+            failed = cx.result.counts["failed"]
+            await cx.sink.follow_up([step])
+            if not stopping and cx.fatal is None and cx.result.counts["failed"] == failed:
+                done.add((step.kind, step.source_id))
+        return done
+
+    def _settle_member_holds(self, gone_users: set[str], gone_groups: set[str], dropped: set[str]) -> None:
         """Member removals the membership guard held while groups were planned, before the groups'
         removals were judged: those naming an object this cycle deleted (a subgroup gone from the source)
-        went through with its removal, and are no longer counted or listed as held; what is left of a
-        hold stays counted and listed, with its reason judged again (`member_hold_after_removals`)."""
+        went through with its removal once the group's drop of them was written (`dropped`: the groups'
+        source ids), and are no longer counted or listed as held; what is left of a hold stays counted
+        and listed, with its reason judged again (`member_hold_after_removals`). A group whose drop
+        failed (or was not written: the cycle stopped) still names them: its hold stands, as the next
+        cycle will judge it."""
         result = self.cx.result
         unsettled = []
         for hold in self._member_holds:
             settled = member_hold_after_removals(hold.members, hold.among, gone_users=gone_users,
                                                  gone_groups=gone_groups, policy=self.cx.policy)
-            if settled is None or hold.entry not in result.held:
+            if settled is None or hold.source_id not in dropped or hold.entry not in result.held:
                 unsettled.append(hold)
                 continue
             still, why = settled
+            self._settled[hold.source_id] = (
+                tuple(member for member in hold.members if not names_gone(member, gone_users, gone_groups)), why)
             result.counts["member_removals_held"] -= len(hold.members) - still
             index = result.held.index(hold.entry)
             kind, label, _ = hold.entry
@@ -278,9 +308,10 @@ class Removals:
 
 @dataclasses.dataclass(frozen=True)
 class MemberHold:
-    """Member removals of one group the membership guard held (`Step.held`, `Step.held_among`), and
-    the entry of the result's `held` that lists them."""
+    """Member removals of one group (its source id) the membership guard held (`Step.held`,
+    `Step.held_among`), and the entry of the result's `held` that lists them."""
 
+    source_id: str
     members: tuple[dict[str, Any], ...]
     among: int
     entry: tuple[str, str, str]

@@ -85,15 +85,18 @@ def member_hold_after_removals(
     could not tell that some of the members it held were subgroups gone from the source (`leaving`
     tells it only of users). Members naming an object this cycle deleted (`gone_users`, `gone_groups`:
     destination ids) go with it: `plan_member_drop` takes them out of the group, so they were not
-    held. The rest were (the group kept them): judged alone they may be under the guard's limits, and
-    then the reason says so (the group is planned again next cycle, and loses them then)."""
+    held. The rest were (the group kept them): judged alone, against the group without the members
+    that went (`among - dropped`: what the next cycle judges them against), they may be under the
+    guard's limits, and then the reason says so (the group is planned again next cycle, and loses them
+    then)."""
     dropped = sum(1 for member in held if names_gone(member, gone_users, gone_groups))
     if not dropped:
         return None
     rest = len(held) - dropped
     if not rest:
         return 0, ""
-    why = _too_many(removals=rest, tracked=among, seen=among, policy=policy, noun="members")
+    left = among - dropped
+    why = _too_many(removals=rest, tracked=left, seen=left, policy=policy, noun="members")
     if why is not None:
         return rest, _held_why(rest, why, policy)
     judged = _too_many(removals=len(held), tracked=among, seen=among, policy=policy, noun="members")

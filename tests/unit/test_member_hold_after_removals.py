@@ -8,7 +8,7 @@ from typing import Any
 from replicator.config import SyncConfig
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.plan import Stored, plan_upsert
-from replicator.pipeline.removals import member_hold_after_removals
+from replicator.pipeline.removals import hold_member_removals, member_hold_after_removals
 
 
 def member(value: str, kind: str | None = None) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def test_the_rest_of_a_hold_is_judged_alone() -> None:
     (the group kept them), the reason saying why, and no flag to lift a guard that would let them go."""
     held, among = held_step(parent(*USERS[:4]), parent(*USERS, SUBGROUPS[0]))  # 6 users and a subgroup: 7 of 11
     still, why = member_hold_after_removals(held, among, gone_users=set(), gone_groups={"g0"}, policy=SyncConfig()) or (0, "")
-    assert still == 6 and why.startswith("6 member removals held: 6 removals are 55% of 11 members"), why
+    assert still == 6 and why.startswith("6 member removals held: 6 removals are 60% of 10 members"), why
     assert "--allow-member-removals" in why
     held, among = held_step(parent(*USERS[:9]), parent(*USERS, *SUBGROUPS))  # a user and 6 subgroups: 7 of 16
     still, why = member_hold_after_removals(held, among, gone_users=set(), gone_groups={f"g{i}" for i in range(6)},
@@ -67,3 +67,20 @@ def test_the_rest_of_a_hold_is_judged_alone() -> None:
     assert still == 1 and why.startswith("1 member removals held: held with 6 removals of members deleted this "
                                          "cycle, which went through (7 removals are 44% of 16 members"), why
     assert "planned again next cycle" in why and "--allow-member-removals" not in why
+
+
+def test_the_rest_of_a_hold_is_judged_against_the_group_without_the_members_that_went() -> None:
+    """100 users and 60 subgroups; the 60 subgroups are deleted and 30 users taken out. The 30 are not
+    few in a group of 160 (19%), but the group keeps 100 once the subgroups went, and the next cycle
+    holds the 30 against those (30%): so does the rest of this cycle's hold, with the same reason."""
+    users = [member(f"u{i}", USER) for i in range(100)]
+    subgroups = [member(f"g{i}", GROUP) for i in range(60)]
+    held, among = held_step(parent(*users[:70]), parent(*users, *subgroups))
+    assert len(held) == 90 and among == 160
+    settled = member_hold_after_removals(held, among, gone_users=set(), gone_groups={f"g{i}" for i in range(60)},
+                                         policy=SyncConfig())
+    assert settled is not None
+    still, why = settled
+    assert still == 30 and why.startswith("30 member removals held: 30 removals are 30% of 100 members"), why
+    _, next_held, next_why = hold_member_removals(parent(*users[:70]), parent(*users), None, SyncConfig())
+    assert (still, why) == (next_held, next_why)  # what the next cycle says of them
