@@ -39,7 +39,10 @@ def copy_and_zero(users: int, groups: int, zero: int, tree: Path = ROOT, mode: s
         wall, copy = run_replicator(source, destination, state, "--concurrency", "64", tree=tree, mode=mode)
         rows.append({"scenario": label, "mode": mode.lstrip("-"), "users": users, "groups": groups, "seconds": round(wall, 1),
                      "peak_rss_mb": copy["peak_rss_mb"], "cpu_seconds": copy["cpu_seconds"],
-                     "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome")})
+                     "created": copy["counts"].get("created", 0), "outcome": copy.get("outcome"),
+                     # what may explain an outlier: retries, lookups (GETs) and the destination's answers
+                     "destination_requests": copy.get("destination_requests"),
+                     "retries": (copy.get("destination_flow") or {}).get("retries", 0)})
         for _ in range(zero):
             wall, again = run_replicator(source, destination, state, "--concurrency", "64", tree=tree)
             read = raw("read", source, page_size=500)
