@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from replicator.app import replicate
-from replicator.config import ScopeConfig
+from replicator.config import Config, ScopeConfig
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import GROUP
 from replicator.scim.client import ScimClient
@@ -24,12 +24,9 @@ USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
-async def test_a_scope_group_without_an_id_is_skipped_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
-    """After a first copy, bob leaves the scoping group, and the source's group listing for the scope
-    yields one group without an id (a directory that does not drop such resources itself): the cycle
-    goes on (ann's change is written), ends partial with a note naming the skipped group, and bob is not
-    removed (the scope read is incomplete)."""
+async def staff_pair(tmp_path: Path) -> tuple[MemoryScimServer, MemoryScimServer, dict[str, dict[str, Any]], Config]:
+    """Started source and destination servers; the source holds ann and bob in the group Staff, which the
+    configuration's `scope.user_groups` names (the objects by name: ann, bob, Staff)."""
     source, destination = MemoryScimServer(bearer_token=SOURCE_TOKEN), MemoryScimServer(bearer_token=DESTINATION_TOKEN)
     await source.start()
     await destination.start()
@@ -40,6 +37,17 @@ async def test_a_scope_group_without_an_id_is_skipped_with_a_note(tmp_path: Path
     config = make_config(source.base_url or "", destination.base_url or "", tmp_path / "s.db",
                          source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
     config = msgspec.structs.replace(config, scope=ScopeConfig(user_groups=["Staff"]))
+    return source, destination, {"ann": ann, "bob": bob, "Staff": staff}, config
+
+
+async def test_a_scope_group_without_an_id_is_skipped_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """After a first copy, bob leaves the scoping group, and the source's group listing for the scope
+    yields one group without an id (a directory that does not drop such resources itself): the cycle
+    goes on (ann's change is written), ends partial with a note naming the skipped group, and bob is not
+    removed (the scope read is incomplete)."""
+    source, destination, named, config = await staff_pair(tmp_path)
+    ann, bob, staff = named["ann"], named["bob"], named["Staff"]
     original = ScimClient.iter_pages
 
     async def with_a_group_without_id(self: ScimClient, kind: str, *args: Any, **kwargs: Any
@@ -71,17 +79,9 @@ async def test_a_failed_scope_read_says_what_failed(tmp_path: Path) -> None:
     no user is removed."""
     from replicator.testing.faults import Faults
 
-    source, destination = MemoryScimServer(bearer_token=SOURCE_TOKEN), MemoryScimServer(bearer_token=DESTINATION_TOKEN)
-    await source.start()
-    await destination.start()
-    ann = source.add_user({"schemas": [USER_SCHEMA], "userName": "ann"})
-    bob = source.add_user({"schemas": [USER_SCHEMA], "userName": "bob"})
-    staff = source.add_group({"schemas": [GROUP_SCHEMA], "displayName": "Staff",
-                              "members": [{"value": ann["id"]}, {"value": bob["id"]}]})
-    config = make_config(source.base_url or "", destination.base_url or "", tmp_path / "s.db",
-                         source_token=SOURCE_TOKEN, destination_token=DESTINATION_TOKEN)
-    config = msgspec.structs.replace(config, scope=ScopeConfig(user_groups=["Staff"]),
-                                     source=msgspec.structs.replace(config.source, retry_attempts=1))
+    source, destination, named, config = await staff_pair(tmp_path)
+    ann, staff = named["ann"], named["Staff"]
+    config = msgspec.structs.replace(config, source=msgspec.structs.replace(config.source, retry_attempts=1))
     try:
         first = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert first.outcome == "ok", first.summary()
