@@ -16,6 +16,7 @@ from typing import Any
 
 from replicator.cycle import CycleResult
 from replicator.pipeline.keeps import loss_words, member_limit_words
+from replicator.pipeline.member_refusals import LearnedLimit
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
@@ -295,9 +296,20 @@ def run_lines(run: RunRecord, *, notes_in_full: bool = False) -> list[str]:
     return [line, *(f"    note: {note}" for note in notes if notes_in_full)]
 
 
-def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = False) -> str:
+def learned_limit_use(limit: LearnedLimit, now: float) -> str:
+    """What cycles do with a member-count limit learned from a refusal, at `now`: keep to it until its
+    probe is due, then try `sync.member_chunk` again each cycle."""
+    probe = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(limit.probe_at))
+    if limit.due(now):
+        return (f"its probe is due (since {probe}): each cycle tries sync.member_chunk again (a request of that "
+                "many taken forgets the limit, a 400 about the count learns it anew)")
+    return f"group writes carry at most {limit.value} members each until a cycle from {probe} tries sync.member_chunk again"
+
+
+def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = False, now: float | None = None) -> str:
     """The state in lines: what is replicated, the last runs (`notes`: each run's notes in full), the
-    failed resources, what each destination was learned not to keep and the limits it enforces."""
+    failed resources, what each destination was learned not to keep and the limits it enforces (`now`:
+    the time a learned limit's probe is judged at; by default the clock's)."""
     tracked, failures = status.tracked, status.failures
     lines = [f"state {status.state}: {tracked['User']} users, {tracked['Group']} groups replicated; "
              f"{len(failures)} failed"]
@@ -319,6 +331,6 @@ def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = Fa
                          f"was probed (the limit raised {learned}): each cycle tries sync.member_chunk again "
                          "(a 400 about the count learns the limit anew)")
         else:
-            lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: group writes carry "
-                         f"at most {value} members each")
+            lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: "
+                         f"{learned_limit_use(LearnedLimit(value, learned_at), time.time() if now is None else now)}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from replicator.app import read_status, replicate
 from replicator.cycle import INCREMENTAL
+from replicator.pipeline.member_refusals import PROBE_AFTER
 from replicator.report import status_json, status_text
 from replicator.state.keeps import MEMBERS_PER_REQUEST, MEMBERS_PER_REQUEST_RAISED
 from replicator.testing import MemoryScimServer, Quirks
@@ -36,8 +37,10 @@ async def test_status_shows_when_a_probe_raised_the_limit(source: MemoryScimServ
         ids = await learn_five_long_ago(source, destination, state)
         [(_, learned_at)] = await learned_limits(state)
         assert await limit_lines(state) == [
+            # learned 8 days ago: its week is over, so cycles send up to the setting again (status says so)
             f"destination {destination.base_url} takes at most 5 members per request (learned {local(learned_at)}): "
-            "group writes carry at most 5 members each"]
+            f"its probe is due (since {local(learned_at + PROBE_AFTER)}): each cycle tries sync.member_chunk again "
+            "(a request of that many taken forgets the limit, a 400 about the count learns it anew)"]
         quirks.max_members_per_request = 0
         [team] = source.groups.values()
         team["members"] += [{"value": i, "type": "User"} for i in ids[12:30]]
@@ -82,6 +85,7 @@ async def test_a_raised_limit_refused_again_is_learned_anew_in_its_place(
         assert limit["learned_at"] >= raised["learned_at"]
         assert await limit_lines(state) == [
             f"destination {destination.base_url} takes at most 10 members per request (learned "
-            f"{local(limit['learned_at'])}): group writes carry at most 10 members each"]
+            f"{local(limit['learned_at'])}): group writes carry at most 10 members each until a cycle from "
+            f"{local(limit['learned_at'] + PROBE_AFTER)} tries sync.member_chunk again"]
     finally:
         await destination.stop()
