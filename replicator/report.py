@@ -289,17 +289,22 @@ def run_lines(run: RunRecord, *, notes_in_full: bool = False) -> list[str]:
     full on a line of its own below it."""
     counts = run.counts.get("counts", {}) if isinstance(run.counts, dict) else {}
     outcome, notes = run_notes(run)
-    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.started_at))
+    started = _local(run.started_at)
     done = "counts not recorded (still running, or the process was killed)" if run.ended_at is None else "nothing done"
     line = (f"run {run.id} {started} {run.mode} {outcome}: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or done)
             + ("" if notes_in_full else notes_summary(notes)))
     return [line, *(f"    note: {note}" for note in notes if notes_in_full)]
 
 
+def _local(epoch: float) -> str:
+    """A moment as the report prints it: local time to the second."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
 def learned_limit_use(limit: LearnedLimit, now: float) -> str:
     """What cycles do with a member-count limit learned from a refusal, at `now`: keep to it until its
     probe is due, then try `sync.member_chunk` again each cycle."""
-    probe = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(limit.probe_at))
+    probe = _local(limit.probe_at)
     if limit.due(now):
         return (f"its probe is due (since {probe}): each cycle tries sync.member_chunk again (a request of that "
                 "many taken forgets the limit, a 400 about the count learns it anew)")
@@ -321,11 +326,11 @@ def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = Fa
         lines.append(f"failed {failure.kind} {failed_name(failure, show_ids=show_ids)} (attempts {failure.attempts}): "
                      f"{failure.error}")
     for destination, kind, path, how, objects, learned_at in status.keeps:
-        learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
+        learned = _local(learned_at)
         lines.append(f"destination {destination} {loss_words(path, how)} of {kind.lower()}s (seen on {objects}, "
                      f"learned {learned}): not rewritten unless the source value changes")
     for destination, name, value, learned_at in status.limits:
-        learned = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(learned_at))
+        learned = _local(learned_at)
         if name == MEMBERS_PER_REQUEST_RAISED:
             lines.append(f"destination {destination} took {value} members in one request when its member limit "
                          f"was probed (the limit raised {learned}): each cycle tries sync.member_chunk again "

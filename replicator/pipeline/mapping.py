@@ -57,8 +57,19 @@ class Rules:
 
     @functools.cached_property
     def edited_names(self) -> frozenset[str]:
-        """`_edited_names` of these rules, worked out once (apply runs per object)."""
-        return _edited_names(self)
+        """The top-level attributes (lower case) that `exclude`, `schema_urns`, `rename` and `constants` may
+        edit in place, a superset, worked out once (apply runs per object): for each of their paths, the
+        path itself (an attribute or extension named whole), its first `.` part and its extension URN,
+        whichever `_split` makes its first key. `apply` copies these and shares every other attribute with
+        its input (`include` makes new containers down to the parts it keeps whole, and those it shares too)."""
+        paths = [*self.exclude, *(name for pair in (*self.schema_urns, *self.rename) for name in pair),
+                 *(target for target, _ in self.constants)]
+        names: set[str] = set()
+        for path in paths:
+            names.update((path, path.split(".")[0]))
+            if path.startswith("urn:"):
+                names.add(path.rpartition(":")[0])
+        return frozenset(name.lower() for name in names)
 
 
 def make_rules(
@@ -148,22 +159,6 @@ def apply(canonical: dict[str, Any], rules: Rules) -> dict[str, Any]:
             _set(out, _split(out, target), copy.deepcopy(value))
     pruned: dict[str, Any] = _prune(out)
     return pruned
-
-
-def _edited_names(rules: Rules) -> frozenset[str]:
-    """The top-level attributes (lower case) that `exclude`, `schema_urns`, `rename` and `constants` may
-    edit in place, a superset: for each of their paths, the path itself (an attribute or extension named
-    whole), its first `.` part and its extension URN, whichever `_split` makes its first key. `apply`
-    copies these and shares every other attribute with its input (`include` makes new containers down to
-    the parts it keeps whole, and those it shares too)."""
-    paths = [*rules.exclude, *(name for pair in (*rules.schema_urns, *rules.rename) for name in pair),
-             *(target for target, _ in rules.constants)]
-    names: set[str] = set()
-    for path in paths:
-        names.update((path, path.split(".")[0]))
-        if path.startswith("urn:"):
-            names.add(path.rpartition(":")[0])
-    return frozenset(name.lower() for name in names)
 
 
 def _split(resource: dict[str, Any], path: str) -> list[str]:
