@@ -5,8 +5,9 @@ the end the profile is revised, recorded and reported. So is the member-count li
 destination (the writer's MemberRequests load it at the start and record it at the end).
 
 Learned only from what we know we sent: a create's answer (when it is the server's representation,
-with `meta`, not an echo of our body), a PATCH's answer for the attributes that PATCH set (unless the
-object's read-back already showed a loss this cycle: seen once), each in Bulk too, and, on a full
+with `meta`, not an echo of our body), a PATCH's answer for the attributes that PATCH set (of an object
+whose read-back already showed a loss this cycle, only what it keeps: a loss is seen once, and a loss the
+repair's answer holds again was drift), each in Bulk too, and, on a full
 reconcile, the listed form of an object against the form we last wrote there (recorded only after a
 successful write). A dry run records nothing.
 """
@@ -81,12 +82,17 @@ class KeepsLearner:
 
     def patched(self, kind: str, dest_id: str, operations: list[dict[str, Any]], answer: dict[str, Any] | None) -> None:
         """A successful PATCH's answer (the server's representation, with `meta`): what the destination
-        holds of the attributes that PATCH set."""
-        if answer is None or not isinstance(answer.get("meta"), dict) or (kind, dest_id) in self.lossy:
+        holds of the attributes that PATCH set. Of an object whose read-back showed a loss this cycle
+        (the PATCH repairs it), only what the answer holds counts: its losses were counted once, and a
+        path the repair's answer holds was drift, not a habit of the destination."""
+        if answer is None or not isinstance(answer.get("meta"), dict):
             return
         sent = patched_form(operations)
         if sent:
-            self.seen[kind].add(observe(sent, canonicalise(answer, kind)))
+            seen = observe(sent, canonicalise(answer, kind))
+            if (kind, dest_id) in self.lossy:
+                seen = {path: how for path, how in seen.items() if how == KEPT}
+            self.seen[kind].add(seen)
 
     def compared(self, kind: str, live: dict[str, Any] | None, desired: dict[str, Any],
                  previous: dict[str, Any] | None, row: ResourceRow | None) -> dict[str, Any] | None:

@@ -211,3 +211,20 @@ async def test_an_object_whose_last_write_failed_teaches_nothing(tmp_path: Path)
         assert repaired.destination_requests.get("PATCH") == 1, repaired.summary()
         assert next(iter(s.destination.users.values()))["nickName"] == "nick0"
         assert (await read_status(s.config.state)).keeps == [], repaired.notes
+
+
+async def test_one_objects_drift_refuted_by_its_repair_is_not_learned(tmp_path: Path) -> None:
+    """Only one user has a nickName, and it is cleared on the destination (drift): the --full's read-back
+    sees nickName lost and never kept, but the repair's PATCH answer holds it again, so the cycle does not
+    learn "does not keep nickName" (it used to, until a later --full saw it kept)."""
+    async with servers(tmp_path, Quirks(), 3) as s:
+        for source_user in list(s.source.users.values())[1:]:
+            del source_user["nickName"]
+        await replicate(s.config, mode=INCREMENTAL, dry_run=False)
+        drifted = next(key for key, u in s.destination.users.items() if u.get("nickName"))
+        del s.destination.users[drifted]["nickName"]
+        repaired = await replicate(s.config, mode=FULL, dry_run=False)
+        assert repaired.outcome == "ok" and repaired.destination_requests.get("PATCH") == 1, repaired.summary()
+        assert s.destination.users[drifted].get("nickName") == "nick0"
+        assert not [note for note in repaired.notes if "nickName" in note], repaired.notes
+        assert (await read_status(s.config.state)).keeps == []
