@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -26,11 +27,13 @@ from replicator.config import Config
 from replicator.cycle import CycleResult, run_cycle
 from replicator.errors import StateError
 from replicator.pingone.directory import PingOneDirectory
+from replicator.pipeline.approvals import held_by
 from replicator.progress import watch_progress
 from replicator.report import StateStatus, cycle_line
 from replicator.scim.client import ScimClient, client_for
 from replicator.shutdown import Shutdown
 from replicator.state import StateStore, open_state
+from replicator.state.approvals import Approval
 from replicator.state.connection import Connection, unusable_message
 from replicator.state.errors import StateFileError, StateUnusableError
 from replicator.state.lock import lock_path_for
@@ -182,7 +185,23 @@ async def read_status(state_path: str) -> StateStatus:
         tracked = {kind: await store.count(kind) for kind in ("User", "Group")}
         keeps = await store.keeps.every()
         limits = await store.keeps.limits()
-    return StateStatus(state_path, tracked, runs, failures, keeps, limits)
+        approval = await store.approvals.standing(time.time())
+    return StateStatus(state_path, tracked, runs, failures, keeps, limits, approval)
+
+
+async def approve_removals(state_path: str, up_to: int | None, minutes: int) -> tuple[Approval | None, RunRecord | None]:
+    """Record an operator's approval of up to `up_to` removals (None: as many as the last run that
+    ended held, `held_by`) for the next cycle to start within `minutes`. Returns it (None when no number
+    was named and that run held nothing) and that run. The state file must exist; a daemon holding it
+    need not stop (the next cycle it starts reads the approval)."""
+    async with open_state(state_path) as store:
+        last = next((run for run in await store.runs.last_runs(10) if not run.dry_run and run.ended_at), None)
+        if up_to is None:
+            up_to = held_by(last.counts.get("counts") or {}) if last is not None else 0
+            if not up_to:
+                return None, last
+        now = time.time()
+        return await store.approvals.approve(up_to, now=now, expires_at=now + 60.0 * minutes), last
 
 
 async def read_timeline(state_path: str, run_id: int | None) -> tuple[RunRecord | None, list[list[float]] | None]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import json
 import os
@@ -27,7 +28,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
+from replicator.app import approve_removals, dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced, validate
@@ -37,7 +38,7 @@ from replicator.errors import ConfigError, ReplicatorError
 from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
-from replicator.report import counts_text, report_json, report_text, status_json, status_text
+from replicator.report import approval_words, counts_text, report_json, report_text, status_json, status_text
 from replicator.settings_help import is_secret, iter_settings
 from replicator.state.errors import StateFileError
 from replicator.state.lock import hold_state_lock
@@ -160,6 +161,9 @@ def _main(argv: Sequence[str] | None) -> int:
                 return _run_async(plot_run(config, args.plot, args.run, args.output), json_report=args.output == "json")
             return _run_async(show_status(config, args.output, show_ids=args.show_ids, notes=args.notes),
                               json_report=args.output == "json")
+        if args.command == "approve":
+            config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
+            return _run_async(approve(config, args.up_to, args.expires_in, args.output), json_report=args.output == "json")
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
                                                  override_origins=_override_origins(args), need_endpoints=False)
@@ -312,9 +316,19 @@ def probe_health(config: Config) -> int:
     if isinstance(facts, dict) and isinstance(held := facts.get("held"), dict):
         print(f"scim-replicator: healthcheck: warning: healthy, but held since cycle {held.get('since_cycle')} "
               f"({held.get('since')}): {held.get('reason')}; a restart does not lift it: check the source and the "
-              f"scope; if the removals are intended, run once with {lifting_flags(held)} (stop the daemon first: it "
-              "holds the state's lock)", file=sys.stderr)
+              f"scope; if the removals are intended, {lifting_words(held)}", file=sys.stderr)
     return EXIT_OK
+
+
+def lifting_words(held: dict[str, Any]) -> str:
+    """How to lift what a daemon's `held` says is held: `approve` while it runs on, when removals are
+    counted (a scope that matches nothing counts none: only the flag lifts it), or a run with the flags."""
+    once = f"run once with {lifting_flags(held)} (stop the daemon first: it holds the state's lock)"
+    counted = any(isinstance(held.get(key), int) and held[key] > 0 for key in ("removals_held", "member_removals_held"))
+    if not counted:
+        return once
+    return ("approve them with `scim-replicator approve` (the daemon's next cycle carries out as many as its "
+            f"last one held), or {once}")
 
 
 def lifting_flags(held: dict[str, Any]) -> str:
@@ -339,6 +353,24 @@ async def show_status(config: Config, output: str, *, show_ids: bool = False, no
         print(json.dumps(status_json(status), indent=2, default=str))
         return EXIT_OK
     print(status_text(status, show_ids=show_ids, notes=notes))
+    return EXIT_OK
+
+
+async def approve(config: Config, up_to: int | None, minutes: int, output: str) -> int:
+    """`approve`: the next cycle may carry out up to `up_to` removals the guards would hold (default: as
+    many as the last run held); says what it approved, or why nothing."""
+    if (stopped := _no_state(config, output)) is not None:
+        return stopped
+    approval, last = await approve_removals(config.state, up_to, minutes)
+    if approval is None:
+        held = "no run has ended yet" if last is None else f"the last run (#{last.id}, {last.outcome}) held no removals"
+        return _stopped(f"nothing to approve: {held}; name how many removals with --up-to N", EXIT_USAGE,
+                        json_report=output == "json")
+    words = approval_words(approval)
+    if output == "json":
+        print(json.dumps({"approval": {**dataclasses.asdict(approval), "says": words}}, indent=2))
+    else:
+        print(f"approved: {words}")
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from replicator import __version__
 from replicator.config import flag_name, iter_leaves
 from replicator.config_origins import choices
 from replicator.exit_codes import ExitCode
+from replicator.pipeline.approvals import DEFAULT_STANDS_MINUTES
 from replicator.settings_help import default_of, env_names, help_text, value_text
 
 # the smallest directory the demo's story fits (replicator.demo; here, so that parsing a command line does
@@ -220,7 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--run", type=_at_least(1), metavar="N",
                         help="with --plot: the run to draw (default: the last one that ended)")
     _add_check_command(commands)
+    _add_approve_command(commands)
     return parser
+
+
+def _add_approve_command(commands: Any) -> None:
+    """`approve`: removals the guards held let through by the next cycle (a daemon's, or a run's)."""
+    approve = commands.add_parser(
+        "approve", help="let the next cycle carry out removals the guards hold, up to a number (one cycle; for "
+                        "a daemon that runs on, instead of --allow-mass-delete / --allow-member-removals)")
+    approve.add_argument("--config", metavar="FILE")
+    approve.add_argument("--state", help="state file (default from config)")
+    approve.add_argument("--up-to", type=_at_least(1), metavar="N",
+                         help="removals approved: of each kind, and of each group's members (default: as many as "
+                              "the last run held)")
+    approve.add_argument("--expires-in", type=_at_least(1), metavar="MINUTES", default=DEFAULT_STANDS_MINUTES,
+                         help=f"minutes the approval waits for a cycle to start (default {DEFAULT_STANDS_MINUTES})")
+    approve.add_argument("--output", choices=("text", "json"), default="text")
 
 
 def _add_check_command(commands: Any) -> None:

@@ -20,6 +20,7 @@ from replicator.pipeline.member_refusals import LearnedLimit
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import CREATE, Step
 from replicator.state import RunRecord
+from replicator.state.approvals import Approval
 from replicator.state.keeps import MEMBERS_PER_REQUEST_RAISED
 from replicator.state.records import FailedResource
 
@@ -238,6 +239,7 @@ class StateStatus:
     failures: list[FailedResource]
     keeps: list[tuple[str, str, str, str, int, float]] = dataclasses.field(default_factory=list)
     limits: list[tuple[str, str, int, float]] = dataclasses.field(default_factory=list)
+    approval: Approval | None = None  # an operator's approval of removals, standing for the next cycle
 
 
 def status_json(status: StateStatus) -> dict[str, Any]:
@@ -249,6 +251,7 @@ def status_json(status: StateStatus) -> dict[str, Any]:
         "not_kept": [{"destination": d, "kind": k, "path": p, "how": h, "objects": o, "learned_at": t}
                      for d, k, p, h, o, t in status.keeps],
         "limits": [{"destination": d, "name": n, "value": v, "learned_at": t} for d, n, v, t in status.limits],
+        "approval": dataclasses.asdict(status.approval) if status.approval else None,
     }
 
 
@@ -311,6 +314,13 @@ def learned_limit_use(limit: LearnedLimit, now: float) -> str:
     return f"group writes carry at most {limit.value} members each until a cycle from {probe} tries sync.member_chunk again"
 
 
+def approval_words(approval: Approval) -> str:
+    """What `approve` and `status` say of a standing approval of removals."""
+    return (f"the next cycle may remove up to {approval.up_to} objects of a kind and {approval.up_to} members of a "
+            f"group (approved {_local(approval.approved_at)}, standing until {_local(approval.expires_at)}); an "
+            "empty source read and a scope that matches nothing stay held")
+
+
 def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = False, now: float | None = None) -> str:
     """The state in lines: what is replicated, the last runs (`notes`: each run's notes in full), the
     failed resources, what each destination was learned not to keep and the limits it enforces (`now`:
@@ -338,4 +348,6 @@ def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = Fa
         else:
             lines.append(f"{member_limit_words(value, learned, f'destination {destination}')}: "
                          f"{learned_limit_use(LearnedLimit(value, learned_at), time.time() if now is None else now)}")
+    if status.approval is not None:
+        lines.append(f"removals approved: {approval_words(status.approval)}")
     return "\n".join(lines)

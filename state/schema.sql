@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 8, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 9, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
@@ -19,6 +19,15 @@ CREATE TABLE destination_limits (
             value INTEGER NOT NULL,
             learned_at REAL NOT NULL,
             PRIMARY KEY (destination, name)
+        );
+
+CREATE TABLE removal_approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            up_to INTEGER NOT NULL,
+            approved_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_by_run INTEGER,
+            used_at REAL
         );
 
 CREATE TABLE resources (

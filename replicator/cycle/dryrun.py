@@ -18,6 +18,7 @@ planned to lose them (`follow_up`). Every destination id the plan shows is named
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -39,6 +40,7 @@ from replicator.pipeline.plan import (
 )
 from replicator.pipeline.writes import stops_the_cycle
 from replicator.scim.urns import ENTERPRISE_USER
+from replicator.state.approvals import Approval
 
 NAMED_PER_STEP = 50  # references of one step named from the state (the report shows no more of them)
 
@@ -197,6 +199,9 @@ class DryRunRecorder:
 
     async def open_run(self) -> None:
         pass
+
+    async def take_approval(self) -> Approval | None:
+        return await self.cx.store.approvals.standing(time.time())
 
     async def close_run(self, outcome: str, counts: dict[str, Any]) -> None:
         pass

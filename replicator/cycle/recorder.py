@@ -9,6 +9,7 @@ answers from the plan. Success records of writes are the writer's (a dry-run nev
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.canonical import match_value
 from replicator.pipeline.outcome import failure_backoff
 from replicator.pipeline.plan import CREATE, Step, Stored
+from replicator.state.approvals import Approval
 from replicator.state.records import SYNCED
 from replicator.timeline import TimelineSampler
 
@@ -33,6 +35,10 @@ class Recorder(Protocol):
         """Record that the cycle starts (the live recorder), so that a crash is seen by the next run."""
 
     async def close_run(self, outcome: str, counts: dict[str, Any]) -> None: ...
+
+    async def take_approval(self) -> Approval | None:
+        """An operator's standing approval of removals (`approve`): this run uses it (the live
+        recorder; the dry-run one leaves it standing, as the next real run finds it)."""
 
     async def fail(self, kind: str, source_id: str, label: str, reason: str, source_digest: str | None = None) -> None:
         """Count, list and record a failure; `source_digest`: the object as read (None: unknown)."""
@@ -88,6 +94,9 @@ class LiveRecorder:
     async def open_run(self) -> None:
         self._run_id = await self.cx.store.runs.start_run(self.cx.mode, self.cx.dry_run)
         self._timeline.start()
+
+    async def take_approval(self) -> Approval | None:
+        return await self.cx.store.approvals.take(time.time(), self._run_id or 0)
 
     async def close_run(self, outcome: str, counts: dict[str, Any]) -> None:
         timeline = self._timeline.stop()

@@ -45,6 +45,7 @@ from replicator.cycle.workers import Workers
 from replicator.cycle.writer import StepWriter
 from replicator.directory import Directory
 from replicator.errors import ReplicatorError
+from replicator.pipeline.approvals import approved_policy
 from replicator.pipeline.canonical import GROUP, KINDS, USER
 from replicator.pipeline.outcome import Outcome, cycle_outcome
 from replicator.pipeline.scope import empty_scope_problem, missing_names_problem
@@ -87,6 +88,7 @@ class Cycle:
         await cx.store.scratch.begin_cycle()
         await cx.recorder.open_run()
         try:
+            await self._take_approval()
             await self._run()
         except ReplicatorError as exc:
             result.outcome = Outcome.FAILED
@@ -110,6 +112,19 @@ class Cycle:
                 counts["phase"] = self.result.phase
             await cx.recorder.close_run(result.outcome, counts)
         return result
+
+    async def _take_approval(self) -> None:
+        """An operator's standing approval of removals (`approve`) applies to this cycle: the guards'
+        limits are raised to it (`approved_policy`), and the cycle says so."""
+        cx = self.cx
+        approval = await cx.recorder.take_approval()
+        if approval is not None:
+            cx.policy = approved_policy(cx.policy, approval.up_to)
+            used = "a dry run leaves it standing for the next cycle" if cx.dry_run else "the approval is used"
+            cx.result.notes.append(
+                f"removals approved {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(approval.approved_at))} "
+                f"(`approve`, up to {approval.up_to}) apply to this cycle: up to {approval.up_to} removals of a kind "
+                f"and {approval.up_to} member removals of a group go through ({used})")
 
     async def _run(self) -> None:
         cx = self.cx

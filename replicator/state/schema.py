@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # a checkpoint (WAL pages copied into the file) every this many pages of WAL, not SQLite's 1,000: a copy
 # dirties random index pages in every commit, and a page written by several commits is copied once
@@ -99,6 +99,17 @@ _MIGRATIONS: dict[int, list[str]] = {
         "DROP INDEX resources_unchanged",
         "CREATE INDEX resources_synced ON resources (kind, source_id, source_digest, status) "
         "WHERE status = 'synced' AND source_digest IS NOT NULL",
+    ],
+    # 9: an operator's approval of held removals for the next cycle (`approve`; state.approvals)
+    9: [
+        """CREATE TABLE removal_approvals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            up_to INTEGER NOT NULL,
+            approved_at REAL NOT NULL,
+            expires_at REAL NOT NULL,
+            used_by_run INTEGER,
+            used_at REAL
+        )""",
     ],
 }
 

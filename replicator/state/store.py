@@ -29,6 +29,7 @@ from typing import Any
 
 import aiosqlite
 
+from replicator.state.approvals import RemovalApprovals
 from replicator.state.connection import Connection, Room, state_errors_named, unusable_message
 from replicator.state.errors import StateUnusableError
 from replicator.state.forms import WrittenForms
@@ -63,6 +64,7 @@ class StateStore(Room):
         self.forms = WrittenForms(connection)
         self.intents = CreateIntents(connection)
         self.keeps = DestinationKeeps(connection)
+        self.approvals = RemovalApprovals(connection)
 
     # -- reads ---------------------------------------------------------------------------------
 

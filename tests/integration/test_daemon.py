@@ -19,6 +19,7 @@ import aiohttp
 import msgspec
 import pytest
 
+from replicator.app import approve_removals
 from replicator.cli import probe_health
 from replicator.config import Config, SideConfig
 from replicator.daemon import LIVENESS_PATH, Daemon
@@ -281,6 +282,29 @@ async def test_a_held_daemon_stays_healthy_and_says_since_when_until_a_cycle_hol
     capsys.readouterr()
     assert await asyncio.to_thread(probe_health, probe_config) == 0
     assert capsys.readouterr().err == ""
+    assert await paced.stop() == 0
+
+
+async def test_a_held_daemon_carries_out_an_approval_without_stopping(
+        pair, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """8 of 10 users gone: the daemon holds, and `healthcheck` names `approve`; `approve` while the daemon
+    runs on (it holds the state's lock) lets its next cycle delete the 8, which ends the hold."""
+    source, destination = pair
+    paced = Paced(Daemon(config_for(source, destination, tmp_path)))
+    assert await paced.cycle() == 1
+    for user_id in list(source.users)[:8]:
+        del source.users[user_id]
+    assert await paced.next() == 2
+    assert (await get_json(paced.url("/healthz")))[1]["held"]["removals_held"] == 8
+    probe_config = msgspec.structs.replace(paced.daemon.config, listen=paced.url("").removeprefix("http://"))
+    capsys.readouterr()
+    assert await asyncio.to_thread(probe_health, probe_config) == 0
+    assert "approve them with `scim-replicator approve`" in capsys.readouterr().err
+    approval, _ = await approve_removals(paced.daemon.config.state, None, 60)
+    assert approval is not None and approval.up_to == 8 and len(destination.users) == 10
+    assert await paced.next() == 3
+    assert len(destination.users) == 2
+    assert (await get_json(paced.url("/healthz")))[1]["held"] is None
     assert await paced.stop() == 0
 
 

@@ -1,0 +1,26 @@
+"""pipeline/approvals: an approval raises the guards' limits for one cycle, never lowers them; how many
+removals the default approval covers."""
+
+from __future__ import annotations
+
+from replicator.config import SyncConfig
+from replicator.pipeline.approvals import approved_policy, held_by
+from replicator.pipeline.removals import removal_guard
+
+
+def test_an_approval_raises_the_limits_to_its_number_and_lowers_none() -> None:
+    policy = SyncConfig(max_delete_count=3, max_delete_percent=25.0)
+    assert approved_policy(policy, None) is policy
+    approved = approved_policy(policy, 40)
+    assert (approved.max_delete_count, approved.max_delete_percent) == (40, 100.0)
+    assert removal_guard(removals=40, tracked=40, seen=1, policy=approved) is None  # any share of the tracked
+    assert removal_guard(removals=41, tracked=100, seen=59, policy=approved) is not None  # no more than named
+    assert removal_guard(removals=3, tracked=3, seen=0, policy=approved) is not None  # an empty source read
+    generous = SyncConfig(max_delete_count=500)
+    assert approved_policy(generous, 6).max_delete_count == 500
+
+
+def test_the_default_approval_covers_the_larger_of_what_the_last_run_held() -> None:
+    assert held_by({"removals_held": 6, "member_removals_held": 10}) == 10
+    assert held_by({"removals_held": 6}) == 6
+    assert held_by({}) == 0
