@@ -189,19 +189,23 @@ async def read_status(state_path: str) -> StateStatus:
     return StateStatus(state_path, tracked, runs, failures, keeps, limits, approval)
 
 
-async def approve_removals(state_path: str, up_to: int | None, minutes: int) -> tuple[Approval | None, RunRecord | None]:
-    """Record an operator's approval of up to `up_to` removals (None: as many as the last run that
-    ended held, `held_by`) for the next cycle to start within `minutes`. Returns it (None when no number
-    was named and that run held nothing) and that run. The state file must exist; a daemon holding it
-    need not stop (the next cycle it starts reads the approval)."""
+async def approve_removals(state_path: str, up_to: int | None, members_up_to: int | None,
+                           minutes: int) -> tuple[Approval | None, RunRecord | None]:
+    """Record an operator's approval of up to `up_to` removals and `members_up_to` member removals for
+    the next cycle to start within `minutes`; a number not given (None) is what the last run that
+    ended held (`held_by`), unless the other is given (then 0). Returns it (None when it would approve
+    nothing) and that run. The state file must exist; a daemon holding it need not stop (the next cycle
+    it starts reads the approval)."""
     async with open_state(state_path) as store:
         last = next((run for run in await store.runs.last_runs(10) if not run.dry_run and run.ended_at), None)
-        if up_to is None:
-            up_to = held_by(last.counts.get("counts") or {}) if last is not None else 0
-            if not up_to:
-                return None, last
+        held = held_by(last.counts.get("counts") or {}) if last is not None else (0, 0)
+        if up_to is None and members_up_to is None:
+            up_to, members_up_to = held
+        up_to, members_up_to = up_to or 0, members_up_to or 0
+        if not (up_to or members_up_to):
+            return None, last
         now = time.time()
-        return await store.approvals.approve(up_to, now=now, expires_at=now + 60.0 * minutes), last
+        return await store.approvals.approve(up_to, members_up_to, now=now, expires_at=now + 60.0 * minutes), last
 
 
 async def read_timeline(state_path: str, run_id: int | None) -> tuple[RunRecord | None, list[list[float]] | None]:

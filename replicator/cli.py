@@ -163,7 +163,8 @@ def _main(argv: Sequence[str] | None) -> int:
                               json_report=args.output == "json")
         if args.command == "approve":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
-            return _run_async(approve(config, args.up_to, args.expires_in, args.output), json_report=args.output == "json")
+            return _run_async(approve(config, args.up_to, args.members_up_to, args.expires_in, args.output),
+                              json_report=args.output == "json")
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
                                                  override_origins=_override_origins(args), need_endpoints=False)
@@ -356,16 +357,16 @@ async def show_status(config: Config, output: str, *, show_ids: bool = False, no
     return EXIT_OK
 
 
-async def approve(config: Config, up_to: int | None, minutes: int, output: str) -> int:
-    """`approve`: the next cycle may carry out up to `up_to` removals the guards would hold (default: as
-    many as the last run held); says what it approved, or why nothing."""
+async def approve(config: Config, up_to: int | None, members_up_to: int | None, minutes: int, output: str) -> int:
+    """`approve`: the next cycle may carry out up to `up_to` removals and `members_up_to` member removals
+    the guards would hold (default: as many as the last run held); says what it approved, or why nothing."""
     if (stopped := _no_state(config, output)) is not None:
         return stopped
-    approval, last = await approve_removals(config.state, up_to, minutes)
+    approval, last = await approve_removals(config.state, up_to, members_up_to, minutes)
     if approval is None:
         held = "no run has ended yet" if last is None else f"the last run (#{last.id}, {last.outcome}) held no removals"
-        return _stopped(f"nothing to approve: {held}; name how many removals with --up-to N", EXIT_USAGE,
-                        json_report=output == "json")
+        return _stopped(f"nothing to approve: {held}; name how many with --up-to N (users or groups) or "
+                        "--members-up-to M (a group's members)", EXIT_USAGE, json_report=output == "json")
     words = approval_words(approval)
     if output == "json":
         print(json.dumps({"approval": {**dataclasses.asdict(approval), "says": words}}, indent=2))

@@ -233,8 +233,11 @@ def _add_approve_command(commands: Any) -> None:
     approve.add_argument("--config", metavar="FILE")
     approve.add_argument("--state", help="state file (default from config)")
     approve.add_argument("--up-to", type=_at_least(1), metavar="N",
-                         help="removals approved: of each kind, and of each group's members (default: as many as "
-                              "the last run held)")
+                         help="removals of users or of groups approved, of each kind (default: as many as the last "
+                              "run held, unless --members-up-to is given)")
+    approve.add_argument("--members-up-to", type=_at_least(1), metavar="M",
+                         help="member removals approved, of each group (default: as many as the last run held, "
+                              "unless --up-to is given)")
     approve.add_argument("--expires-in", type=_at_least(1), metavar="MINUTES", default=DEFAULT_STANDS_MINUTES,
                          help=f"minutes the approval waits for a cycle to start (default {DEFAULT_STANDS_MINUTES})")
     approve.add_argument("--output", choices=("text", "json"), default="text")

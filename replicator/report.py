@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from replicator.cycle import CycleResult
+from replicator.pipeline.approvals import approval_reach
 from replicator.pipeline.keeps import loss_words, member_limit_words
 from replicator.pipeline.member_refusals import LearnedLimit
 from replicator.pipeline.outcome import Outcome
@@ -316,9 +317,9 @@ def learned_limit_use(limit: LearnedLimit, now: float) -> str:
 
 def approval_words(approval: Approval) -> str:
     """What `approve` and `status` say of a standing approval of removals."""
-    return (f"the next cycle may remove up to {approval.up_to} objects of a kind and {approval.up_to} members of a "
-            f"group (approved {_local(approval.approved_at)}, standing until {_local(approval.expires_at)}); an "
-            "empty source read and a scope that matches nothing stay held")
+    return (f"the next cycle may carry out {approval_reach(approval.up_to, approval.members_up_to)} (approved "
+            f"{_local(approval.approved_at)}, standing until {_local(approval.expires_at)}); an empty source read "
+            "and a scope that matches nothing stay held")
 
 
 def status_text(status: StateStatus, *, show_ids: bool = False, notes: bool = False, now: float | None = None) -> str:

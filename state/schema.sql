@@ -24,6 +24,7 @@ CREATE TABLE destination_limits (
 CREATE TABLE removal_approvals (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             up_to INTEGER NOT NULL,
+            members_up_to INTEGER NOT NULL,
             approved_at REAL NOT NULL,
             expires_at REAL NOT NULL,
             used_by_run INTEGER,

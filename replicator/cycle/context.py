@@ -89,7 +89,10 @@ class CycleContext:
     dry_run: bool
     stop: asyncio.Event  # set: stop reading, finish in-flight calls, record, return
     result: CycleResult
+    # the sync settings; an operator's approval (`approve`) raises the membership guard's limits in them
+    # for one cycle, and the guard on objects' limits in `removal_policy` (runner._take_approval)
     policy: SyncConfig = field(init=False)
+    removal_policy: SyncConfig = field(init=False)
     scope: Scope = field(init=False)
     rules: dict[str, Rules] = field(init=False)
     rules_key: dict[str, bytes] = field(init=False)
@@ -112,7 +115,7 @@ class CycleContext:
     keeps: KeepsLearner = field(init=False)
 
     def __post_init__(self) -> None:
-        self.policy = self.config.sync
+        self.policy = self.removal_policy = self.config.sync
         self.scope, self.rules = compile_rules(self.config)
         self.rules_key = {kind: mapping.rules_key(self.rules[kind]) for kind in (USER, GROUP)}
 

@@ -123,7 +123,7 @@ class Removals:
                     kept = None
         tracked = await cx.store.count(kind)
         seen = await cx.store.scratch.in_scope_count(kind)
-        held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.policy)
+        held = removal_guard(removals=removals, tracked=tracked, seen=seen, policy=cx.removal_policy)
         self._verdicts[kind] = RemovalVerdict(kept, planned, held)
         if leaving and not held and not cx.stop.is_set():
             still_there = await self._still_in_source(kind, unread)

@@ -45,7 +45,7 @@ from replicator.cycle.workers import Workers
 from replicator.cycle.writer import StepWriter
 from replicator.directory import Directory
 from replicator.errors import ReplicatorError
-from replicator.pipeline.approvals import approved_policy
+from replicator.pipeline.approvals import approval_reach, approved_policy
 from replicator.pipeline.canonical import GROUP, KINDS, USER
 from replicator.pipeline.outcome import Outcome, cycle_outcome
 from replicator.pipeline.scope import empty_scope_problem, missing_names_problem
@@ -114,17 +114,19 @@ class Cycle:
         return result
 
     async def _take_approval(self) -> None:
-        """An operator's standing approval of removals (`approve`) applies to this cycle: the guards'
-        limits are raised to it (`approved_policy`), and the cycle says so."""
+        """An operator's standing approval of removals (`approve`) applies to this cycle: the guard on
+        objects' limits are raised to its `up_to`, the membership guard's to its `members_up_to`
+        (`approved_policy`), and the cycle says so."""
         cx = self.cx
         approval = await cx.recorder.take_approval()
-        if approval is not None:
-            cx.policy = approved_policy(cx.policy, approval.up_to)
-            used = "a dry run leaves it standing for the next cycle" if cx.dry_run else "the approval is used"
-            cx.result.notes.append(
-                f"removals approved {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(approval.approved_at))} "
-                f"(`approve`, up to {approval.up_to}) apply to this cycle: up to {approval.up_to} removals of a kind "
-                f"and {approval.up_to} member removals of a group go through ({used})")
+        if approval is None:
+            return
+        cx.removal_policy = approved_policy(cx.removal_policy, approval.up_to)
+        cx.policy = approved_policy(cx.policy, approval.members_up_to)
+        used = "a dry run leaves it standing for the next cycle" if cx.dry_run else "the approval is used"
+        approved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(approval.approved_at))
+        cx.result.notes.append(f"removals approved {approved} (`approve`: {approval_reach(approval.up_to, approval.members_up_to)}) "
+                               f"apply to this cycle ({used})")
 
     async def _run(self) -> None:
         cx = self.cx

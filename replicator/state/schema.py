@@ -105,6 +105,7 @@ _MIGRATIONS: dict[int, list[str]] = {
         """CREATE TABLE removal_approvals (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             up_to INTEGER NOT NULL,
+            members_up_to INTEGER NOT NULL,
             approved_at REAL NOT NULL,
             expires_at REAL NOT NULL,
             used_by_run INTEGER,

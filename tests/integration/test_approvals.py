@@ -57,13 +57,13 @@ async def test_an_approval_lets_the_next_cycle_alone_carry_out_what_was_held(pai
     pair.drop_users(6)
     held = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert held.outcome == "held" and held.counts["removals_held"] == 6, held.summary()
-    approval, _ = await approve_removals(pair.config.state, None, 60)
+    approval, _ = await approve_removals(pair.config.state, None, None, 60)
     assert approval is not None and approval.up_to == 6
     assert (await read_status(pair.config.state)).approval == approval
     approved = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert approved.outcome == "ok" and approved.counts["deleted"] == 6, approved.summary()
     assert len(pair.destination.users) == USERS - 6
-    assert any("(`approve`, up to 6) apply to this cycle" in note for note in approved.notes), approved.notes
+    assert any("(`approve`: up to 6 removals of users or of groups) apply to this cycle" in note for note in approved.notes), approved.notes
     assert (await read_status(pair.config.state)).approval is None
     pair.drop_users(5)
     again = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
@@ -73,7 +73,7 @@ async def test_an_approval_lets_the_next_cycle_alone_carry_out_what_was_held(pai
 async def test_an_approval_covers_no_more_than_it_names(pair: Pair) -> None:
     """Approved up to 5 while 6 removals wait: they stay held (over the number), and the approval is used."""
     pair.drop_users(6)
-    await approve_removals(pair.config.state, 5, 60)
+    await approve_removals(pair.config.state, 5, None, 60)
     result = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "held" and result.counts["removals_held"] == 6, result.summary()
     assert any("6 removals exceed sync.max_delete_count=5" in note for note in result.notes), result.notes
@@ -83,10 +83,10 @@ async def test_an_approval_covers_no_more_than_it_names(pair: Pair) -> None:
 async def test_a_dry_run_shows_the_approval_and_leaves_it_standing(pair: Pair) -> None:
     """A dry run plans with the approval (6 deletes, none held) and leaves it for the real run, which uses it."""
     pair.drop_users(6)
-    approval, _ = await approve_removals(pair.config.state, 6, 60)
+    approval, _ = await approve_removals(pair.config.state, 6, None, 60)
     plan = await replicate(pair.config, mode=INCREMENTAL, dry_run=True)
     assert plan.counts["delete_planned"] == 6 and not plan.counts["removals_held"], (plan.counts, plan.notes)
-    assert any("up to 6) apply to this cycle" in note and "a dry run leaves it standing" in note
+    assert any("up to 6 removals of users or of groups) apply to this cycle" in note and "a dry run leaves it standing" in note
                for note in plan.notes), plan.notes
     assert (await read_status(pair.config.state)).approval == approval and len(pair.destination.users) == USERS
     real = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
@@ -98,23 +98,23 @@ async def test_an_expired_approval_lets_nothing_through(pair: Pair) -> None:
     pair.drop_users(6)
     now = time.time()
     async with open_state(pair.config.state) as store:
-        await store.approvals.approve(6, now=now - 120, expires_at=now - 60)
+        await store.approvals.approve(6, 0, now=now - 120, expires_at=now - 60)
     result = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "held" and result.counts["removals_held"] == 6, result.summary()
     assert not any("`approve`" in note for note in result.notes), result.notes
     async with open_state(pair.config.state) as store:
-        await store.approvals.approve(6, now=now - 120, expires_at=now + 60)
+        await store.approvals.approve(6, 0, now=now - 120, expires_at=now + 60)
     assert (await replicate(pair.config, mode=INCREMENTAL, dry_run=False)).counts["deleted"] == 6
 
 
 async def test_an_approval_does_not_lift_an_empty_source_read(pair: Pair) -> None:
     """Every user gone from the source read: an approval of 100 does not let the cycle wipe the destination."""
     pair.drop_users(USERS)
-    await approve_removals(pair.config.state, 100, 60)
+    await approve_removals(pair.config.state, 100, None, 60)
     result = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "held" and len(pair.destination.users) == USERS, result.summary()
     assert any("the source returned no objects" in note for note in result.notes), result.notes
-    assert any("(`approve`, up to 100) apply to this cycle" in note for note in result.notes), result.notes
+    assert any("(`approve`: up to 100 removals of users or of groups) apply" in note for note in result.notes), result.notes
 
 
 async def test_an_approval_lets_a_group_lose_as_many_members(tmp_path: Path) -> None:
@@ -132,8 +132,8 @@ async def test_an_approval_lets_a_group_lose_as_many_members(tmp_path: Path) -> 
         source.groups[group["id"]]["members"] = [{"value": i, "type": "User"} for i in ids[:10]]
         held = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert held.outcome == "held" and held.counts["member_removals_held"] == 10, held.summary()
-        approval, _ = await approve_removals(config.state, None, 60)
-        assert approval is not None and approval.up_to == 10
+        approval, _ = await approve_removals(config.state, None, None, 60)
+        assert approval is not None and (approval.up_to, approval.members_up_to) == (0, 10)
         approved = await replicate(config, mode=INCREMENTAL, dry_run=False)
         assert approved.outcome == "ok" and not approved.counts["member_removals_held"], approved.summary()
         [copy] = destination.groups.values()
@@ -148,13 +148,48 @@ def test_approve_on_the_command_line(pair: Pair, capsys: pytest.CaptureFixture[s
     many as were held and says so; `status` (text and JSON) shows it standing."""
     state = pair.config.state
     assert main(["approve", "--state", state]) == 2
-    assert "held no removals; name how many removals with --up-to N" in capsys.readouterr().err
+    assert "held no removals; name how many with --up-to N (users or groups) or --members-up-to M" in capsys.readouterr().err
     assert main(["approve", "--state", state, "--up-to", "7", "--expires-in", "30", "--output", "json"]) == 0
     approval = json.loads(capsys.readouterr().out)["approval"]
-    assert approval["up_to"] == 7 and 1790 < approval["expires_at"] - approval["approved_at"] < 1810
-    assert approval["says"].startswith("the next cycle may remove up to 7 objects of a kind and 7 members")
+    assert (approval["up_to"], approval["members_up_to"]) == (7, 0) and 1790 < approval["expires_at"] - approval["approved_at"] < 1810
+    assert approval["says"].startswith("the next cycle may carry out up to 7 removals of users or of groups (approved")
     assert main(["status", "--state", state]) == 0
-    assert "removals approved: the next cycle may remove up to 7 objects" in capsys.readouterr().out
+    assert "removals approved: the next cycle may carry out up to 7 removals of users or" in capsys.readouterr().out
     assert main(["status", "--state", state, "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["approval"]["up_to"] == 7
     assert main(["approve", "--state", str(Path(state).with_name("missing.db"))]) == 2
+
+
+async def test_each_guard_is_raised_by_its_own_number(tmp_path: Path) -> None:
+    """6 of 20 users gone and a group of the other 14 losing 7 who stay: both guards hold. Approved for the
+    users only (`--up-to 10`, more than the 7), the next cycle deletes them and the group still keeps its 7; approved then
+    for the 7 member removals alone, the cycle after removes them."""
+    source, destination = MemoryScimServer(), MemoryScimServer()
+    await source.start()
+    await destination.start()
+    try:
+        ids = [source.add_user({"schemas": [CORE_SCHEMAS[USER]], "userName": f"user{i}"})["id"] for i in range(20)]
+        group = source.add_group({"schemas": [CORE_SCHEMAS[GROUP]], "displayName": "Staff",
+                                  "members": [{"value": i, "type": "User"} for i in ids[6:]]})
+        config = make_config(source.base_url or "", destination.base_url or "", tmp_path / "state.db",
+                             max_delete_count=3)
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        for user_id in ids[:6]:
+            del source.users[user_id]
+        source.groups[group["id"]]["members"] = [{"value": i, "type": "User"} for i in ids[6:13]]
+        held = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert (held.counts["removals_held"], held.counts["member_removals_held"]) == (6, 7), held.summary()
+        await approve_removals(config.state, 10, None, 60)  # (more than the group's 7: still not theirs)
+        users_only = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert users_only.counts["deleted"] == 6 and users_only.counts["member_removals_held"] == 7, users_only.summary()
+        [copy] = destination.groups.values()
+        assert len(destination.users) == 14 and len(copy["members"]) == 14
+        approval, _ = await approve_removals(config.state, None, 7, 60)
+        assert approval is not None and (approval.up_to, approval.members_up_to) == (0, 7)
+        members = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert members.outcome == "ok" and not members.counts["member_removals_held"], members.summary()
+        [copy] = destination.groups.values()
+        assert len(copy["members"]) == 7
+    finally:
+        await source.stop()
+        await destination.stop()

@@ -300,8 +300,8 @@ async def test_a_held_daemon_carries_out_an_approval_without_stopping(
     capsys.readouterr()
     assert await asyncio.to_thread(probe_health, probe_config) == 0
     assert "approve them with `scim-replicator approve`" in capsys.readouterr().err
-    approval, _ = await approve_removals(paced.daemon.config.state, None, 60)
-    assert approval is not None and approval.up_to == 8 and len(destination.users) == 10
+    approval, _ = await approve_removals(paced.daemon.config.state, None, None, 60)
+    assert approval is not None and (approval.up_to, approval.members_up_to) == (8, 0) and len(destination.users) == 10
     assert await paced.next() == 3
     assert len(destination.users) == 2
     assert (await get_json(paced.url("/healthz")))[1]["held"] is None

@@ -1,5 +1,5 @@
-"""pipeline/approvals: an approval raises the guards' limits for one cycle, never lowers them; how many
-removals the default approval covers."""
+"""pipeline/approvals: an approval raises a guard's limits for one cycle, never lowers them; what the
+default approval covers of each guard."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from replicator.pipeline.removals import removal_guard
 
 def test_an_approval_raises_the_limits_to_its_number_and_lowers_none() -> None:
     policy = SyncConfig(max_delete_count=3, max_delete_percent=25.0)
-    assert approved_policy(policy, None) is policy
+    assert approved_policy(policy, 0) is policy
     approved = approved_policy(policy, 40)
     assert (approved.max_delete_count, approved.max_delete_percent) == (40, 100.0)
     assert removal_guard(removals=40, tracked=40, seen=1, policy=approved) is None  # any share of the tracked
@@ -20,7 +20,7 @@ def test_an_approval_raises_the_limits_to_its_number_and_lowers_none() -> None:
     assert approved_policy(generous, 6).max_delete_count == 500
 
 
-def test_the_default_approval_covers_the_larger_of_what_the_last_run_held() -> None:
-    assert held_by({"removals_held": 6, "member_removals_held": 10}) == 10
-    assert held_by({"removals_held": 6}) == 6
-    assert held_by({}) == 0
+def test_the_default_approval_covers_what_the_last_run_held_of_each_guard() -> None:
+    assert held_by({"removals_held": 6, "member_removals_held": 10}) == (6, 10)
+    assert held_by({"removals_held": 6}) == (6, 0)
+    assert held_by({}) == (0, 0)
