@@ -189,6 +189,12 @@ async def read_status(state_path: str) -> StateStatus:
     return StateStatus(state_path, tracked, runs, failures, keeps, limits, approval)
 
 
+async def withdraw_approval(state_path: str) -> Approval | None:
+    """Withdraw the standing approval of removals (`approve --withdraw`); returns it, or None."""
+    async with open_state(state_path) as store:
+        return await store.approvals.withdraw(time.time())
+
+
 async def approve_removals(state_path: str, up_to: int | None, members_up_to: int | None,
                            minutes: int) -> tuple[Approval | None, RunRecord | None]:
     """Record an operator's approval of up to `up_to` removals and `members_up_to` member removals for

@@ -28,7 +28,14 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import approve_removals, dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
+from replicator.app import (
+    approve_removals,
+    dry_run_needs_no_lock,
+    read_status,
+    read_timeline,
+    run_one_cycle,
+    withdraw_approval,
+)
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced, validate
@@ -163,6 +170,8 @@ def _main(argv: Sequence[str] | None) -> int:
                               json_report=args.output == "json")
         if args.command == "approve":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
+            if args.withdraw:
+                return _run_async(withdraw(config, args.output), json_report=args.output == "json")
             return _run_async(approve(config, args.up_to, args.members_up_to, args.expires_in, args.output),
                               json_report=args.output == "json")
         if args.command == "config":
@@ -357,11 +366,24 @@ async def show_status(config: Config, output: str, *, show_ids: bool = False, no
     return EXIT_OK
 
 
+async def withdraw(config: Config, output: str) -> int:
+    """`approve --withdraw`: the standing approval of removals no longer applies; says which, or none."""
+    if (stopped := _no_state(config, output)) is not None:
+        return stopped
+    approval = await withdraw_approval(config.state)
+    if output == "json":
+        print(json.dumps({"withdrawn": dataclasses.asdict(approval) if approval else None}, indent=2))
+    else:
+        print(f"withdrawn: {approval_words(approval)}" if approval else "no approval was standing")
+    return EXIT_OK
+
+
 async def approve(config: Config, up_to: int | None, members_up_to: int | None, minutes: int, output: str) -> int:
     """`approve`: the next cycle may carry out up to `up_to` removals and `members_up_to` member removals
     the guards would hold (default: as many as the last run held); says what it approved, or why nothing."""
     if (stopped := _no_state(config, output)) is not None:
         return stopped
+    replaced = (await read_status(config.state)).approval
     approval, last = await approve_removals(config.state, up_to, members_up_to, minutes)
     if approval is None:
         held = "no run has ended yet" if last is None else f"the last run (#{last.id}, {last.outcome}) held no removals"
@@ -369,9 +391,12 @@ async def approve(config: Config, up_to: int | None, members_up_to: int | None, 
                         "--members-up-to M (a group's members)", EXIT_USAGE, json_report=output == "json")
     words = approval_words(approval)
     if output == "json":
-        print(json.dumps({"approval": {**dataclasses.asdict(approval), "says": words}}, indent=2))
+        print(json.dumps({"approval": {**dataclasses.asdict(approval), "says": words},
+                          "replaced": dataclasses.asdict(replaced) if replaced else None}, indent=2))
     else:
         print(f"approved: {words}")
+        if replaced is not None:
+            print(f"(it replaces the approval standing before it, which said: {approval_words(replaced)})")
     return EXIT_OK
 
 

@@ -233,13 +233,14 @@ def _add_approve_command(commands: Any) -> None:
     approve.add_argument("--config", metavar="FILE")
     approve.add_argument("--state", help="state file (default from config)")
     approve.add_argument("--up-to", type=_at_least(1), metavar="N",
-                         help="removals of users or of groups approved, of each kind (default: as many as the last "
+                         help="removals approved: up to N users and up to N groups (default: as many as the last "
                               "run held, unless --members-up-to is given)")
     approve.add_argument("--members-up-to", type=_at_least(1), metavar="M",
                          help="member removals approved, of each group (default: as many as the last run held, "
                               "unless --up-to is given)")
     approve.add_argument("--expires-in", type=_at_least(1), metavar="MINUTES", default=DEFAULT_STANDS_MINUTES,
                          help=f"minutes the approval waits for a cycle to start (default {DEFAULT_STANDS_MINUTES})")
+    approve.add_argument("--withdraw", action="store_true", help="withdraw the approval standing (if any) instead")
     approve.add_argument("--output", choices=("text", "json"), default="text")
 
 

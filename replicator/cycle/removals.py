@@ -132,7 +132,8 @@ class Removals:
             cx.result.counts["removals_held"] += removals
             cx.result.held += [(k, label, f"{action} held: {held}") for k, label, action in listed]
             cx.result.notes.append(
-                f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended"
+                f"{removals} {kind} removals held: {held}; run with --allow-mass-delete if this is intended (a "
+                "daemon: `scim-replicator approve`)"
             )
             log.error("mass removal of %ss held: %s", kind, held)
 

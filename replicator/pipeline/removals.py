@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.config import SyncConfig
+from replicator.pipeline.approvals import approved_removals
 from replicator.pipeline.canonical import GROUP, USER, sort_values
 
 
@@ -69,7 +70,8 @@ def member_hold(
 
 def _held_why(count: int, why: str, policy: SyncConfig) -> str:
     """The membership guard's reason for holding `count` removals of one group's members."""
-    lift = "; run with --allow-member-removals (sync.allow_member_removals) if this is intended"
+    lift = ("; run with --allow-member-removals (sync.allow_member_removals) if this is intended (a daemon: "
+            "`scim-replicator approve --members-up-to N`)")
     if policy.allow_mass_delete:
         lift += " (allow_mass_delete no longer lifts the membership guard)"
     return f"{count} member removals held: {why}{lift}"
@@ -116,17 +118,22 @@ def removal_guard(*, removals: int, tracked: int, seen: int, policy: SyncConfig)
 def _too_many(*, removals: int, tracked: int, seen: int, policy: SyncConfig, noun: str) -> str | None:
     """Why these removals are too many, or None: an empty source while we track objects; more than
     `max_delete_count` removals; more than `max_delete_percent` of the tracked objects (ignored for 5
-    removals or fewer). `noun` names what `tracked` counts, for the message."""
+    removals or fewer). `noun` names what `tracked` counts, for the message. Under an operator's approval
+    (`approved_removals`), removals held for their number or share go through when they are at most
+    what it approved."""
     if removals == 0:
         return None
     if seen == 0 and tracked > 0:
         return f"the source returned no objects while {tracked} are tracked"
+    why = None
     if removals > policy.max_delete_count:
-        return f"{removals} removals exceed sync.max_delete_count={policy.max_delete_count}"
-    percent = 100.0 * removals / max(tracked, 1)
-    if removals > 5 and percent > policy.max_delete_percent:
-        return f"{removals} removals are {percent:.0f}% of {tracked} {noun}, over sync.max_delete_percent={policy.max_delete_percent:g}"
-    return None
+        why = f"{removals} removals exceed sync.max_delete_count={policy.max_delete_count}"
+    elif removals > 5 and (percent := 100.0 * removals / max(tracked, 1)) > policy.max_delete_percent:
+        why = f"{removals} removals are {percent:.0f}% of {tracked} {noun}, over sync.max_delete_percent={policy.max_delete_percent:g}"
+    approved = approved_removals(policy)
+    if why is None or not approved:
+        return why
+    return None if removals <= approved else f"{why}, and more than the {approved} approved (`approve`)"
 
 
 __all__ = [

@@ -1,7 +1,7 @@
 """An operator's approvals of held removals (`removal_approvals`), reached as `store.approvals`: `approve`
 adds one (up to how many removals, until when); the next cycle that starts while it stands takes it
-(`take`: it applies to that cycle only, which marks it used, with every other standing one); `status`
-shows the one standing (`standing`). What an approval lets through is pipeline/approvals' to decide.
+(`take`: it applies to that cycle only, which marks it used, with every other standing one); `approve
+--withdraw` withdraws it (`withdraw`: used by run 0); `status` shows the one standing (`standing`). What an approval lets through is pipeline/approvals' to decide.
 Rows used or expired are kept 30 days, for the record, then pruned.
 """
 
@@ -55,6 +55,10 @@ class RemovalApprovals(Room):
             ) as cursor:
                 row = await cursor.fetchone()
         return Approval(int(row[0]), int(row[1]), int(row[2]), float(row[3]), float(row[4])) if row else None
+
+    async def withdraw(self, now: float) -> Approval | None:
+        """The standing approval, withdrawn (with every other standing one: marked used by run 0)."""
+        return await self.take(now, 0)
 
     async def take(self, now: float, run_id: int) -> Approval | None:
         """The standing approval, now used by the run `run_id`, as is every other standing one (an

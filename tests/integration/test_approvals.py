@@ -76,8 +76,33 @@ async def test_an_approval_covers_no_more_than_it_names(pair: Pair) -> None:
     await approve_removals(pair.config.state, 5, None, 60)
     result = await replicate(pair.config, mode=INCREMENTAL, dry_run=False)
     assert result.outcome == "held" and result.counts["removals_held"] == 6, result.summary()
-    assert any("6 removals exceed sync.max_delete_count=5" in note for note in result.notes), result.notes
+    assert any("6 removals exceed sync.max_delete_count=3, and more than the 5 approved (`approve`)" in note
+               for note in result.notes), result.notes
     assert len(pair.destination.users) == USERS and (await read_status(pair.config.state)).approval is None
+
+
+async def test_an_approval_below_the_configured_count_still_caps_what_goes(tmp_path: Path) -> None:
+    """10 of 20 users gone, held for their share (50%) under the default max_delete_count of 100: an
+    approval of 5 does not let the 10 go (it used to: the count limit was raised to the larger number)."""
+    source, destination = MemoryScimServer(), MemoryScimServer()
+    await source.start()
+    await destination.start()
+    try:
+        ids = [source.add_user({"schemas": [CORE_SCHEMAS[USER]], "userName": f"user{i}"})["id"] for i in range(20)]
+        config = make_config(source.base_url or "", destination.base_url or "", tmp_path / "state.db")
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        for user_id in ids[:10]:
+            del source.users[user_id]
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).counts["removals_held"] == 10
+        await approve_removals(config.state, 5, None, 60)
+        capped = await replicate(config, mode=INCREMENTAL, dry_run=False)
+        assert capped.outcome == "held" and len(destination.users) == 20, capped.summary()
+        assert any("more than the 5 approved" in note for note in capped.notes), capped.notes
+        await approve_removals(config.state, 10, None, 60)
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).counts["deleted"] == 10
+    finally:
+        await source.stop()
+        await destination.stop()
 
 
 async def test_a_dry_run_shows_the_approval_and_leaves_it_standing(pair: Pair) -> None:
@@ -157,6 +182,13 @@ def test_approve_on_the_command_line(pair: Pair, capsys: pytest.CaptureFixture[s
     assert "removals approved: the next cycle may carry out up to 7 removals of users or" in capsys.readouterr().out
     assert main(["status", "--state", state, "--output", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["approval"]["up_to"] == 7
+    assert main(["approve", "--state", state, "--members-up-to", "3"]) == 0
+    assert "(it replaces the approval standing before it, which said: the next cycle may carry out up to 7" in \
+        capsys.readouterr().out
+    assert main(["approve", "--state", state, "--withdraw"]) == 0
+    assert capsys.readouterr().out.startswith("withdrawn: the next cycle may carry out up to 3 member removals")
+    assert main(["approve", "--state", state, "--withdraw"]) == 0
+    assert capsys.readouterr().out == "no approval was standing\n"
     assert main(["approve", "--state", str(Path(state).with_name("missing.db"))]) == 2
 
 

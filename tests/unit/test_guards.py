@@ -61,7 +61,8 @@ def test_each_guard_is_lifted_by_its_own_setting_only() -> None:
     desired, held, why = hold_member_removals(group("u00"), STAFF, None, SyncConfig(allow_mass_delete=True))
     assert held == 14 and desired == STAFF
     assert why.endswith("; run with --allow-member-removals (sync.allow_member_removals) if this is intended "
-                        "(allow_mass_delete no longer lifts the membership guard)")
+                        "(a daemon: `scim-replicator approve --members-up-to N`) (allow_mass_delete no longer "
+                        "lifts the membership guard)")
     assert "no longer" not in hold_member_removals(group("u00"), STAFF, None, SyncConfig())[2]
     assert removal_guard(removals=30, tracked=40, seen=10, policy=SyncConfig(allow_mass_delete=True)) is None
     held_objects = removal_guard(removals=30, tracked=40, seen=10, policy=SyncConfig(allow_member_removals=True))
