@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import importlib
 import json
 import os
@@ -28,14 +27,8 @@ from typing import Any, TextIO
 
 import msgspec
 
-from replicator.app import (
-    approve_removals,
-    dry_run_needs_no_lock,
-    read_status,
-    read_timeline,
-    run_one_cycle,
-    withdraw_approval,
-)
+from replicator.app import dry_run_needs_no_lock, read_status, read_timeline, run_one_cycle
+from replicator.approvals_cli import approve, withdraw
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
 from replicator.config import Config, load_config, load_config_traced, validate
@@ -45,7 +38,7 @@ from replicator.errors import ConfigError, ReplicatorError
 from replicator.exit_codes import ExitCode
 from replicator.logs import setup_logging
 from replicator.pipeline.outcome import Outcome
-from replicator.report import approval_words, counts_text, report_json, report_text, status_json, status_text
+from replicator.report import counts_text, report_json, report_text, status_json, status_text
 from replicator.settings_help import is_secret, iter_settings
 from replicator.state.errors import StateFileError
 from replicator.state.lock import hold_state_lock
@@ -170,10 +163,7 @@ def _main(argv: Sequence[str] | None) -> int:
                               json_report=args.output == "json")
         if args.command == "approve":
             config = load_config(config_file=args.config, overrides={"state": args.state}, need_endpoints=False)
-            if args.withdraw:
-                return _run_async(withdraw(config, args.output), json_report=args.output == "json")
-            return _run_async(approve(config, args.up_to, args.members_up_to, args.expires_in, args.output),
-                              json_report=args.output == "json")
+            return approve_command(config, args)
         if args.command == "config":
             config, origins = load_config_traced(config_file=args.config, overrides=_overrides(args),
                                                  override_origins=_override_origins(args), need_endpoints=False)
@@ -200,6 +190,22 @@ def _main(argv: Sequence[str] | None) -> int:
             return _run_async(run_forever(config), json_report=json_report)
     except StateFileError as exc:  # another run holds the state, or its lock file cannot be made
         return _stopped(exc, EXIT_FATAL, json_report=json_report)
+
+
+def approve_command(config: Config, args: argparse.Namespace) -> int:
+    """`approve` (or `approve --withdraw`) on an existing state file."""
+    json_report = args.output == "json"
+    if (stopped := _no_state(config, args.output)) is not None:
+        return stopped
+
+    async def command() -> int:
+        if args.withdraw:
+            await withdraw(config, args.output)
+            return EXIT_OK
+        why = await approve(config, args.up_to, args.members_up_to, args.expires_in, args.output)
+        return EXIT_OK if why is None else _stopped(why, EXIT_USAGE, json_report=json_report)
+
+    return _run_async(command(), json_report=json_report)
 
 
 def effective_settings(config: Config, origins: dict[str, str]) -> list[tuple[str, Any, str]]:
@@ -363,40 +369,6 @@ async def show_status(config: Config, output: str, *, show_ids: bool = False, no
         print(json.dumps(status_json(status), indent=2, default=str))
         return EXIT_OK
     print(status_text(status, show_ids=show_ids, notes=notes))
-    return EXIT_OK
-
-
-async def withdraw(config: Config, output: str) -> int:
-    """`approve --withdraw`: the standing approval of removals no longer applies; says which, or none."""
-    if (stopped := _no_state(config, output)) is not None:
-        return stopped
-    approval = await withdraw_approval(config.state)
-    if output == "json":
-        print(json.dumps({"withdrawn": dataclasses.asdict(approval) if approval else None}, indent=2))
-    else:
-        print(f"withdrawn: {approval_words(approval)}" if approval else "no approval was standing")
-    return EXIT_OK
-
-
-async def approve(config: Config, up_to: int | None, members_up_to: int | None, minutes: int, output: str) -> int:
-    """`approve`: the next cycle may carry out up to `up_to` removals and `members_up_to` member removals
-    the guards would hold (default: as many as the last run held); says what it approved, or why nothing."""
-    if (stopped := _no_state(config, output)) is not None:
-        return stopped
-    replaced = (await read_status(config.state)).approval
-    approval, last = await approve_removals(config.state, up_to, members_up_to, minutes)
-    if approval is None:
-        held = "no run has ended yet" if last is None else f"the last run (#{last.id}, {last.outcome}) held no removals"
-        return _stopped(f"nothing to approve: {held}; name how many with --up-to N (users or groups) or "
-                        "--members-up-to M (a group's members)", EXIT_USAGE, json_report=output == "json")
-    words = approval_words(approval)
-    if output == "json":
-        print(json.dumps({"approval": {**dataclasses.asdict(approval), "says": words},
-                          "replaced": dataclasses.asdict(replaced) if replaced else None}, indent=2))
-    else:
-        print(f"approved: {words}")
-        if replaced is not None:
-            print(f"(it replaces the approval standing before it, which said: {approval_words(replaced)})")
     return EXIT_OK
 
 
