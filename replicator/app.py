@@ -71,6 +71,8 @@ async def replicate(
             destination = directory_for(config, "destination", max_connections=config.concurrency,
                                         min_concurrency=config.min_concurrency)
             await stack.enter_async_context(destination)
+            if isinstance(source, PingOneDirectory) and isinstance(destination, PingOneDirectory):
+                destination.replicates_from(source)  # dynamic groups' userFilters name populations by id
             if clients is not None:
                 clients[:] = [source, destination]
             if on_latency is not None:

@@ -81,6 +81,11 @@ class PingOneDirectory:
         await self.scim.__aexit__(*exc)
         await self.api.__aexit__(*exc)
 
+    def replicates_from(self, source: PingOneDirectory) -> None:
+        """We are `source`'s destination: the population ids of the userFilters we write and read
+        translate between its populations and ours (by name)."""
+        self.populations.replicates_from(source.populations)
+
     def flow(self) -> dict[str, float]:
         return self.api.transport.flow()
 
