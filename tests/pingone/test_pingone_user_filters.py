@@ -8,7 +8,7 @@ from pathlib import Path
 
 from replicator.app import replicate
 from replicator.config import Config, SyncConfig
-from replicator.cycle import INCREMENTAL
+from replicator.cycle import FULL, INCREMENTAL
 from replicator.testing.pingone import serve_pingone
 from tests.pingone.test_pingone_replication import side, writes
 
@@ -50,9 +50,49 @@ async def test_a_dynamic_groups_population_ids_are_the_destinations(tmp_path: Pa
             'source), and destination has no population named "Interns", so the group is not written (a filter '
             "naming another environment's id matches nobody)")]
 
-        # the filter read back from the destination is the source's: a cycle without change writes nothing
-        # (the failed group waits for its retry, as every failure does)
+        # the filter read back from the destination is the source's: a cycle without change writes nothing,
+        # a full one (which compares every object with the destination's) neither (the failed group waits
+        # for its retry, as every failure does)
         before = writes(destination)
         assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == first.outcome == "partial"
+        assert (await replicate(config, mode=FULL, dry_run=False)).outcome == "partial"
         assert writes(destination) == before
         assert "Interns" not in {g["name"] for g in destination.directory.groups.values()}
+
+
+async def test_the_groups_a_userfilter_names_are_the_destinations(tmp_path: Path) -> None:
+    """memberOfGroups[id eq "<group>"] names the destination's copy of the group (the state's map), also
+    when the dynamic group is read before the group it names; one naming a group that is not replicated
+    (an external one) fails, by id."""
+    async with serve_pingone() as emulator:
+        source, destination = emulator.add_environment("src"), emulator.add_environment("dst")
+        users = {f"u{i}": source.add_user(f"u{i}", title="Lead" if i % 2 else "Member")["id"] for i in range(6)}
+        for name in users:
+            destination.add_user(name, title="Lead" if int(name[1:]) % 2 else "Member")
+        engineering = source.add_group("Engineering")
+        for name in ("u0", "u1", "u2", "u3"):
+            source.add_member(engineering["id"], users[name])
+        external = source.add_group("AD admins", source_type="IDP", source_id="idp-1")
+        source.add_group("Eng leads", user_filter=f'memberOfGroups[id eq "{engineering["id"]}"] and title eq "Lead"')
+        source.add_group("Ext leads", user_filter=f'memberOfGroups[id eq "{external["id"]}"]')
+        groups = source.directory.groups
+        groups[engineering["id"]] = groups.pop(engineering["id"])  # listed last: after the group naming it
+        config = Config(source=side(emulator, source), destination=side(emulator, destination),
+                        state=str(tmp_path / "s.db"), sync=SyncConfig(max_delete_percent=100.0))
+
+        first = await replicate(config, mode=INCREMENTAL, dry_run=False)
+
+        by_name = {g["name"]: g for g in destination.directory.groups.values()}
+        leads, copied_engineering = by_name["Eng leads"], by_name["Engineering"]
+        assert leads["userFilter"] == f'memberOfGroups[id eq "{copied_engineering["id"]}"] and title eq "Lead"'
+        names = destination.directory.users
+        assert {names[u]["username"] for u in destination.member_ids(leads["id"], indirect=True)} == {"u1", "u3"}
+        assert "Ext leads" not in by_name
+        assert [(label, why) for _, label, why in first.failures] == [(
+            "Ext leads", f'its userFilter names group id "{external["id"]}" (memberOfGroups), and destination has '
+            "no such group (that group is not replicated there), so the group is not written (a filter naming "
+            "another environment's id matches nobody)")]
+        before = writes(destination)
+        await replicate(config, mode=INCREMENTAL, dry_run=False)
+        await replicate(config, mode=FULL, dry_run=False)
+        assert writes(destination) == before

@@ -72,7 +72,7 @@ def test_an_unreadable_filter_is_an_error() -> None:
 @given(st.lists(st.sampled_from(['title eq "a b"', f'population.id eq "{SRC_STAFF}"', "(", ")", " and ", " or ",
                                  f'memberOfGroups[id eq "{SRC_HR}"]', "enabled eq true", "  "]), max_size=12))
 def test_without_a_counterpart_to_use_a_filter_comes_back_byte_identical(parts: list[str]) -> None:
-    text = "".join(parts)
+    text = " ".join(parts)
     result = translated(text, {POPULATION: {}, GROUP: {}})
     assert result.text == text
     assert all(isinstance(r, Reference) for r in result.untranslated)
