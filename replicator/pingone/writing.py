@@ -136,9 +136,9 @@ class PingOneWriter:
             raise RequiredValueMissing(missing)
 
     async def write_group(self, group_id: str, current: dict[str, Any], wanted: dict[str, Any]) -> None:
-        """The group's own attributes (PUT), then member changes."""
-        before = p1.group_to_platform(current, population_id=None)
-        after = p1.group_to_platform(wanted, population_id=None)
+        """The group's own attributes (PUT), compared in our ids, then member changes."""
+        before = self._in_our_ids(p1.group_to_platform(current, population_id=None))
+        after = await self.platform_group(wanted, None)
         if before != after:
             population = self.populations.id_for(p1.population_name(current))
             await self.api.call("PUT", "groups", group_id, body=await self.platform_group(wanted, population))
@@ -169,6 +169,19 @@ class PingOneWriter:
             names = self.populations.names_for_refusal(reference.value)
             raise UntranslatableFilter(user_filters.refusal(
                 reference, side=self.api.name, source_name=names[0], wanted_name=names[1]))
+        return {**body, "userFilter": translation.text}
+
+    def _in_our_ids(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A body read from us (its userFilter in the source's population ids, `PingOneReader.as_read`)
+        back in ours, as PingOne holds it: what a body to send is compared with (when two source
+        populations map to one of ours, the filter read names one of them, and compares with either)."""
+        text = body.get("userFilter")
+        if not isinstance(text, str) or not text:
+            return body
+        try:
+            translation = user_filters.translated(text, {user_filters.POPULATION: self.populations.filter_ids()})
+        except user_filters.UserFilterError:
+            return body
         return {**body, "userFilter": translation.text}
 
     async def member_operation(self, group_id: str, op: dict[str, Any]) -> bool:

@@ -60,6 +60,27 @@ async def test_a_dynamic_groups_population_ids_are_the_destinations(tmp_path: Pa
         assert "Interns" not in {g["name"] for g in destination.directory.groups.values()}
 
 
+async def test_two_source_populations_one_destination_population_write_once(tmp_path: Path) -> None:
+    """Contractors and Temps are both Partners on the destination: each group's filter names Partners,
+    and though a filter read back names one of the two source populations, a full cycle writes nothing."""
+    async with serve_pingone() as emulator:
+        source, destination = emulator.add_environment("src"), emulator.add_environment("dst")
+        destination.add_population("Partners")
+        for name in ("Contractors", "Temps"):
+            source.add_population(name)
+            source.add_group(name, user_filter=f'population.id eq "{source.population_id(name)}"')
+        config = Config(source=side(emulator, source),
+                        destination=side(emulator, destination, populations={"Contractors": "Partners",
+                                                                             "Temps": "Partners"}),
+                        state=str(tmp_path / "s.db"))
+        assert (await replicate(config, mode=INCREMENTAL, dry_run=False)).outcome == "ok"
+        partners = f'population.id eq "{destination.population_id("Partners")}"'
+        assert [g["userFilter"] for g in destination.directory.groups.values()] == [partners, partners]
+        before = writes(destination)
+        assert (await replicate(config, mode=FULL, dry_run=False)).outcome == "ok"
+        assert writes(destination) == before
+
+
 async def test_the_groups_a_userfilter_names_are_the_destinations(tmp_path: Path) -> None:
     """memberOfGroups[id eq "<group>"] names the destination's copy of the group (the state's map), also
     when the dynamic group is read before the group it names; one naming a group that is not replicated
