@@ -72,7 +72,8 @@ async def replicate(
                                         min_concurrency=config.min_concurrency)
             await stack.enter_async_context(destination)
             if isinstance(source, PingOneDirectory) and isinstance(destination, PingOneDirectory):
-                destination.replicates_from(source)  # dynamic groups' userFilters name populations by id
+                # dynamic groups' userFilters name populations by id: the destination translates them
+                destination.populations.replicates_from(source.populations)
             if clients is not None:
                 clients[:] = [source, destination]
             if on_latency is not None:

@@ -6,8 +6,8 @@ both ways) and SCIM PatchOp bodies, which become Platform calls: a user's change
 PATCH (enabled and population through their own endpoints), a group's name in a PUT, its members one
 call each. Populations are named, not numbered (ids differ per environment): when both sides are
 PingOne, a user's population travels by name, through `populations` (source name -> destination name),
-and so do the population ids a dynamic group's userFilter names (the destination `replicates_from` the
-source: replicator/pingone/writing.py sends the filter in its ids, reading.py reads it in the source's).
+and so do the population ids a dynamic group's userFilter names (the destination's `populations`
+`replicates_from` the source's: writing.py sends the filter in its ids, reading.py reads it in the source's).
 Dynamic groups (members PingOne computes) and external ones are left out of the read, and noted.
 The SCIM client of the read paths shares the Platform transport's budget (`one_budget`).
 """
@@ -82,11 +82,6 @@ class PingOneDirectory:
     async def __aexit__(self, *exc: object) -> None:
         await self.scim.__aexit__(*exc)
         await self.api.__aexit__(*exc)
-
-    def replicates_from(self, source: PingOneDirectory) -> None:
-        """We are `source`'s destination: the population ids of the userFilters we write and read
-        translate between its populations and ours (by name)."""
-        self.populations.replicates_from(source.populations)
 
     def flow(self) -> dict[str, float]:
         return self.api.transport.flow()
