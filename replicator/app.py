@@ -74,6 +74,9 @@ async def replicate(
             destination = directory_for(config, "destination", max_connections=config.concurrency,
                                         min_concurrency=config.min_concurrency)
             await stack.enter_async_context(destination)
+            if isinstance(source, PingOneDirectory) and isinstance(destination, PingOneDirectory):
+                # dynamic groups' userFilters name populations by id: the destination translates them
+                destination.populations.replicates_from(source.populations)
             if clients is not None:
                 clients[:] = [source, destination]
             if on_latency is not None:

@@ -5,7 +5,9 @@ and caps its lists at 200). The cycle sees SCIM-shaped forms (replicator/pipelin
 both ways) and SCIM PatchOp bodies, which become Platform calls: a user's changed attributes in one
 PATCH (enabled and population through their own endpoints), a group's name in a PUT, its members one
 call each. Populations are named, not numbered (ids differ per environment): when both sides are
-PingOne, a user's population travels by name, through `populations` (source name -> destination name).
+PingOne, a user's population travels by name, through `populations` (source name -> destination name),
+and so do the population ids a dynamic group's userFilter names (the destination's `populations`
+`replicates_from` the source's: writing.py sends the filter in its ids, reading.py reads it in the source's).
 Dynamic groups (members PingOne computes) and external ones are left out of the read, and noted.
 The SCIM client of the read paths shares the Platform transport's budget (`one_budget`).
 """

@@ -3,7 +3,8 @@ listed whole first (a listing has no members), then their nesting, then in pages
 members. Users, and groups' members and nesting, come through the SCIM API instead when `paths` (the
 cycle's probe, replicator/pingone/paths.py) says it can be read whole. External groups are left out (PingOne computes their members) and counted, and so are dynamic
 ones unless the other side is PingOne too: then a dynamic group is read as its definition (userFilter),
-never with its users."""
+never with its users; its userFilter in the source's population ids when we are the destination
+(`as_read`), so that it compares with the source's."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from replicator.pingone.paths import ReadPaths
 from replicator.pingone.platform import PlatformApi
 from replicator.pingone.populations import Populations
 from replicator.pipeline import pingone as p1
+from replicator.pipeline import user_filters
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport
@@ -88,8 +90,21 @@ class PingOneReader:
             members = await self.memberships.members(group_id)
         users = [m["value"] for m in members if m["type"] == "User"]
         nested = [m["value"] for m in members if m["type"] == "Group" and m["value"] in self.group_ids]
-        return p1.group_to_scim(group, user_members=users, group_members=nested,
+        return p1.group_to_scim(self.as_read(group), user_members=users, group_members=nested,
                                 population_names=self.populations.names())
+
+    def as_read(self, group: dict[str, Any]) -> dict[str, Any]:
+        """A Platform group with the population ids its userFilter names in the source's ids, when we
+        are the destination (`Populations.replicates_from`); an id the source has no population for
+        stays as it is (it then differs from the source's filter, which is written again)."""
+        text, back = group.get("userFilter"), self.populations.filter_ids_back()
+        if not isinstance(text, str) or not text or not back:
+            return group
+        try:
+            translation = user_filters.translated(text, {user_filters.POPULATION: back})
+        except user_filters.UserFilterError:
+            return group
+        return {**group, "userFilter": translation.text}
 
     async def _read_scim_members(self, report: ReadReport) -> None:
         """Every group's direct members from SCIM /Groups, and the nesting they show; a SCIM read that

@@ -2,7 +2,9 @@
 changed attributes in one PATCH (with `username` and `email`, which the document requires; when one is
 cleared, a PUT of the user as PingOne holds it, our attributes replaced: `put_body`), enabled and
 population through their own endpoints; a group's own attributes in a PUT (the Platform API has no group PATCH); members one call
-each, with no read of the group when the PatchOp names them."""
+each, with no read of the group when the PatchOp names them. A dynamic group's userFilter is sent in our
+ids (`platform_group`): the source's population ids become ours by name, and a filter naming an id we
+have no counterpart for is not sent (`UntranslatableFilter`)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,16 @@ from replicator.errors import ConflictError, NotFoundError, ProtocolError, ScimE
 from replicator.pingone.platform import PlatformApi
 from replicator.pingone.reading import PingOneReader
 from replicator.pipeline import pingone as p1
+from replicator.pipeline import user_filters
 
 
 class RequiredValueMissing(ScimError):
     """A write not sent: PingOne requires a value (a user's email) the form lacks; a failure of the object."""
+
+
+class UntranslatableFilter(ScimError):
+    """A group write not sent: its userFilter names an id this environment has no counterpart for (a
+    population missing here, a group not replicated here, a user id); a failure of the object."""
 
 
 def user_update(after: dict[str, Any], changed: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -86,7 +94,7 @@ class PingOneWriter:
     async def create_group(self, body: dict[str, Any]) -> dict[str, Any]:
         """A new group, then its members one by one; the answer holds the members that were added."""
         population = self.populations.id_for(p1.population_name(body))
-        created = await self.api.call("POST", "groups", body=p1.group_to_platform(body, population_id=population))
+        created = await self.api.call("POST", "groups", body=await self.platform_group(body, population))
         group_id = str(created["id"])
         self.reader.group_ids.add(group_id)
         added = []
@@ -96,7 +104,8 @@ class PingOneWriter:
                 added.append(member)
             except (NotFoundError, ConflictError):
                 continue  # left out of the answer: the writer adds it again, and records what fails
-        form = p1.group_to_scim(created, user_members=[], group_members=[], population_names=self.populations.names())
+        form = p1.group_to_scim(self.reader.as_read(created), user_members=[], group_members=[],
+                                population_names=self.populations.names())
         return {**form, "members": added} if added else form
 
     async def write_user(self, user_id: str, current: dict[str, Any], wanted: dict[str, Any]) -> None:
@@ -127,18 +136,53 @@ class PingOneWriter:
             raise RequiredValueMissing(missing)
 
     async def write_group(self, group_id: str, current: dict[str, Any], wanted: dict[str, Any]) -> None:
-        """The group's own attributes (PUT), then member changes."""
-        before = p1.group_to_platform(current, population_id=None)
-        after = p1.group_to_platform(wanted, population_id=None)
+        """The group's own attributes (PUT), compared in our ids, then member changes."""
+        before = self._in_our_ids(p1.group_to_platform(current, population_id=None))
+        after = await self.platform_group(wanted, None)
         if before != after:
             population = self.populations.id_for(p1.population_name(current))
-            await self.api.call("PUT", "groups", group_id, body=p1.group_to_platform(wanted, population_id=population))
+            await self.api.call("PUT", "groups", group_id, body=await self.platform_group(wanted, population))
         had = {m["value"]: m for m in current.get("members", [])}
         want = {m["value"]: m for m in wanted.get("members", [])}
         for value in sorted(want.keys() - had.keys()):
             await self.add_member(group_id, want[value])
         for value in sorted(had.keys() - want.keys()):
             await self.memberships.remove(group_id, value, is_group=had[value].get("type") == "Group")
+
+    async def platform_group(self, form: dict[str, Any], population_id: str | None) -> dict[str, Any]:
+        """The Platform body of a group (`group_to_platform`) with its userFilter in our ids: the
+        source's population ids become ours (by name), the group ids (translated by the cycle) must be
+        groups of ours. Raises UntranslatableFilter for the first id that is neither, and for a user id."""
+        body = p1.group_to_platform(form, population_id=population_id)
+        text = body.get("userFilter")
+        if not isinstance(text, str) or not text:
+            return body
+        await self.reader.know_groups()
+        ids = {user_filters.POPULATION: self.populations.filter_ids(),
+               user_filters.GROUP: {gid: gid for gid in self.reader.group_ids}, user_filters.USER: {}}
+        try:
+            translation = user_filters.translated(text, ids)
+        except user_filters.UserFilterError:
+            return body  # not a filter we can read: PingOne is the judge of it
+        if translation.untranslated:
+            reference = translation.untranslated[0]
+            names = self.populations.names_for_refusal(reference.value)
+            raise UntranslatableFilter(user_filters.refusal(
+                reference, side=self.api.name, source_name=names[0], wanted_name=names[1]))
+        return {**body, "userFilter": translation.text}
+
+    def _in_our_ids(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A body read from us (its userFilter in the source's population ids, `PingOneReader.as_read`)
+        back in ours, as PingOne holds it: what a body to send is compared with (when two source
+        populations map to one of ours, the filter read names one of them, and compares with either)."""
+        text = body.get("userFilter")
+        if not isinstance(text, str) or not text:
+            return body
+        try:
+            translation = user_filters.translated(text, {user_filters.POPULATION: self.populations.filter_ids()})
+        except user_filters.UserFilterError:
+            return body
+        return {**body, "userFilter": translation.text}
 
     async def member_operation(self, group_id: str, op: dict[str, Any]) -> bool:
         """Carry out a PatchOp operation on members: add a list, remove a list or one

@@ -1,7 +1,10 @@
-"""Translation of references (group members, enterprise manager) from source ids to destination ids.
+"""Translation of references (group members, enterprise manager, the groups a PingOne dynamic group's
+userFilter names) from source ids to destination ids.
 
 Pure; no I/O. A reference whose target has no destination id yet is dropped from the translated form
-and reported as unresolved, so that the caller can try again once the target exists.
+and reported as unresolved, so that the caller can try again once the target exists; a userFilter
+cannot drop a term, so one naming such a group keeps the source's id, which the PingOne writer refuses
+to send (replicator/pingone/writing.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 import msgspec
 
+from replicator.pipeline import user_filters
 from replicator.pipeline.canonical import GROUP, USER, sort_members
+from replicator.pipeline.pingone import GROUP_EXTENSION
 from replicator.scim.urns import ENTERPRISE_USER
 
 
@@ -46,6 +51,10 @@ def translate(
             out["members"] = sort_members(members)
         else:
             del out["members"]
+    if kind == GROUP and (text := _user_filter(canonical)) is not None:
+        translation = user_filters.translated(text, {user_filters.GROUP: group_ids})
+        unresolved += [r.value for r in translation.untranslated if r.whole]
+        out[GROUP_EXTENSION] = {**canonical[GROUP_EXTENSION], "userFilter": translation.text}
     elif kind == USER and isinstance(canonical.get(ENTERPRISE_USER), dict):
         extension = dict(canonical[ENTERPRISE_USER])
         manager = extension.get("manager")
@@ -79,6 +88,14 @@ _TAKEN_WORDS = "a group's members were taken by translate(consume=True) and cann
 TAKEN = _Taken()
 
 
+def _user_filter(canonical: dict[str, Any]) -> str | None:
+    """A group form's PingOne userFilter (a dynamic group's, between two PingOne environments), when it
+    names groups by id; else None."""
+    extension = canonical.get(GROUP_EXTENSION)
+    text = extension.get("userFilter") if isinstance(extension, dict) else None
+    return text if isinstance(text, str) and user_filters.named_ids(text, user_filters.GROUP) else None
+
+
 def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], list[str]]:
     """(user source ids, group source ids) that `translate` may look up for this object."""
     users: list[str] = []
@@ -90,6 +107,8 @@ def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], lis
                 users.append(value)
             if member_kind != USER:
                 groups.append(value)
+        if (text := _user_filter(canonical)) is not None:
+            groups += user_filters.named_ids(text, user_filters.GROUP)
     elif kind == USER and isinstance(canonical.get(ENTERPRISE_USER), dict):
         manager = canonical[ENTERPRISE_USER].get("manager")
         if isinstance(manager, dict) and isinstance(manager.get("value"), str):
@@ -142,8 +161,10 @@ def required_kinds(canonical: dict[str, Any], kind: str, values: list[str]) -> d
     wanted = set(values)
     if kind == USER:
         return {value: USER for value in wanted}
-    return {member["value"]: member["type"] for member in canonical.get("members", ())
-            if member.get("value") in wanted and member.get("type") in (USER, GROUP)}
+    named = user_filters.named_ids(text, user_filters.GROUP) if (text := _user_filter(canonical)) else []
+    return {value: GROUP for value in named if value in wanted} | {
+        member["value"]: member["type"] for member in canonical.get("members", ())
+        if member.get("value") in wanted and member.get("type") in (USER, GROUP)}
 
 
 WrongKind = dict[tuple[str, str], tuple[str, list[tuple[str, str, str]]]]

@@ -170,3 +170,23 @@ def test_wrong_kind_references_name_what_the_target_really_is() -> None:
     assert note is not None and note.startswith("3 references name an object of another kind")
     assert "User bob -> 'g1' (a manager must be a User, names a Group)" in note
     assert wrong_kind_note({}) is None
+
+
+def test_the_groups_a_pingone_userfilter_names_translate_like_members() -> None:
+    """A dynamic group's userFilter names groups by id (memberOfGroups[id eq ...]): they are looked up,
+    translated in place, and one without a destination id yet is unresolved (the filter keeps its source
+    id, which the PingOne writer refuses), and must name a group."""
+    from replicator.pipeline.pingone import GROUP_EXTENSION
+    from replicator.pipeline.references import referenced_ids
+
+    text = 'memberOfGroups[id eq "g1"] or (memberOfGroups[id eq "g2"] and title eq "memberOfGroups")'
+    form = {"displayName": "Leads", GROUP_EXTENSION: {"description": "d", "userFilter": text},
+            "members": [{"value": "g3", "type": "Group"}]}
+    assert referenced_ids(form, GROUP) == ([], ["g3", "g1", "g2"])
+    out, unresolved = translate(form, GROUP, {}, {"g1": "d1", "g3": "d3"})
+    assert out[GROUP_EXTENSION] == {"description": "d", "userFilter": text.replace('"g1"', '"d1"')}
+    assert out["members"] == [{"value": "d3", "type": "Group"}] and unresolved == ["g2"]
+    assert form[GROUP_EXTENSION]["userFilter"] == text  # the source's form is not changed
+    assert required_kinds(form, GROUP, unresolved) == {"g2": GROUP}
+    plain = {"displayName": "Staff", GROUP_EXTENSION: {"userFilter": 'title eq "Staff"'}}
+    assert translate(plain, GROUP, {}, {}) == (plain, []) and referenced_ids(plain, GROUP) == ([], [])
