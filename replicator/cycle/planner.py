@@ -14,7 +14,17 @@ from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
 from replicator.pipeline.canonical import GROUP, USER, digest
-from replicator.pipeline.plan import ADOPT_REASON, CREATE, NOTHING, PATCH, Step, Stored, label_of, plan_upsert
+from replicator.pipeline.plan import (
+    ADOPT_REASON,
+    CREATE,
+    NOTHING,
+    PATCH,
+    Step,
+    Stored,
+    label_of,
+    names_leaving,
+    plan_upsert,
+)
 from replicator.pipeline.references import (
     dropped_references_note,
     reference_values,
@@ -88,8 +98,13 @@ class Planner:
             ready.append((read, label, desired, digest(desired)))
         dest = cx.listing.listings[kind]
         live_known = dest is not None and dest.complete and cx.full
-        stored = await self.stored_many(kind, {read.source_id: (read.row, want) for read, _, _, want in ready},
-                                        everything=live_known)
+        # a group naming users that leave this cycle is written without them, so its plan needs the form
+        # we last wrote whatever its digest (else it plans against nothing, and merge mode removes none)
+        leaving = cx.removals.leaving if kind == GROUP else frozenset()
+        stored = await self.stored_many(
+            kind, {read.source_id: (read.row, None if names_leaving(desired, leaving) else want)
+                   for read, _, desired, want in ready},
+            everything=live_known)
         # an object written earlier in this cycle is newer than the destination listing; one the state
         # has no destination object for is a create, whatever the listing holds (no query: a released
         # waiter is planned alone, and a query each made a chain of managers wait a page for each link)

@@ -275,6 +275,11 @@ def plan_reference_drop(kind: str, *, source_id: str, label: str, written: dict[
                              gone_users=gone_users)
 
 
+def names_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> bool:
+    """Whether a group's desired form names users that leave with their own removal this cycle."""
+    return _without_leaving(desired, leaving) is not None
+
+
 def _without_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> dict[str, Any] | None:
     """A group's desired form without the members that leave with their own removal this cycle
     (`leaving`: users' destination ids; a member typed Group is not one of them), or None when it names
@@ -335,6 +340,7 @@ __all__ = [
     "created_counter",
     "hold_member_removals",
     "label_of",
+    "names_leaving",
     "plan_adoption",
     "plan_removal",
     "plan_upsert",
