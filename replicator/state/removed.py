@@ -55,9 +55,13 @@ class RemovedObjects(Room):
             await self._flush()
 
     async def expire(self, before: float) -> int:
-        """Drop the entries of removals made before `before` (time.time()); how many were dropped."""
+        """Drop the entries of removals made before `before` (time.time()); how many were dropped. (No
+        write when there are none: a cycle that changes nothing writes nothing.)"""
         async with self._lock:
             await self._flush()
+            async with self._db.execute("SELECT 1 FROM removed_objects WHERE removed_at < ? LIMIT 1", (before,)) as cursor:
+                if await cursor.fetchone() is None:
+                    return 0
             cursor = await self._db.execute("DELETE FROM removed_objects WHERE removed_at < ?", (before,))
             dropped = max(cursor.rowcount, 0)
             if dropped:
