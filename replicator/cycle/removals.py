@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from replicator.cycle.context import CycleContext
+from replicator.cycle.earlier_removals import EarlierRemovals
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
@@ -24,15 +25,7 @@ from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal
 from replicator.pipeline.references import value_fragments
-from replicator.pipeline.removals import (
-    REMOVALS_REMEMBERED,
-    forgotten_removals,
-    member_hold_after_removals,
-    member_values,
-    names_gone,
-    removal_guard,
-    removed_lookups,
-)
+from replicator.pipeline.removals import member_hold_after_removals, member_values, names_gone, removal_guard
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
 
@@ -59,6 +52,7 @@ class Removals:
         self._member_holds: list[MemberHold] = []
         # group source id -> (the members still held, why) of a hold settled (`settled`)
         self._settled: dict[str, tuple[tuple[dict[str, Any], ...], str]] = {}
+        self._earlier = EarlierRemovals(cx)  # what earlier cycles removed that groups may still name
 
     def note_member_hold(self, step: Step, entry: tuple[str, str, str]) -> None:
         """A group step whose member removals the membership guard held (counted, and listed as `entry`
@@ -252,16 +246,17 @@ class Removals:
         membership guard held are settled for the groups whose drop went through (`_settle_member_holds`).
 
         The objects are this cycle's removals, and those of earlier cycles that members the guard held
-        name (`_removed_earlier`): a group whose drop of them failed then, or was not written, loses them
-        now. Then the removals that no group of ours names any more are forgotten, and those remembered
-        too long (`_forget_removals`)."""
+        name (`EarlierRemovals.named_by`): a group whose drop of them failed then, or was not written,
+        loses them now. Then the removals that no group of ours names any more are forgotten, and those
+        remembered too long (`EarlierRemovals.forget`)."""
         cx = self.cx
         if cx.stop.is_set():
             return
         removed = cx.moves.removed_dest_ids
-        earlier = await self._removed_earlier(removed)
+        held = (member for hold in self._member_holds for member in hold.members)
+        earlier = await self._earlier.named_by(held, removed)
         if not any(removed.values()) and not any(earlier.values()):
-            await self._forget_removals({}, set())
+            await self._earlier.forget({}, set())
             return
         # managers: users this cycle removed (the users naming earlier ones were planned again since)
         manager_drops = await self._reference_drops(USER, removed[USER], removed) if removed[USER] else []
@@ -272,13 +267,13 @@ class Removals:
         dropped = {sid for kind, sid in done if kind == GROUP}
         self._settle_member_holds(removed[USER], removed[GROUP], dropped)
         still_named = {value for step, values in member_drops if step.source_id not in dropped for value in values}
-        await self._forget_removals(removed, still_named)
+        await self._earlier.forget(removed, still_named)
 
     async def _reference_drops(self, kind: str, gone: set[str], removed: dict[str, set[str]]
                                ) -> list[tuple[Step, set[str]]]:
         """The drops of `gone` (destination ids) from what we wrote of `kind`, each with the members it
-        takes out (their values; none for a manager); those objects are planned again next cycle, also when the PATCH fails here (a failure
-        keeps the old digest), and are no longer counted unchanged."""
+        takes out (their values; none for a manager). Those objects are planned again next cycle, also
+        when the PATCH fails here (a failure keeps the old digest), and are no longer counted unchanged."""
         cx = self.cx
         drops = []
         for source_id, dest_id, written in await cx.store.forms.written_forms_containing(kind, value_fragments(gone)):
@@ -290,33 +285,6 @@ class Removals:
         await cx.recorder.forget_source_digests(kind, source_ids)
         cx.result.counts["unchanged"] -= await self._counted_unchanged(kind, source_ids)
         return drops
-
-    async def _removed_earlier(self, removed: dict[str, set[str]]) -> dict[str, set[str]]:
-        """Per kind, the destination ids of objects earlier cycles removed that members the membership
-        guard held this cycle name (state.removed; only those are asked for, so memory is what the holds
-        already take): a group whose drop of them failed, or was not written, still names them."""
-        found: dict[str, set[str]] = {kind: set() for kind in KINDS}
-        if not self._member_holds:
-            return found
-        held = (member for hold in self._member_holds for member in hold.members)
-        since = self.cx.started_at - REMOVALS_REMEMBERED
-        for kind, values in removed_lookups(held, removed[USER], removed[GROUP]).items():
-            found[kind] = await self.cx.store.removed.among(kind, values, since=since) if values else set()
-        if any(found.values()):
-            log.info("%d objects earlier cycles removed are still named by groups whose member removals were "
-                     "held: those groups lose them now", sum(map(len, found.values())))
-        return found
-
-    async def _forget_removals(self, considered: dict[str, set[str]], still_named: set[str]) -> None:
-        """The state forgets the removals this cycle's member drops took into account but those groups
-        still name (their drop failed or was not written), and those older than `REMOVALS_REMEMBERED`
-        (a dry run changes nothing)."""
-        cx = self.cx
-        if cx.dry_run:
-            return
-        for kind, dest_ids in forgotten_removals(considered, still_named).items():
-            await cx.store.removed.forget(kind, dest_ids)
-        await cx.store.removed.expire(cx.started_at - REMOVALS_REMEMBERED)
 
     async def _follow_up(self, steps: list[Step]) -> set[tuple[str, str]]:
         """Write the drops (the sink: a dry run plans them), one by one; the objects ((kind, source id))
