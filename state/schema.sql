@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 9, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 10, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).
@@ -30,6 +30,13 @@ CREATE TABLE removal_approvals (
             used_by_run INTEGER,
             used_at REAL
         );
+
+CREATE TABLE removed_objects (
+            kind TEXT NOT NULL,
+            dest_id TEXT NOT NULL,
+            removed_at REAL NOT NULL,
+            PRIMARY KEY (kind, dest_id)
+        ) WITHOUT ROWID;
 
 CREATE TABLE resources (
             kind TEXT NOT NULL,

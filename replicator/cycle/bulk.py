@@ -249,7 +249,7 @@ class BulkWriter:
         cx = self.cx
         if step.action == DELETE and (200 <= result.status < 300 or result.status == 404):
             if step.dest_id:
-                cx.moves.removed_dest_ids[step.kind].add(step.dest_id)
+                await cx.removals.note_removed(step.kind, step.dest_id)  # (noted before its row is forgotten)
             await cx.store.forget(step.kind, step.source_id)
             cx.result.counts["deleted"] += 1
             return True
@@ -270,5 +270,5 @@ class BulkWriter:
         if counter := update_counter(step):  # (none for the rest of an adoption or a create: counted as that)
             cx.result.counts[counter] += 1
         if step.action == DISABLE:
-            cx.moves.removed_dest_ids[step.kind].add(step.dest_id)  # out of scope: it leaves its groups too
+            await cx.removals.note_removed(step.kind, step.dest_id)  # out of scope: it leaves its groups too
         return True

@@ -68,7 +68,9 @@ class ReadProgress:
 class Moves:
     """Objects that changed destination id this cycle, and destination ids that stopped naming ours:
     groups and users naming a re-created object are planned again; groups naming a deleted one lose
-    that member at the end."""
+    that member at the end. `removed_dest_ids`: this cycle's deletions and disables (`Removals.note_removed`),
+    joined at the end by those of earlier cycles that members the membership guard held name
+    (`Removals.drop_removed_members`)."""
 
     count: int = 0  # objects that got another destination id (re-created, taken over)
     taken_over: set[tuple[str, str]] = field(default_factory=set)  # (kind, source id) another source object took

@@ -2,7 +2,11 @@
 scope) is deleted or disabled, only after complete reads, only what the mass-removal guard lets
 through, and only once the source answers 404 for it; groups then lose members this cycle deleted, and
 member removals the membership guard held that were such members are no longer counted as held once
-the group's loss of them is written."""
+the group's loss of them is written.
+
+Each removal is also noted in the state (`note_removed`, state.removed) until every group of ours that
+named it has lost it: a group whose loss of it failed, or was not written (the cycle stopped first),
+loses it in a later cycle the same way, its hold not counted (`drop_removed_members`)."""
 
 from __future__ import annotations
 
@@ -13,14 +17,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from replicator.cycle.context import CycleContext
+from replicator.cycle.earlier_removals import EarlierRemovals
 from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import RemovalVerdict, Unread
 from replicator.errors import NotFoundError, ScimError
-from replicator.pipeline.canonical import GROUP, USER, canonicalise
+from replicator.pipeline.canonical import GROUP, KINDS, USER, canonicalise
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import DELETE, DISABLE, Step, label_of, plan_reference_drop, plan_removal
 from replicator.pipeline.references import value_fragments
-from replicator.pipeline.removals import member_hold_after_removals, names_gone, removal_guard
+from replicator.pipeline.removals import member_hold_after_removals, member_values, names_gone, removal_guard
 from replicator.state import ResourceRow
 from replicator.state.records import SYNCED
 
@@ -47,6 +52,7 @@ class Removals:
         self._member_holds: list[MemberHold] = []
         # group source id -> (the members still held, why) of a hold settled (`settled`)
         self._settled: dict[str, tuple[tuple[dict[str, Any], ...], str]] = {}
+        self._earlier = EarlierRemovals(cx)  # what earlier cycles removed that groups may still name
 
     def note_member_hold(self, step: Step, entry: tuple[str, str, str]) -> None:
         """A group step whose member removals the membership guard held (counted, and listed as `entry`
@@ -62,6 +68,13 @@ class Removals:
             return step
         held, why = settled
         return dataclasses.replace(step, held=held, held_why=why)
+
+    async def note_removed(self, kind: str, dest_id: str) -> None:
+        """We deleted or disabled this destination object (before its row is forgotten): what names it
+        loses it at the end of the cycle (`drop_removed_members`), and the state keeps it for the cycles
+        after, until no group of ours names it."""
+        self.cx.moves.removed_dest_ids[kind].add(dest_id)
+        await self.cx.store.removed.note(kind, dest_id)
 
     def held(self, kind: str) -> bool:
         """Whether the guard holds this kind's removals."""
@@ -226,33 +239,53 @@ class Removals:
         return found
 
     async def drop_removed_members(self) -> None:
-        """What we wrote that names an object this cycle deleted loses it now: a group the member, a
-        user the manager. A source that keeps deleted users among members (or as managers) leaves the
-        object unchanged, and a destination that does not drop them itself would keep them. Later cycles
-        plan such an object again (its source names an object we no longer have), so that an object
-        back in scope rejoins it, and the reference is counted as dropped meanwhile. Member removals the
-        membership guard held are settled for the groups whose drop went through (`_settle_member_holds`)."""
+        """What we wrote that names an object we removed loses it now: a group the member, a user the
+        manager. A source that keeps deleted users among members (or as managers) leaves the object
+        unchanged, and a destination that does not drop them itself would keep them. Later cycles plan
+        such an object again (its source names an object we no longer have), so that an object back in
+        scope rejoins it, and the reference is counted as dropped meanwhile. Member removals the
+        membership guard held are settled for the groups whose drop went through (`_settle_member_holds`).
+
+        The objects are this cycle's removals, and those of earlier cycles that members the guard held
+        name (`EarlierRemovals.named_by`): a group whose drop of them failed then, or was not written,
+        loses them now. Then the removals that no group of ours names any more are forgotten, and those
+        remembered too long (`EarlierRemovals.forget`)."""
         cx = self.cx
-        removed = cx.moves.removed_dest_ids
-        if not any(removed.values()) or cx.stop.is_set():
+        if cx.stop.is_set():
             return
-        steps: list[Step] = []
-        for kind, gone in ((GROUP, set().union(*removed.values())), (USER, removed[USER])):
-            if not gone:
-                continue
-            kind_steps = []
-            for source_id, dest_id, written in await cx.store.forms.written_forms_containing(
-                    kind, value_fragments(gone)):
-                step = plan_reference_drop(kind, source_id=source_id, label=label_of(written, kind), written=written,
-                                           dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
-                if step is not None:
-                    kind_steps.append(step)
-            # planned again next cycle, also when its PATCH fails here (a failure keeps the old digest)
-            await cx.recorder.forget_source_digests(kind, [step.source_id for step in kind_steps])
-            cx.result.counts["unchanged"] -= await self._counted_unchanged(kind, [step.source_id for step in kind_steps])
-            steps += kind_steps
-        dropped = await self._follow_up(steps)
-        self._settle_member_holds(removed[USER], removed[GROUP], {sid for kind, sid in dropped if kind == GROUP})
+        removed = cx.moves.removed_dest_ids
+        held = (member for hold in self._member_holds for member in hold.members)
+        earlier = await self._earlier.named_by(held, removed)
+        if not any(removed.values()) and not any(earlier.values()):
+            await self._earlier.forget({}, set())
+            return
+        # managers: users this cycle removed (the users naming earlier ones were planned again since)
+        manager_drops = await self._reference_drops(USER, removed[USER], removed) if removed[USER] else []
+        for kind in KINDS:  # (the dry run's sink re-plans the drops with them: DryRunSink.follow_up)
+            removed[kind] |= earlier[kind]
+        member_drops = await self._reference_drops(GROUP, set().union(*removed.values()), removed)
+        done = await self._follow_up([step for step, _ in [*member_drops, *manager_drops]])
+        dropped = {sid for kind, sid in done if kind == GROUP}
+        self._settle_member_holds(removed[USER], removed[GROUP], dropped)
+        still_named = {value for step, values in member_drops if step.source_id not in dropped for value in values}
+        await self._earlier.forget(removed, still_named)
+
+    async def _reference_drops(self, kind: str, gone: set[str], removed: dict[str, set[str]]
+                               ) -> list[tuple[Step, set[str]]]:
+        """The drops of `gone` (destination ids) from what we wrote of `kind`, each with the members it
+        takes out (their values; none for a manager). Those objects are planned again next cycle, also
+        when the PATCH fails here (a failure keeps the old digest), and are no longer counted unchanged."""
+        cx = self.cx
+        drops = []
+        for source_id, dest_id, written in await cx.store.forms.written_forms_containing(kind, value_fragments(gone)):
+            step = plan_reference_drop(kind, source_id=source_id, label=label_of(written, kind), written=written,
+                                       dest_id=dest_id, gone_users=removed[USER], gone_groups=removed[GROUP])
+            if step is not None:
+                drops.append((step, member_values(written) - member_values(step.desired or {})))
+        source_ids = [step.source_id for step, _ in drops]
+        await cx.recorder.forget_source_digests(kind, source_ids)
+        cx.result.counts["unchanged"] -= await self._counted_unchanged(kind, source_ids)
+        return drops
 
     async def _follow_up(self, steps: list[Step]) -> set[tuple[str, str]]:
         """Write the drops (the sink: a dry run plans them), one by one; the objects ((kind, source id))
@@ -269,12 +302,12 @@ class Removals:
 
     def _settle_member_holds(self, gone_users: set[str], gone_groups: set[str], dropped: set[str]) -> None:
         """Member removals the membership guard held while groups were planned, before the groups'
-        removals were judged: those naming an object this cycle deleted (a subgroup gone from the source)
-        went through with its removal once the group's drop of them was written (`dropped`: the groups'
-        source ids), and are no longer counted or listed as held; what is left of a hold stays counted
-        and listed, with its reason judged again (`member_hold_after_removals`). A group whose drop
-        failed (or was not written: the cycle stopped) still names them: its hold stands, as the next
-        cycle will judge it."""
+        removals were judged: those naming an object we removed (a subgroup gone from the source, or an
+        object an earlier cycle removed) went through with its removal once the group's drop of them
+        was written (`dropped`: the groups' source ids), and are no longer counted or listed as held;
+        what is left of a hold stays counted and listed, with its reason judged again
+        (`member_hold_after_removals`). A group whose drop failed (or was not written: the cycle
+        stopped) still names them: its hold stands this cycle, and the next one drops them (state.removed)."""
         result = self.cx.result
         unsettled = []
         for hold in self._member_holds:
@@ -293,8 +326,8 @@ class Removals:
                 result.held[index] = (kind, label, why)
             else:
                 del result.held[index]
-            log.info("group %s: %d of the member removals held were of objects deleted this cycle, which it "
-                     "lost with their removal; %d still held", label, len(hold.members) - still, still)
+            log.info("group %s: %d of the member removals held were of objects we removed, which it lost "
+                     "with their removal; %d still held", label, len(hold.members) - still, still)
         self._member_holds = unsettled
 
     async def _counted_unchanged(self, kind: str, source_ids: list[str]) -> int:

@@ -252,7 +252,7 @@ class StepWriter:
         if step.action == DISABLE:
             # a disabled user is out of scope: like a deleted one it leaves the groups we wrote (a --full
             # would take it out of them; an incremental cycle, where those groups did not change, would not)
-            cx.moves.removed_dest_ids[step.kind].add(dest_id)
+            await cx.removals.note_removed(step.kind, dest_id)
 
     async def _replan_from_live(self, step: Step) -> Step:
         """The destination is not what we last wrote (a replayed or raced PATCH): diff against it."""
@@ -310,7 +310,7 @@ class StepWriter:
         assert step.dest_id is not None
         with contextlib.suppress(NotFoundError):  # already gone: that is what we wanted
             await self.cx.destination.delete(step.kind, step.dest_id)
-        self.cx.moves.removed_dest_ids[step.kind].add(step.dest_id)
+        await self.cx.removals.note_removed(step.kind, step.dest_id)  # (noted before its row is forgotten)
         await self.cx.store.forget(step.kind, step.source_id)
         self.cx.result.counts["deleted"] += 1
 

@@ -1,6 +1,8 @@
 """The guards on removals, pure: the guard on objects (`removal_guard`: a kind's removals in one cycle)
 and the membership guard (`hold_member_removals`: one group's member removals), and the membership
-guard judged again once a cycle's removals are done (`member_hold_after_removals`). No I/O.
+guard judged again once a cycle's removals are done (`member_hold_after_removals`), with the removals of
+earlier cycles it asks about (`removed_lookups`) and how long they are remembered (`REMOVALS_REMEMBERED`,
+`forgotten_removals`). No I/O.
 
 `plan.py` asks them while planning; `replicator.cycle.removals` counts and carries out what they let
 through.
@@ -8,17 +10,30 @@ through.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from replicator.config import SyncConfig
 from replicator.pipeline.approvals import approved_removals
-from replicator.pipeline.canonical import GROUP, USER, sort_values
+from replicator.pipeline.canonical import GROUP, KINDS, USER, sort_values
+
+# How long a removal of ours (a destination object we deleted or disabled) is remembered for the groups
+# of ours that may still name it (state.removed), when no cycle saw them lose it: a cycle that stopped
+# before its member drops, or whose drop failed and whose group then lost the member in a write of its
+# own, without a hold that would have asked. A group whose drop failed is tried again within the hour
+# (`failure_backoff`) and by every --full, so a day would do while the destination works; 30 days also
+# outlast an outage or a group that fails for weeks, after which its hold comes back and an operator
+# decides, as before. Remembering longer costs rows, not memory (only held members are looked up); the
+# risk is a destination that gives a removed object's id to an object not ours, whose removal from a
+# group of ours the guard would then not count (ids our objects hold again are no removal: state.removed).
+REMOVALS_REMEMBERED = 30 * 86_400.0
 
 
 def names_gone(member: dict[str, Any], gone_users: set[str], gone_groups: set[str]) -> bool:
-    """Whether a group's member names a destination object deleted this cycle (users' and groups'
-    destination ids): a member typed User only a user, typed Group only a group, an untyped one either
-    (`plan_member_drop` takes such members out)."""
+    """Whether a group's member names a destination object we removed (users' and groups' destination
+    ids: deleted, or disabled users; this cycle, or an earlier one whose groups still name them): a
+    member typed User only a user, typed Group only a group, an untyped one either (`plan_member_drop`
+    takes such members out)."""
     value, kind = member["value"], member.get("type")
     if kind == USER:
         return value in gone_users
@@ -77,6 +92,27 @@ def _held_why(count: int, why: str, policy: SyncConfig) -> str:
     return f"{count} member removals held: {why}{lift}"
 
 
+def removed_lookups(held: Iterable[dict[str, Any]], gone_users: set[str], gone_groups: set[str]) -> dict[str, list[str]]:
+    """Of member removals the membership guard held, the members' values to look for among the objects
+    earlier cycles removed (state.removed), per kind: a member typed User among users, typed Group among
+    groups, an untyped one among both; those naming an object this cycle removed are known already."""
+    out: dict[str, dict[str, None]] = {kind: {} for kind in KINDS}
+    for member in held:
+        if names_gone(member, gone_users, gone_groups):
+            continue
+        kind = member.get("type")
+        for asked in (kind,) if kind in KINDS else KINDS:
+            out[str(asked)][member["value"]] = None
+    return {kind: list(values) for kind, values in out.items()}
+
+
+def forgotten_removals(considered: dict[str, set[str]], still_named: set[str]) -> dict[str, list[str]]:
+    """Of the removals a cycle's member drops took into account (per kind, destination ids), those to
+    forget: every group of ours naming them was found and lost them, but those whose drop failed or was
+    not written (`still_named`: the values they still name), which a later cycle may still hold."""
+    return {kind: [dest_id for dest_id in ids if dest_id not in still_named] for kind, ids in considered.items()}
+
+
 def member_hold_after_removals(
     held: tuple[dict[str, Any], ...], among: int, *, gone_users: set[str], gone_groups: set[str], policy: SyncConfig,
 ) -> tuple[int, str] | None:
@@ -85,12 +121,13 @@ def member_hold_after_removals(
 
     Groups are planned while the groups are read, before the groups' removals are judged, so the guard
     could not tell that some of the members it held were subgroups gone from the source (`leaving`
-    tells it only of users). Members naming an object this cycle deleted (`gone_users`, `gone_groups`:
-    destination ids) go with it: `plan_member_drop` takes them out of the group, so they were not
-    held. The rest were (the group kept them): judged alone, against the group without the members
-    that went (`among - dropped`: what the next cycle judges them against), they may be under the
-    guard's limits, and then the reason says so (the group is planned again next cycle, and loses them
-    then)."""
+    tells it only of users), nor that some named objects an earlier cycle removed, whose drop from the
+    group failed or was not written then. Members naming an object we removed (`gone_users`,
+    `gone_groups`: destination ids, this cycle's and such earlier ones) go with it: `plan_member_drop`
+    takes them out of the group, so they were not held. The rest were (the group kept them): judged
+    alone, against the group without the members that went (`among - dropped`: what the next cycle
+    judges them against), they may be under the guard's limits, and then the reason says so (the group
+    is planned again next cycle, and loses them then)."""
     dropped = sum(1 for member in held if names_gone(member, gone_users, gone_groups))
     if not dropped:
         return None
@@ -102,7 +139,7 @@ def member_hold_after_removals(
     if why is not None:
         return rest, _held_why(rest, why, policy)
     judged = _too_many(removals=len(held), tracked=among, seen=among, policy=policy, noun="members")
-    return rest, (f"{rest} member removals held: held with {dropped} removals of members deleted this cycle, "
+    return rest, (f"{rest} member removals held: held with {dropped} removals of members we deleted, "
                   f"which went through ({judged}); alone they are not too many: the group is planned again "
                   "next cycle, and loses them then")
 
@@ -137,10 +174,13 @@ def _too_many(*, removals: int, tracked: int, seen: int, policy: SyncConfig, nou
 
 
 __all__ = [
+    "REMOVALS_REMEMBERED",
+    "forgotten_removals",
     "hold_member_removals",
     "member_hold",
     "member_hold_after_removals",
     "member_values",
     "names_gone",
     "removal_guard",
+    "removed_lookups",
 ]

@@ -48,6 +48,7 @@ class Connection:
         self.pending: dict[tuple[str, str], tuple[Any, ...]] = {}  # (kind, source id) -> row to write
         self.pending_deletes: set[tuple[str, str]] = set()
         self.pending_digests: dict[tuple[str, str], str] = {}
+        self.pending_removed: dict[tuple[str, str], float] = {}  # (kind, destination id) -> when we removed it
         self.uncommitted = 0  # rows written into the open transaction
 
 
@@ -75,7 +76,7 @@ class Room:
     def _buffered(self) -> int:
         """Writes buffered and not yet written into the transaction."""
         shared = self._connection
-        return len(shared.pending) + len(shared.pending_deletes) + len(shared.pending_digests)
+        return len(shared.pending) + len(shared.pending_deletes) + len(shared.pending_digests) + len(shared.pending_removed)
 
     def _mark_dirty(self) -> None:
         if self._connection.dirty_since is None:
@@ -124,6 +125,12 @@ class Room:
         await self._db.executemany(
             "UPDATE resources SET source_digest = ? WHERE kind = ? AND source_id = ?",
             [(digest, kind, source_id) for (kind, source_id), digest in digests.items()],
+        )
+        removed, shared.pending_removed = shared.pending_removed, {}
+        await self._db.executemany(  # (state.removed: in the transaction of the rows it forgets)
+            """INSERT INTO removed_objects (kind, dest_id, removed_at) VALUES (?, ?, ?)
+               ON CONFLICT (kind, dest_id) DO UPDATE SET removed_at = excluded.removed_at""",
+            [(kind, dest_id, at) for (kind, dest_id), at in removed.items()],
         )
         rows, shared.pending = list(shared.pending.values()), {}
         deletes, shared.pending_deletes = list(shared.pending_deletes), set()

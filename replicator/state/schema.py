@@ -12,7 +12,7 @@ import aiosqlite
 
 from replicator.state.errors import NewerSchemaError, StateUnusableError
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # a checkpoint (WAL pages copied into the file) every this many pages of WAL, not SQLite's 1,000: a copy
 # dirties random index pages in every commit, and a page written by several commits is copied once
@@ -111,6 +111,16 @@ _MIGRATIONS: dict[int, list[str]] = {
             used_by_run INTEGER,
             used_at REAL
         )""",
+    ],
+    # 10: the destination objects we removed (deleted, or disabled) that groups of ours may still name
+    # (state.removed): a later cycle's membership guard does not count the removal of such a member
+    10: [
+        """CREATE TABLE removed_objects (
+            kind TEXT NOT NULL,
+            dest_id TEXT NOT NULL,
+            removed_at REAL NOT NULL,
+            PRIMARY KEY (kind, dest_id)
+        ) WITHOUT ROWID""",
     ],
 }
 

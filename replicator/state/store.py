@@ -1,8 +1,9 @@
 """The state store: the records of what we replicated (`resources`), reached through `StateStore`, which
 also hands out the run log (`store.runs`, state.runs), this cycle's scratch (`store.scratch`,
 state.scratch), the written forms (`store.forms`, state.forms), the create intents (`store.intents`,
-state.intents) and what destinations lose (`store.keeps`, state.keeps). `open_state` opens, migrates and
-closes the database (state.schema).
+state.intents), what destinations lose (`store.keeps`, state.keeps) and the destination objects we
+removed (`store.removed`, state.removed). `open_state` opens, migrates and closes the database
+(state.schema).
 
 `resources` holds one row per (kind, source id): destination id, digest and canonical form last written
 to the destination, status (a `ResourceStatus`: `synced`, `disabled`, `failed`, or `creating`: a create
@@ -45,6 +46,7 @@ from replicator.state.records import (
     ResourceRow,
     encode_form,
 )
+from replicator.state.removed import RemovedObjects
 from replicator.state.runs import RunLog
 from replicator.state.schema import prepare
 from replicator.state.scratch import NOT_READ_OUT_OF_SCOPE, CycleScratch
@@ -65,6 +67,7 @@ class StateStore(Room):
         self.intents = CreateIntents(connection)
         self.keeps = DestinationKeeps(connection)
         self.approvals = RemovalApprovals(connection)
+        self.removed = RemovedObjects(connection)
 
     # -- reads ---------------------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ def _as_version_7(path: Path) -> None:
     db.execute("CREATE INDEX resources_dest ON resources (kind, dest_id)")
     db.execute("CREATE INDEX resources_unchanged ON resources (kind, source_id, source_digest, status)")
     db.execute("DROP TABLE IF EXISTS removal_approvals")  # (version 9's)
+    db.execute("DROP TABLE IF EXISTS removed_objects")  # (version 10's)
     db.execute("PRAGMA user_version = 7")
     db.commit()
     db.close()
@@ -68,7 +69,8 @@ async def test_a_version_7_state_is_migrated_and_its_zero_change_cycle_writes_no
                                                   "AND name NOT LIKE 'sqlite_%'")}
         version = db.execute("PRAGMA user_version").fetchone()[0]
         db.close()
-        assert indexes == {"resources_dest", "resources_match", "resources_synced"} and version == state_schema.SCHEMA_VERSION
+        assert indexes == {"resources_dest", "resources_match", "resources_synced"}
+        assert version == state_schema.SCHEMA_VERSION
     finally:
         await source.stop()
         await destination.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,12 @@ from replicator.state.errors import StateUnusableError
 from replicator.state.forms import WrittenForms
 from replicator.state.intents import CreateIntents
 from replicator.state.records import DISABLED, encode_form
+from replicator.state.removed import RemovedObjects
 from replicator.state.runs import RunLog
 from replicator.state.scratch import CycleScratch
 
 
-@pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog, WrittenForms, CreateIntents])
+@pytest.mark.parametrize("room", [StateStore, CycleScratch, RunLog, WrittenForms, CreateIntents, RemovedObjects])
 def test_every_public_method_of_every_room_is_behind_the_error_seam(room: type) -> None:
     """Each public coroutine and async generator method of each room is wrapped by the error seam."""
     public = {name: method for name, method in vars(room).items()
@@ -102,3 +104,42 @@ async def test_written_forms_are_found_by_the_fragments_naming_an_id(tmp_path: P
         assert len(await store.forms.written_forms_containing("Group", many)) == 3  # a superset the caller narrows
     assert all(fragment in encode_form(forms["g-odd"]) for fragment in value_fragments({odd}))
     assert reference_values(forms["g-odd"], "Group") == {odd}
+
+
+async def test_a_removal_is_noted_with_the_forgetting_of_its_row(tmp_path: Path) -> None:
+    """A removal noted and its row forgotten are buffered, and committed in one transaction: a crash
+    after the commit finds both, one before finds neither (the row still there: the removal is planned
+    again)."""
+    state = tmp_path / "state.db"
+    async with open_state(state, batch_size=1000, commit_interval=3600) as store:
+        await store.record_success("Group", "g1", dest_id="d1", digest="x", canonical={})
+        await store.flush()
+        await store.removed.note("Group", "d1")
+        await store.forget("Group", "g1")
+        with sqlite3.connect(state) as other:  # another connection sees what is committed only
+            assert other.execute("SELECT COUNT(*) FROM removed_objects").fetchone() == (0,)
+            assert other.execute("SELECT COUNT(*) FROM resources").fetchone() == (1,)
+    with sqlite3.connect(state) as db:
+        assert db.execute("SELECT kind, dest_id FROM removed_objects").fetchall() == [("Group", "d1")]
+        assert db.execute("SELECT COUNT(*) FROM resources").fetchone() == (0,)
+
+
+async def test_removals_are_found_by_kind_and_time_and_not_once_an_object_of_ours_holds_the_id_again(
+        tmp_path: Path) -> None:
+    """`among` answers the ids of one kind removed since a time; an id an object of ours holds again (a
+    user enabled again, a destination reusing ids) is no removal any more, a disabled one still is;
+    `forget` and `expire` drop entries."""
+    async with open_state(tmp_path / "state.db") as store:
+        for kind, dest_id in (("User", "u1"), ("User", "u2"), ("User", "u3"), ("Group", "g1")):
+            await store.removed.note(kind, dest_id)
+        assert await store.removed.among("User", ["u1", "u2", "g1", "x"], since=0) == {"u1", "u2"}
+        assert await store.removed.among("Group", ["u1", "g1"], since=0) == {"g1"}
+        assert await store.removed.among("User", ["u1"], since=time.time() + 60) == set()
+        await store.record_success("User", "s2", dest_id="u2", digest="x", canonical={})
+        await store.record_success("User", "s3", dest_id="u3", digest="x", canonical={}, status=DISABLED)
+        assert await store.removed.among("User", ["u1", "u2", "u3"], since=0) == {"u1", "u3"}
+        await store.removed.forget("User", ["u1"])
+        assert await store.removed.among("User", ["u1", "u3"], since=0) == {"u3"}
+        assert await store.removed.expire(time.time() - 60) == 0
+        assert await store.removed.expire(time.time() + 60) == 3  # u2, u3, g1
+        assert await store.removed.among("User", ["u3"], since=0) == set()

@@ -8,7 +8,12 @@ from typing import Any
 from replicator.config import SyncConfig
 from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.plan import Stored, plan_upsert
-from replicator.pipeline.removals import hold_member_removals, member_hold_after_removals
+from replicator.pipeline.removals import (
+    forgotten_removals,
+    hold_member_removals,
+    member_hold_after_removals,
+    removed_lookups,
+)
 
 
 def member(value: str, kind: str | None = None) -> dict[str, Any]:
@@ -64,8 +69,8 @@ def test_the_rest_of_a_hold_is_judged_alone() -> None:
     held, among = held_step(parent(*USERS[:9]), parent(*USERS, *SUBGROUPS))  # a user and 6 subgroups: 7 of 16
     still, why = member_hold_after_removals(held, among, gone_users=set(), gone_groups={f"g{i}" for i in range(6)},
                                             policy=SyncConfig()) or (0, "")
-    assert still == 1 and why.startswith("1 member removals held: held with 6 removals of members deleted this "
-                                         "cycle, which went through (7 removals are 44% of 16 members"), why
+    assert still == 1 and why.startswith("1 member removals held: held with 6 removals of members we deleted, "
+                                         "which went through (7 removals are 44% of 16 members"), why
     assert "planned again next cycle" in why and "--allow-member-removals" not in why
 
 
@@ -84,3 +89,18 @@ def test_the_rest_of_a_hold_is_judged_against_the_group_without_the_members_that
     assert still == 30 and why.startswith("30 member removals held: 30 removals are 30% of 100 members"), why
     _, next_held, next_why = hold_member_removals(parent(*users[:70]), parent(*users), None, SyncConfig())
     assert (still, why) == (next_held, next_why)  # what the next cycle says of them
+
+
+def test_held_members_are_looked_up_among_earlier_removals_of_their_kind() -> None:
+    """A member typed User is asked for among removed users, typed Group among groups, an untyped one
+    among both; members naming this cycle's removals are known already, and not asked for."""
+    held = [member("u1", USER), member("g1", GROUP), member("x"), member("u2", USER), member("g2", GROUP)]
+    assert removed_lookups(held, {"u2"}, {"g2"}) == {USER: ["u1", "x"], GROUP: ["g1", "x"]}
+    assert removed_lookups([], set(), set()) == {USER: [], GROUP: []}
+
+
+def test_removals_are_forgotten_unless_a_group_whose_drop_failed_still_names_them() -> None:
+    considered = {USER: {"u1", "u2"}, GROUP: {"g1"}}
+    assert {kind: sorted(ids) for kind, ids in forgotten_removals(considered, {"u2"}).items()} == {
+        USER: ["u1"], GROUP: ["g1"]}
+    assert forgotten_removals(considered, {"u1", "u2", "g1"}) == {USER: [], GROUP: []}
