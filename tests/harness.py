@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from replicator.pipeline.canonical import GROUP, USER
 from replicator.scim.client import ScimClient
 from replicator.scim.paging import ReadReport
 from replicator.snapshot import differences, snapshot
+from replicator.testing import MemoryScimServer
 from replicator.testing.seeding import NestedGroup, seed_directory_over_http
 
 
@@ -70,6 +71,30 @@ def make_config(source: str, destination: str, state: Path, *, source_token: str
         state=str(state),
         concurrency=concurrency,
     )
+
+
+class MemoryPair:
+    """Two in-memory SCIM servers (both asking for `token`) and the replicator's config between them,
+    its state file in `tmp`."""
+
+    def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path, token: str) -> None:
+        self.source, self.destination = source, destination
+        self.config = Config(source=SideConfig(url=source.base_url or "", token=token),
+                             destination=SideConfig(url=destination.base_url or "", token=token),
+                             state=str(tmp / "state.db"))
+
+
+@contextlib.asynccontextmanager
+async def memory_servers(token: str) -> AsyncIterator[tuple[MemoryScimServer, MemoryScimServer]]:
+    """A started (source, destination) pair of in-memory SCIM servers, stopped on the way out."""
+    source, destination = MemoryScimServer(bearer_token=token), MemoryScimServer(bearer_token=token)
+    await source.start()
+    await destination.start()
+    try:
+        yield source, destination
+    finally:
+        await source.stop()
+        await destination.stop()
 
 
 async def read_all(client: ScimClient, kind: str) -> list[dict[str, Any]]:

@@ -18,21 +18,18 @@ from typing import Any
 import pytest
 
 from replicator.app import replicate
-from replicator.config import Config, SideConfig
 from replicator.cycle import INCREMENTAL
 from replicator.testing import MemoryScimServer
+from tests.harness import MemoryPair, memory_servers
 
 TOKEN = "member-drops-token"
 
 
-class Pair:
+class Pair(MemoryPair):
     """A source and a destination in-memory server, and a state file."""
 
     def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> None:
-        self.source, self.destination = source, destination
-        self.config = Config(source=SideConfig(url=source.base_url or "", token=TOKEN),
-                             destination=SideConfig(url=destination.base_url or "", token=TOKEN),
-                             state=str(tmp / "state.db"))
+        super().__init__(source, destination, tmp, TOKEN)
         self.deleted: dict[str, str] = {}  # userName -> the destination id it had, of users deleted
 
     def ids(self, server: MemoryScimServer) -> dict[str, str]:
@@ -64,19 +61,15 @@ class Pair:
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    source, destination = MemoryScimServer(bearer_token=TOKEN), MemoryScimServer(bearer_token=TOKEN)
-    await source.start()
-    await destination.start()
-    for name in ("ann", "bob", "cyd", "dan"):
-        source.add_user({"userName": name})
-    ids = {u["userName"]: i for i, u in source.users.items()}
-    source.add_group({"displayName": "Staff", "members": [{"value": ids[n]} for n in ("ann", "bob", "cyd")]})
-    source.add_group({"displayName": "Leads", "members": [{"value": ids[n]} for n in ("ann", "cyd")]})
-    out = Pair(source, destination, tmp_path)
-    await out.cycle()
-    yield out
-    await source.stop()
-    await destination.stop()
+    async with memory_servers(TOKEN) as (source, destination):
+        for name in ("ann", "bob", "cyd", "dan"):
+            source.add_user({"userName": name})
+        ids = {u["userName"]: i for i, u in source.users.items()}
+        source.add_group({"displayName": "Staff", "members": [{"value": ids[n]} for n in ("ann", "bob", "cyd")]})
+        source.add_group({"displayName": "Leads", "members": [{"value": ids[n]} for n in ("ann", "cyd")]})
+        out = Pair(source, destination, tmp_path)
+        await out.cycle()
+        yield out
 
 
 def source_group(pair: Pair, name: str) -> dict[str, Any]:
