@@ -148,9 +148,8 @@ def with_value(message: str, config: msgspec.Struct, origins: Mapping[str, str],
     for part in path.split("."):
         value = getattr(value, part)
     got = None if isinstance(value, dict) else shown(path, value, secret_fields)
-    if isinstance(value, dict):
-        return f"{message}{origin_of(path, origins)}"
-    return f"{message} (got {got} from {origins[path]})" if got else message
+    # a table, or a value not shown (a URL): where it came from, without the value
+    return f"{message} (got {got} from {origins[path]})" if got else f"{message}{origin_of(path, origins)}"
 
 
 def _value_at(tree: Any, where: str) -> Any:

@@ -326,5 +326,5 @@ def test_a_pingone_side_without_an_environment_or_with_a_bad_url_fails_naming_th
             "SCIMREP_DESTINATION_URL": "https://b/v2"}
     with pytest.raises(ConfigError, match=r"source\.kind = \"pingone\" needs source\.pingone_environment"):
         load_config(environ=base)
-    with pytest.raises(ConfigError, match=r"^source\.api_url must start with http:// or https://$"):
+    with pytest.raises(ConfigError, match=r"^source\.api_url must start with http:// or https:// \(from env SCIMREP_SOURCE_API_URL\)$"):
         load_config(environ={**base, "SCIMREP_SOURCE_PINGONE_ENVIRONMENT": "e", "SCIMREP_SOURCE_API_URL": "api.example"})

@@ -104,3 +104,11 @@ def test_allow_member_removals_is_wired_from_file_env_and_flag(tmp_path: Path, c
     assert shown["sync.allow_member_removals"].split() == ["sync.allow_member_removals", "=", "true", "#", "flag",
                                                            "--allow-member-removals"]
     assert shown["sync.allow_mass_delete"].split()[:3] == ["sync.allow_mass_delete", "=", "false"]
+
+
+def test_a_bad_url_names_where_it_came_from_but_not_its_value() -> None:
+    """A URL is not repeated (its query may carry a credential), but the message says where it was set."""
+    message = error_of(environ={**ENDPOINTS, "SCIMREP_SOURCE_URL": "ftp://source.example/v2?key=hunter2"})
+    assert message == "source.url must start with http:// or https:// (from env SCIMREP_SOURCE_URL)"
+    message = error_of(overrides={"destination.url": "dest.example/v2?key=hunter2"})
+    assert message == "destination.url must start with http:// or https:// (from flag --destination-url)"
