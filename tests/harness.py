@@ -79,9 +79,8 @@ class MemoryPair:
 
     def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path, token: str) -> None:
         self.source, self.destination = source, destination
-        self.config = Config(source=SideConfig(url=source.base_url or "", token=token),
-                             destination=SideConfig(url=destination.base_url or "", token=token),
-                             state=str(tmp / "state.db"))
+        self.config = make_config(source.base_url or "", destination.base_url or "", tmp / "state.db",
+                                  source_token=token, destination_token=token)
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,6 @@ import pytest
 
 from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
-from replicator.testing import MemoryScimServer
 from tests.harness import MemoryPair, memory_servers
 
 TOKEN = "ghost-members-token"
@@ -24,9 +23,6 @@ TOKEN = "ghost-members-token"
 
 class Pair(MemoryPair):
     """A source and a destination in-memory server, and a state file."""
-
-    def __init__(self, source: MemoryScimServer, destination: MemoryScimServer, tmp: Path) -> None:
-        super().__init__(source, destination, tmp, TOKEN)
 
     async def cycle(self, outcome: str = "ok") -> None:
         result = await replicate(self.config, mode=INCREMENTAL, dry_run=False)
@@ -52,7 +48,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
             source.add_user({"userName": name})
         ids = {u["userName"]: i for i, u in source.users.items()}
         source.add_group({"displayName": "Staff", "members": [{"value": ids[n]} for n in ("ann", "bob", "cyd", "dan")]})
-        out = Pair(source, destination, tmp_path)
+        out = Pair(source, destination, tmp_path, TOKEN)
         await out.cycle()
         yield out
 
