@@ -1,4 +1,4 @@
--- The scim-replicator state file's schema at version 10, as `PRAGMA user_version` tells.
+-- The scim-replicator state file's schema at version 11, as `PRAGMA user_version` tells.
 -- Written by replicator/state/schema.py's migrations; this copy is for reading and querying the file with
 -- sqlite3, and tests/unit/test_state_schema_file.py keeps it equal to a fresh migration (regenerate with
 -- `python tests/unit/test_state_schema_file.py`).

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.state.connection import Room, state_errors_named
-from replicator.state.records import decode_form
+from replicator.state.records import COMPRESSED_MARK, decode_form
 
 
 @state_errors_named
@@ -53,17 +53,19 @@ class WrittenForms(Room):
     async def written_forms_containing(self, kind: str, fragments: list[bytes]) -> list[tuple[str, str, dict[str, Any]]]:
         """(source id, destination id, last written form) of our objects of `kind` whose written form
         (its stored JSON bytes) may contain one of these fragments: a superset, which the caller narrows.
-        Up to 20 fragments SQLite looks for them (one scan); past that every written form of the kind is
-        returned. No fragment: none."""
+        Up to 20 fragments SQLite looks for them (one scan), returning every compressed form too; past
+        that every written form of the kind is returned. No fragment: none."""
         if not fragments:
             return []
         needles = fragments if len(fragments) <= 20 else []
-        where = " AND (" + " OR ".join(["instr(canon, ?) > 0"] * len(needles)) + ")" if needles else ""
+        # a compressed form (a big group's) cannot be searched in SQL: it is always returned
+        terms = ["instr(canon, ?) > 0"] * len(needles) + ["substr(canon, 1, 1) = ?"]
+        where = " AND (" + " OR ".join(terms) + ")" if needles else ""
         async with self._lock:
             await self._flush()
             async with self._db.execute(
                 f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
-                (kind, *needles),
+                (kind, *needles, *([COMPRESSED_MARK] if needles else [])),
             ) as cursor:
                 rows = await cursor.fetchall()
         return [(source_id, dest_id, decode_form(canon)) for source_id, dest_id, canon in rows if canon]

@@ -1,5 +1,6 @@
 """The values the state stores: a resource's row (and the columns it is read from), a run's record, the
-statuses and origins a row holds, and how a canonical form is stored (deterministic JSON bytes).
+statuses and origins a row holds, and how a canonical form is stored (deterministic JSON bytes; a big
+one, a large group's, zlib-compressed).
 
 Plain values only (no I/O). The enums' values are the strings persisted in the state file: changing one
 changes the file format.
@@ -7,6 +8,7 @@ changes the file format.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -83,5 +85,25 @@ ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next
                "source_digest, failed_source_digest")
 ROW_COLUMNS_R = ", ".join("r." + column.strip() for column in ROW_COLUMNS.split(","))
 
-encode_form = msgspec.json.Encoder(order="deterministic").encode  # a canonical form as a `canon` column holds it
-decode_form = msgspec.json.Decoder().decode
+_encode_json = msgspec.json.Encoder(order="deterministic").encode
+_decode_json = msgspec.json.Decoder().decode
+
+# JSON of at least this many bytes is stored compressed. Memory: SQLite holds a value it inserts twice
+# (its bound copy and the row's record), so a group of a million members, 79 MB of JSON, cost 240 MB at
+# its record; compressed (level 1: the ids are random, a higher level gains little) it is about a third.
+COMPRESSED_FROM = 256 * 1024
+# the first byte of a zlib stream (deflate, 32 KiB window); a form's JSON starts with `{`
+COMPRESSED_MARK = b"\x78"
+
+
+def encode_form(form: dict[str, Any]) -> bytes:
+    """A canonical form as a `canon` column holds it: deterministic JSON, compressed when it is big."""
+    encoded = _encode_json(form)
+    return encoded if len(encoded) < COMPRESSED_FROM else zlib.compress(encoded, 1)
+
+
+def decode_form(canon: bytes) -> Any:
+    """The canonical form a `canon` column holds (`encode_form`'s, compressed or not)."""
+    if canon[:1] == COMPRESSED_MARK:
+        return _decode_json(zlib.decompress(canon))
+    return _decode_json(canon)

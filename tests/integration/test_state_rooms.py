@@ -8,6 +8,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from replicator.pipeline.references import reference_values, value_fragments
@@ -15,7 +16,7 @@ from replicator.state import Origin, ResourceStatus, StateStore, open_state
 from replicator.state.errors import StateUnusableError
 from replicator.state.forms import WrittenForms
 from replicator.state.intents import CreateIntents
-from replicator.state.records import DISABLED, encode_form
+from replicator.state.records import COMPRESSED_FROM, COMPRESSED_MARK, DISABLED, encode_form
 from replicator.state.removed import RemovedObjects
 from replicator.state.runs import RunLog
 from replicator.state.scratch import CycleScratch
@@ -104,6 +105,32 @@ async def test_written_forms_are_found_by_the_fragments_naming_an_id(tmp_path: P
         assert len(await store.forms.written_forms_containing("Group", many)) == 3  # a superset the caller narrows
     assert all(fragment in encode_form(forms["g-odd"]) for fragment in value_fragments({odd}))
     assert reference_values(forms["g-odd"], "Group") == {odd}
+
+
+async def test_a_big_form_is_stored_compressed_and_still_found_and_read_back(tmp_path: Path) -> None:
+    """A group form past COMPRESSED_FROM bytes of JSON is stored compressed (SQLite holds what it inserts
+    twice), reads back the same (buffered and committed), and is found by the fragments of a member's id,
+    which SQL cannot look for in it; a small form stays plain JSON."""
+    big = {"displayName": "everyone",
+           "members": [{"value": f"{index:08d}-5d1c-4f5e-9a0b-c0ffee", "type": "User"} for index in range(8000)]}
+    small = {"displayName": "few", "members": [{"value": "d1", "type": "User"}]}
+    assert len(msgspec.json.encode(big)) >= COMPRESSED_FROM > len(msgspec.json.encode(small))
+    state = tmp_path / "state.db"
+    async with open_state(state) as store:
+        await store.record_success("Group", "g-big", dest_id="x1", digest="x", canonical=big)
+        await store.record_success("Group", "g-small", dest_id="x2", digest="x", canonical=small)
+        assert await store.forms.canonical("Group", "g-big") == big  # (buffered)
+    with sqlite3.connect(state) as db:
+        stored = dict(db.execute("SELECT source_id, canon FROM resources").fetchall())
+    assert stored["g-big"][:1] == COMPRESSED_MARK and len(stored["g-big"]) < len(msgspec.json.encode(big)) / 2
+    assert stored["g-small"] == encode_form(small) and stored["g-small"][:1] == b"{"
+    async with open_state(state) as store:
+        assert await store.forms.canonical("Group", "g-big") == big
+        member = big["members"][4321]["value"]
+        found = await store.forms.written_forms_containing("Group", value_fragments({member}))
+        assert [(sid, form) for sid, _, form in found] == [("g-big", big)]  # (the small one does not name it)
+        assert sorted(sid for sid, _, _ in await store.forms.written_forms_containing("Group", value_fragments({"d1"}))) == [
+            "g-big", "g-small"]  # (a superset: the compressed one is always among them)
 
 
 async def test_a_removal_is_noted_with_the_forgetting_of_its_row(tmp_path: Path) -> None:
