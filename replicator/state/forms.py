@@ -57,15 +57,16 @@ class WrittenForms(Room):
         that every written form of the kind is returned. No fragment: none."""
         if not fragments:
             return []
-        needles = fragments if len(fragments) <= 20 else []
-        # a compressed form (a big group's) cannot be searched in SQL: it is always returned
-        terms = ["instr(canon, ?) > 0"] * len(needles) + ["substr(canon, 1, 1) = ?"]
-        where = " AND (" + " OR ".join(terms) + ")" if needles else ""
+        where, needles = "", fragments if len(fragments) <= 20 else []
+        if needles:
+            # a compressed form (a big group's) cannot be searched in SQL: it is always returned
+            where = " AND (" + " OR ".join(["instr(canon, ?) > 0"] * len(needles) + ["substr(canon, 1, 1) = ?"]) + ")"
+            needles = [*needles, COMPRESSED_MARK]
         async with self._lock:
             await self._flush()
             async with self._db.execute(
                 f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
-                (kind, *needles, *([COMPRESSED_MARK] if needles else [])),
+                (kind, *needles),
             ) as cursor:
                 rows = await cursor.fetchall()
         return [(source_id, dest_id, decode_form(canon)) for source_id, dest_id, canon in rows if canon]
