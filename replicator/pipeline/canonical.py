@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from replicator import deterministic_json
 from replicator.scim.attributes import key_folded
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
@@ -52,12 +53,7 @@ CORE_SCHEMAS = {USER: CORE_USER, GROUP: CORE_GROUP}
 _SERVER_OWNED_TOP = {"id", "meta", "schemas", "$ref"}
 _SERVER_OWNED_BY_KIND = {USER: {"groups", "password"}, GROUP: set()}
 _DROPPED_EVERYWHERE = {"$ref"}
-_encoder = msgspec.json.Encoder(order="deterministic")
-
-
-def encode(value: Any) -> bytes:
-    """Deterministic JSON bytes (sorted keys) of a canonical value."""
-    return _encoder.encode(value)
+encode = deterministic_json.encode  # deterministic JSON bytes (sorted keys) of a canonical value
 
 
 def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -290,21 +286,12 @@ _DIGEST_CHUNK = 1024  # members encoded at a time for the digest of a larger gro
 
 
 def digest_in_parts(view: dict[str, Any], chunk: int) -> str:
-    """`digest` of a comparable form whose `members` list is hashed `chunk` members at a time, not
-    encoded whole (a group of a million members is tens of megabytes of JSON): the same bytes go
-    through the hash, so the digest is the same."""
+    """`digest` of a comparable form whose longest list (a group's `members`) is hashed `chunk` entries
+    at a time, not encoded whole (a group of a million members is tens of megabytes of JSON): the same
+    bytes go through the hash, so the digest is the same."""
     h = hashlib.blake2b(digest_size=16, person=b"scimrep-v%d" % CANON_VERSION)
-    members = view["members"]
-    shell = encode({**view, "members": []})
-    head, empty, tail = shell.partition(b'"members":[]')
-    if not empty or empty in tail:  # (not where the members go, for certain)
-        h.update(encode(view))
-        return h.hexdigest()
-    h.update(head + b'"members":[')
-    for start in range(0, len(members), chunk):
-        part = encode(members[start:start + chunk])
-        h.update(part[1:-1] if start == 0 else b"," + part[1:-1])
-    h.update(b"]" + tail)
+    for part in deterministic_json.encoded_in_parts(view, chunk):
+        h.update(part)
     return h.hexdigest()
 
 

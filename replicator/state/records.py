@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from replicator.deterministic_json import encoded_in_parts
+
 
 class ResourceStatus(StrEnum):
     """What a resource's row says of its destination object (`resources.status`)."""
@@ -85,7 +87,6 @@ ROW_COLUMNS = ("kind, source_id, dest_id, digest, status, origin, attempts, next
                "source_digest, failed_source_digest")
 ROW_COLUMNS_R = ", ".join("r." + column.strip() for column in ROW_COLUMNS.split(","))
 
-_encode_json = msgspec.json.Encoder(order="deterministic").encode
 _decode_json = msgspec.json.Decoder().decode
 
 # JSON of at least this many bytes is stored compressed. Memory: SQLite holds a value it inserts twice
@@ -97,9 +98,29 @@ COMPRESSED_MARK = b"\x78"
 
 
 def encode_form(form: dict[str, Any]) -> bytes:
-    """A canonical form as a `canon` column holds it: deterministic JSON, compressed when it is big."""
-    encoded = _encode_json(form)
-    return encoded if len(encoded) < COMPRESSED_FROM else zlib.compress(encoded, 1)
+    """A canonical form as a `canon` column holds it: deterministic JSON, compressed when it is big
+    (memory: a big form's JSON is compressed as it is encoded, never held whole)."""
+    plain: list[bytes] = []
+    size = 0
+    compressor = None
+    compressed: list[bytes] = []
+    for part in encoded_in_parts(form, _FORM_CHUNK):
+        if compressor is not None:
+            compressed.append(compressor.compress(part))
+            continue
+        plain.append(part)
+        size += len(part)
+        if size >= COMPRESSED_FROM:
+            compressor = zlib.compressobj(1)
+            compressed.append(compressor.compress(b"".join(plain)))
+            plain = []
+    if compressor is None:
+        return b"".join(plain)
+    compressed.append(compressor.flush())
+    return b"".join(compressed)
+
+
+_FORM_CHUNK = 1024  # entries of a form's long list (a group's members) encoded at a time
 
 
 def decode_form(canon: bytes) -> Any:

@@ -4,11 +4,13 @@ sort gives `sort_values`' order and digest, and the members share their strings 
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from replicator.deterministic_json import encoded_in_parts
 from replicator.pipeline.canonical import (
     CANON_VERSION,
     GROUP,
@@ -22,6 +24,7 @@ from replicator.pipeline.canonical import (
     sort_values,
 )
 from replicator.pipeline.references import translate
+from replicator.state.records import COMPRESSED_FROM, COMPRESSED_MARK, decode_form, encode_form
 
 # values mixing plain ids with the characters that JSON escapes or that sort before a closing quote
 _VALUES = st.one_of(st.uuids().map(str), st.text(min_size=0, max_size=6),
@@ -109,3 +112,33 @@ def test_digest_of_a_big_group_is_the_whole_digest() -> None:
             "members": [{"value": f"user-{i:05d}", "type": USER} for i in range(2500)] + [{"value": "untyped"}]}
     assert digest(form) == _whole_digest(form)
     assert digest({**form, "members": form["members"][:-1]}) != digest(form)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MEMBERS, _OTHER, st.lists(st.integers(), max_size=8), st.integers(min_value=1, max_value=5))
+def test_a_form_encoded_in_parts_is_its_whole_encoding(
+        members: list[dict[str, Any]], other: dict[str, Any], numbers: list[int], chunk: int) -> None:
+    """The parts of a form's encoding (its longest list a chunk at a time) join to its whole encoding, byte
+    for byte, whichever of its lists is the longest and whatever the others hold."""
+    form = {**other, "members": members, "numbers": numbers}
+    parts = list(encoded_in_parts(form, chunk))
+    assert b"".join(parts) == encode(form)
+    if max(len(members), len(numbers)) > chunk and not any(type(v) is dict for v in other.values()):
+        assert len(parts) > 2  # (in parts indeed: a head, the chunks, a tail)
+
+
+def test_a_big_form_is_compressed_as_it_is_encoded() -> None:
+    """A group form far past COMPRESSED_FROM is stored compressed without its whole JSON ever being held:
+    the most memory its encoding takes at once is well below that JSON's size, and it decodes back whole."""
+    form = {"displayName": "Everyone",
+            "members": [{"value": f"{i:08d}-5d1c-4f5e-9a0b-{i * 7919 % 10**12:012d}", "type": USER} for i in range(40_000)]}
+    whole = len(encode(form))
+    assert whole > 4 * COMPRESSED_FROM
+    tracemalloc.start()
+    try:
+        stored = encode_form(form)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert stored[:1] == COMPRESSED_MARK and decode_form(stored) == form
+    assert peak < whole / 2, (peak, whole)
