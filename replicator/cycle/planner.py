@@ -13,7 +13,7 @@ from typing import Any
 from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
-from replicator.pipeline.canonical import GROUP, USER, digest
+from replicator.pipeline.canonical import GROUP, USER, digest, sort_members
 from replicator.pipeline.plan import (
     ADOPT_REASON,
     CREATE,
@@ -26,10 +26,13 @@ from replicator.pipeline.plan import (
     plan_upsert,
 )
 from replicator.pipeline.references import (
+    TAKEN,
+    all_resolve,
     dropped_references_note,
     reference_values,
     referenced_ids,
     required_kinds,
+    translatable_in_chunks,
     translate,
     value_fragments,
     wrong_kind_note,
@@ -43,6 +46,9 @@ log = logging.getLogger("replicator.cycle")
 # planning yields to the event loop every this many objects: planning a page of 500 in one go holds
 # the loop for tens of milliseconds, and every answer that arrives meanwhile waits for it
 _PLAN_STRIDE = 32
+
+# a group of more members than this is looked up and translated this many members at a time
+_MEMBER_CHUNK = 8192
 
 
 async def let_the_loop_run(index: int) -> None:
@@ -75,23 +81,35 @@ class Planner:
         `targets`: the destination ids of the batch's references, when the caller knows them."""
         cx = self.cx
         ready: list[tuple[PendingRead, str, dict[str, Any], str]] = []
+        # big groups of the reader's own, translated a chunk at a time (before the others' targets are
+        # looked up: no yield between that lookup and their waits)
+        chunked: dict[str, tuple[dict[str, Any], list[str], dict[str, str]]] = {}
+        for read in batch if held is not None else ():
+            if (translatable_in_chunks(read.canonical, kind, _MEMBER_CHUNK)
+                    and (translated := await self._translated_in_chunks(read.canonical)) is not None):
+                chunked[read.source_id] = translated
         if targets is None:
-            targets = await self.targets(kind, [read.canonical for read in batch])
+            targets = await self.targets(kind, [read.canonical for read in batch if read.source_id not in chunked])
         for read in batch:  # no yield here: a target recorded meanwhile would not release its waiter
             if read.row is not None and read.row.status == CREATING:
                 self.unfinished_creates.add((kind, read.source_id))
             label = label_of(read.canonical, kind)
-            # a read of the reader's own (`held`) is read nowhere after its plan: its members may be taken
-            desired, unresolved = translate(read.canonical, kind, *targets, consume=held is not None)
-            if unresolved and held is not None:
-                cx.waiters.wait_for(kind, read, unresolved, targets, held)
-                continue
+            required = None
+            if read.source_id in chunked:
+                desired, unresolved, required = chunked.pop(read.source_id)
+            else:
+                # a read of the reader's own (`held`) is read nowhere after its plan: its members may be taken
+                desired, unresolved = translate(read.canonical, kind, *targets, consume=held is not None)
+                if unresolved and held is not None:
+                    cx.waiters.wait_for(kind, read, unresolved, targets, held)
+                    continue
             if unresolved:
                 # written without some references: the next cycle must plan it again (not take the
                 # fast path on unchanged source bytes), so that a target written later joins it
                 read = dataclasses.replace(read, source_digest=None)
                 self.unresolved[(kind, read.source_id)] = (label, unresolved)
-                self.required[(kind, read.source_id)] = required_kinds(read.canonical, kind, unresolved)
+                self.required[(kind, read.source_id)] = (
+                    required if required is not None else required_kinds(read.canonical, kind, unresolved))
             elif self.unresolved:
                 self.unresolved.pop((kind, read.source_id), None)
                 self.required.pop((kind, read.source_id), None)
@@ -176,6 +194,37 @@ class Planner:
         if row is None or self.cx.full or (row.next_attempt_at or 0) <= time.time():
             return False
         return row.failed_source_digest is None or row.failed_source_digest == source_digest
+
+    async def _translated_in_chunks(
+        self, canonical: dict[str, Any],
+    ) -> tuple[dict[str, Any], list[str], dict[str, str]] | None:
+        """A big group's (desired form, unresolved source ids, the kinds they must name), its members
+        looked up and translated `_MEMBER_CHUNK` at a time, each chunk's source members let go as it is
+        translated (memory: a group of a million members is not held with every destination id beside
+        it, nor in both forms at once); its `members` are then `TAKEN`. None, with nothing taken, when a
+        member has no destination id yet (it waits whole, as any object does). A target gone between the
+        check and the translation (none should) is written without, like a reference of a released waiter."""
+        members = canonical["members"]
+        for start in range(0, len(members), _MEMBER_CHUNK):
+            chunk = members[start:start + _MEMBER_CHUNK]
+            if not all_resolve(chunk, *await self.targets(GROUP, [{"members": chunk}])):
+                return None
+        canonical["members"] = TAKEN
+        translated: list[dict[str, Any]] = []
+        unresolved: list[str] = []
+        required: dict[str, str] = {}
+        while members:
+            part = {"members": members[-_MEMBER_CHUNK:]}
+            del members[-_MEMBER_CHUNK:]
+            done, missing = translate(part, GROUP, *await self.targets(GROUP, [part]), consume=True)
+            translated += done.get("members", ())
+            if missing:
+                unresolved += missing
+                required |= required_kinds(part, GROUP, missing)
+        desired = {key: value for key, value in canonical.items() if key != "members"}
+        if translated:
+            desired["members"] = sort_members(translated)
+        return desired, unresolved, required
 
     async def targets(self, kind: str, canonicals: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, str]]:
         """(user, group) source id -> destination id, for the references these objects make."""

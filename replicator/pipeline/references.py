@@ -96,6 +96,19 @@ def _user_filter(canonical: dict[str, Any]) -> str | None:
     return text if isinstance(text, str) and user_filters.named_ids(text, user_filters.GROUP) else None
 
 
+def translatable_in_chunks(canonical: dict[str, Any], kind: str, chunk: int) -> bool:
+    """Whether a form's references may be looked up and translated `chunk` members at a time (each
+    chunk a form of only those members, given to `translate`): a group of more members than `chunk`,
+    whose members are all that it refers to (no userFilter)."""
+    members = canonical.get("members") if kind == GROUP else None
+    return type(members) is list and len(members) > chunk and _user_filter(canonical) is None
+
+
+def all_resolve(members: list[dict[str, Any]], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> bool:
+    """Whether every one of these members has a destination id among these targets."""
+    return all(_lookup(member, user_ids, group_ids) is not None for member in members)
+
+
 def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], list[str]]:
     """(user source ids, group source ids) that `translate` may look up for this object."""
     users: list[str] = []

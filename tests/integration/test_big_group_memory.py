@@ -172,3 +172,21 @@ async def test_a_changed_objects_bytes_leave_the_page_once_decoded(tmp_path: Pat
     await copy_a_group_of_five(tmp_path)
     assert held_at_canonicalise == [0], held_at_canonicalise
     assert references_at_canonicalise == [2], references_at_canonicalise  # no other holder of the bytes
+
+
+async def test_a_big_group_is_looked_up_and_translated_a_chunk_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group of more members than the planner's chunk is translated a chunk at a time (never its whole
+    member list at once, each chunk's source members let go), and the destination holds it whole."""
+    translated: list[int] = []
+    original = planner.translate
+
+    def translate(canonical: dict[str, Any], kind: str, *targets: Any, **options: Any) -> Any:
+        if kind == GROUP:
+            translated.append(len(canonical["members"]))
+        return original(canonical, kind, *targets, **options)
+
+    monkeypatch.setattr(planner, "_MEMBER_CHUNK", 2)
+    monkeypatch.setattr(planner, "translate", translate)
+    await copy_a_group_of_five(tmp_path)
+    assert sorted(translated) == [1, 2, 2], translated
