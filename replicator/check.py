@@ -78,7 +78,7 @@ async def _check_side(config: Config, side: str, out: TextIO) -> bool:
     return True
 
 
-def _how_many(body: bytes) -> str:
+def _how_many(body: bytes | bytearray) -> str:
     try:
         page = decode_list(body)
     except msgspec.DecodeError:

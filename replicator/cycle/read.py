@@ -18,7 +18,15 @@ from replicator.cycle.sinks import dispatch
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.errors import AuthError, NotFoundError, ScimError
 from replicator.pipeline import mapping
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, decode_for_canonical, decode_whole, match_value
+from replicator.pipeline.canonical import (
+    GROUP,
+    USER,
+    RawJson,
+    canonicalise,
+    decode_for_canonical,
+    decode_whole,
+    match_value,
+)
 from replicator.pipeline.outcome import Outcome
 from replicator.pipeline.plan import ADOPT_REASON, CREATE, CREATE_REST_REASON, PATCH, Step, label_of
 from replicator.pipeline.references import translate
@@ -156,7 +164,7 @@ class SourceReader:
         return created
 
     async def _plan_page(
-        self, kind: str, page: list[tuple[str, bytes]], held: list[Waiting]
+        self, kind: str, page: list[tuple[str, RawJson]], held: list[Waiting]
     ) -> list[Step]:
         cx = self.cx
         # what the zero-change check needs is read (in SQLite's thread) while this thread hashes the page
@@ -190,7 +198,8 @@ class SourceReader:
             if resource is None:
                 resource = self._decode(kind, raw)
             page[index] = (source_id, b"")  # memory: a large group's bytes are not held beside its decoded and
-            raw = b""                        # canonical forms (the page's list is the reader's own)
+            raw = b""                        # canonical forms (the page's list is the reader's own; the payload
+                                             # goes with the last of its resources)
             if kind == GROUP and "members" not in resource:
                 resource = await self._group_with_members(resource)
             canonical, dropped = cx.destination.storable(kind, mapping.apply(canonicalise(resource, kind), cx.rules[kind]))
@@ -231,14 +240,14 @@ class SourceReader:
             return group
         return whole if whole.get("id") == group["id"] else group
 
-    def _decode(self, kind: str, raw: bytes) -> dict[str, Any]:
+    def _decode(self, kind: str, raw: RawJson) -> dict[str, Any]:
         """A source object's JSON, decoded for its canonical form (`decode_for_canonical`); whole when a
         group filter may read what the canonical form leaves out of a member (its display, its $ref)."""
         if kind == GROUP and self.cx.scope.group_filter:
             return decode_whole(raw)
         return decode_for_canonical(raw, kind)
 
-    def _source_digest(self, kind: str, raw: bytes) -> str:
+    def _source_digest(self, kind: str, raw: RawJson) -> str:
         """Digest of the source object exactly as read, salted with the mapping rules in force."""
         digest_ = hashlib.blake2b(raw, digest_size=16, key=self.cx.rules_key[kind])
         return digest_.hexdigest()

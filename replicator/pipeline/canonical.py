@@ -130,7 +130,10 @@ _value_decoder = msgspec.json.Decoder()
 decode_whole = _whole_decoder.decode  # a resource's JSON object, every attribute as sent
 
 
-def decode_for_canonical(raw: bytes, kind: str) -> dict[str, Any]:
+RawJson = bytes | msgspec.Raw  # a resource's JSON as read: bytes, or a view into the payload of its page
+
+
+def decode_for_canonical(raw: RawJson, kind: str) -> dict[str, Any]:
     """A resource's JSON object, decoded for `canonicalise`, which gives the same canonical form as from
     the whole decoding: a group's `members` are decoded to their canonical form at once (memory: a group
     of a million members is not held as dicts of every attribute, display and $ref strings included,

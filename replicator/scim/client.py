@@ -145,7 +145,8 @@ class ScimClient:
         max_page_bytes: int | None = None,
     ) -> AsyncGenerator[list[Any], None]:
         """Yield pages of resources (duplicates removed), filling `report` as it goes; with `with_raw`,
-        pages of (id, JSON bytes as sent) pairs, left for the caller to decode when it needs to.
+        pages of (id, JSON as sent) pairs, the JSON bytes-like (`msgspec.Raw`: a view into the page's
+        payload), left for the caller to decode when it needs to.
 
         `max_page_bytes`: ask for pages of about this size at most (for resources as large as a group
         of every user): the first page asks for one resource, each next one for as many as the last

@@ -58,7 +58,7 @@ class Answer:
 
     path: str
     status: int | None
-    body: bytes = b""
+    body: bytes | bytearray = b""
     failure: str = ""
 
     @property
@@ -79,7 +79,7 @@ class Finding:
         return self.problem is Problem.OK
 
 
-def not_scim_reason(body: bytes, urn: str) -> str | None:
+def not_scim_reason(body: bytes | bytearray, urn: str) -> str | None:
     """None when `body` is SCIM JSON of the schema `urn` (ServiceProviderConfig or ListResponse), else
     what it is instead, in a few words ("an HTML page", "JSON without SCIM schemas")."""
     stripped = body.lstrip()

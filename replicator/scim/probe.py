@@ -30,7 +30,7 @@ from replicator.scim.status import RefusedCredentials, tls_error, tls_failure_of
 if TYPE_CHECKING:
     from yarl import URL
 
-    from replicator.scim.transport import HttpTransport
+    from replicator.scim.transport import Body, HttpTransport
 
 
 def side_of(transport: HttpTransport, credentials: str) -> Side:
@@ -64,7 +64,7 @@ async def ask(transport: HttpTransport, url: URL, params: dict[str, str] | None 
     return Answer(path, reply.status, reply.body)
 
 
-async def probe_base(transport: HttpTransport, credentials: str) -> tuple[Finding, bytes | None]:
+async def probe_base(transport: HttpTransport, credentials: str) -> tuple[Finding, Body | None]:
     """The verdict on the side's base URL, and the ServiceProviderConfig body when there is one
     (None: the server has none, or failed: the defaults apply). Raises when the verdict says what is
     wrong; a failing server (5xx, 429 after the retries) says nothing of the URL: the cycle goes on as
@@ -78,7 +78,7 @@ async def probe_base(transport: HttpTransport, credentials: str) -> tuple[Findin
     return finding, (config.body if finding.ok and not finding.no_config else None)
 
 
-async def probe_endpoint(transport: HttpTransport, credentials: str, kind: str, endpoint: str) -> tuple[Finding, bytes]:
+async def probe_endpoint(transport: HttpTransport, credentials: str, kind: str, endpoint: str) -> tuple[Finding, Body]:
     """The verdict on one resource endpoint, read with count=1, and the answer's body."""
     answer = await ask(transport, transport.base_url / endpoint, {"count": "1"})
     return judge_endpoint(side_of(transport, credentials), kind, answer), answer.body

@@ -142,7 +142,7 @@ def connect_failure_words(exc: aiohttp.ClientConnectorError) -> str:
     return type(exc).__name__
 
 
-def error_from_response(method: str, url: URL, status: int, body: bytes, retry_after: str | None,
+def error_from_response(method: str, url: URL, status: int, body: bytes | bytearray, retry_after: str | None,
                         secrets: list[str]) -> ScimStatusError:
     """The typed error for a non-2xx answer: its class by status, the server's words redacted of `secrets`."""
     words_sent = decode_error(body)

@@ -46,11 +46,14 @@ stamina.instrumentation.set_on_retry_hooks([])
 log = logging.getLogger("replicator.scim")
 
 
+Body = bytes | bytearray  # a response's body (a bytearray when it came in more than one chunk: `_body`)
+
+
 class Reply(NamedTuple):
     """A 2xx answer: status, body, and the Location header (where a create put the object)."""
 
     status: int
-    body: bytes
+    body: Body
     location: str | None
 
 
@@ -252,7 +255,7 @@ class HttpTransport:
                 CIMultiDictProxy(CIMultiDict({"Content-Type": self._content_type, **auth})))
 
     async def _exchange(self, method: str, url: URL, params: dict[str, str] | None, data: bytes | None,
-                        headers: CIMultiDictProxy[str], keep_body: bool = True) -> tuple[int, bytes, str | None, str | None]:
+                        headers: CIMultiDictProxy[str], keep_body: bool = True) -> tuple[int, Body, str | None, str | None]:
         """One request, following redirects that stay within the configured origin (`redirect_target`
         decides; aiohttp's own following would leave it, and turn a POST into a GET); each request is
         counted. Returns status, body (b"" for a 2xx answer when not `keep_body`: read to its end, so
@@ -262,7 +265,7 @@ class HttpTransport:
             async with self._session.request(method, url, params=params, data=data, headers=headers,
                                              allow_redirects=False) as response:
                 if keep_body or not 200 <= response.status < 300:
-                    payload = await response.read()
+                    payload = await _body(response.content)
                 else:
                     while await response.content.readany():
                         pass
@@ -293,3 +296,16 @@ class HttpTransport:
             self._bucket = TokenBucket(rate, burst=1.0)
         self._bucket.rate = rate
         self.stats["learned_rate"] = round(rate, 1)  # type: ignore[assignment]  # the one float this Counter holds
+
+
+async def _body(content: aiohttp.StreamReader) -> Body:
+    """A response's whole body. Memory: a body of more than one chunk is read into one growing buffer,
+    not kept as chunks and joined (which holds it twice at once: a page holding a group of a million
+    members is tens of megabytes); it is then a bytearray, which everything reading a body accepts."""
+    first = await content.readany()
+    if content.at_eof():
+        return first
+    body = bytearray(first)
+    async for chunk in content.iter_any():
+        body += chunk
+    return body

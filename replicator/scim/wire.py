@@ -61,7 +61,7 @@ class ListResponse(msgspec.Struct):
         return self.totalResults if isinstance(self.totalResults, int) else None
 
 
-def decode_list(payload: bytes) -> ListResponse:
+def decode_list(payload: bytes | bytearray) -> ListResponse:
     """A ListResponse, tolerating other spellings of its attribute names (they are case-insensitive,
     and some servers write `resources`) and totalResults sent as a string."""
     page = _list_decoder.decode(payload)
@@ -105,7 +105,7 @@ any_decoder = msgspec.json.Decoder()
 _error_decoder = msgspec.json.Decoder(ErrorBody)
 
 
-def decode_error(body: bytes) -> ErrorBody:
+def decode_error(body: bytes | bytearray) -> ErrorBody:
     """The scimType and detail of an error answer; neither when the body is empty, not JSON, or not an
     object. A Platform API error gives its code as the scimType, its message (and first detail) as the detail."""
     try:
@@ -118,7 +118,7 @@ def decode_error(body: bytes) -> ErrorBody:
     return words
 
 
-def decode_json(payload: bytes, where: str) -> Any:
+def decode_json(payload: bytes | bytearray, where: str) -> Any:
     """Any JSON answer; ProtocolError when it is not JSON (`where`: "GET /v2/Users: source")."""
     try:
         return any_decoder.decode(payload)
@@ -126,7 +126,7 @@ def decode_json(payload: bytes, where: str) -> Any:
         raise ProtocolError(f"{where} answered with invalid JSON") from exc
 
 
-def expect_resource(payload: bytes, where: str) -> dict[str, Any]:
+def expect_resource(payload: bytes | bytearray, where: str) -> dict[str, Any]:
     """A resource answer with its id (a numbered id as a string); ProtocolError when it has none."""
     resource = decode_json(payload, where)
     if isinstance(resource, dict) and isinstance(resource.get("id"), int) and not isinstance(resource["id"], bool):

@@ -84,13 +84,14 @@ async def test_iter_pages_reads_every_object_once_across_pages(directory: Direct
 
 
 async def test_iter_pages_with_raw_yields_ids_and_json_bytes(directory: Directory, unique: str) -> None:
-    """with_raw=True yields (id, JSON bytes) pairs, the bytes decoding to the object of that id."""
+    """with_raw=True yields (id, JSON) pairs, the JSON bytes-like (bytes, or `msgspec.Raw` views into the
+    page read) and decoding to the object of that id."""
     created = {(await directory.create(USER, user(f"{unique}.{n}")))["id"] for n in range(4)}
     pairs, report = await read_users(directory, page_size=2, with_raw=True)
     assert report.complete, report.problems
     decoded = {}
     for resource_id, raw in pairs:
-        assert isinstance(resource_id, str) and isinstance(raw, bytes)
+        assert isinstance(resource_id, str) and isinstance(raw, bytes | msgspec.Raw)
         decoded[resource_id] = msgspec.json.decode(raw)
     assert created <= set(decoded)
     assert all(resource["id"] == resource_id for resource_id, resource in decoded.items())

@@ -6,10 +6,13 @@ over to its translated form."""
 from __future__ import annotations
 
 import sys
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from aiohttp import web
 
 import replicator.cycle.planner as planner
 import replicator.cycle.read as read
@@ -18,8 +21,11 @@ from replicator.app import replicate
 from replicator.cycle import INCREMENTAL
 from replicator.pipeline.canonical import GROUP
 from replicator.pipeline.references import TAKEN
+from replicator.scim.client import ScimClient
+from replicator.scim.paging import ReadReport
 from replicator.scim.transport import HttpTransport
 from replicator.testing import MemoryScimServer
+from replicator.testing.protocol import GROUP_SCHEMA, LIST_RESPONSE_SCHEMA
 from replicator.testing.sample_data import sample_group
 from tests.conftest import DESTINATION_TOKEN, SOURCE_TOKEN
 from tests.harness import make_config
@@ -190,3 +196,36 @@ async def test_a_big_group_is_looked_up_and_translated_a_chunk_at_a_time(
     monkeypatch.setattr(planner, "translate", translate)
     await copy_a_group_of_five(tmp_path)
     assert sorted(translated) == [1, 2, 2], translated
+
+
+async def test_a_page_of_one_big_group_is_held_once_while_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page holding a group of everyone (tens of megabytes at a million members) is read into one buffer,
+    not as chunks joined, and its resource is handed on as a view into that buffer, not a copy: reading it
+    takes well under twice its size at any moment, and what it yields is the group as sent."""
+    members = [{"value": f"{i:08d}-5d1c-4f5e-9a0b-c0ffee", "type": "User", "display": f"user {i}"} for i in range(60_000)]
+    group = {"schemas": [GROUP_SCHEMA], "id": "g1", "displayName": "Everyone", "members": members}
+    body = msgspec.json.encode({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 1, "startIndex": 1, "itemsPerPage": 1,
+                                "Resources": [group]})
+    assert len(body) > 4_000_000
+
+    async def groups(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/scim+json")
+
+    app = web.Application()
+    app.router.add_get("/Groups", groups)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with ScimClient(f"http://127.0.0.1:{runner.addresses[0][1]}") as scim:
+            tracemalloc.start()
+            try:
+                pages = [page async for page in scim.iter_pages(GROUP, ReadReport(GROUP), with_raw=True)]
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+    finally:
+        await runner.cleanup()
+    [[(group_id, raw)]] = pages
+    assert group_id == "g1" and msgspec.json.decode(raw) == group
+    assert peak < 1.5 * len(body), (peak, len(body))

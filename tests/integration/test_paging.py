@@ -111,7 +111,7 @@ async def test_byte_sized_pages_stay_aligned_for_a_server_that_pages_by_page_num
             server.add_group({"schemas": [GROUP_SCHEMA], "displayName": f"group{index:02d}", "members": members})
         async with ScimClient(url) as client:
             report = ReadReport("Group")
-            names = [json.loads(raw)["displayName"]
+            names = [json.loads(bytes(raw))["displayName"]
                      async for page in client.iter_pages("Group", report, page_size=50, cursor=False,
                                                          with_raw=True, max_page_bytes=100_000)
                      for _, raw in page]
