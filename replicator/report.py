@@ -11,6 +11,7 @@ import itertools
 import json
 import textwrap
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,7 +59,7 @@ def _name(dest_id: str, names: dict[str, str], show_ids: bool) -> str:
 def _named_members(members: list[Any], names: dict[str, str], show_ids: bool) -> str:
     if len(members) > MEMBERS_LISTED:
         return f"({len(members)} members)"
-    return ", ".join(_name(str(m.get("value")), names, show_ids) if isinstance(m, dict) else str(m) for m in members)
+    return ", ".join(_name(str(m.get("value")), names, show_ids) if isinstance(m, Mapping) else str(m) for m in members)
 
 
 def _named_manager(extension: Any, names: dict[str, str], show_ids: bool) -> Any:
@@ -147,7 +148,7 @@ def shown_body(step: Step, names: dict[str, str]) -> dict[str, Any] | None:
             body[attribute] = "(not shown)"
         elif attribute == "members" and isinstance(value, list):
             body[attribute] = {"count": len(value)} if len(value) > MEMBERS_LISTED else [
-                {**m, "name": names.get(str(m.get("value")))} if isinstance(m, dict) else m for m in value]
+                {**m, "name": names.get(str(m.get("value")))} if isinstance(m, Mapping) else m for m in value]
         elif isinstance(value, dict) and isinstance(value.get("manager"), dict):
             manager = value["manager"]
             body[attribute] = {**value, "manager": {**manager, "name": names.get(str(manager.get("value")))}}

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from replicator.cycle.context import CycleContext
@@ -165,7 +165,7 @@ class DryRunSink:
 
 def referenced_ids(step: Step) -> list[str]:
     """The destination ids a step names as members or manager, in its body and its operations."""
-    ids = [member["value"] for member in (step.desired or {}).get("members", []) if isinstance(member, dict)
+    ids = [member["value"] for member in (step.desired or {}).get("members", []) if isinstance(member, Mapping)
            and step.action == CREATE]
     manager = (step.desired or {}).get(ENTERPRISE_USER, {}).get("manager") if step.action == CREATE else None
     if isinstance(manager, dict) and isinstance(manager.get("value"), str):
@@ -175,7 +175,7 @@ def referenced_ids(step: Step) -> list[str]:
         if path.startswith("members[value eq "):
             ids.append(_unquoted(path[len("members[value eq "):-1]))
         elif path == "members" and isinstance(value, list):
-            ids += [member["value"] for member in value if isinstance(member, dict) and "value" in member]
+            ids += [member["value"] for member in value if isinstance(member, Mapping) and "value" in member]
         elif path.endswith("manager") and isinstance(value, dict) and isinstance(value.get("value"), str):
             ids.append(value["value"])
     return [ref for ref in ids if isinstance(ref, str)]

@@ -189,7 +189,7 @@ class PingOneWriter:
         `members[value eq "x"]`; False when it is not one of those (it is applied to the object)."""
         kind, path = str(op.get("op", "")).lower(), str(op.get("path", ""))
         value = op.get("value")
-        values: list[dict[str, Any]] = [m for m in value if isinstance(m, dict)] if isinstance(value, list) else []
+        values: list[Any] = [m for m in value if isinstance(m, Mapping)] if isinstance(value, list) else []
         if path == "members" and kind == "add":
             for member in values:
                 await self.add_member(group_id, member)

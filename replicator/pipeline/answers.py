@@ -9,6 +9,7 @@ the server holds already.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,7 @@ def answered_member_values(answer: dict[str, Any] | None) -> set[str] | None:
     members = answer.get("members") if answer is not None else None
     if not isinstance(members, list):
         return None
-    return {str(member.get("value")) for member in members if isinstance(member, dict)}
+    return {str(member.get("value")) for member in members if isinstance(member, Mapping)}
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,14 @@ import hashlib
 import operator
 import re
 import sys
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from replicator import deterministic_json
+from replicator.pipeline.member import COMPACT_FROM, Member
 from replicator.scim.attributes import key_folded
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
@@ -74,11 +76,14 @@ def canonicalise(resource: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
-def _canonical_members(value: Any) -> list[dict[str, Any]]:
+def _canonical_members(value: Any) -> list[Any]:
     if not isinstance(value, list):
         return []
-    members = []
+    members: list[Any] = []
     for item in value:
+        if type(item) is Member:
+            members.append(item)  # (as `decode_for_canonical` made it, or a canonical form's own)
+            continue
         if not isinstance(item, dict):
             continue
         # memory: a member `decode_for_canonical` made is the canonical one already, and is kept as it is
@@ -88,25 +93,25 @@ def _canonical_members(value: Any) -> list[dict[str, Any]]:
     if len({member.get("type") for member in members}) > 1:
         # one member per value, the first (a value typed both User and Group is one member); of one type,
         # the members of a value are all the same, and `sort_members` keeps one (memory: no dict of them)
-        by_value: dict[str, dict[str, Any]] = {}
+        by_value: dict[str, Any] = {}
         for member in members:
             by_value.setdefault(member["value"], member)
         members = list(by_value.values())
     return sort_members(members)
 
 
-def canonical_member(value: Any, kind: Any) -> dict[str, Any] | None:
+def canonical_member(value: Any, kind: Any, *, compact: bool = False) -> Any:
     """What the canonical form keeps of a group member with this `value` and `type` (a numbered id as
-    a string, the type only when it is a non-empty string); None when its value is empty or no id."""
+    a string, the type only when it is a non-empty string), as a dict (a `Member` when `compact`); None
+    when its value is empty or no id."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # numbered ids
     if not isinstance(value, str) or not value:
         return None
-    member = {"value": value}
-    if isinstance(kind, str) and kind:
-        # memory: one "User" for all the members, not one each
-        member["type"] = sys.intern(kind) if type(kind) is str else kind
-    return member
+    if not (isinstance(kind, str) and kind):
+        return Member(value=value) if compact else {"value": value}
+    kind = sys.intern(kind) if type(kind) is str else kind  # memory: one "User" for all the members, not one each
+    return Member(type=kind, value=value) if compact else {"value": value, "type": kind}
 
 
 def _is_canonical_member(item: dict[str, Any]) -> bool:
@@ -123,8 +128,17 @@ class _Member(msgspec.Struct, gc=False):
     type: Any = None
 
 
+class _TypedMember(msgspec.Struct, gc=False):
+    """`_Member` of the usual types, each member's `type` the one string object (memory: not a "User"
+    string of each of a million members while they are decoded)."""
+
+    value: Any = None
+    type: Literal["User", "Group"] | None = None
+
+
 _fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_members_decoder = msgspec.json.Decoder(list[_Member])
+# the members as `_TypedMember`s, or when one has another type, as `_Member`s
+_members_decoders = (msgspec.json.Decoder(list[_TypedMember]), msgspec.json.Decoder(list[_Member]))
 _whole_decoder = msgspec.json.Decoder(dict)
 _value_decoder = msgspec.json.Decoder()
 decode_whole = _whole_decoder.decode  # a resource's JSON object, every attribute as sent
@@ -146,34 +160,48 @@ def decode_for_canonical(raw: RawJson, kind: str) -> dict[str, Any]:
         if key != "members":
             out[key] = _value_decoder.decode(value)
             continue
-        try:
-            members: list[Any] = _members_decoder.decode(value)
-        except msgspec.ValidationError:
+        members = _decoded_members(value)
+        if members is None:  # (not all objects)
             out[key] = _value_decoder.decode(value)
             continue
+        compact = len(members) > COMPACT_FROM  # (memory: a big group's members as `Member`s)
         for index, member in enumerate(members):  # (in place: each member read is let go as it is made)
-            members[index] = canonical_member(member.value, member.type)
+            members[index] = canonical_member(member.value, member.type, compact=compact)
         out[key] = members
     return out
 
 
-def sort_members(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _decoded_members(raw: msgspec.Raw) -> list[Any] | None:
+    """A group's `members` decoded as `_TypedMember`s (else `_Member`s); None when not all are objects."""
+    for decoder in _members_decoders:
+        try:
+            return decoder.decode(raw)
+        except msgspec.ValidationError:
+            continue
+    return None
+
+
+def sort_members(members: list[Any]) -> list[Any]:
     """`sort_values` for a group's members, in the same order, without an encoding of every member held
     beside them (a group can hold a million): members of `value` and `type` strings that JSON spells as
     they are are sorted by type, then value (the order of their encodings); any other list as
     `sort_values` sorts it."""
-    buckets: dict[str | None, list[dict[str, Any]]] = {}
+    buckets: dict[str | None, list[Any]] = {}
+    value: Any
     for member in members:
-        if type(member) is not dict:
+        if type(member) is Member:
+            value, kind = member.value, member.type
+        elif type(member) is dict and len(member) == (1 if (kind := member.get("type")) is None else 2):
+            value = member.get("value")
+        else:
             return sort_values(members)
-        value, kind = member.get("value"), member.get("type")
-        if (len(member) != (1 if kind is None else 2) or type(value) is not str or _NOT_PLAIN.search(value)
+        if (type(value) is not str or _NOT_PLAIN.search(value)
                 or (kind is not None and (type(kind) is not str or _NOT_PLAIN.search(kind)))):
             return sort_values(members)
         buckets.setdefault(kind, []).append(member)
     # `{"type":...` sorts before `{"value":...`: the typed members first, by type
     kinds = sorted(kind for kind in buckets if kind is not None) + ([None] if None in buckets else [])
-    out: list[dict[str, Any]] = []
+    out: list[Any] = []
     for kind in kinds:
         previous = None
         for member in sorted(buckets.pop(kind), key=_member_value):
@@ -347,7 +375,7 @@ def project(live: dict[str, Any], *templates: dict[str, Any]) -> dict[str, Any]:
             if projected:
                 out[key] = projected
         elif isinstance(value, list) and all(isinstance(s, list) for s in subs):
-            item_keys = {k.lower(): k for s in subs for item in s if isinstance(item, dict) for k in item}
+            item_keys = {k.lower(): k for s in subs for item in s if isinstance(item, Mapping) for k in item}
             items = [
                 {item_keys[k.lower()]: v for k, v in item.items() if k.lower() in item_keys}
                 if isinstance(item, dict) else item

@@ -24,7 +24,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -212,7 +212,7 @@ def _each_value(values: list[Any], reshape: Callable[[Any], Any]) -> list[Any] |
     `value` sub-attribute they had, are dropped, and so are exact duplicates (None when none is left)."""
     out = []
     for item in values:
-        had_value = isinstance(item, dict) and key_ci(item, "value") is not None  # before: reshape may edit item
+        had_value = isinstance(item, Mapping) and key_ci(item, "value") is not None  # before: reshape may edit item
         shaped = _prune(reshape(item))
         if shaped is None or shaped == {} or (had_value and key_ci(shaped, "value") is None):
             continue

@@ -21,7 +21,7 @@ member ids that replace them (or without them).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,13 +140,13 @@ def changed_members(operations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return added_members(operations) + removed
 
 
-def added_members(operations: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def added_members(operations: Iterable[dict[str, Any]]) -> list[Any]:
     """The members a group's PATCH operations add (or set)."""
-    found: list[dict[str, Any]] = []
+    found: list[Any] = []
     for operation in operations:
         value = operation.get("value")
         if str(operation.get("path", "")).lower() == "members" and isinstance(value, list):
-            found.extend(member for member in value if isinstance(member, dict) and "value" in member)
+            found.extend(member for member in value if isinstance(member, Mapping) and "value" in member)
     return found
 
 
@@ -171,7 +171,7 @@ def with_members_renamed(form: dict[str, Any], operations: list[dict[str, Any]],
 def _renamed_members(members: list[Any], renamed: dict[str, str | None]) -> list[Any]:
     out = []
     for member in members:
-        value = member.get("value") if isinstance(member, dict) else None
+        value = member.get("value") if isinstance(member, Mapping) else None
         if value not in renamed:
             out.append(member)
         elif renamed[value] is not None:

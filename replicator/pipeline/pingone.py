@@ -66,8 +66,8 @@ def _ci(form: Mapping[str, Any]) -> dict[str, Any]:
     return {key.lower(): value for key, value in form.items() if isinstance(key, str)}
 
 
-def _entries(value: Any) -> list[dict[str, Any]]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+def _entries(value: Any) -> list[Any]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def _chosen(entries: list[dict[str, Any]]) -> dict[str, Any] | None:

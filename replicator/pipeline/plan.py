@@ -9,6 +9,7 @@ exported from here too).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -287,7 +288,7 @@ def _without_leaving(desired: dict[str, Any], leaving: frozenset[str]) -> dict[s
     members = desired.get("members")
     if not leaving or not members:
         return None
-    kept = [m for m in members if not (isinstance(m, dict) and m.get("type") != GROUP and m.get("value") in leaving)]
+    kept = [m for m in members if not (isinstance(m, Mapping) and m.get("type") != GROUP and m.get("value") in leaving)]
     if len(kept) == len(members):
         return None
     return {**desired, "members": kept} if kept else {k: v for k, v in desired.items() if k != "members"}

@@ -16,6 +16,7 @@ import msgspec
 
 from replicator.pipeline import user_filters
 from replicator.pipeline.canonical import GROUP, USER, sort_members
+from replicator.pipeline.member import with_value
 from replicator.pipeline.pingone import GROUP_EXTENSION
 from replicator.scim.urns import ENTERPRISE_USER
 
@@ -41,12 +42,12 @@ def translate(
         if consume and None not in dests:
             canonical["members"] = TAKEN
             while source:
-                members.append({**source.pop(), "value": dests.pop()})
+                members.append(with_value(source.pop(), dests.pop()))
         for member, dest in zip(source, dests, strict=True):
             if dest is None:
                 unresolved.append(member["value"])
             else:
-                members.append({**member, "value": dest})
+                members.append(with_value(member, dest))
         if members:
             out["members"] = sort_members(members)
         else:

@@ -10,7 +10,7 @@ through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from replicator.config import SyncConfig
@@ -44,7 +44,7 @@ def names_gone(member: dict[str, Any], gone_users: set[str], gone_groups: set[st
 
 def member_values(canonical: dict[str, Any]) -> set[str]:
     """The values of a canonical group's members."""
-    return {m["value"] for m in canonical.get("members", []) if isinstance(m, dict)}
+    return {m["value"] for m in canonical.get("members", []) if isinstance(m, Mapping)}
 
 
 def hold_member_removals(
@@ -67,12 +67,12 @@ def hold_member_removals(
 def member_hold(
     desired: dict[str, Any], before: dict[str, Any], removable: set[str] | None, policy: SyncConfig,
     leaving: frozenset[str],
-) -> tuple[dict[str, Any], tuple[dict[str, Any], ...], int, str]:
+) -> tuple[dict[str, Any], tuple[Any, ...], int, str]:
     """`hold_member_removals` with the members held (entries of the form returned) and the number of
     the group's members they were judged against (a Step carries both: `member_hold_after_removals`)."""
     if policy.allow_member_removals:
         return desired, (), 0, ""
-    members = [m for m in before.get("members", ()) if isinstance(m, dict) and isinstance(m.get("value"), str)]
+    members = [m for m in before.get("members", ()) if isinstance(m, Mapping) and isinstance(m.get("value"), str)]
     wanted = member_values(desired)
     removed = [m for m in members if m["value"] not in wanted and m["value"] not in leaving
                and (removable is None or m["value"] in removable)]

@@ -4,12 +4,17 @@ sort gives `sort_values`' order and digest, and the members share their strings 
 from __future__ import annotations
 
 import hashlib
+import sys
 import tracemalloc
+from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import replicator.pipeline.canonical as canonical_module
 from replicator.deterministic_json import encoded_in_parts
 from replicator.pipeline.canonical import (
     CANON_VERSION,
@@ -17,12 +22,14 @@ from replicator.pipeline.canonical import (
     USER,
     canonicalise,
     comparable,
+    decode_for_canonical,
     digest,
     digest_in_parts,
     encode,
     sort_members,
     sort_values,
 )
+from replicator.pipeline.member import COMPACT_FROM, Member
 from replicator.pipeline.references import translate
 from replicator.state.records import COMPRESSED_FROM, COMPRESSED_MARK, decode_form, encode_form
 
@@ -142,3 +149,52 @@ def test_a_big_form_is_compressed_as_it_is_encoded() -> None:
         tracemalloc.stop()
     assert stored[:1] == COMPRESSED_MARK and decode_form(stored) == form
     assert peak < whole / 2, (peak, whole)
+
+
+def test_a_member_reads_compares_and_encodes_as_the_dict_it_stands_for() -> None:
+    """A `Member` is read as the mapping {type, value} (type left out when it has none), equals that dict
+    both ways, encodes to the same JSON, and costs a fraction of it."""
+    typed, untyped = Member(type=USER, value="u1"), Member(value="x")
+    as_dicts = [{"value": "u1", "type": USER}, {"value": "x"}]
+    assert [typed, untyped] == as_dicts and as_dicts == [typed, untyped]
+    assert [dict(typed), {**untyped}] == as_dicts and isinstance(typed, Mapping)
+    assert (typed["value"], typed.get("type"), untyped.get("type"), "type" in untyped, len(untyped)) == ("u1", USER, None, False, 1)
+    assert typed != {"value": "u1"} and untyped != {"value": "x", "type": None} and typed != Member(type=GROUP, value="u1")
+    assert encode([typed, untyped]) == encode(as_dicts)
+    assert sys.getsizeof(typed) * 4 < sys.getsizeof(as_dicts[0])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=4)), _TYPES), max_size=30))
+def test_a_big_groups_members_are_decoded_compact_and_planned_as_dicts_would_be(
+        pairs: list[tuple[str, str | None]]) -> None:
+    """A group above COMPACT_FROM members is decoded with `Member`s: its canonical form, its digest, its
+    member sort and its translation are those of the same group decoded with dicts, and its translated
+    members are `Member`s too."""
+    raw = msgspec.json.encode({"id": "g", "displayName": "G", "members": [
+        {"value": v, "display": "d", **({"type": t} if t else {})} for v, t in pairs]})
+    with_dicts = canonicalise(decode_for_canonical(raw, GROUP), GROUP)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical_module, "COMPACT_FROM", 0)
+        compact = canonicalise(decode_for_canonical(raw, GROUP), GROUP)
+    assert all(type(m) is Member for m in compact.get("members", ()))
+    assert compact == with_dicts and encode(compact) == encode(with_dicts) and digest(compact) == digest(with_dicts)
+    ids = {v: "dest-" + v for v, _ in pairs}
+    translated, _ = translate(compact, GROUP, ids, ids)
+    assert translated == translate(with_dicts, GROUP, ids, ids)[0]
+    assert all(type(m) is Member for m in translated.get("members", ()))
+
+
+def test_a_big_groups_members_are_decoded_without_a_type_string_each() -> None:
+    """Decoding a big group of "User" members holds little more at its peak than the members it keeps:
+    each member is read with the one "User" string, not a string of its own made and let go."""
+    members = [{"value": f"{index:036d}", "type": USER, "display": "d"} for index in range(COMPACT_FROM + 1)]
+    raw = msgspec.json.encode({"id": "g", "displayName": "G", "members": members})
+    tracemalloc.start()
+    try:
+        decoded = decode_for_canonical(raw, GROUP)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert type(decoded["members"][0]) is Member and len({id(m.type) for m in decoded["members"]}) == 1
+    assert peak < kept * 1.15, (peak, kept)
