@@ -54,7 +54,7 @@ def compare_answered_members(sent: list[dict[str, Any]], answer: dict[str, Any] 
     matched: set[str] = set()
     unrecognised = 0
     for entry in members:
-        if not isinstance(entry, dict):
+        if not isinstance(entry, Mapping):
             continue
         value = _sent_value_named(entry, exact, folded)
         if value is None:
@@ -64,7 +64,7 @@ def compare_answered_members(sent: list[dict[str, Any]], answer: dict[str, Any] 
     return AnsweredMembers(unmatched=frozenset(exact - matched), unrecognised=unrecognised)
 
 
-def _sent_value_named(entry: dict[str, Any], exact: set[str], folded: dict[str, str]) -> str | None:
+def _sent_value_named(entry: Mapping[str, Any], exact: set[str], folded: dict[str, str]) -> str | None:
     value = entry.get("value")
     value = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
     if value is not None and value in exact:
@@ -95,7 +95,7 @@ def members_of_another_kind(sent: list[dict[str, Any]], answer: dict[str, Any] |
         return []
     held: dict[str, str] = {}
     for entry in members:
-        if isinstance(entry, dict) and isinstance(entry.get("value"), str | int):
+        if isinstance(entry, Mapping) and isinstance(entry.get("value"), str | int):
             kind = _kind_named(entry)
             if kind is not None:
                 held[str(entry["value"])] = kind
@@ -116,7 +116,7 @@ def kind_mismatch_reason(confused: list[tuple[str, str, str]], examples: int = 3
             "the user with the same id")
 
 
-def _kind_named(entry: dict[str, Any]) -> str | None:
+def _kind_named(entry: Mapping[str, Any]) -> str | None:
     kind = entry.get("type")
     if isinstance(kind, str) and kind:
         return kind

@@ -5,13 +5,15 @@ members pays a million times, in its source form and again in its translated for
 two-field struct of 32 bytes that reads as that mapping (`member["value"]`, `member.get("type")`,
 `{**member}`, `isinstance(member, Mapping)`), compares equal to it, and encodes to the same JSON (`type`
 left out when it has none). Only the members of a group above `COMPACT_FROM` are held so; code that
-reads members takes any Mapping.
+reads members takes any Mapping. `decode_form_json` decodes a stored form with such members (the state
+uses it for its big forms: this module imports nothing of replicator).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -78,3 +80,53 @@ def with_value(member: Any, value: Any) -> Any:
     if type(member) is Member:
         return Member(type=member.type, value=value)
     return {**member, "value": value}
+
+
+class _StoredMember(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A canonical member as stored, of the usual types: each one's `type` the one string object."""
+
+    value: str
+    type: Literal["User", "Group"] | None = None
+
+
+class _StoredAnyMember(msgspec.Struct, gc=False, forbid_unknown_fields=True):
+    """A canonical member as stored, of any type."""
+
+    value: str
+    type: str | None = None
+
+
+# a member of another key, or of a value or type not a string, is decoded as it is written (a dict)
+_stored_members_decoders = (msgspec.json.Decoder(list[_StoredMember]), msgspec.json.Decoder(list[_StoredAnyMember]))
+_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_value_decoder = msgspec.json.Decoder()
+
+
+def decode_form_json(json: bytes) -> Any:
+    """A stored canonical form's JSON, decoded as it is written, except the members of a group of more
+    than COMPACT_FROM of them, each `{"type", "value"}` strings or `{"value"}`: those as `Member`s."""
+    try:
+        fields = _fields_decoder.decode(json)
+    except msgspec.ValidationError:  # (not an object)
+        return _value_decoder.decode(json)
+    out: dict[str, Any] = {}
+    for key, raw in fields.items():
+        members = _stored_members(raw) if key == "members" else None
+        out[key] = _value_decoder.decode(raw) if members is None else members
+    return out
+
+
+def _stored_members(raw: msgspec.Raw) -> list[Any] | None:
+    """A big group's stored members as `Member`s; None for a small group or a member of another shape."""
+    for decoder in _stored_members_decoders:
+        try:
+            members: list[Any] = decoder.decode(raw)
+        except msgspec.ValidationError:
+            continue
+        if len(members) <= COMPACT_FROM:
+            return None
+        for index, member in enumerate(members):  # (in place: each one decoded is let go as it is made)
+            kind = member.type if member.type is None or type(member) is _StoredMember else sys.intern(member.type)
+            members[index] = Member(type=kind, value=member.value)
+        return members
+    return None

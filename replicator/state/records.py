@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from replicator.deterministic_json import encoded_in_parts
+from replicator.pipeline.member import decode_form_json
 
 
 class ResourceStatus(StrEnum):
@@ -124,7 +125,8 @@ _FORM_CHUNK = 1024  # entries of a form's long list (a group's members) encoded 
 
 
 def decode_form(canon: bytes) -> Any:
-    """The canonical form a `canon` column holds (`encode_form`'s, compressed or not)."""
+    """The canonical form a `canon` column holds (`encode_form`'s, compressed or not; a big form's
+    members held compactly, as `decode_for_canonical` holds a big group's)."""
     if canon[:1] == COMPRESSED_MARK:
-        return _decode_json(zlib.decompress(canon))
+        return decode_form_json(zlib.decompress(canon))
     return _decode_json(canon)

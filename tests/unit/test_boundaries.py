@@ -62,7 +62,7 @@ def test_aiohttp_stays_at_its_seams() -> None:
 
 # what replicator/state/ may use beyond itself: leaves that know JSON, not replication (they import
 # nothing of replicator)
-STATE_MAY_USE = {"replicator.deterministic_json"}
+STATE_MAY_USE = {"replicator.deterministic_json", "replicator.pipeline.member"}
 
 
 def test_state_never_imports_replicator() -> None:

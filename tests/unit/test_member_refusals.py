@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from replicator.pipeline.answers import compare_answered_members, members_left_out, members_of_another_kind
+from replicator.pipeline.member import Member
 from replicator.pipeline.member_refusals import (
     PROBE_AFTER,
     LearnedLimit,
@@ -150,6 +151,16 @@ def test_members_held_as_another_kind_are_told_by_type_or_ref() -> None:
     not_written = MembersNotWritten()
     not_written.add_held_as_another_kind(sent, answer)
     assert not_written.values == ["1"] and "ignores member type" in not_written.summary()
+
+
+def test_a_listed_form_of_compact_members_is_read_as_one_of_dicts() -> None:
+    """A big group's listed form, read back from the cycle's tables with `Member`s, tells the members
+    held as another kind and the ones left out as the same form of dicts does."""
+    sent = [{"value": "1", "type": "Group"}, {"value": "2", "type": "User"}, {"value": "4"}]
+    listed = {"members": [Member(type="User", value="1"), Member(type="User", value="2"), Member(value="3")]}
+    assert members_of_another_kind(sent, listed) == [("1", "Group", "User")]
+    answered = compare_answered_members(sent, listed)
+    assert answered.unmatched == {"4"} and answered.unrecognised == 1
 
 
 def test_a_learned_limit_is_due_for_a_probe_a_week_after_it_was_learned() -> None:
