@@ -45,14 +45,20 @@ def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
         return web.json_response({})
 
     async def mutate(request: web.Request) -> web.Response:
-        """Change the title of a fraction of the users (a change set for incremental benchmarks)."""
+        """Change the title of a fraction of the users (a change set for incremental benchmarks), and
+        with `drop_members` N, take the last N members out of every group (a changed big group)."""
         body = await request.json()
         rng = random.Random(body.get("seed", 1))
         ids = list(server.users)
         chosen = rng.sample(ids, int(len(ids) * float(body.get("fraction", 0.01))))
         for user_id in chosen:
             server.users[user_id]["title"] = f"Changed {rng.random():.6f}"
-        return web.json_response({"changed": len(chosen)})
+        dropped = 0
+        for group in server.groups.values() if int(body.get("drop_members", 0)) > 0 else ():
+            members = group.get("members") or []
+            dropped += min(len(members), int(body["drop_members"]))
+            del members[max(0, len(members) - int(body["drop_members"])):]
+        return web.json_response({"changed": len(chosen), "members_dropped": dropped})
 
     app.router.add_post("/_admin/mutate", mutate)
     app.router.add_post("/_admin/faults", set_faults)
