@@ -16,6 +16,23 @@ SOURCE_TOKEN = "source-test-token"
 DESTINATION_TOKEN = "destination-test-token"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--compact-members", action="store_true",
+                     help="hold every group's members as Member structs (COMPACT_FROM = 0), not only a group's "
+                          "past 8,192: code that reads members as dicts fails in any group test (.ci/run)")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def compact_members(request: pytest.FixtureRequest) -> Iterator[None]:
+    if not request.config.getoption("--compact-members"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        for module in ("replicator.pipeline.member", "replicator.pipeline.canonical"):
+            patch.setattr(f"{module}.COMPACT_FROM", 0)
+        yield
+
+
 @dataclass
 class Pair:
     """Two SCIM servers and clients for them (for seeding and checking, not for the replicator)."""

@@ -236,3 +236,11 @@ def test_a_big_stored_forms_members_cost_a_fraction_of_dicts() -> None:
             tracemalloc.stop()
         assert decoded == form
     assert type(decode_form(stored)["members"][0]) is Member and sizes[0] < sizes[1] / 2, sizes
+
+
+def test_the_compact_members_option_takes_effect(request: pytest.FixtureRequest) -> None:
+    """Under `--compact-members` (a .ci/run step) a group of two members holds them as `Member`s;
+    without it, as dicts."""
+    raw = msgspec.json.encode({"id": "g", "displayName": "G", "members": [{"value": "a"}, {"value": "b", "type": USER}]})
+    expected = Member if request.config.getoption("--compact-members") else dict
+    assert [type(m) for m in decode_for_canonical(raw, GROUP)["members"]] == [expected, expected]
