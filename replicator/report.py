@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from replicator.cycle import CycleResult
 from replicator.pipeline.approvals import approval_reach
 from replicator.pipeline.keeps import loss_words, member_limit_words
@@ -219,7 +221,8 @@ def report_json(result: CycleResult) -> dict[str, Any]:
         **result.summary(),
         "changes": [
             {"action": "adopt" if adopted else s.action, "kind": s.kind, "source_id": s.source_id, "label": s.label,
-             "destination_id": s.dest_id, "reason": s.reason, "operations": s.operations,
+             "destination_id": s.dest_id, "reason": s.reason,
+             "operations": msgspec.to_builtins(s.operations),  # (a big group's members are `Member`s)
              **({"body": shown_body(s, result.names)} if s.action == CREATE else {})}
             for s, adopted in planned_words(result)
         ],

@@ -32,6 +32,7 @@ import msgspec
 
 from replicator.errors import ConfigError
 from replicator.pipeline.canonical import CANON_VERSION, primary_first
+from replicator.pipeline.member import Member
 from replicator.scim.attributes import get_first_ci, key_ci, keys_ci
 
 # RFC 7643 4.1, 4.2 and 4.3: the multi-valued attributes of the core User and Group schemas (lower case)
@@ -195,7 +196,7 @@ def _keep(value: Any, tree: dict[str, Any]) -> Any:
     values."""
     if isinstance(value, list):
         return _each_value(value, lambda item: _keep(item, tree))
-    if not isinstance(value, dict):
+    if not isinstance(value, Mapping):  # (a dict, or a big group's `Member`)
         return None
     kept: dict[str, Any] = {}
     for name, subtree in tree.items():
@@ -272,7 +273,10 @@ def _delete(resource: dict[str, Any], keys: list[str]) -> None:
 
 
 def _without(value: Any, keys: list[str]) -> Any:
-    """`value` with what `keys` lead to removed (a value that is not an object has nothing to remove)."""
+    """`value` with what `keys` lead to removed (a value that is not an object has nothing to remove; a
+    big group's `Member` becomes the dict it stands for, which can lose a key)."""
+    if type(value) is Member:
+        value = dict(value)
     if isinstance(value, dict):
         _delete(value, keys)
     return value

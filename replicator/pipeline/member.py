@@ -69,6 +69,10 @@ class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
             return len(other) == len(self) and all(other.get(key) == self[key] for key in self.keys())
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     __hash__ = None  # type: ignore[assignment]  # (like the dict it stands for)
 
 

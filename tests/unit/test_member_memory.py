@@ -4,6 +4,8 @@ sort gives `sort_values`' order and digest, and the members share their strings 
 from __future__ import annotations
 
 import hashlib
+import json
+import operator
 import sys
 import tracemalloc
 import zlib
@@ -16,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import replicator.pipeline.canonical as canonical_module
+from replicator.cycle.result import CycleResult
 from replicator.deterministic_json import encoded_in_parts
+from replicator.pipeline import mapping
 from replicator.pipeline.canonical import (
     CANON_VERSION,
     GROUP,
@@ -31,7 +35,9 @@ from replicator.pipeline.canonical import (
     sort_values,
 )
 from replicator.pipeline.member import COMPACT_FROM, Member
+from replicator.pipeline.plan import PATCH, Step
 from replicator.pipeline.references import translate
+from replicator.report import report_json
 from replicator.state.records import COMPRESSED_FROM, COMPRESSED_MARK, decode_form, encode_form
 
 # values mixing plain ids with the characters that JSON escapes or that sort before a closing quote
@@ -161,6 +167,7 @@ def test_a_member_reads_compares_and_encodes_as_the_dict_it_stands_for() -> None
     assert [dict(typed), {**untyped}] == as_dicts and isinstance(typed, Mapping)
     assert (typed["value"], typed.get("type"), untyped.get("type"), "type" in untyped, len(untyped)) == ("u1", USER, None, False, 1)
     assert typed != {"value": "u1"} and untyped != {"value": "x", "type": None} and typed != Member(type=GROUP, value="u1")
+    assert [operator.ne(typed, as_dicts[0]), operator.ne(as_dicts[1], untyped), operator.ne(typed, Member(type=USER, value="u1"))] == [False] * 3
     assert encode([typed, untyped]) == encode(as_dicts)
     assert sys.getsizeof(typed) * 4 < sys.getsizeof(as_dicts[0])
 
@@ -244,3 +251,28 @@ def test_the_compact_members_option_takes_effect(request: pytest.FixtureRequest)
     raw = msgspec.json.encode({"id": "g", "displayName": "G", "members": [{"value": "a"}, {"value": "b", "type": USER}]})
     expected = Member if request.config.getoption("--compact-members") else dict
     assert [type(m) for m in decode_for_canonical(raw, GROUP)["members"]] == [expected, expected]
+
+
+@pytest.mark.parametrize("rules", [{"include": ["displayName", "members.value"]}, {"exclude": ["members.type"]},
+                                   {"include": ["displayName", "members"]}])
+def test_mapping_rules_on_members_apply_to_compact_members_as_to_dicts(rules: dict[str, list[str]]) -> None:
+    """Include and exclude rules naming a member's sub-attributes shape a big group's `Member`s as they
+    shape dicts (they kept none of them, or ignored the rule, when they read only dicts)."""
+    raw = msgspec.json.encode({"id": "g", "displayName": "G", "members": [
+        {"value": "u1", "type": USER}, {"value": "g2", "type": GROUP}, {"value": "x"}]})
+    with_dicts = mapping.apply(canonicalise(decode_for_canonical(raw, GROUP), GROUP), mapping.make_rules(**rules))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(canonical_module, "COMPACT_FROM", 0)
+        compact_form = canonicalise(decode_for_canonical(raw, GROUP), GROUP)
+    assert type(compact_form["members"][0]) is Member
+    shaped = mapping.apply(compact_form, mapping.make_rules(**rules))
+    assert shaped == with_dicts and encode(shaped) == encode(with_dicts) and len(shaped["members"]) == 3
+
+
+def test_a_dry_runs_json_report_holds_a_big_groups_member_changes() -> None:
+    """The JSON report (`--dry-run --output json`) of a PATCH adding `Member`s is plain JSON, the members
+    as the dicts they stand for."""
+    step = Step(PATCH, GROUP, "g", "G", {"displayName": "G"}, "changed", dest_id="d", operations=[
+        {"op": "add", "path": "members", "value": [Member(type=USER, value="u1"), Member(value="u2")]}])
+    report = json.loads(json.dumps(report_json(CycleResult(mode="full", dry_run=True, changes=[step]))))
+    assert report["changes"][0]["operations"][0]["value"] == [{"type": USER, "value": "u1"}, {"value": "u2"}]
