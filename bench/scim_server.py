@@ -53,11 +53,11 @@ def add_control_routes(app: web.Application, server: MemoryScimServer) -> None:
         chosen = rng.sample(ids, int(len(ids) * float(body.get("fraction", 0.01))))
         for user_id in chosen:
             server.users[user_id]["title"] = f"Changed {rng.random():.6f}"
-        dropped = 0
-        for group in server.groups.values() if int(body.get("drop_members", 0)) > 0 else ():
+        drop, dropped = int(body.get("drop_members", 0)), 0
+        for group in server.groups.values() if drop > 0 else ():
             members = group.get("members") or []
-            dropped += min(len(members), int(body["drop_members"]))
-            del members[max(0, len(members) - int(body["drop_members"])):]
+            dropped += min(len(members), drop)
+            del members[max(0, len(members) - drop):]
         return web.json_response({"changed": len(chosen), "members_dropped": dropped})
 
     app.router.add_post("/_admin/mutate", mutate)

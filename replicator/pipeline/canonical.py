@@ -27,7 +27,7 @@ from typing import Any, Literal
 import msgspec
 
 from replicator import deterministic_json
-from replicator.pipeline.member import COMPACT_FROM, Member
+from replicator.pipeline.member import COMPACT_FROM, Member, decode_fields, decode_value, first_decoded
 from replicator.scim.attributes import key_folded
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
@@ -136,11 +136,9 @@ class _TypedMember(msgspec.Struct, gc=False):
     type: Literal["User", "Group"] | None = None
 
 
-_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 # the members as `_TypedMember`s, or when one has another type, as `_Member`s
 _members_decoders = (msgspec.json.Decoder(list[_TypedMember]), msgspec.json.Decoder(list[_Member]))
 _whole_decoder = msgspec.json.Decoder(dict)
-_value_decoder = msgspec.json.Decoder()
 decode_whole = _whole_decoder.decode  # a resource's JSON object, every attribute as sent
 
 
@@ -154,31 +152,21 @@ def decode_for_canonical(raw: RawJson, kind: str) -> dict[str, Any]:
     beside its canonical form). Members that are not all objects are decoded whole."""
     if kind != GROUP:
         return decode_whole(raw)
-    fields = _fields_decoder.decode(raw)
+    fields = decode_fields(raw)
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if key != "members":
-            out[key] = _value_decoder.decode(value)
+            out[key] = decode_value(value)
             continue
-        members = _decoded_members(value)
+        members = first_decoded(_members_decoders, value)
         if members is None:  # (not all objects)
-            out[key] = _value_decoder.decode(value)
+            out[key] = decode_value(value)
             continue
         compact = len(members) > COMPACT_FROM  # (memory: a big group's members as `Member`s)
         for index, member in enumerate(members):  # (in place: each member read is let go as it is made)
             members[index] = canonical_member(member.value, member.type, compact=compact)
         out[key] = members
     return out
-
-
-def _decoded_members(raw: msgspec.Raw) -> list[Any] | None:
-    """A group's `members` decoded as `_TypedMember`s (else `_Member`s); None when not all are objects."""
-    for decoder in _members_decoders:
-        try:
-            return decoder.decode(raw)
-        except msgspec.ValidationError:
-            continue
-    return None
 
 
 def sort_members(members: list[Any]) -> list[Any]:

@@ -22,6 +22,7 @@ COMPACT_FROM = 8192
 
 _BOTH = ("type", "value")
 _VALUE_ONLY = ("value",)
+_MISSING = object()
 
 
 class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
@@ -34,11 +35,10 @@ class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
         return _VALUE_ONLY if self.type is None else _BOTH
 
     def __getitem__(self, key: str) -> str:
-        if key == "value":
-            return self.value
-        if key == "type" and self.type is not None:
-            return self.type
-        raise KeyError(key)
+        found = self.get(key, _MISSING)
+        if found is _MISSING:
+            raise KeyError(key)
+        return found  # type: ignore[no-any-return]
 
     def get(self, key: str, default: Any = None) -> Any:
         if key == "value":
@@ -102,35 +102,40 @@ class _StoredAnyMember(msgspec.Struct, gc=False, forbid_unknown_fields=True):
 
 # a member of another key, or of a value or type not a string, is decoded as it is written (a dict)
 _stored_members_decoders = (msgspec.json.Decoder(list[_StoredMember]), msgspec.json.Decoder(list[_StoredAnyMember]))
-_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_value_decoder = msgspec.json.Decoder()
+decode_fields = msgspec.json.Decoder(dict[str, msgspec.Raw]).decode  # an object's attributes, each its JSON
+decode_value = msgspec.json.Decoder().decode
+
+
+def first_decoded(decoders: tuple[msgspec.json.Decoder[Any], ...], raw: msgspec.Raw) -> Any:
+    """`raw` decoded by the first of `decoders` it is valid for; None when it is valid for none."""
+    for decoder in decoders:
+        try:
+            return decoder.decode(raw)
+        except msgspec.ValidationError:
+            continue
+    return None
 
 
 def decode_form_json(json: bytes) -> Any:
     """A stored canonical form's JSON, decoded as it is written, except the members of a group of more
     than COMPACT_FROM of them, each `{"type", "value"}` strings or `{"value"}`: those as `Member`s."""
     try:
-        fields = _fields_decoder.decode(json)
+        fields = decode_fields(json)
     except msgspec.ValidationError:  # (not an object)
-        return _value_decoder.decode(json)
+        return decode_value(json)
     out: dict[str, Any] = {}
     for key, raw in fields.items():
         members = _stored_members(raw) if key == "members" else None
-        out[key] = _value_decoder.decode(raw) if members is None else members
+        out[key] = decode_value(raw) if members is None else members
     return out
 
 
 def _stored_members(raw: msgspec.Raw) -> list[Any] | None:
     """A big group's stored members as `Member`s; None for a small group or a member of another shape."""
-    for decoder in _stored_members_decoders:
-        try:
-            members: list[Any] = decoder.decode(raw)
-        except msgspec.ValidationError:
-            continue
-        if len(members) <= COMPACT_FROM:
-            return None
-        for index, member in enumerate(members):  # (in place: each one decoded is let go as it is made)
-            kind = member.type if member.type is None or type(member) is _StoredMember else sys.intern(member.type)
-            members[index] = Member(type=kind, value=member.value)
-        return members
-    return None
+    members: list[Any] | None = first_decoded(_stored_members_decoders, raw)
+    if members is None or len(members) <= COMPACT_FROM:
+        return None
+    for index, member in enumerate(members):  # (in place: each one decoded is let go as it is made)
+        kind = member.type if member.type is None or type(member) is _StoredMember else sys.intern(member.type)
+        members[index] = Member(type=kind, value=member.value)
+    return members
