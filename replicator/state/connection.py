@@ -121,19 +121,29 @@ class Room:
             return
         shared = self._connection
         shared.uncommitted += self._buffered()
+        # only the statements that have rows: each is a round trip to SQLite's thread (a copy's flushes
+        # hold successes alone, and three empty statements were two round trips in three)
         digests, shared.pending_digests = shared.pending_digests, {}
-        await self._db.executemany(
-            "UPDATE resources SET source_digest = ? WHERE kind = ? AND source_id = ?",
-            [(digest, kind, source_id) for (kind, source_id), digest in digests.items()],
-        )
+        if digests:
+            await self._db.executemany(
+                "UPDATE resources SET source_digest = ? WHERE kind = ? AND source_id = ?",
+                [(digest, kind, source_id) for (kind, source_id), digest in digests.items()],
+            )
         removed, shared.pending_removed = shared.pending_removed, {}
-        await self._db.executemany(  # (state.removed: in the transaction of the rows it forgets)
-            """INSERT INTO removed_objects (kind, dest_id, removed_at) VALUES (?, ?, ?)
-               ON CONFLICT (kind, dest_id) DO UPDATE SET removed_at = excluded.removed_at""",
-            [(kind, dest_id, at) for (kind, dest_id), at in removed.items()],
-        )
+        if removed:
+            await self._db.executemany(  # (state.removed: in the transaction of the rows it forgets)
+                """INSERT INTO removed_objects (kind, dest_id, removed_at) VALUES (?, ?, ?)
+                   ON CONFLICT (kind, dest_id) DO UPDATE SET removed_at = excluded.removed_at""",
+                [(kind, dest_id, at) for (kind, dest_id), at in removed.items()],
+            )
         rows, shared.pending = list(shared.pending.values()), {}
         deletes, shared.pending_deletes = list(shared.pending_deletes), set()
+        if rows:
+            await self._upsert_rows(rows)
+        if deletes:
+            await self._db.executemany("DELETE FROM resources WHERE kind = ? AND source_id = ?", deletes)
+
+    async def _upsert_rows(self, rows: list[tuple[Any, ...]]) -> None:
         await self._db.executemany(  # (measured: many rows per statement cost more CPU here)
             """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin,
                                       match_key, error, attempts, next_attempt_at, created_at, updated_at,
@@ -147,9 +157,6 @@ class Room:
                    error = NULL, attempts = 0, next_attempt_at = NULL,
                    updated_at = excluded.updated_at""",
             rows,
-        )
-        await self._db.executemany(
-            "DELETE FROM resources WHERE kind = ? AND source_id = ?", deletes
         )
 
     # -- chunked queries ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -215,6 +216,34 @@ async def test_reads_see_buffered_rows_that_are_committed_by_the_batch(tmp_path:
         await store.record_success("User", "u4", dest_id="d4", digest="x", canonical={})
         await store.flush()
         assert committed(path) == 4
+
+
+async def test_a_flush_sends_only_the_statements_that_have_rows(tmp_path: Path) -> None:
+    """Each statement is a round trip to SQLite's thread: a flush of successes alone (a copy's) sends
+    the one upsert, not three empty statements beside it; deletes and source digests still go."""
+    path = tmp_path / "s.db"
+    async with open_state(path) as store:
+        sent: list[tuple[str, int]] = []
+        real_executemany = store._db.executemany
+
+        async def counted(sql: str, rows: Any) -> Any:
+            rows = list(rows)
+            sent.append((sql.split()[0], len(rows)))
+            return await real_executemany(sql, rows)
+
+        store._db.executemany = counted  # type: ignore[method-assign]
+        for i in range(3):
+            await store.record_success("User", f"u{i}", dest_id=f"d{i}", digest="x", canonical={})
+        await store.flush()
+        assert sent == [("INSERT", 3)]
+        sent.clear()
+        await store.forget("User", "u0")
+        await store.note_source_digest("User", "u1", "new digest")
+        await store.flush()
+        assert sorted(sent) == [("DELETE", 1), ("UPDATE", 1)]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT source_id, source_digest FROM resources ORDER BY source_id").fetchall() == [
+        ("u1", "new digest"), ("u2", None)]
 
 
 async def test_a_write_a_second_after_the_oldest_uncommitted_one_commits(tmp_path: Path) -> None:
