@@ -168,10 +168,8 @@ class Room:
         while True:
             async with self._lock:
                 await self._flush()
-                async with self._db.execute(
-                    f"{select} AND r.source_id > ? ORDER BY r.source_id LIMIT ?", (kind, after, chunk)
-                ) as cursor:
-                    rows = [tuple(row) for row in await cursor.fetchall()]
+                rows = await self._fetch_all(f"{select} AND r.source_id > ? ORDER BY r.source_id LIMIT ?",
+                                             (kind, after, chunk))
             if rows:
                 yield rows
             if len(rows) < chunk:
@@ -217,16 +215,18 @@ class Room:
             if flush:
                 await self._flush()
             for chunk in chunks(list(dict.fromkeys(values))):
-                async with self._db.execute(f"{sql} ({marks(chunk)})", (kind, *params, *chunk)) as cursor:
-                    rows = [tuple(row) for row in await cursor.fetchall()]
-                yield chunk, rows
+                yield chunk, await self._fetch_all(f"{sql} ({marks(chunk)})", (kind, *params, *chunk))
 
     async def _scalar(self, sql: str, args: tuple[Any, ...]) -> int:
         async with self._lock:
             await self._flush()
-            async with self._db.execute(sql, args) as cursor:
-                row = await cursor.fetchone()
-        return int(row[0]) if row else 0
+            rows = await self._fetch_all(sql, args)
+        return int(rows[0][0]) if rows else 0
+
+    async def _fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """The rows of one query, in one round trip to SQLite's thread (a cursor's execute, fetchall and
+        close were three, and each waits for the GIL there while the event loop holds it)."""
+        return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
 
 
 def chunks(items: list[str]) -> list[list[str]]:

@@ -246,6 +246,29 @@ async def test_a_flush_sends_only_the_statements_that_have_rows(tmp_path: Path) 
         ("u1", "new digest"), ("u2", None)]
 
 
+async def test_a_query_is_one_round_trip_to_sqlites_thread(tmp_path: Path) -> None:
+    """A read of the state (rows, destination ids, a count, a page of rows) is one call on SQLite's
+    thread, not a cursor's execute, fetch and close: each waits there for the GIL while the event loop
+    runs, and the reader makes several a page."""
+    async with open_state(tmp_path / "s.db") as store:
+        for i in range(3):
+            await store.record_success("User", f"u{i}", dest_id=f"d{i}", digest="x", canonical={})
+        await store.flush()
+        calls: list[str] = []
+        real_execute = store._db._execute
+
+        async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(getattr(fn, "__name__", repr(fn)))
+            return await real_execute(fn, *args, **kwargs)
+
+        store._db._execute = counted  # type: ignore[method-assign]
+        assert set(await store.rows("User", ["u0", "u1"])) == {"u0", "u1"}
+        assert await store.dest_ids("User", ["u2", "missing"]) == {"u2": "d2"}
+        assert await store.count("User") == 3
+        assert [row.source_id async for row in store.iter_rows("User", chunk=2)] == ["u0", "u1", "u2"]
+        assert len(calls) == 5, calls  # one each, and the page of rows two pages
+
+
 async def test_a_write_a_second_after_the_oldest_uncommitted_one_commits(tmp_path: Path) -> None:
     """Results are not left uncommitted for long when they come slowly: the first write
     `commit_interval` after the oldest uncommitted one commits them all (a crash loses about that much)."""
