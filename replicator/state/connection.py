@@ -31,6 +31,17 @@ from replicator.state.errors import StateUnusableError
 _IN_CHUNK = 500  # ids per `IN (...)` query (SQLite allows 999 parameters in old builds)
 _MAX_PARAMETERS = 32766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999  # per statement
 _ROWS_PER_STATEMENT = 250
+# a success's row, as the write buffer holds it
+_UPSERT_ROWS = """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin, match_key, error,
+                                       attempts, next_attempt_at, created_at, updated_at, source_digest)
+                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  ON CONFLICT (kind, source_id) DO UPDATE SET
+                      dest_id = excluded.dest_id, digest = excluded.digest, canon = excluded.canon,
+                      status = excluded.status, source_digest = excluded.source_digest,
+                      origin = COALESCE(excluded.origin, resources.origin),
+                      match_key = COALESCE(excluded.match_key, resources.match_key),
+                      error = NULL, attempts = 0, next_attempt_at = NULL,
+                      updated_at = excluded.updated_at"""
 
 
 class Connection:
@@ -139,25 +150,9 @@ class Room:
         rows, shared.pending = list(shared.pending.values()), {}
         deletes, shared.pending_deletes = list(shared.pending_deletes), set()
         if rows:
-            await self._upsert_rows(rows)
+            await self._db.executemany(_UPSERT_ROWS, rows)  # (measured: many rows per statement cost more CPU here)
         if deletes:
             await self._db.executemany("DELETE FROM resources WHERE kind = ? AND source_id = ?", deletes)
-
-    async def _upsert_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        await self._db.executemany(  # (measured: many rows per statement cost more CPU here)
-            """INSERT INTO resources (kind, source_id, dest_id, digest, canon, status, origin,
-                                      match_key, error, attempts, next_attempt_at, created_at, updated_at,
-                                      source_digest)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (kind, source_id) DO UPDATE SET
-                   dest_id = excluded.dest_id, digest = excluded.digest, canon = excluded.canon,
-                   status = excluded.status, source_digest = excluded.source_digest,
-                   origin = COALESCE(excluded.origin, resources.origin),
-                   match_key = COALESCE(excluded.match_key, resources.match_key),
-                   error = NULL, attempts = 0, next_attempt_at = NULL,
-                   updated_at = excluded.updated_at""",
-            rows,
-        )
 
     # -- chunked queries ------------------------------------------------------------------------
 
@@ -168,8 +163,8 @@ class Room:
         while True:
             async with self._lock:
                 await self._flush()
-                rows = await self._fetch_all(f"{select} AND r.source_id > ? ORDER BY r.source_id LIMIT ?",
-                                             (kind, after, chunk))
+                rows = await fetch_all(self._db, f"{select} AND r.source_id > ? ORDER BY r.source_id LIMIT ?",
+                                       (kind, after, chunk))
             if rows:
                 yield rows
             if len(rows) < chunk:
@@ -215,18 +210,19 @@ class Room:
             if flush:
                 await self._flush()
             for chunk in chunks(list(dict.fromkeys(values))):
-                yield chunk, await self._fetch_all(f"{sql} ({marks(chunk)})", (kind, *params, *chunk))
+                yield chunk, await fetch_all(self._db, f"{sql} ({marks(chunk)})", (kind, *params, *chunk))
 
     async def _scalar(self, sql: str, args: tuple[Any, ...]) -> int:
         async with self._lock:
             await self._flush()
-            rows = await self._fetch_all(sql, args)
+            rows = await fetch_all(self._db, sql, args)
         return int(rows[0][0]) if rows else 0
 
-    async def _fetch_all(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """The rows of one query, in one round trip to SQLite's thread (a cursor's execute, fetchall and
-        close were three, and each waits for the GIL there while the event loop holds it)."""
-        return [tuple(row) for row in await self._db.execute_fetchall(sql, params)]
+
+async def fetch_all(db: aiosqlite.Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of one query, in one round trip to SQLite's thread (a cursor's execute, fetchall and
+    close were three, and each waits for the GIL there while the event loop holds it)."""
+    return [tuple(row) for row in await db.execute_fetchall(sql, params)]
 
 
 def chunks(items: list[str]) -> list[list[str]]:
