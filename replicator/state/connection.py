@@ -132,8 +132,8 @@ class Room:
             return
         shared = self._connection
         shared.uncommitted += self._buffered()
-        # only the statements that have rows: each is a round trip to SQLite's thread (a copy's flushes
-        # hold successes alone, and three empty statements were two round trips in three)
+        # only the statements that have rows: each is a round trip to SQLite's thread, and a copy's
+        # flushes hold successes alone (the three other statements were empty)
         digests, shared.pending_digests = shared.pending_digests, {}
         if digests:
             await self._db.executemany(

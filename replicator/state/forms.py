@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from replicator.state.connection import Room, state_errors_named
+from replicator.state.connection import Room, fetch_all, state_errors_named
 from replicator.state.records import COMPRESSED_MARK, decode_form
 
 
@@ -27,10 +27,9 @@ class WrittenForms(Room):
         """Source ids whose row points at this destination object."""
         async with self._lock:
             await self._flush()
-            async with self._db.execute(
-                "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?", (kind, dest_id)
-            ) as cursor:
-                return [row[0] for row in await cursor.fetchall()]
+            rows = await fetch_all(self._db, "SELECT source_id FROM resources WHERE kind = ? AND dest_id = ?",
+                                   (kind, dest_id))
+        return [row[0] for row in rows]
 
     async def canonicals(self, kind: str, source_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The last written canonical forms of many objects: buffered writes first, then the database
@@ -64,11 +63,10 @@ class WrittenForms(Room):
             needles = [*needles, COMPRESSED_MARK]
         async with self._lock:
             await self._flush()
-            async with self._db.execute(
-                f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
+            rows = await fetch_all(
+                self._db, f"SELECT source_id, dest_id, canon FROM resources WHERE kind = ? AND dest_id IS NOT NULL{where}",
                 (kind, *needles),
-            ) as cursor:
-                rows = await cursor.fetchall()
+            )
         return [(source_id, dest_id, decode_form(canon)) for source_id, dest_id, canon in rows if canon]
 
     async def forget_source_digests(self, kind: str, source_ids: list[str]) -> None:
