@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, same, sort_values
+from replicator.pipeline.canonical import ENTERPRISE_USER, GROUP, USER, canonicalise, same
+from replicator.pipeline.value_order import sort_values
 
 
 def snapshot(users: Iterable[dict[str, Any]], groups: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 from replicator.cycle.context import CycleContext
 from replicator.cycle.work import PendingRead, Waiting
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
-from replicator.pipeline.canonical import GROUP, USER, digest, sort_members
+from replicator.pipeline.canonical import GROUP, USER, digest
 from replicator.pipeline.plan import (
     ADOPT_REASON,
     CREATE,
@@ -38,6 +38,7 @@ from replicator.pipeline.references import (
     wrong_kind_note,
     wrong_kind_references,
 )
+from replicator.pipeline.value_order import sort_members
 from replicator.state import ResourceRow
 from replicator.state.records import CREATING, DISABLED
 

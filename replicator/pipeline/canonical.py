@@ -17,8 +17,6 @@ instead of looking like a change of every object; the comparable form is the for
 from __future__ import annotations
 
 import hashlib
-import operator
-import re
 import sys
 from collections.abc import Mapping
 from enum import StrEnum
@@ -28,6 +26,7 @@ import msgspec
 
 from replicator import deterministic_json
 from replicator.pipeline.member import COMPACT_FROM, Member, decode_fields, decode_value, first_decoded
+from replicator.pipeline.value_order import sort_members, sort_values
 from replicator.scim.attributes import key_folded
 from replicator.scim.urns import CORE_GROUP, CORE_USER
 
@@ -169,42 +168,6 @@ def decode_for_canonical(raw: RawJson, kind: str) -> dict[str, Any]:
     return out
 
 
-def sort_members(members: list[Any]) -> list[Any]:
-    """`sort_values` for a group's members, in the same order, without an encoding of every member held
-    beside them (a group can hold a million): members of `value` and `type` strings that JSON spells as
-    they are are sorted by type, then value (the order of their encodings); any other list as
-    `sort_values` sorts it."""
-    buckets: dict[str | None, list[Any]] = {}
-    value: Any
-    for member in members:
-        if type(member) is Member:
-            value, kind = member.value, member.type
-        elif type(member) is dict and len(member) == (1 if (kind := member.get("type")) is None else 2):
-            value = member.get("value")
-        else:
-            return sort_values(members)
-        if (type(value) is not str or _NOT_PLAIN.search(value)
-                or (kind is not None and (type(kind) is not str or _NOT_PLAIN.search(kind)))):
-            return sort_values(members)
-        buckets.setdefault(kind, []).append(member)
-    # `{"type":...` sorts before `{"value":...`: the typed members first, by type
-    kinds = sorted(kind for kind in buckets if kind is not None) + ([None] if None in buckets else [])
-    out: list[Any] = []
-    for kind in kinds:
-        previous = None
-        for member in sorted(buckets.pop(kind), key=_member_value):
-            if member["value"] != previous:  # same type, same value: an exact duplicate
-                out.append(member)
-                previous = member["value"]
-    return out
-
-
-# characters that JSON escapes, or that sort before the closing quote (`"a!"` < `"a"`): a string
-# holding one may not be ordered as its encoding is
-_NOT_PLAIN = re.compile(r'[\x00-\x22\\]')
-_member_value = operator.itemgetter("value")
-
-
 def _clean(value: Any) -> Any:
     """Drop empty values and server-owned sub-attributes; primary values first in lists. None means 'absent'.
 
@@ -253,12 +216,6 @@ def primary_first(items: list[Any]) -> list[Any]:
     if not primary or (len(primary) == 1 and kept[0] is primary[0]):
         return kept
     return [*primary, *(item for item in kept if not (type(item) is dict and item.get("primary") is True))]
-
-
-def sort_values(items: list[Any]) -> list[Any]:
-    """Sort a multi-valued attribute deterministically and drop exact duplicates."""
-    unique = {encode(item): item for item in items}
-    return [unique[key] for key in sorted(unique)]
 
 
 def comparable(value: Any) -> Any:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from replicator.pipeline.answers import kind_mismatch_reason, members_of_another_kind
-from replicator.pipeline.canonical import sort_values
+from replicator.pipeline.value_order import sort_values
 
 _LIMIT = re.compile(
     r"\b(?:more than|greater than|at most|up to|maximum|max\.?|limit(?:ed)?|exceed(?:s|ed|ing)?)"

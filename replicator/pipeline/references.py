@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 
 from replicator.pipeline import user_filters
-from replicator.pipeline.canonical import GROUP, USER, sort_members
+from replicator.pipeline.canonical import GROUP, USER
 from replicator.pipeline.member import with_value
 from replicator.pipeline.pingone import GROUP_EXTENSION
+from replicator.pipeline.value_order import sort_members
 from replicator.scim.urns import ENTERPRISE_USER
 
 

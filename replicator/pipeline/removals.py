@@ -15,7 +15,8 @@ from typing import Any
 
 from replicator.config import SyncConfig
 from replicator.pipeline.approvals import approved_removals
-from replicator.pipeline.canonical import GROUP, KINDS, USER, sort_values
+from replicator.pipeline.canonical import GROUP, KINDS, USER
+from replicator.pipeline.value_order import sort_values
 
 # How long a removal of ours (a destination object we deleted or disabled) is remembered for the groups
 # of ours that may still name it (state.removed), when no cycle saw them lose it: a cycle that stopped

@@ -9,14 +9,8 @@ import msgspec
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from replicator.pipeline.canonical import (
-    GROUP,
-    USER,
-    canonical_member,
-    canonicalise,
-    decode_for_canonical,
-    sort_members,
-)
+from replicator.pipeline.canonical import GROUP, USER, canonical_member, canonicalise, decode_for_canonical
+from replicator.pipeline.value_order import sort_members
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**12), st.sampled_from(["", "u1", "u2", "User", "Group"]),
                      st.text(max_size=6))

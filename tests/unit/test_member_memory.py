@@ -31,19 +31,18 @@ from replicator.pipeline.canonical import (
     digest,
     digest_in_parts,
     encode,
-    sort_members,
-    sort_values,
 )
 from replicator.pipeline.member import COMPACT_FROM, Member
 from replicator.pipeline.plan import PATCH, Step
 from replicator.pipeline.references import translate
+from replicator.pipeline.value_order import sort_members, sort_values
 from replicator.report import report_json
 from replicator.state.records import COMPRESSED_FROM, COMPRESSED_MARK, decode_form, encode_form
 
 # values mixing plain ids with the characters that JSON escapes or that sort before a closing quote
 _VALUES = st.one_of(st.uuids().map(str), st.text(min_size=0, max_size=6),
                     st.text(alphabet=' !"#\\aAé\u2028\x7f\x00', max_size=4))
-_TYPES = st.one_of(st.none(), st.sampled_from([USER, GROUP, "user", "Group!", "Gr\"oup"]))
+_TYPES = st.one_of(st.none(), st.sampled_from(["User", "Group", "user", "Group!", "Gr\"oup", USER]))  # (plain strings, as decoded members hold them, and the Kind)
 _MEMBER = st.builds(lambda value, kind: {"value": value} if kind is None else {"value": value, "type": kind},
                     _VALUES, _TYPES)
 _ODD = st.fixed_dictionaries({"value": _VALUES}, optional={"display": st.text(max_size=3), "type": st.none()})
@@ -57,6 +56,33 @@ def test_sort_members_orders_and_deduplicates_as_sort_values(members: list[dict[
     members = members + [dict(m) for m in members[: len(members) // 3]]  # exact duplicates
     rng.shuffle(members)
     assert [encode(m) for m in sort_members(list(members))] == [encode(m) for m in sort_values(list(members))]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_MEMBERS, st.lists(st.booleans(), max_size=40), st.randoms(use_true_random=False))
+def test_sort_members_of_compact_members_orders_as_sort_values(members: list[dict[str, Any]], compact: list[bool],
+                                                               rng: Any) -> None:
+    """A big group's members (`Member`s, read by attribute), alone or mixed with dicts, are ordered and
+    deduplicated exactly as sort_values orders them."""
+    members = members + [dict(m) for m in members[: len(members) // 3]]
+    as_member = [Member(type=m.get("type"), value=m["value"]) if len(m) == (1 if m.get("type") is None else 2)
+                 and (compact[i] if i < len(compact) else True) else m for i, m in enumerate(members)]
+    rng.shuffle(as_member)
+    assert [encode(m) for m in sort_members(list(as_member))] == [encode(m) for m in sort_values(list(as_member))]
+
+
+def test_sort_members_of_big_runs_finds_duplicates_and_escapes_across_runs() -> None:
+    """Values are checked a run at a time: a duplicate straddling two runs is dropped, and a value JSON
+    escapes far into the list still sends the list to sort_values' order."""
+    from replicator.pipeline.value_order import _RUN
+
+    values = [f"u{i:06d}" for i in range(_RUN + 10)]
+    user = str(USER)  # (a plain string, as decoded members hold)
+    members = [Member(type=user, value=v) for v in values] + [Member(type=user, value=values[_RUN - 1])]
+    assert [m.value for m in sort_members(members)] == values  # (the pair sorts to the last of one run, the first of the next)
+    escaped = [*members, Member(type=user, value=values[_RUN + 5][:-1] + '"')]  # (sorts into the second run)
+    assert [encode(m) for m in sort_members(list(escaped))] == [encode(m) for m in sort_values(list(escaped))]
+    assert sort_members([Member(value="b"), Member(value=7)]) == sort_values([Member(value="b"), Member(value=7)])  # type: ignore[arg-type]
 
 
 @settings(max_examples=150, deadline=None)
@@ -87,12 +113,12 @@ def test_canonical_members_share_one_type_string() -> None:
 
 def test_sort_members_encodes_no_plain_member(monkeypatch: Any) -> None:
     """Members of plain ids are ordered without encoding any of them (no bytes per member held)."""
-    import replicator.pipeline.canonical as canonical
+    import replicator.pipeline.value_order as value_order
 
     def refuse(value: Any) -> bytes:
         raise AssertionError("encoded a member")
 
-    monkeypatch.setattr(canonical, "encode", refuse)
+    monkeypatch.setattr(value_order, "encode", refuse)
     members = [{"value": "b", "type": "User"}, {"value": "a"}, {"value": "a", "type": "User"},
                {"value": "c", "type": "Group"}, {"value": "b", "type": "User"}]
     assert sort_members(members) == [{"value": "c", "type": "Group"}, {"value": "a", "type": "User"},

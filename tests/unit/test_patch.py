@@ -9,12 +9,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, encode, same, sort_values
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, encode, same
 from replicator.pipeline.patch import (
     apply_operations,
     chunk_requests,
     compute_operations,
 )
+from replicator.pipeline.value_order import sort_values
 from replicator.scim.urns import ENTERPRISE_USER
 from replicator.scim.urns import PATCH_OP as PATCH_SCHEMA
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replicator.config import SyncConfig
-from replicator.pipeline.canonical import GROUP, USER, canonicalise, digest, same, sort_values
+from replicator.pipeline.canonical import GROUP, USER, canonicalise, digest, same
 from replicator.pipeline.patch import apply_operations
 from replicator.pipeline.plan import (
     CREATE,
@@ -26,6 +26,7 @@ from replicator.pipeline.plan import (
     plan_removal,
     plan_upsert,
 )
+from replicator.pipeline.value_order import sort_values
 from replicator.scim.urns import ENTERPRISE_USER
 
 ALICE = {"userName": "alice", "displayName": "Alice", "title": "Engineer", "emails": [{"value": "a@x"}]}
