@@ -22,7 +22,6 @@ COMPACT_FROM = 8192
 
 _BOTH = ("type", "value")
 _VALUE_ONLY = ("value",)
-_MISSING = object()
 
 
 class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
@@ -35,10 +34,11 @@ class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
         return _VALUE_ONLY if self.type is None else _BOTH
 
     def __getitem__(self, key: str) -> str:
-        found = self.get(key, _MISSING)
-        if found is _MISSING:
-            raise KeyError(key)
-        return found  # type: ignore[no-any-return]
+        if key == "value":
+            return self.value
+        if key == "type" and self.type is not None:
+            return self.type
+        raise KeyError(key)
 
     def get(self, key: str, default: Any = None) -> Any:
         if key == "value":
