@@ -47,11 +47,15 @@ def sort_members(members: list[Any]) -> list[Any]:
     kinds = sorted(kind for kind in buckets if kind is not None) + ([None] if None in buckets else [])
     out: list[Any] = []
     for kind in kinds:
+        bucket = buckets.pop(kind)
         try:
-            ordered = sorted(buckets.pop(kind), key=value_of)
-            duplicates = _plain_and_duplicated(ordered, value_of)
-        except (KeyError, TypeError):  # a member without a value, or of a value that is not a string
+            strings = set(map(type, map(value_of, bucket))) == _STRINGS  # (before sorting: only strings are sorted)
+        except KeyError:  # a member without a value
+            strings = False
+        if not strings:
             return sort_values(members)
+        ordered = sorted(bucket, key=value_of)
+        duplicates = _plain_and_duplicated(ordered, value_of)
         if duplicates is None:
             return sort_values(members)
         out += _without_duplicates(ordered, value_of) if duplicates else ordered
@@ -61,7 +65,7 @@ def sort_members(members: list[Any]) -> list[Any]:
 def _plain_and_duplicated(ordered: list[Any], value_of: Any) -> bool | None:
     """Of members sorted by value: None when a value is one JSON escapes or that sorts before a closing
     quote (their encodings would sort otherwise); else whether two of them have the same value. The
-    values are checked a run at a time, joined (a TypeError when one is not a string)."""
+    values (strings) are checked a run at a time, joined."""
     duplicated = False
     for start in range(0, len(ordered), _RUN):
         values = list(map(value_of, ordered[start:start + _RUN + 1]))  # (one more: a pair across runs)
@@ -83,6 +87,7 @@ def _without_duplicates(ordered: list[Any], value_of: Any) -> list[Any]:
     return out
 
 
+_STRINGS = {str}  # the type of every value sorted here (a subclass of str is sort_values' to judge)
 _RUN = 4096  # members whose values are checked at a time (memory: not a list of a million values at once)
 _NOT_PLAIN = re.compile(r'[\x00-\x22\\]')
 _member_value = operator.itemgetter("value")

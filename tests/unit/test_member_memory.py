@@ -3,6 +3,7 @@ sort gives `sort_values`' order and digest, and the members share their strings 
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import operator
@@ -83,6 +84,23 @@ def test_sort_members_of_big_runs_finds_duplicates_and_escapes_across_runs() -> 
     escaped = [*members, Member(type=user, value=values[_RUN + 5][:-1] + '"')]  # (sorts into the second run)
     assert [encode(m) for m in sort_members(list(escaped))] == [encode(m) for m in sort_values(list(escaped))]
     assert sort_members([Member(value="b"), Member(value=7)]) == sort_values([Member(value="b"), Member(value=7)])  # type: ignore[arg-type]
+
+
+def test_sort_members_leaves_values_that_are_not_plain_strings_to_sort_values() -> None:
+    """Values of a str subclass, or that do not sort as strings do, are sort_values' to judge, as before:
+    it refuses the first (msgspec cannot encode it), and orders the second by encoding."""
+
+    class Named(str):
+        pass
+
+    with pytest.raises(TypeError):
+        sort_values([{"value": Named("b")}, {"value": "a"}])
+    with pytest.raises(TypeError):
+        sort_members([{"value": Named("b")}, {"value": "a"}])
+    with pytest.raises(TypeError):
+        sort_members([Member(value=Named("b")), Member(value="a")])
+    odd = [{"value": decimal.Decimal("NaN")}, {"value": decimal.Decimal(1)}]
+    assert sort_members(list(odd)) == sort_values(list(odd))
 
 
 @settings(max_examples=150, deadline=None)
