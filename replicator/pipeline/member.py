@@ -79,6 +79,14 @@ class Member(msgspec.Struct, gc=False, omit_defaults=True, kw_only=True):
 Mapping.register(Member)
 
 
+def value_and_type(member: Any) -> tuple[Any, Any]:
+    """A member's value and type (None: not said); a `Member` read by attribute (hot path: a big group's
+    members are looked up one by one)."""
+    if type(member) is Member:
+        return member.value, member.type
+    return member["value"], member.get("type")
+
+
 def with_value(member: Any, value: Any) -> Any:
     """The member naming `value` instead: a Member stays one, a dict stays a dict (its other keys kept)."""
     if type(member) is Member:

@@ -16,7 +16,7 @@ import msgspec
 
 from replicator.pipeline import user_filters
 from replicator.pipeline.canonical import GROUP, USER
-from replicator.pipeline.member import Member, with_value
+from replicator.pipeline.member import value_and_type, with_value
 from replicator.pipeline.pingone import GROUP_EXTENSION
 from replicator.pipeline.value_order import sort_members
 from replicator.scim.urns import ENTERPRISE_USER
@@ -117,7 +117,7 @@ def referenced_ids(canonical: dict[str, Any], kind: str) -> tuple[list[str], lis
     groups: list[str] = []
     if kind == GROUP:
         for member in canonical.get("members", ()):
-            value, member_kind = _value_and_type(member)
+            value, member_kind = value_and_type(member)
             if member_kind != GROUP:
                 users.append(value)
             if member_kind != USER:
@@ -148,19 +148,12 @@ def value_fragments(ids: set[str]) -> list[bytes]:
 
 
 def _lookup(member: dict[str, Any], user_ids: Mapping[str, str], group_ids: Mapping[str, str]) -> str | None:
-    value, kind = _value_and_type(member)
+    value, kind = value_and_type(member)
     if kind == USER:
         return user_ids.get(value)
     if kind == GROUP:
         return group_ids.get(value)
     return user_ids.get(value) or group_ids.get(value)
-
-
-def _value_and_type(member: Any) -> tuple[Any, Any]:
-    """A member's value and type (None: not said); a big group's `Member` read by attribute (hot path)."""
-    if type(member) is Member:
-        return member.value, member.type
-    return member["value"], member.get("type")
 
 
 def dropped_references_note(dropped: dict[tuple[str, str], tuple[str, list[str]]], *, examples: int = 3) -> str | None:

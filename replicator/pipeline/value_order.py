@@ -89,6 +89,8 @@ def _without_duplicates(ordered: list[Any], value_of: Any) -> list[Any]:
 
 _STRINGS = {str}  # the type of every value sorted here (a subclass of str is sort_values' to judge)
 _RUN = 4096  # members whose values are checked at a time (memory: not a list of a million values at once)
+# characters that JSON escapes, or that sort before the closing quote (`"a!"` < `"a"`): a string
+# holding one may not be ordered as its encoding is
 _NOT_PLAIN = re.compile(r'[\x00-\x22\\]')
 _member_value = operator.itemgetter("value")
 _member_attribute = operator.attrgetter("value")
