@@ -31,6 +31,7 @@ from replicator.app import dry_run_needs_no_lock, read_status, read_timeline, ru
 from replicator.approvals_cli import approve, withdraw
 from replicator.check import check_command
 from replicator.cli_parser import build_parser
+from replicator.collector import tune_collector
 from replicator.config import Config, load_config, load_config_traced, validate
 from replicator.cycle import FULL, INCREMENTAL
 from replicator.daemon import Daemon
@@ -242,6 +243,7 @@ def _run_async(coro: Any, *, json_report: bool = False) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency, but not on every platform
         runner = asyncio.run
+    tune_collector()
     try:
         return int(runner(coro))
     except KeyboardInterrupt:
