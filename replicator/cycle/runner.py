@@ -1,6 +1,7 @@
 """One replication cycle (`Cycle`, `run_cycle`): the phases in order, and the record of the run.
 
-Order of work: Users, then Groups (members need user ids), then removals (groups before users).
+Order of work: Users, then Groups (members need user ids), then removals (groups before users). The
+destination's groups, when the cycle lists them, are listed while the users are written.
 Each kind is read page by page into a bounded queue feeding `concurrency` workers, so a slow
 destination pushes back on the reader instead of filling memory. Nothing per object is kept in memory
 across pages: the state rows of a page, the destination ids of its references, which ids were read and
@@ -27,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterable
+from typing import Any
 
 from replicator.config import Config
 from replicator.cycle.bulk import BulkWriter
@@ -159,20 +162,29 @@ class Cycle:
             await cx.reader.read_scoping_groups()
             if cx.reads.halted:
                 return
-        for kind in kinds:
-            if cx.stop.is_set():
-                break  # asked to stop: no further kind is read
-            self.result.phase = f"{kind.lower()}s"
-            if cx.full or cx.recovering or await cx.store.count(kind) == 0:
-                cx.listing.listings[kind] = await cx.listing.list_destination(kind)
-            if kind == GROUP:
-                await cx.planner.replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
-            await cx.reader.replicate_kind(kind)
-            if await self._scope_matches_nothing(kind):
-                return
-            if kind == USER and GROUP in kinds and cx.reads.complete[USER] and not cx.stop.is_set():
-                # users whose removal the guard holds stay members of the groups planned next
-                await cx.removals.judge(USER)
+        # the destination's groups are listed while the users are written (the users' phase writes
+        # no group): the groups' phase then starts with its listing made
+        ahead = {kind: asyncio.ensure_future(cx.listing.list_destination(kind))
+                 for kind in kinds[1:] if await self._lists(kind)}
+        try:
+            for kind in kinds:
+                if cx.stop.is_set():
+                    break  # asked to stop: no further kind is read
+                self.result.phase = f"{kind.lower()}s"
+                if kind in ahead:
+                    cx.listing.listings[kind] = await ahead.pop(kind)
+                elif await self._lists(kind):
+                    cx.listing.listings[kind] = await cx.listing.list_destination(kind)
+                if kind == GROUP:
+                    await cx.planner.replan_referrers_of_gone(GROUP)  # users re-created so far: before groups are read
+                await cx.reader.replicate_kind(kind)
+                if await self._scope_matches_nothing(kind):
+                    return
+                if kind == USER and GROUP in kinds and cx.reads.complete[USER] and not cx.stop.is_set():
+                    # users whose removal the guard holds stay members of the groups planned next
+                    await cx.removals.judge(USER)
+        finally:
+            await _cancelled(ahead.values())  # the cycle stopped before the kind's phase
         if not cx.stop.is_set():
             self.result.phase = "removals"
         await cx.removals.remove_vanished(kinds)
@@ -180,6 +192,12 @@ class Cycle:
         await cx.removals.drop_removed_members()
         for kind in KINDS:  # for the next cycle: what this one re-created since
             await cx.planner.replan_referrers_of_gone(kind)
+
+    async def _lists(self, kind: str) -> bool:
+        """Whether this cycle lists the destination's objects of `kind`: a full cycle, a recovery, or
+        a first copy (the state knows none of them; the listing finds those to adopt)."""
+        cx = self.cx
+        return cx.full or cx.recovering or await cx.store.count(kind) == 0
 
     async def _scope_matches_nothing(self, kind: str) -> bool:
         """After a complete read of a kind: whether the scope kept out every object of it we replicate,
@@ -199,6 +217,14 @@ class Cycle:
         if problem:
             cx.halt(problem)
         return cx.reads.halted is not None
+
+
+async def _cancelled(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel these tasks and wait until they end (what they raise is theirs: nobody waits for it)."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def not_kept_notes(not_kept: dict[str, Counter[str]]) -> list[str]:
