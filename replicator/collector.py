@@ -2,9 +2,9 @@
 
 A copy allocates and frees containers by the million (decoded JSON, requests and their answers, plan
 steps) and makes few reference cycles. CPython's default starts a young collection every 700 net
-allocations of containers: about 700 collections for a 20k-user copy, each walking the containers
-alive at that moment, which measured as 6-7% of the event loop's CPU. Every 10,000 allocations it is
-13 collections and under 1%; cycles still get collected, a little later (a few MB at most)."""
+allocations of containers: about 770 collections for a 20k-user copy, each walking the containers alive
+at that moment, 6-9% of the event loop's CPU. Every 10,000 allocations it is 16 collections and under 1%
+(bench/README.md, session 19); cycles still get collected, a little later."""
 
 from __future__ import annotations
 
