@@ -39,6 +39,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from replicator.app import Side, replicate
+from replicator.collector import collect_between_cycles
 from replicator.config import Config
 from replicator.cycle import FULL, INCREMENTAL, CycleResult
 from replicator.errors import AuthError, ListenError, ReplicatorError, TransportError
@@ -315,6 +316,7 @@ class Daemon:
                     if mode == FULL and result.outcome in COMPLETED:
                         last_full, state_empty = time.monotonic(), False
                 await self._count_tracked()
+                collect_between_cycles()
                 await self._sleep(self._next_delay())
             return EXIT_OK if self.shutdown.requests < 2 else EXIT_INTERRUPTED
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,17 @@ def compact_members(request: pytest.FixtureRequest) -> Iterator[None]:
         for module in ("replicator.pipeline.member", "replicator.pipeline.canonical"):
             patch.setattr(f"{module}.COMPACT_FROM", 0)
         yield
+
+
+@pytest.fixture(autouse=True)
+def collector_as_it_was() -> Iterator[None]:
+    """A test that runs a command (`cli._run_async` tunes the garbage collector) leaves the collector as it
+    found it: no later test runs with its objects frozen or its thresholds changed."""
+    thresholds, frozen = gc.get_threshold(), gc.get_freeze_count()
+    yield
+    if gc.get_freeze_count() != frozen:
+        gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import aiohttp
 import msgspec
 import pytest
 
+import replicator.daemon as daemon_module
 from replicator.app import approve_removals
 from replicator.cli import probe_health
 from replicator.config import Config, SideConfig
@@ -365,3 +366,19 @@ async def test_a_quiet_daemon_cycle_writes_one_info_line(pair, tmp_path: Path, l
     debug = [r.getMessage().split(":")[0] for r in quiet if r.levelno == logging.DEBUG and r.name == "replicator.progress"]
     assert debug == (["cycle started", "cycle ended"] if level == "debug" else [])
     assert all(r.levelname == "DEBUG" for r in quiet if r.levelno == logging.DEBUG)
+
+
+async def test_each_cycle_ends_with_a_full_collection_before_the_daemon_sleeps(  # type: ignore[no-untyped-def]
+        pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a cycle made into reference cycles is freed before the next cycle, not whenever the tuned
+    collector's rarer collections get to it (`collect_between_cycles`)."""
+    source, destination = pair
+    collected: list[int] = []
+    monkeypatch.setattr(daemon_module, "collect_between_cycles", lambda: collected.append(daemon.cycles_done))
+    daemon = Daemon(config_for(source, destination, tmp_path))
+    paced = Paced(daemon)
+    assert await paced.cycle() == 1
+    assert collected == [1]
+    assert await paced.next() == 2
+    assert collected == [1, 2]
+    await paced.stop()
