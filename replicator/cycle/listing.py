@@ -34,6 +34,12 @@ class DestinationIndex:
         self.leftovers: dict[str, list[Leftover]] = {USER: [], GROUP: []}  # listed under a temporary name
 
     async def list_destination(self, kind: str) -> Listing:
+        """List the destination's objects of `kind` (`read_listing`), and note how it went (`noted`)."""
+        return self.noted(*await self.read_listing(kind))
+
+    async def read_listing(self, kind: str) -> tuple[Listing, ReadReport]:
+        """The destination's objects of `kind`, listed into the cycle's scratch tables; the listing
+        and the read's report (in the cycle's reads from the start)."""
         cx = self.cx
         report = ReadReport(kind=f"destination {kind}")
         cx.result.reads[report.kind] = report
@@ -62,11 +68,18 @@ class DestinationIndex:
             raise
         except ScimError as exc:
             log.warning("destination %s listing failed, falling back to lookups: %s", kind, exc)
+        return Listing(complete=report.complete, with_forms=with_forms, listed=count), report
+
+    def noted(self, listing: Listing, report: ReadReport) -> Listing:
+        """A listing as its kind's phase takes it up: an incomplete one is noted, and makes a full cycle
+        partial (objects it left out were not compared with the destination). Not before that phase:
+        a cycle that stops earlier (a scope that matches nothing) says nothing of a listing it never used."""
         if not report.complete:
-            cx.result.notes.append(f"destination {kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
-            if cx.full:
-                cx.result.outcome = Outcome.PARTIAL  # objects it left out were not compared with the destination
-        return Listing(complete=report.complete, with_forms=with_forms, listed=count)
+            self.cx.result.notes.append(f"destination {report.kind.removeprefix('destination ')} listing incomplete: "
+                                        f"{'; '.join(report.problems) or 'short read'}")
+            if self.cx.full:
+                self.cx.result.outcome = Outcome.PARTIAL
+        return listing
 
     async def listed_once(self, kind: str) -> Listing:
         """The listing of `kind`, made now if this cycle has none."""

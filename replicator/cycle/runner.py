@@ -26,6 +26,7 @@ bulk.py (SCIM Bulk), recorder.py (what planning puts in the state), removals.py,
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -53,6 +54,8 @@ from replicator.pipeline.canonical import GROUP, KINDS, USER
 from replicator.pipeline.outcome import Outcome, cycle_outcome
 from replicator.pipeline.scope import empty_scope_problem, missing_names_problem
 from replicator.state import StateStore
+
+log = logging.getLogger("replicator.cycle")
 
 
 class Cycle:
@@ -164,7 +167,7 @@ class Cycle:
                 return
         # the destination's groups are listed while the users are written (the users' phase writes
         # no group): the groups' phase then starts with its listing made
-        ahead = {kind: asyncio.ensure_future(cx.listing.list_destination(kind))
+        ahead = {kind: asyncio.ensure_future(cx.listing.read_listing(kind))
                  for kind in kinds[1:] if await self._lists(kind)}
         try:
             for kind in kinds:
@@ -172,7 +175,7 @@ class Cycle:
                     break  # asked to stop: no further kind is read
                 self.result.phase = f"{kind.lower()}s"
                 if kind in ahead:
-                    cx.listing.listings[kind] = await ahead.pop(kind)
+                    cx.listing.listings[kind] = cx.listing.noted(*await ahead.pop(kind))
                 elif await self._lists(kind):
                     cx.listing.listings[kind] = await cx.listing.list_destination(kind)
                 if kind == GROUP:
@@ -220,11 +223,13 @@ class Cycle:
 
 
 async def _cancelled(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Cancel these tasks and wait until they end (what they raise is theirs: nobody waits for it)."""
+    """Cancel these tasks and wait until they end. Nobody waits for what they raise: it is logged."""
     tasks = list(tasks)
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.warning("a listing made ahead of its phase failed, and the cycle ended before that phase: %s", outcome)
 
 
 def not_kept_notes(not_kept: dict[str, Counter[str]]) -> list[str]:
