@@ -23,10 +23,11 @@ from replicator.state.schema import SCRATCH_TABLES
 
 # reference targets after a complete read: not read out of scope, and not disabled unless read in scope
 # (we disable what left the source or the scope); a condition over `resources r`
+NOT_DISABLED_UNLESS_READ = """ AND (r.status != 'disabled' OR EXISTS (
+    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL))"""
 NOT_READ_OUT_OF_SCOPE = """ AND NOT EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NOT NULL)
-    AND (r.status != 'disabled' OR EXISTS (
-    SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL))"""
+    """ + NOT_DISABLED_UNLESS_READ
 _READ_IN_SCOPE = """ AND EXISTS (
     SELECT 1 FROM scratch_read s WHERE s.kind = r.kind AND s.source_id = r.source_id AND s.out_of_scope IS NULL)"""
 # walks the kind's rows in source id order (the unary + keeps SQLite off the dest_id index, which
