@@ -75,8 +75,7 @@ class DestinationIndex:
         partial (objects it left out were not compared with the destination). Not before that phase:
         a cycle that stops earlier (a scope that matches nothing) says nothing of a listing it never used."""
         if not report.complete:
-            self.cx.result.notes.append(f"destination {report.kind.removeprefix('destination ')} listing incomplete: "
-                                        f"{'; '.join(report.problems) or 'short read'}")
+            self.cx.result.notes.append(f"{report.kind} listing incomplete: {'; '.join(report.problems) or 'short read'}")
             if self.cx.full:
                 self.cx.result.outcome = Outcome.PARTIAL
         return listing

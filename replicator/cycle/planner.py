@@ -248,8 +248,7 @@ class Planner:
             wanted = [source_id for source_id in wanted if source_id not in found]
         # objects read out of scope are no targets after a complete read, unless their removal is held
         leaving = cx.reads.complete[kind] and not cx.removals.held(kind)
-        from_state = await cx.store.dest_ids(kind, wanted, not_out_of_scope=leaving,
-                                             some_read_out_of_scope=cx.reads.out_of_scope[kind] > 0)
+        from_state = await cx.store.dest_ids(kind, wanted, not_out_of_scope=leaving)
         from_state.update(found)  # (none of the same ids: memory, a group of everyone's is not copied)
         found = from_state
         listing = cx.listing.listings[kind]

@@ -187,7 +187,7 @@ class Cycle:
                     # users whose removal the guard holds stay members of the groups planned next
                     await cx.removals.judge(USER)
         finally:
-            await _cancelled(ahead.values())  # the cycle stopped before the kind's phase
+            await _cancel_listings(ahead.values())  # the cycle stopped before the kind's phase
         if not cx.stop.is_set():
             self.result.phase = "removals"
         await cx.removals.remove_vanished(kinds)
@@ -222,8 +222,8 @@ class Cycle:
         return cx.reads.halted is not None
 
 
-async def _cancelled(tasks: Iterable[asyncio.Future[Any]]) -> None:
-    """Cancel these tasks and wait until they end. Nobody waits for what they raise: it is logged."""
+async def _cancel_listings(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel these listings made ahead and wait until they end. Nobody waits for what they raise: it is logged."""
     tasks = list(tasks)
     for task in tasks:
         task.cancel()

@@ -44,9 +44,11 @@ class CycleScratch(Room):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self._read_batches = 0  # numbers the calls of note_read
+        self.kinds_read_out_of_scope: set[str] = set()  # kinds of which this cycle marked an object (`mark_read`)
 
     async def begin_cycle(self) -> None:
         """Empty the scratch tables of the previous cycle."""
+        self.kinds_read_out_of_scope.clear()
         async with self._lock:
             for table in SCRATCH_TABLES:
                 await self._db.execute(f"DELETE FROM {table}")
@@ -73,6 +75,7 @@ class CycleScratch(Room):
         until they claim one)."""
         async with self._lock:
             if out_of_scope:
+                self.kinds_read_out_of_scope.add(kind)
                 await self._db.executemany(
                     "UPDATE scratch_read SET out_of_scope = ? WHERE kind = ? AND source_id = ?",
                     [(why, kind, sid) for sid, why in out_of_scope.items()],

@@ -93,14 +93,12 @@ class StateStore(Room):
         )
         return {source_id: (source_digest, SYNCED) for source_id, source_digest in rows}
 
-    async def dest_ids(self, kind: str, source_ids: list[str], *, not_out_of_scope: bool = False,
-                       some_read_out_of_scope: bool = True) -> dict[str, str]:
+    async def dest_ids(self, kind: str, source_ids: list[str], *, not_out_of_scope: bool = False) -> dict[str, str]:
         """Source id -> destination id for those of these objects that have a destination counterpart
         (buffered writes first; a read does not force a commit). `not_out_of_scope`: leave out objects
         this cycle read out of scope, and disabled ones it did not read (those it did not read still
         count otherwise: a read can miss an object that is still there, and one really gone is removed
-        at the end of the cycle, which takes it out of the groups that name it). `some_read_out_of_scope`:
-        False when the caller knows this cycle read none of them out of scope (nothing to look for)."""
+        at the end of the cycle, which takes it out of the groups that name it)."""
         out: dict[str, str] = {}
         missing = []
         for source_id in source_ids:
@@ -112,8 +110,12 @@ class StateStore(Room):
             elif key not in self._connection.pending_deletes:
                 missing.append(source_id)
         # no `dest_id IS NOT NULL` in SQL: SQLite would then scan the kind's rows by that index
-        # (a cycle that read none of the kind out of scope has no mark to look for: a probe per id less)
-        scope = "" if not not_out_of_scope else NOT_READ_OUT_OF_SCOPE if some_read_out_of_scope else NOT_DISABLED_UNLESS_READ
+        if not not_out_of_scope:
+            scope = ""
+        elif kind in self.scratch.kinds_read_out_of_scope:
+            scope = NOT_READ_OUT_OF_SCOPE
+        else:  # this cycle read none of the kind out of scope: no mark to probe for, id by id
+            scope = NOT_DISABLED_UNLESS_READ
         pending_deletes = self._connection.pending_deletes
         async for chunk, rows in self._select_in_chunks(
             f"SELECT source_id, dest_id FROM resources r WHERE kind = ?{scope} AND source_id IN", kind, missing

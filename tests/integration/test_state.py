@@ -121,10 +121,10 @@ async def test_destination_ids_come_from_buffered_writes_and_can_leave_out_objec
         assert await store.dest_ids("User", ["u1", "u2", "u5"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
 
 
-async def test_a_lookup_told_that_nothing_was_read_out_of_scope_probes_for_no_such_mark(tmp_path: Path) -> None:
-    """A cycle that read no object of the kind out of scope says so (`some_read_out_of_scope=False`): its
-    lookups of reference targets leave out the probe for an out-of-scope mark (one per id, a third of a
-    big group's lookup time) and still leave out disabled objects it did not read."""
+async def test_a_lookup_in_a_cycle_that_read_nothing_out_of_scope_probes_for_no_such_mark(tmp_path: Path) -> None:
+    """While a cycle has read no object of the kind out of scope, its lookups of reference targets leave
+    out the probe for an out-of-scope mark (one per id, a quarter of a big group's lookup time) and still
+    leave out disabled objects it did not read; once it has read one, they probe again."""
     async with open_state(tmp_path / "s.db") as store:
         await store.scratch.begin_cycle()
         await store.record_success("User", "u1", dest_id="d1", digest="x", canonical={})
@@ -134,8 +134,9 @@ async def test_a_lookup_told_that_nothing_was_read_out_of_scope_probes_for_no_su
         await store.scratch.mark_read("User", out_of_scope={}, changed=[])
         statements: list[str] = []
         await store._db.set_trace_callback(statements.append)
-        assert await store.dest_ids("User", ["u1", "u2"], not_out_of_scope=True,
-                                    some_read_out_of_scope=False) == {"u1": "d1", "u2": "d2"}
+        assert await store.dest_ids("User", ["u1", "u2"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
+        await store.scratch.note_read("User", ["u3"])
+        await store.scratch.mark_read("User", out_of_scope={"u3": "inactive"}, changed=[])
         assert await store.dest_ids("User", ["u1", "u2"], not_out_of_scope=True) == {"u1": "d1", "u2": "d2"}
         await store._db.set_trace_callback(None)
     told, untold = [sql for sql in statements if "SELECT source_id, dest_id FROM resources" in sql]
